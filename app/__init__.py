@@ -1,0 +1,49 @@
+"""Tandem's web application: `create_app()` builds it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from app import config, db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then environment variables, then `test_config`."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("TANDEM_INSTANCE_PATH") or str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(config.defaults(app.instance_path))
+    app.config.update(config.from_environment())
+    if test_config is not None:
+        app.config.update(test_config)
+    config.ensure_secret_key(app)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("app", "matching"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+    db.init_app(app)
+
+    from app import cli, errors, filters
+    from app.main.views import bp as main_bp
+    from app.offers.views import bp as offers_bp
+    from app.proposals.views import bp as proposals_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(proposals_bp)
+    app.register_blueprint(offers_bp)
+    cli.register(app)
+    errors.register(app)
+    filters.register(app)
+    return app

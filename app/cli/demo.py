@@ -1,0 +1,51 @@
+"""`flask --app app demo load`: the demo data set, loaded idempotently."""
+
+from __future__ import annotations
+
+import click
+from flask import Blueprint, current_app
+from sqlmodel import col, select
+
+from app.db import db_session
+from app.matcher import get_encoder
+from app.services import demo, recommendations
+from models import User
+
+bp = Blueprint("demo", __name__, cli_group="demo")
+
+
+@bp.cli.command("load")
+@click.option("--if-empty", is_flag=True, help="Load only into a database with no data yet.")
+def load_command(if_empty: bool) -> None:
+    """Load the demo organisations, people, proposals and offers, then recommend."""
+    session = db_session()
+    data = demo.read_demo_data()
+    if if_empty and not demo.is_empty(session=session):
+        click.echo("The database already holds data: demo data not loaded.")
+    else:
+        summary = demo.load_demo(session=session, data=data)
+        click.echo(
+            f"Demo data: added {summary.organisations} organisations, {summary.users} users, "
+            f"{summary.publications} publications, {summary.proposals} proposals, "
+            f"{summary.offers} offers."
+        )
+        if summary.total:
+            result = recommendations.recompute_all(
+                session=session, encoder=get_encoder(), k=current_app.config["TANDEM_TOP_K"]
+            )
+            click.echo(
+                f"Recommendations: {result.suggested} suggested matches for "
+                f"{result.proposals} proposals x {result.offers} offers "
+                f"({result.texts_encoded} texts encoded)."
+            )
+        session.commit()
+
+    logins = demo.demo_logins(data)
+    present = set(
+        session.exec(select(User.email).where(col(User.email).in_([e for _, e, _ in logins])))
+    )
+    if present:
+        click.echo(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):")
+        for role, email, name in logins:
+            if email in present:
+                click.echo(f"  {role:<9} {email}  ({name})")

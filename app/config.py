@@ -1,0 +1,57 @@
+"""Configuration: defaults here, then environment variables, then a test mapping."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+DEV_ENVIRONMENTS = {"development", "test"}
+
+
+def defaults(instance_path: str) -> dict[str, Any]:
+    return {
+        "DATABASE_URL": f"sqlite:///{Path(instance_path) / 'tandem.db'}",
+        "TANDEM_MODEL": None,
+        "TANDEM_BASE_URL": "http://127.0.0.1:5000",
+        "TANDEM_TOP_K": 5,
+        "TANDEM_PAGE_SIZE": 20,
+        "TANDEM_ENV": "production",
+        "SECRET_KEY": None,
+    }
+
+
+def from_environment() -> dict[str, Any]:
+    """Every variable `.env.example` documents, when set."""
+    values: dict[str, Any] = {}
+    for name in ("DATABASE_URL", "TANDEM_MODEL", "TANDEM_BASE_URL", "TANDEM_ENV", "SECRET_KEY"):
+        if os.environ.get(name):
+            values[name] = os.environ[name]
+    for name in ("TANDEM_TOP_K", "TANDEM_PAGE_SIZE"):
+        if os.environ.get(name):
+            try:
+                values[name] = int(os.environ[name])
+            except ValueError as exc:
+                raise RuntimeError(
+                    f"{name} must be a whole number, got {os.environ[name]!r}"
+                ) from exc
+    return values
+
+
+def ensure_secret_key(app: Flask) -> None:
+    """Refuse to run in production without SECRET_KEY; in development keep one per instance."""
+    if app.config.get("SECRET_KEY"):
+        return
+    if not (app.debug or app.testing or app.config["TANDEM_ENV"] in DEV_ENVIRONMENTS):
+        raise RuntimeError(
+            "SECRET_KEY must be set outside development (see .env.example); "
+            "for a local trial set TANDEM_ENV=development"
+        )
+    key_file = Path(app.instance_path) / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    app.config["SECRET_KEY"] = key_file.read_text().strip()

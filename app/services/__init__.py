@@ -1,0 +1,1 @@
+"""Domain operations: plain functions taking `session=`; they flush, never commit."""

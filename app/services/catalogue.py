@@ -1,0 +1,200 @@
+"""What the public pages show: counts, listings and the recommendations of one record."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, func, select
+
+from app.services.errors import NotFound
+from app.services.recommendations import MATCHABLE_PROPOSALS
+from models import (
+    Match,
+    MatchStatus,
+    Offer,
+    OfferStatus,
+    Organisation,
+    OrganisationKind,
+    Proposal,
+    ProposalStatus,
+    User,
+)
+
+T = TypeVar("T")
+
+PUBLIC_PROPOSAL_STATUSES = (*MATCHABLE_PROPOSALS, ProposalStatus.closed)
+PUBLIC_OFFER_STATUSES = (OfferStatus.open, OfferStatus.closed)
+LISTED_MATCH_STATUSES = (
+    MatchStatus.suggested,
+    MatchStatus.interested_academic,
+    MatchStatus.interested_company,
+    MatchStatus.introduced,
+)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+@dataclass(frozen=True)
+class Counts:
+    open_proposals: int
+    open_offers: int
+    organisations: int
+    gpu_hours_offered: int
+    suggestions: int
+
+
+def counts(*, session: Session) -> Counts:
+    def scalar(statement: sa.Select) -> int:
+        return int(session.exec(statement).one() or 0)
+
+    return Counts(
+        open_proposals=scalar(select(func.count()).where(Proposal.status == ProposalStatus.open)),
+        open_offers=scalar(select(func.count()).where(Offer.status == OfferStatus.open)),
+        organisations=scalar(select(func.count()).select_from(Organisation)),
+        gpu_hours_offered=scalar(
+            select(func.coalesce(func.sum(Offer.gpu_hours_budget), 0)).where(
+                Offer.status == OfferStatus.open
+            )
+        ),
+        suggestions=scalar(select(func.count()).select_from(Match)),
+    )
+
+
+def latest_proposals(*, session: Session, limit: int = 5) -> list[Proposal]:
+    return list(
+        session.exec(
+            select(Proposal)
+            .where(Proposal.status == ProposalStatus.open)
+            .order_by(col(Proposal.created_at).desc(), col(Proposal.id).desc())
+            .limit(limit)
+        )
+    )
+
+
+def latest_offers(*, session: Session, limit: int = 5) -> list[Offer]:
+    return list(
+        session.exec(
+            select(Offer)
+            .where(Offer.status == OfferStatus.open)
+            .order_by(col(Offer.created_at).desc(), col(Offer.id).desc())
+            .limit(limit)
+        )
+    )
+
+
+def _page(session: Session, statement: sa.Select, page: int, per_page: int) -> Page:
+    total = int(session.exec(select(func.count()).select_from(statement.subquery())).one())
+    page = min(max(1, page), max(1, math.ceil(total / per_page)))
+    items = list(session.exec(statement.offset((page - 1) * per_page).limit(per_page)))
+    return Page(items=items, total=total, page=page, per_page=per_page)
+
+
+def list_proposals(
+    *, session: Session, page: int, per_page: int, area: str | None = None
+) -> Page[Proposal]:
+    """Open and matched proposals, newest first; `area` keeps those tagged with it."""
+    statement = select(Proposal).where(col(Proposal.status).in_(MATCHABLE_PROPOSALS))
+    proposals = session.exec(statement).all() if area else None
+    if area:
+        # Research areas are a JSON list; filtering in Python keeps SQLite and PostgreSQL alike
+        # and the listing is small (search by meaning comes with the portal).
+        ids = [p.id for p in proposals or [] if area in p.research_areas]
+        statement = statement.where(col(Proposal.id).in_(ids))
+    statement = statement.order_by(col(Proposal.created_at).desc(), col(Proposal.id).desc())
+    return _page(session, statement, page, per_page)
+
+
+def list_offers(
+    *, session: Session, page: int, per_page: int, kind: str | None = None
+) -> Page[Offer]:
+    statement = select(Offer).where(Offer.status == OfferStatus.open)
+    if kind:
+        statement = statement.where(Offer.kind == kind)
+    statement = statement.order_by(col(Offer.created_at).desc(), col(Offer.id).desc())
+    return _page(session, statement, page, per_page)
+
+
+def research_areas(*, session: Session) -> list[str]:
+    areas: set[str] = set()
+    for row in session.exec(
+        select(Proposal.research_areas).where(col(Proposal.status).in_(MATCHABLE_PROPOSALS))
+    ):
+        areas.update(row)
+    return sorted(areas)
+
+
+def get_proposal(*, session: Session, proposal_id: int) -> Proposal:
+    """A proposal others may see (drafts are private to their author)."""
+    proposal = session.get(Proposal, proposal_id)
+    if proposal is None or proposal.status not in PUBLIC_PROPOSAL_STATUSES:
+        raise NotFound(f"No proposal {proposal_id}")
+    return proposal
+
+
+def get_offer(*, session: Session, offer_id: int) -> Offer:
+    offer = session.get(Offer, offer_id)
+    if offer is None or offer.status not in PUBLIC_OFFER_STATUSES:
+        raise NotFound(f"No offer {offer_id}")
+    return offer
+
+
+def author_label(*, session: Session, proposal: Proposal) -> str:
+    """How a proposal's author is shown before an introduction: field and institution type."""
+    author = session.get(User, proposal.author_id)
+    kind = author.organisation.kind if author and author.organisation else None
+    where = {
+        OrganisationKind.university: "a university",
+        OrganisationKind.company: "a company",
+        OrganisationKind.other: "a research institute",
+    }.get(kind, "an institution")
+    field = proposal.research_areas[0] if proposal.research_areas else "AI research"
+    return f"A researcher in {field} at {where}"
+
+
+def recommended_offers(
+    *, session: Session, proposal_id: int, limit: int
+) -> list[tuple[Match, Offer]]:
+    """The proposal's best open offers, best first."""
+    rows = session.exec(
+        select(Match, Offer)
+        .join(Offer, col(Offer.id) == Match.offer_id)
+        .where(
+            Match.proposal_id == proposal_id,
+            Offer.status == OfferStatus.open,
+            col(Match.status).in_(LISTED_MATCH_STATUSES),
+        )
+        .order_by(col(Match.score).desc(), col(Offer.id))
+        .limit(limit)
+    )
+    return [(match, offer) for match, offer in rows]
+
+
+def recommended_proposals(
+    *, session: Session, offer_id: int, limit: int
+) -> list[tuple[Match, Proposal]]:
+    """The offer's best open proposals, best first."""
+    rows = session.exec(
+        select(Match, Proposal)
+        .join(Proposal, col(Proposal.id) == Match.proposal_id)
+        .where(
+            Match.offer_id == offer_id,
+            col(Proposal.status).in_(MATCHABLE_PROPOSALS),
+            col(Match.status).in_(LISTED_MATCH_STATUSES),
+        )
+        .order_by(col(Match.score).desc(), col(Proposal.id))
+        .limit(limit)
+    )
+    return [(match, proposal) for match, proposal in rows]

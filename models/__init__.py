@@ -1,0 +1,70 @@
+"""SQLModel tables and their Create/Update/Public schemas. No Flask, no matching."""
+
+from models._base import utcnow
+from models.embedding import Embedding
+from models.enums import (
+    AccessMode,
+    CollaborationKind,
+    IpStance,
+    LabResourceLevel,
+    MatchStatus,
+    NotificationPreference,
+    OfferKind,
+    OfferStatus,
+    OrganisationKind,
+    ProposalStatus,
+    PublicationTerms,
+    Role,
+)
+from models.match import Match, MatchCreate, MatchPublic, MatchUpdate
+from models.offer import Offer, OfferCreate, OfferPublic, OfferUpdate
+from models.organisation import (
+    Organisation,
+    OrganisationCreate,
+    OrganisationPublic,
+    OrganisationUpdate,
+)
+from models.proposal import Proposal, ProposalCreate, ProposalPublic, ProposalUpdate
+from models.publication import Publication, PublicationCreate, PublicationPublic, PublicationUpdate
+from models.user import User, UserCreate, UserPublic, UserUpdate
+
+__all__ = [
+    "AccessMode",
+    "CollaborationKind",
+    "Embedding",
+    "IpStance",
+    "LabResourceLevel",
+    "Match",
+    "MatchCreate",
+    "MatchPublic",
+    "MatchStatus",
+    "MatchUpdate",
+    "NotificationPreference",
+    "Offer",
+    "OfferCreate",
+    "OfferKind",
+    "OfferPublic",
+    "OfferStatus",
+    "OfferUpdate",
+    "Organisation",
+    "OrganisationCreate",
+    "OrganisationKind",
+    "OrganisationPublic",
+    "OrganisationUpdate",
+    "Proposal",
+    "ProposalCreate",
+    "ProposalPublic",
+    "ProposalStatus",
+    "ProposalUpdate",
+    "Publication",
+    "PublicationCreate",
+    "PublicationPublic",
+    "PublicationUpdate",
+    "PublicationTerms",
+    "Role",
+    "User",
+    "UserCreate",
+    "UserPublic",
+    "UserUpdate",
+    "utcnow",
+]

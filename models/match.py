@@ -1,0 +1,50 @@
+"""Matches: a scored (proposal, offer) pair and where the two sides stand on it."""
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, Relationship, SQLModel
+
+from models._base import TimestampMixin, enum_type
+from models.enums import MatchStatus
+
+if TYPE_CHECKING:
+    from models.offer import Offer
+    from models.proposal import Proposal
+
+
+class MatchBase(SQLModel):
+    score: float = Field(description="Weighted total; higher is a better fit")
+    components: dict[str, float] = Field(default_factory=dict, sa_type=sa.JSON)
+    explanation: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    algorithm_version: str = Field(max_length=200)
+
+
+class Match(MatchBase, TimestampMixin, table=True):
+    __table_args__ = (sa.UniqueConstraint("proposal_id", "offer_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    proposal_id: int = Field(foreign_key="proposal.id", index=True, ondelete="CASCADE")
+    offer_id: int = Field(foreign_key="offer.id", index=True, ondelete="CASCADE")
+    status: MatchStatus = Field(
+        default=MatchStatus.suggested, sa_type=enum_type(MatchStatus, "match_status"), index=True
+    )
+
+    proposal: "Proposal" = Relationship(back_populates="matches")
+    offer: "Offer" = Relationship(back_populates="matches")
+
+
+class MatchCreate(MatchBase):
+    proposal_id: int
+    offer_id: int
+
+
+class MatchUpdate(SQLModel):
+    status: MatchStatus | None = None
+
+
+class MatchPublic(MatchBase):
+    id: int
+    proposal_id: int
+    offer_id: int
+    status: MatchStatus

@@ -1,0 +1,92 @@
+"""Offers: GPU time, dataset access, or both, that a company makes available with its terms."""
+
+from datetime import date
+from typing import TYPE_CHECKING, Optional
+
+import sqlalchemy as sa
+from sqlmodel import Field, Relationship, SQLModel
+
+from models._base import TimestampMixin, enum_type, json_list
+from models.enums import AccessMode, IpStance, OfferKind, OfferStatus, PublicationTerms
+
+if TYPE_CHECKING:
+    from models.match import Match
+    from models.organisation import Organisation
+    from models.user import User
+
+
+class OfferBase(SQLModel):
+    kind: OfferKind = Field(sa_type=enum_type(OfferKind, "offer_kind"))
+    title: str = Field(min_length=5, max_length=300)
+    description: str = Field(min_length=20, max_length=10_000, sa_type=sa.Text)
+    gpu_type: str | None = Field(default=None, max_length=100)
+    gpu_memory_gb: int | None = Field(default=None, ge=0, le=4096, description="GB per GPU")
+    gpu_hours_budget: int = Field(default=0, ge=0, le=100_000_000, description="GPU hours")
+    max_hours_per_project: int = Field(default=0, ge=0, le=100_000_000, description="GPU hours")
+    max_projects: int = Field(default=1, ge=1, le=10_000)
+    dataset_description: str = Field(default="", max_length=10_000, sa_type=sa.Text)
+    data_domains: list[str] = Field(default_factory=list, sa_type=json_list())
+    access_mode: AccessMode = Field(
+        default=AccessMode.remote, sa_type=enum_type(AccessMode, "access_mode")
+    )
+    publication_terms: PublicationTerms = Field(
+        default=PublicationTerms.allowed,
+        sa_type=enum_type(PublicationTerms, "publication_terms"),
+    )
+    ip_stance: IpStance = Field(default=IpStance.open, sa_type=enum_type(IpStance, "ip_stance"))
+    nda_required: bool = False
+    deadline: date | None = None
+
+
+class Offer(OfferBase, TimestampMixin, table=True):
+    __table_args__ = (
+        sa.CheckConstraint("gpu_hours_budget >= 0", name="gpu_hours_budget_nonnegative"),
+        sa.CheckConstraint("max_hours_per_project >= 0", name="max_hours_per_project_nonnegative"),
+        sa.CheckConstraint(
+            "max_hours_per_project <= gpu_hours_budget", name="per_project_within_budget"
+        ),
+        sa.CheckConstraint("max_projects >= 1", name="max_projects_positive"),
+        sa.CheckConstraint(
+            "gpu_memory_gb IS NULL OR gpu_memory_gb >= 0", name="gpu_memory_gb_nonnegative"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True, ondelete="CASCADE")
+    created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    status: OfferStatus = Field(
+        default=OfferStatus.draft, sa_type=enum_type(OfferStatus, "offer_status"), index=True
+    )
+
+    organisation: "Organisation" = Relationship(back_populates="offers")
+    created_by: Optional["User"] = Relationship()
+    matches: list["Match"] = Relationship(back_populates="offer", cascade_delete=True)
+
+
+class OfferCreate(OfferBase):
+    pass
+
+
+class OfferUpdate(SQLModel):
+    kind: OfferKind | None = None
+    title: str | None = Field(default=None, min_length=5, max_length=300)
+    description: str | None = Field(default=None, min_length=20, max_length=10_000)
+    gpu_type: str | None = Field(default=None, max_length=100)
+    gpu_memory_gb: int | None = Field(default=None, ge=0, le=4096)
+    gpu_hours_budget: int | None = Field(default=None, ge=0, le=100_000_000)
+    max_hours_per_project: int | None = Field(default=None, ge=0, le=100_000_000)
+    max_projects: int | None = Field(default=None, ge=1, le=10_000)
+    dataset_description: str | None = Field(default=None, max_length=10_000)
+    data_domains: list[str] | None = None
+    access_mode: AccessMode | None = None
+    publication_terms: PublicationTerms | None = None
+    ip_stance: IpStance | None = None
+    nda_required: bool | None = None
+    deadline: date | None = None
+    status: OfferStatus | None = None
+
+
+class OfferPublic(OfferBase):
+    id: int
+    organisation_id: int
+    status: OfferStatus

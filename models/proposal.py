@@ -1,0 +1,84 @@
+"""Proposals: the research an academic wants to do with industry, and what it needs."""
+
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlmodel import Field, Relationship, SQLModel
+
+from models._base import TimestampMixin, enum_type, json_list
+from models.enums import IpStance, LabResourceLevel, ProposalStatus
+
+if TYPE_CHECKING:
+    from models.match import Match
+    from models.user import User
+
+
+class ProposalBase(SQLModel):
+    title: str = Field(min_length=5, max_length=300)
+    abstract: str = Field(min_length=20, max_length=10_000, sa_type=sa.Text)
+    research_areas: list[str] = Field(default_factory=list, sa_type=json_list())
+    gpu_hours_needed: int = Field(default=0, ge=0, le=10_000_000, description="GPU hours")
+    gpu_memory_min_gb: int | None = Field(default=None, ge=0, le=4096, description="GB per GPU")
+    gpu_type: str | None = Field(default=None, max_length=100)
+    duration_months: int = Field(default=6, ge=1, le=60)
+    data_need: str = Field(default="", max_length=5_000, sa_type=sa.Text)
+    data_domains: list[str] = Field(default_factory=list, sa_type=json_list())
+    collaboration_kinds: list[str] = Field(default_factory=list, sa_type=json_list())
+    requires_open_publication: bool = True
+    requires_open_source: bool = False
+    ip_stance: IpStance = Field(default=IpStance.open, sa_type=enum_type(IpStance, "ip_stance"))
+    lab_resource_level: LabResourceLevel = Field(
+        default=LabResourceLevel.typical,
+        sa_type=enum_type(LabResourceLevel, "lab_resource_level"),
+    )
+
+
+class Proposal(ProposalBase, TimestampMixin, table=True):
+    __table_args__ = (
+        sa.CheckConstraint("gpu_hours_needed >= 0", name="gpu_hours_needed_nonnegative"),
+        sa.CheckConstraint(
+            "gpu_memory_min_gb IS NULL OR gpu_memory_min_gb >= 0",
+            name="gpu_memory_min_gb_nonnegative",
+        ),
+        sa.CheckConstraint("duration_months >= 1", name="duration_months_positive"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    author_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    status: ProposalStatus = Field(
+        default=ProposalStatus.draft,
+        sa_type=enum_type(ProposalStatus, "proposal_status"),
+        index=True,
+    )
+
+    author: "User" = Relationship(back_populates="proposals")
+    matches: list["Match"] = Relationship(back_populates="proposal", cascade_delete=True)
+
+
+class ProposalCreate(ProposalBase):
+    pass
+
+
+class ProposalUpdate(SQLModel):
+    title: str | None = Field(default=None, min_length=5, max_length=300)
+    abstract: str | None = Field(default=None, min_length=20, max_length=10_000)
+    research_areas: list[str] | None = None
+    gpu_hours_needed: int | None = Field(default=None, ge=0, le=10_000_000)
+    gpu_memory_min_gb: int | None = Field(default=None, ge=0, le=4096)
+    gpu_type: str | None = Field(default=None, max_length=100)
+    duration_months: int | None = Field(default=None, ge=1, le=60)
+    data_need: str | None = Field(default=None, max_length=5_000)
+    data_domains: list[str] | None = None
+    collaboration_kinds: list[str] | None = None
+    requires_open_publication: bool | None = None
+    requires_open_source: bool | None = None
+    ip_stance: IpStance | None = None
+    lab_resource_level: LabResourceLevel | None = None
+    status: ProposalStatus | None = None
+
+
+class ProposalPublic(ProposalBase):
+    """A proposal as others may see it: the author is not named before an introduction."""
+
+    id: int
+    status: ProposalStatus

@@ -1,0 +1,65 @@
+"""Users: academics, company members and administrators."""
+
+from typing import TYPE_CHECKING, Optional
+
+import sqlalchemy as sa
+from pydantic import field_validator
+from sqlmodel import Field, Relationship, SQLModel
+
+from models._base import TimestampMixin, enum_type
+from models.enums import NotificationPreference, Role
+
+if TYPE_CHECKING:
+    from models.organisation import Organisation
+    from models.proposal import Proposal
+    from models.publication import Publication
+
+
+class UserBase(SQLModel):
+    email: str = Field(min_length=3, max_length=320, unique=True)
+    name: str = Field(min_length=1, max_length=200)
+    role: Role = Field(sa_type=enum_type(Role, "user_role"))
+    notification_preference: NotificationPreference = Field(
+        default=NotificationPreference.instant,
+        sa_type=enum_type(NotificationPreference, "notification_preference"),
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _lowercase_email(cls, value: str) -> str:
+        return value.strip().lower()
+
+
+class User(UserBase, TimestampMixin, table=True):
+    # Emails are unique case-insensitively: they are stored lowercased (checked by the
+    # database) and the unique index then covers every spelling.
+    __table_args__ = (sa.CheckConstraint("email = lower(email)", name="email_lowercase"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    password_hash: str = Field(max_length=255)
+    email_verified: bool = Field(default=False)
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+
+    organisation: Optional["Organisation"] = Relationship(back_populates="members")
+    publications: list["Publication"] = Relationship(back_populates="author")
+    proposals: list["Proposal"] = Relationship(back_populates="author")
+
+
+class UserCreate(UserBase):
+    password: str = Field(min_length=12, max_length=200)
+    organisation_id: int | None = None
+
+
+class UserUpdate(SQLModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    notification_preference: NotificationPreference | None = None
+    organisation_id: int | None = None
+
+
+class UserPublic(SQLModel):
+    """What may leave the system about a user before any introduction: no email."""
+
+    id: int
+    name: str
+    role: Role
+    organisation_id: int | None
