@@ -87,7 +87,7 @@ class Encoder:
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        return int(self.model.get_embedding_dimension())
 
     def encode(self, texts: Sequence[str], *, store: EmbeddingStore | None = None) -> np.ndarray:
         """Embed `texts`: float32 array of shape (len(texts), dimension), rows of unit norm.

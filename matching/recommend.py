@@ -34,7 +34,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     rows, cols = scores.shape
     k = max(0, min(k, cols))
     if k == 0 or rows == 0:
-        return np.zeros((rows, 0), dtype=np.int64), np.zeros((rows, 0), dtype=scores.dtype)
+        return np.zeros((rows, k), dtype=np.int64), np.zeros((rows, k), dtype=scores.dtype)
     if k < cols:
         candidates = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     else:

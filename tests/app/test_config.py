@@ -1,0 +1,54 @@
+"""Configuration: SECRET_KEY is required outside development; URLs are normalised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+from app.db import normalise_url
+
+
+def test_production_refuses_to_start_without_a_secret_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TANDEM_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("TANDEM_ENV", raising=False)
+    with pytest.raises(RuntimeError, match="SECRET_KEY must be set"):
+        create_app()
+    monkeypatch.setenv("SECRET_KEY", "a-real-secret")
+    assert create_app().config["SECRET_KEY"] == "a-real-secret"
+
+
+def test_development_keeps_one_generated_key_per_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TANDEM_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setenv("TANDEM_ENV", "development")
+    first, second = create_app(), create_app()
+    assert len(first.config["SECRET_KEY"]) == 64
+    assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"]
+
+
+def test_bad_number_in_environment_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TANDEM_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("TANDEM_TOP_K", "five")
+    with pytest.raises(RuntimeError, match="TANDEM_TOP_K"):
+        create_app({"TESTING": True})
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://u@h:5432/d", "postgresql+psycopg://u@h:5432/d"),
+        ("postgres://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+    ],
+)
+def test_database_urls_are_normalised(url: str, expected: str) -> None:
+    assert normalise_url(url) == expected

@@ -1,0 +1,153 @@
+"""The demo data set: believable, loaded idempotently, and recommended sensibly."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskCliRunner
+from sqlmodel import Session, func, select
+
+from app.services import catalogue, demo
+from models import (
+    Match,
+    MatchStatus,
+    Offer,
+    OfferKind,
+    OfferStatus,
+    Organisation,
+    Proposal,
+    ProposalStatus,
+    Publication,
+    Role,
+    User,
+)
+
+
+def _counts(session: Session) -> dict[str, int]:
+    return {
+        table.__name__: session.exec(select(func.count()).select_from(table)).one()
+        for table in (Organisation, User, Publication, Proposal, Offer, Match)
+    }
+
+
+def test_demo_data_is_broad_enough_to_believe() -> None:
+    data = demo.read_demo_data()
+    proposals, offers = data["proposals"], data["offers"]
+    assert len(proposals) >= 40
+    assert len(offers) >= 20
+    areas = Counter(p["research_areas"][0] for p in proposals)
+    for field in (
+        "reinforcement learning",
+        "natural language processing",
+        "computer vision",
+        "machine learning for health",
+        "climate and environment",
+        "robotics",
+        "games",
+    ):
+        assert areas[field] >= 1, field
+    assert {o["kind"] for o in offers} == {k.value for k in OfferKind}
+    assert len({o["publication_terms"] for o in offers}) == 3
+    assert all(o["gpu_type"] for o in offers if o["kind"] != "data")
+    academics = [u for u in data["users"] if u["role"] == "academic"]
+    assert all(2 <= len(u["publications"]) <= 4 for u in academics)
+    assert len({p["abstract"] for p in proposals}) == len(proposals)
+
+
+def test_load_then_load_again_adds_nothing(
+    runner: FlaskCliRunner, session: Session, demo_loaded: str
+) -> None:
+    assert "Demo logins" in demo_loaded
+    assert demo.DEMO_PASSWORD in demo_loaded
+    first = _counts(session)
+    assert first["Proposal"] >= 40 and first["Offer"] >= 20 and first["Match"] > 0
+    again = runner.invoke(args=["demo", "load"])
+    assert again.exit_code == 0, again.output
+    assert "added 0 organisations, 0 users, 0 publications, 0 proposals, 0 offers" in again.output
+    assert _counts(session) == first
+
+
+def test_if_empty_leaves_a_database_with_data_alone(
+    runner: FlaskCliRunner, session: Session, make_user
+) -> None:
+    make_user()
+    result = runner.invoke(args=["demo", "load", "--if-empty"])
+    assert result.exit_code == 0, result.output
+    assert "not loaded" in result.output
+    assert session.exec(select(func.count()).select_from(Proposal)).one() == 0
+
+
+def test_demo_accounts_have_working_argon2id_passwords(session: Session, demo_loaded: str) -> None:
+    from argon2 import PasswordHasher
+
+    admin = session.exec(select(User).where(User.role == Role.admin)).one()
+    assert admin.password_hash.startswith("$argon2id$")
+    assert PasswordHasher().verify(admin.password_hash, demo.DEMO_PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("proposal_title", "expected_offer"),
+    [
+        ("Open Instruction-Tuned Language Models", "Compute for low-resource and multilingual NLP"),
+        ("An open foundation model for low-dose chest CT", "De-identified chest CT"),
+        ("A shared image corpus for crop disease", "Crop disease imagery"),
+        ("Robust Speech Recognition for Italian", "Accented and code-switched conversational"),
+        ("Tactile Foundation Policies", "Warehouse picking logs"),
+    ],
+)
+def test_recommendations_are_sensible(
+    session: Session, demo_loaded: str, proposal_title: str, expected_offer: str
+) -> None:
+    proposal = session.exec(
+        select(Proposal).where(Proposal.title.startswith(proposal_title))  # type: ignore[attr-defined]
+    ).one()
+    top = catalogue.recommended_offers(session=session, proposal_id=proposal.id, limit=3)
+    assert any(offer.title.startswith(expected_offer) for _, offer in top), [
+        o.title for _, o in top
+    ]
+
+
+def test_every_open_proposal_and_offer_gets_recommendations(
+    session: Session, demo_loaded: str
+) -> None:
+    open_proposals = session.exec(
+        select(Proposal).where(Proposal.status == ProposalStatus.open)
+    ).all()
+    open_offers = session.exec(select(Offer).where(Offer.status == OfferStatus.open)).all()
+    for proposal in open_proposals:
+        top = catalogue.recommended_offers(session=session, proposal_id=proposal.id, limit=5)
+        assert len(top) == 5
+        assert [m.score for m, _ in top] == sorted((m.score for m, _ in top), reverse=True)
+    for offer in open_offers:
+        assert (
+            len(catalogue.recommended_proposals(session=session, offer_id=offer.id, limit=5)) == 5
+        )
+    closed_or_draft = session.exec(
+        select(func.count())
+        .select_from(Match)
+        .join(Proposal, Proposal.id == Match.proposal_id)  # type: ignore[arg-type]
+        .where(sa.not_(Proposal.status.in_([ProposalStatus.open, ProposalStatus.matched])))  # type: ignore[attr-defined]
+    ).one()
+    assert closed_or_draft == 0
+
+
+def test_recompute_reuses_cached_embeddings_and_keeps_acted_on_matches(
+    runner: FlaskCliRunner, session: Session, demo_loaded: str
+) -> None:
+    # The lowest-scoring suggestion is outside most top-k lists; once the academic has shown
+    # interest it must survive a recompute.
+    weakest = session.exec(select(Match).order_by(Match.score)).first()  # type: ignore[arg-type]
+    weakest.status = MatchStatus.interested_academic
+    session.add(weakest)
+    session.commit()
+    before = {(m.proposal_id, m.offer_id, m.score) for m in session.exec(select(Match))}
+
+    result = runner.invoke(args=["match", "recompute"])
+    assert result.exit_code == 0, result.output
+    assert "(0 texts encoded)" in result.output
+    session.expire_all()
+    after = {(m.proposal_id, m.offer_id, m.score) for m in session.exec(select(Match))}
+    assert after == before
+    assert session.get(Match, weakest.id).status == MatchStatus.interested_academic

@@ -1,0 +1,244 @@
+"""Fixtures: a migrated database per test (SQLite, and PostgreSQL when
+TANDEM_TEST_DATABASE_URL is set), the app on it, and the real embedding model once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlmodel import Session
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from app import create_app  # noqa: E402
+from app.cli.db import upgrade  # noqa: E402
+from app.db import make_engine  # noqa: E402
+from matching import Encoder, load_model  # noqa: E402
+from matching.embeddings import PACKAGED_MODEL  # noqa: E402
+
+POSTGRES_URL = os.environ.get("TANDEM_TEST_DATABASE_URL")
+DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+
+
+@pytest.fixture(scope="session")
+def model() -> Any:
+    """The real all-MiniLM-L6-v2, loaded once for the whole run."""
+    return load_model(PACKAGED_MODEL)
+
+
+@pytest.fixture(scope="session")
+def encoder(model: Any) -> Encoder:
+    """A session-wide encoder (its in-memory cache is shared across tests)."""
+    return Encoder(model, model_name=PACKAGED_MODEL)
+
+
+@pytest.fixture
+def fresh_encoder(model: Any) -> Encoder:
+    """An encoder with an empty in-memory cache, for counting what gets encoded."""
+    return Encoder(model, model_name=PACKAGED_MODEL)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "tandem.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL test database, emptied and migrated to head once per run.
+
+    If TANDEM_TEST_DATABASE_URL is set but the server does not answer, every PostgreSQL test
+    fails: a CI that asked for PostgreSQL must not pass on SQLite alone.
+    """
+    assert POSTGRES_URL is not None
+    engine = make_engine(POSTGRES_URL)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("DROP SCHEMA public CASCADE"))
+            connection.execute(sa.text("CREATE SCHEMA public"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"TANDEM_TEST_DATABASE_URL is set but PostgreSQL does not answer: {exc}")
+    upgrade(engine)
+    engine.dispose()
+    return POSTGRES_URL
+
+
+def _truncate_postgres(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        tables = connection.execute(
+            sa.text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+        ).scalars()
+        names = ", ".join(f'"{name}"' for name in tables)
+        if names:
+            connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database for one test."""
+    if request.param == "sqlite":
+        path = tmp_path / "tandem.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_url")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def app(
+    database_url: str, encoder: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Flask]:
+    monkeypatch.setenv("TANDEM_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key",
+            "TANDEM_ENV": "test",
+            "TANDEM_PAGE_SIZE": 10,
+        }
+    )
+    app.extensions["tandem.encoder"] = encoder
+    yield app
+    app.extensions["tandem.engine"].dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def session(app: Flask) -> Iterator[Session]:
+    """A session on the test's database, outside any request."""
+    with Session(app.extensions["tandem.engine"], expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
+def demo_loaded(runner: FlaskCliRunner) -> str:
+    """The demo data loaded through the real CLI command, recommendations included."""
+    result = runner.invoke(args=["demo", "load"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture
+def make_organisation(session: Session) -> Callable[..., Any]:
+    from models import Organisation, OrganisationKind
+
+    counter = iter(range(1, 10_000))
+
+    def make(**overrides: Any) -> Organisation:
+        number = next(counter)
+        fields = {
+            "name": f"Organisation {number}",
+            "kind": OrganisationKind.university,
+            "email_domains": [f"org{number}.example.org"],
+            "verified": True,
+        }
+        organisation = Organisation(**{**fields, **overrides})
+        session.add(organisation)
+        session.commit()
+        return organisation
+
+    return make
+
+
+@pytest.fixture
+def make_user(session: Session, make_organisation: Callable[..., Any]) -> Callable[..., Any]:
+    from models import Role, User
+
+    counter = iter(range(1, 10_000))
+
+    def make(**overrides: Any) -> User:
+        number = next(counter)
+        if "organisation_id" not in overrides:
+            overrides["organisation_id"] = make_organisation().id
+        fields = {
+            "email": f"person{number}@example.org",
+            "name": f"Person {number}",
+            "role": Role.academic,
+            "password_hash": "not-a-real-hash",
+        }
+        user = User(**{**fields, **overrides})
+        session.add(user)
+        session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_proposal(session: Session, make_user: Callable[..., Any]) -> Callable[..., Any]:
+    from models import Proposal, ProposalStatus
+
+    def make(**overrides: Any) -> Proposal:
+        if "author_id" not in overrides:
+            overrides["author_id"] = make_user().id
+        fields = {
+            "title": "Offline reinforcement learning for grid batteries",
+            "abstract": "We learn battery dispatch policies from logged grid operation data.",
+            "research_areas": ["reinforcement learning"],
+            "gpu_hours_needed": 1000,
+            "status": ProposalStatus.open,
+        }
+        proposal = Proposal(**{**fields, **overrides})
+        session.add(proposal)
+        session.commit()
+        return proposal
+
+    return make
+
+
+@pytest.fixture
+def make_offer(
+    session: Session,
+    make_organisation: Callable[..., Any],
+) -> Callable[..., Any]:
+    from models import Offer, OfferKind, OfferStatus, OrganisationKind
+
+    def make(**overrides: Any) -> Offer:
+        if "organisation_id" not in overrides:
+            overrides["organisation_id"] = make_organisation(kind=OrganisationKind.company).id
+        fields = {
+            "kind": OfferKind.compute,
+            "title": "H100 hours for open research",
+            "description": "Up to 5,000 H100 hours for academic projects that publish openly.",
+            "gpu_type": "H100",
+            "gpu_memory_gb": 80,
+            "gpu_hours_budget": 20_000,
+            "max_hours_per_project": 5_000,
+            "max_projects": 4,
+            "status": OfferStatus.open,
+        }
+        offer = Offer(**{**fields, **overrides})
+        session.add(offer)
+        session.commit()
+        return offer
+
+    return make
