@@ -22,9 +22,8 @@ def main() -> None:
     data = read_demo_data()
     texts = [f"{p['title']}\n{p['abstract']}" for p in data["proposals"]]
     texts += [f"{o['title']}\n{o['description']}" for o in data["offers"]]
-    texts += [
-        f"{pub['title']}\n{pub['abstract']}" for u in data["users"] for pub in u.get("publications", [])
-    ]
+    publications = [pub for user in data["users"] for pub in user.get("publications", [])]
+    texts += [f"{pub['title']}\n{pub['abstract']}" for pub in publications]
     started = time.perf_counter()
     model = load_model()
     print(f"model load                : {time.perf_counter() - started:.2f} s")
