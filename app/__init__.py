@@ -29,6 +29,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.update(test_config)
     config.ensure_secret_key(app)
+    app.extensions["tandem.weights"] = config.score_weights(app)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in ("app", "matching"):
         logging.getLogger(name).setLevel(logging.INFO)

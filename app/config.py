@@ -9,6 +9,8 @@ from typing import Any
 
 from flask import Flask
 
+from matching.scoring import ScoreWeights
+
 DEV_ENVIRONMENTS = {"development", "test"}
 
 
@@ -20,6 +22,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "TANDEM_TOP_K": 5,
         "TANDEM_PAGE_SIZE": 20,
         "TANDEM_ENV": "production",
+        "TANDEM_SCORE_WEIGHTS": None,
         "SECRET_KEY": None,
     }
 
@@ -27,7 +30,14 @@ def defaults(instance_path: str) -> dict[str, Any]:
 def from_environment() -> dict[str, Any]:
     """Every variable `.env.example` documents, when set."""
     values: dict[str, Any] = {}
-    for name in ("DATABASE_URL", "TANDEM_MODEL", "TANDEM_BASE_URL", "TANDEM_ENV", "SECRET_KEY"):
+    for name in (
+        "DATABASE_URL",
+        "TANDEM_MODEL",
+        "TANDEM_BASE_URL",
+        "TANDEM_ENV",
+        "TANDEM_SCORE_WEIGHTS",
+        "SECRET_KEY",
+    ):
         if os.environ.get(name):
             values[name] = os.environ[name]
     for name in ("TANDEM_TOP_K", "TANDEM_PAGE_SIZE"):
@@ -55,3 +65,16 @@ def ensure_secret_key(app: Flask) -> None:
         key_file.write_text(secrets.token_hex(32))
         key_file.chmod(0o600)
     app.config["SECRET_KEY"] = key_file.read_text().strip()
+
+
+def score_weights(app: Flask) -> ScoreWeights:
+    """The configured score weights (`TANDEM_SCORE_WEIGHTS`, e.g. `proposal=0.5,fit=0.3`)."""
+    text = app.config.get("TANDEM_SCORE_WEIGHTS")
+    if not text:
+        return ScoreWeights()
+    if isinstance(text, ScoreWeights):
+        return text
+    try:
+        return ScoreWeights.parse(str(text))
+    except ValueError as exc:
+        raise RuntimeError(f"TANDEM_SCORE_WEIGHTS: {exc}") from exc

@@ -8,6 +8,7 @@ from flask import current_app
 
 from matching import Encoder, load_model
 from matching.embeddings import PACKAGED_MODEL
+from matching.scoring import ScoreWeights
 
 
 @functools.lru_cache(maxsize=4)
@@ -22,3 +23,8 @@ def get_encoder() -> Encoder:
         encoder = _encoder_for(current_app.config["TANDEM_MODEL"] or PACKAGED_MODEL)
         current_app.extensions["tandem.encoder"] = encoder
     return encoder
+
+
+def get_weights() -> ScoreWeights:
+    """The score weights configured for this app (validated at start-up)."""
+    return current_app.extensions["tandem.weights"]

@@ -18,6 +18,12 @@ class MatchBase(SQLModel):
     components: dict[str, float] = Field(default_factory=dict, sa_type=sa.JSON)
     explanation: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     algorithm_version: str = Field(max_length=200)
+    rank_for_proposal: int | None = Field(
+        default=None, ge=1, description="1-based rank among the proposal's recommended offers"
+    )
+    rank_for_offer: int | None = Field(
+        default=None, ge=1, description="1-based rank among the offer's recommended proposals"
+    )
 
 
 class Match(MatchBase, TimestampMixin, table=True):

@@ -35,7 +35,15 @@ class OfferBase(SQLModel):
     )
     ip_stance: IpStance = Field(default=IpStance.open, sa_type=enum_type(IpStance, "ip_stance"))
     nda_required: bool = False
-    deadline: date | None = None
+    code_release_allowed: bool = Field(
+        default=True,
+        sa_column_kwargs={"server_default": sa.true()},
+        description="Whether code written in the project may be released as open source",
+    )
+    deadline: date | None = Field(default=None, description="Last day the offer takes projects")
+    available_until: date | None = Field(
+        default=None, description="Last day the compute or data can be used"
+    )
 
 
 class Offer(OfferBase, TimestampMixin, table=True):
@@ -52,6 +60,12 @@ class Offer(OfferBase, TimestampMixin, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
+    excluded_institutions: list[str] = Field(
+        default_factory=list,
+        sa_type=json_list(),
+        sa_column_kwargs={"server_default": "[]"},
+        description="Institution names or email domains never to be matched with",
+    )
     organisation_id: int = Field(foreign_key="organisation.id", index=True, ondelete="CASCADE")
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     status: OfferStatus = Field(
@@ -64,7 +78,7 @@ class Offer(OfferBase, TimestampMixin, table=True):
 
 
 class OfferCreate(OfferBase):
-    pass
+    excluded_institutions: list[str] = Field(default_factory=list, max_length=200)
 
 
 class OfferUpdate(SQLModel):
@@ -82,7 +96,10 @@ class OfferUpdate(SQLModel):
     publication_terms: PublicationTerms | None = None
     ip_stance: IpStance | None = None
     nda_required: bool | None = None
+    code_release_allowed: bool | None = None
+    excluded_institutions: list[str] | None = None
     deadline: date | None = None
+    available_until: date | None = None
     status: OfferStatus | None = None
 
 

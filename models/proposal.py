@@ -1,5 +1,6 @@
 """Proposals: the research an academic wants to do with industry, and what it needs."""
 
+from datetime import date
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ class ProposalBase(SQLModel):
     requires_open_publication: bool = True
     requires_open_source: bool = False
     ip_stance: IpStance = Field(default=IpStance.open, sa_type=enum_type(IpStance, "ip_stance"))
+    earliest_start: date | None = Field(default=None, description="When the work can start")
     lab_resource_level: LabResourceLevel = Field(
         default=LabResourceLevel.typical,
         sa_type=enum_type(LabResourceLevel, "lab_resource_level"),
@@ -44,6 +46,12 @@ class Proposal(ProposalBase, TimestampMixin, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
+    excluded_companies: list[str] = Field(
+        default_factory=list,
+        sa_type=json_list(),
+        sa_column_kwargs={"server_default": "[]"},
+        description="Company names or email domains never to be matched with",
+    )
     author_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     status: ProposalStatus = Field(
         default=ProposalStatus.draft,
@@ -56,7 +64,7 @@ class Proposal(ProposalBase, TimestampMixin, table=True):
 
 
 class ProposalCreate(ProposalBase):
-    pass
+    excluded_companies: list[str] = Field(default_factory=list, max_length=200)
 
 
 class ProposalUpdate(SQLModel):
@@ -73,6 +81,8 @@ class ProposalUpdate(SQLModel):
     requires_open_publication: bool | None = None
     requires_open_source: bool | None = None
     ip_stance: IpStance | None = None
+    excluded_companies: list[str] | None = None
+    earliest_start: date | None = None
     lab_resource_level: LabResourceLevel | None = None
     status: ProposalStatus | None = None
 

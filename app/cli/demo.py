@@ -7,7 +7,7 @@ from flask import Blueprint, current_app
 from sqlmodel import col, select
 
 from app.db import db_session
-from app.matcher import get_encoder
+from app.matcher import get_encoder, get_weights
 from app.services import demo, recommendations
 from models import User
 
@@ -31,7 +31,10 @@ def load_command(if_empty: bool) -> None:
         )
         if summary.total:
             result = recommendations.recompute_all(
-                session=session, encoder=get_encoder(), k=current_app.config["TANDEM_TOP_K"]
+                session=session,
+                encoder=get_encoder(),
+                k=current_app.config["TANDEM_TOP_K"],
+                weights=get_weights(),
             )
             click.echo(
                 f"Recommendations: {result.suggested} suggested matches for "

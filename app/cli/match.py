@@ -1,4 +1,4 @@
-"""`flask --app app match ...`: recommendations from the command line."""
+"""`flask --app app match ...`: recommendations and explanations from the command line."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import click
 from flask import Blueprint, current_app
 
 from app.db import db_session
-from app.matcher import get_encoder
+from app.matcher import get_encoder, get_weights
 from app.services import recommendations
+from app.services.errors import DomainError
+from matching.scoring import COMPONENT_LABELS
 
 bp = Blueprint("match", __name__, cli_group="match")
 
@@ -21,9 +23,46 @@ def recompute_command(top_k: int | None) -> None:
         session=session,
         encoder=get_encoder(),
         k=top_k or current_app.config["TANDEM_TOP_K"],
+        weights=get_weights(),
     )
     session.commit()
     click.echo(
         f"{result.suggested} matches kept, {result.removed} removed, for {result.proposals} "
         f"proposals x {result.offers} offers ({result.texts_encoded} texts encoded)."
     )
+
+
+@bp.cli.command("explain")
+@click.argument("proposal_id", type=int)
+@click.argument("offer_id", type=int)
+def explain_command(proposal_id: int, offer_id: int) -> None:
+    """Explain the score of proposal PROPOSAL_ID against offer OFFER_ID."""
+    try:
+        explanation = recommendations.explain_pair(
+            session=db_session(),
+            encoder=get_encoder(),
+            proposal_id=proposal_id,
+            offer_id=offer_id,
+            weights=get_weights(),
+        )
+    except DomainError as exc:
+        raise click.ClickException(str(exc)) from exc
+    verdict = "eligible" if explanation.eligible else "NOT eligible"
+    click.echo(
+        f"Proposal {proposal_id} x offer {offer_id}: score {explanation.score:.3f}, {verdict}"
+    )
+    click.echo("Components (value x weight):")
+    for name, value in explanation.components.items():
+        weight = explanation.weights[name]
+        click.echo(f"  {COMPONENT_LABELS[name]:<34} {value:6.3f} x {weight:.2f}")
+    if explanation.fit_parts:
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in explanation.fit_parts.items())
+        click.echo(f"Resource fit parts: {parts}")
+    click.echo(f"Shared key terms: {', '.join(explanation.shared_terms) or '(none)'}")
+    if explanation.best_publications:
+        click.echo("Author's best-fitting publications:")
+        for title, similarity in explanation.best_publications:
+            click.echo(f"  {similarity:5.2f}  {title}")
+    click.echo("Constraints:")
+    for check in explanation.checks:
+        click.echo(f"  [{'pass' if check.passed else 'FAIL'}] {check.label}: {check.reason}")

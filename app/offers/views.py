@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
 from app.db import db_session
-from app.services import catalogue
+from app.services import catalogue, recommendations
 from models import OfferKind
 
 bp = Blueprint("offers", __name__, url_prefix="/offers")
@@ -30,10 +30,15 @@ def index() -> ResponseReturnValue:
 def show(offer_id: int) -> ResponseReturnValue:
     session = db_session()
     offer = catalogue.get_offer(session=session, offer_id=offer_id)
-    recommendations = [
+    ranked = [
         (match, proposal, catalogue.author_label(session=session, proposal=proposal))
         for match, proposal in catalogue.recommended_proposals(
             session=session, offer_id=offer_id, limit=current_app.config["TANDEM_TOP_K"]
         )
     ]
-    return render_template("offers/show.html", offer=offer, recommendations=recommendations)
+    return render_template(
+        "offers/show.html",
+        offer=offer,
+        recommendations=ranked,
+        eligibility=recommendations.eligibility_summary(session=session, offer_id=offer_id),
+    )

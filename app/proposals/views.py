@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
 from app.db import db_session
-from app.services import catalogue
+from app.services import catalogue, recommendations
 
 bp = Blueprint("proposals", __name__, url_prefix="/proposals")
 
@@ -40,4 +40,5 @@ def show(proposal_id: int) -> ResponseReturnValue:
         recommendations=catalogue.recommended_offers(
             session=session, proposal_id=proposal_id, limit=current_app.config["TANDEM_TOP_K"]
         ),
+        eligibility=recommendations.eligibility_summary(session=session, proposal_id=proposal_id),
     )

@@ -1,27 +1,50 @@
-"""Recommendations: the top-k offers of each proposal and top-k proposals of each offer,
-stored as `suggested` matches."""
+"""Recommendations: each proposal's k best eligible offers and each offer's k best eligible
+proposals, stored as matches with their score, components, ranks and weights version.
+
+A full recompute streams over proposal chunks (`recompute_all`); editing one proposal or offer
+re-embeds only its text and recomputes only its row or column, plus the columns or rows whose
+top-k it enters or leaves (`refresh_proposal`, `refresh_offer`).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 
+import numpy as np
 from sqlmodel import Session, col, select
 
 from app.services.embedding_store import SqlEmbeddingStore
+from app.services.errors import DomainError, NotFound
 from app.services.texts import offer_text, proposal_text, publication_text
-from matching import Encoder, score_pairs, top_k
+from matching import Encoder
+from matching.eligibility import (
+    CONSTRAINT_LABELS,
+    OfferFacts,
+    ProposalFacts,
+    check_eligibility,
+)
+from matching.engine import Corpus, Explanation, Matcher, top_k_desc
+from matching.fit import FitInputs
+from matching.lexical import WORD_PATTERN, TfidfSimilarity, explanation_vectorizer
+from matching.scoring import ScoreWeights
 from models import (
     Match,
     MatchStatus,
     Offer,
+    OfferKind,
     OfferStatus,
+    Organisation,
     Proposal,
     ProposalStatus,
     Publication,
+    User,
 )
 
 MATCHABLE_PROPOSALS = (ProposalStatus.open, ProposalStatus.matched)
+COMMITTED = (MatchStatus.introduced,)
 
 
 @dataclass(frozen=True)
@@ -33,85 +56,493 @@ class RecomputeSummary:
     texts_encoded: int
 
 
-def _publications_by_author(session: Session, author_ids: set[int]) -> dict[int, list[str]]:
-    texts: dict[int, list[str]] = defaultdict(list)
-    if not author_ids:
-        return texts
-    publications = session.exec(
-        select(Publication)
-        .where(col(Publication.author_id).in_(author_ids))
-        .order_by(col(Publication.year).desc(), col(Publication.id))
-    )
-    for publication in publications:
-        texts[publication.author_id].append(publication_text(publication))
-    return texts
+@dataclass(frozen=True)
+class Snapshot:
+    """The matchable records, in corpus order, and the corpus built from them."""
+
+    proposals: list[Proposal]
+    offers: list[Offer]
+    corpus: Corpus
+
+    def proposal_index(self) -> dict[int, int]:
+        return {p.id: i for i, p in enumerate(self.proposals)}  # type: ignore[misc]
+
+    def offer_index(self) -> dict[int, int]:
+        return {o.id: j for j, o in enumerate(self.offers)}  # type: ignore[misc]
 
 
-def recompute_all(*, session: Session, encoder: Encoder, k: int) -> RecomputeSummary:
-    """Score every open proposal against every open offer and keep, as `suggested` matches,
-    each proposal's k best offers and each offer's k best proposals.
+def _date64(value: date | None) -> np.datetime64:
+    return np.datetime64(value, "D") if value else np.datetime64("NaT", "D")
 
-    Matches either side has acted on (interest, introduction, ...) are kept and re-scored;
-    suggestions that dropped out of every top-k are removed.
-    """
-    proposals = session.exec(
-        select(Proposal)
-        .where(col(Proposal.status).in_(MATCHABLE_PROPOSALS))
-        .order_by(col(Proposal.id))
-    ).all()
-    offers = session.exec(
-        select(Offer).where(Offer.status == OfferStatus.open).order_by(col(Offer.id))
-    ).all()
-    existing = {(m.proposal_id, m.offer_id): m for m in session.exec(select(Match))}
-    encoded_before = encoder.encoded_count
 
-    kept: set[tuple[int, int]] = set()
-    if proposals and offers:
-        publications = _publications_by_author(session, {p.author_id for p in proposals})
-        scores = score_pairs(
-            [proposal_text(p) for p in proposals],
-            [offer_text(o) for o in offers],
-            [publications.get(p.author_id, []) for p in proposals],
-            encoder=encoder,
-            store=SqlEmbeddingStore(session),
+def _identities(organisation: Organisation | None, email: str | None = None) -> list[str]:
+    names = [email.rsplit("@", 1)[1]] if email and "@" in email else []
+    if organisation is not None:
+        names += [organisation.name, *organisation.email_domains]
+    return names
+
+
+def load_snapshot(*, session: Session) -> Snapshot:
+    """Read every open proposal and offer, with the authors' publications and each offer's
+    capacity left after the matches already introduced."""
+    proposals = list(
+        session.exec(
+            select(Proposal)
+            .where(col(Proposal.status).in_(MATCHABLE_PROPOSALS))
+            .order_by(col(Proposal.id))
         )
-        best_offers, _ = top_k(scores.total, k)
-        best_proposals, _ = top_k(scores.total.T, k)
-        chosen = {(p, o) for p, row in enumerate(best_offers) for o in row}
-        chosen |= {(p, o) for o, row in enumerate(best_proposals) for p in row}
-        index_of_proposal = {p.id: i for i, p in enumerate(proposals)}
-        index_of_offer = {o.id: j for j, o in enumerate(offers)}
-        acted_on = {
-            (index_of_proposal[p], index_of_offer[o])
-            for (p, o), match in existing.items()
-            if match.status != MatchStatus.suggested
-            and p in index_of_proposal
-            and o in index_of_offer
-        }
-        for p_index, o_index in sorted(chosen | acted_on):
-            pair = (proposals[p_index].id, offers[o_index].id)
-            components = {
-                name: round(float(matrix[p_index, o_index]), 4)
-                for name, matrix in scores.components.items()
-            }
-            match = existing.get(pair) or Match(proposal_id=pair[0], offer_id=pair[1])
-            match.score = round(float(scores.total[p_index, o_index]), 4)
-            match.components = components
-            match.explanation = {"weights": dict(scores.weights)}
-            match.algorithm_version = scores.version
-            session.add(match)
-            kept.add(pair)
+    )
+    offers = list(
+        session.exec(select(Offer).where(Offer.status == OfferStatus.open).order_by(col(Offer.id)))
+    )
+    authors = {p.author_id for p in proposals}
+    users = {u.id: u for u in session.exec(select(User).where(col(User.id).in_(authors)))}
+    organisations = {o.id: o for o in session.exec(select(Organisation))}
+    publications: dict[int, list[Publication]] = defaultdict(list)
+    for publication in session.exec(
+        select(Publication)
+        .where(col(Publication.author_id).in_(authors))
+        .order_by(col(Publication.year).desc(), col(Publication.id))
+    ):
+        publications[publication.author_id].append(publication)
 
+    hours_committed: dict[int, float] = defaultdict(float)
+    projects_committed: dict[int, int] = defaultdict(int)
+    for match, hours in session.exec(
+        select(Match, Proposal.gpu_hours_needed)
+        .join(Proposal, col(Proposal.id) == Match.proposal_id)
+        .where(col(Match.status).in_(COMMITTED))
+    ):
+        hours_committed[match.offer_id] += hours
+        projects_committed[match.offer_id] += 1
+
+    def author_of(proposal: Proposal) -> User | None:
+        return users.get(proposal.author_id)
+
+    proposal_records = [
+        {
+            "gpu_hours_needed": p.gpu_hours_needed,
+            "gpu_memory_min_gb": p.gpu_memory_min_gb,
+            "gpu_type": p.gpu_type,
+            "needs_data": bool(p.data_need.strip() or p.data_domains),
+            "requires_open_publication": p.requires_open_publication,
+            "requires_open_source": p.requires_open_source,
+            "ip_stance": p.ip_stance.value,
+            "identities": _identities(
+                organisations.get(author_of(p).organisation_id) if author_of(p) else None,
+                author_of(p).email if author_of(p) else None,
+            ),
+            "excluded": p.excluded_companies,
+        }
+        for p in proposals
+    ]
+    offer_records = [
+        {
+            "kind": o.kind.value,
+            "is_open": o.status == OfferStatus.open,
+            "deadline": o.deadline,
+            "gpu_memory_gb": o.gpu_memory_gb,
+            "gpu_type": o.gpu_type,
+            "max_hours_per_project": o.max_hours_per_project,
+            "hours_left": max(0.0, o.gpu_hours_budget - hours_committed[o.id]),
+            "projects_left": o.max_projects - projects_committed[o.id],
+            "publication_terms": o.publication_terms.value,
+            "code_release_allowed": o.code_release_allowed,
+            "ip_stance": o.ip_stance.value,
+            "identities": _identities(organisations.get(o.organisation_id)),
+            "excluded": o.excluded_institutions,
+        }
+        for o in offers
+    ]
+    proposal_facts = ProposalFacts.from_records(proposal_records)
+    offer_facts = OfferFacts.from_records(offer_records)
+    fit = FitInputs(
+        hours_needed=proposal_facts.gpu_hours_needed,
+        memory_needed_gb=proposal_facts.gpu_memory_min_gb,
+        needs_data=proposal_facts.needs_data,
+        proposal_domains=[frozenset(p.data_domains) for p in proposals],
+        start=np.array([_date64(p.earliest_start) for p in proposals], dtype="datetime64[D]"),
+        duration_months=np.array([p.duration_months for p in proposals], dtype=np.float64),
+        has_compute=offer_facts.has_compute,
+        has_data=offer_facts.has_data,
+        max_hours_per_project=offer_facts.max_hours_per_project,
+        memory_gb=offer_facts.gpu_memory_gb,
+        offer_domains=[
+            frozenset(o.data_domains) if o.kind != OfferKind.compute else frozenset()
+            for o in offers
+        ],
+        available_until=np.array(
+            [_date64(o.available_until) for o in offers], dtype="datetime64[D]"
+        ),
+    )
+    corpus = Corpus(
+        proposal_texts=[proposal_text(p) for p in proposals],
+        offer_texts=[offer_text(o) for o in offers],
+        author_publications=[
+            [publication_text(pub) for pub in publications[p.author_id]] for p in proposals
+        ],
+        publication_titles=[[pub.title for pub in publications[p.author_id]] for p in proposals],
+        proposals=proposal_facts,
+        offers=offer_facts,
+        fit=fit,
+    )
+    return Snapshot(proposals=proposals, offers=offers, corpus=corpus)
+
+
+def make_matcher(
+    *,
+    session: Session,
+    encoder: Encoder,
+    snapshot: Snapshot,
+    weights: ScoreWeights | None = None,
+    today: date | None = None,
+) -> Matcher:
+    """A matcher over `snapshot`. Its lexical score has no IDF, so a pair's lexical score
+    depends on the two texts alone: an incremental refresh then agrees with a full recompute
+    (IDF would shift every pair's score whenever any text changes). Explanations name shared
+    terms with IDF fitted on the snapshot, so rarer, telling words come first."""
+    texts = [*snapshot.corpus.proposal_texts, *snapshot.corpus.offer_texts]
+    return Matcher(
+        encoder,
+        weights=weights,
+        lexical=TfidfSimilarity(use_idf=False, token_pattern=WORD_PATTERN).fit(texts),
+        terms=explanation_vectorizer(texts),
+        store=SqlEmbeddingStore(session),
+        today=today,
+    )
+
+
+def _apply(
+    *,
+    session: Session,
+    snapshot: Snapshot,
+    matcher: Matcher,
+    ranks: dict[tuple[int, int], tuple[int | None, int | None]],
+    existing: Iterable[Match],
+) -> tuple[int, int]:
+    """Make the stored matches among `existing` agree with `ranks` (corpus indices).
+
+    A pair is kept when it is in either top-k or when either side has acted on it; kept pairs
+    get fresh scores, ranks and the weights version. Returns (kept, removed)."""
+    proposal_index, offer_index = snapshot.proposal_index(), snapshot.offer_index()
+    stored: dict[tuple[int, int], Match] = {}
     removed = 0
-    for pair, match in existing.items():
-        if pair not in kept and match.status == MatchStatus.suggested:
+    for match in existing:
+        key = (proposal_index.get(match.proposal_id, -1), offer_index.get(match.offer_id, -1))
+        if key[0] >= 0 and key[1] >= 0 and (key in ranks or match.status != MatchStatus.suggested):
+            stored[key] = match
+        elif match.status == MatchStatus.suggested:
             session.delete(match)
             removed += 1
+    pairs = sorted(set(ranks) | set(stored))
+    offers_of: dict[int, list[int]] = defaultdict(list)
+    for p, o in pairs:
+        offers_of[p].append(o)
+    version = matcher.weights.version
+    for p, offers in offers_of.items():
+        for o, explanation in zip(offers, matcher.explain(snapshot.corpus, p, offers), strict=True):
+            key = (p, o)
+            match = stored.get(key) or Match(
+                proposal_id=snapshot.proposals[p].id, offer_id=snapshot.offers[o].id
+            )
+            details = explanation.to_dict()
+            match.score = details["score"]
+            match.components = details["components"]
+            match.explanation = details
+            match.algorithm_version = version
+            match.rank_for_proposal, match.rank_for_offer = ranks.get(key, (None, None))
+            session.add(match)
     session.flush()
+    return len(pairs), removed
+
+
+def recompute_all(
+    *,
+    session: Session,
+    encoder: Encoder,
+    k: int,
+    weights: ScoreWeights | None = None,
+    today: date | None = None,
+) -> RecomputeSummary:
+    """Recompute every recommendation; suggestions that left every top-k are removed."""
+    encoded_before = encoder.encoded_count
+    snapshot = load_snapshot(session=session)
+    matcher = make_matcher(
+        session=session, encoder=encoder, snapshot=snapshot, weights=weights, today=today
+    )
+    ranks = matcher.recommend(snapshot.corpus, k).ranks()
+    kept, removed = _apply(
+        session=session,
+        snapshot=snapshot,
+        matcher=matcher,
+        ranks=ranks,
+        existing=session.exec(select(Match)),
+    )
     return RecomputeSummary(
-        proposals=len(proposals),
-        offers=len(offers),
-        suggested=len(kept),
+        proposals=len(snapshot.proposals),
+        offers=len(snapshot.offers),
+        suggested=kept,
         removed=removed,
         texts_encoded=encoder.encoded_count - encoded_before,
     )
+
+
+def _column_top_k(
+    matcher: Matcher, corpus: Corpus, columns: np.ndarray, k: int, chunk_rows: int = 2048
+) -> dict[int, list[int]]:
+    """Each listed offer's k best eligible proposals, over all proposals in chunks."""
+    n_proposals = corpus.shape[0]
+    values = np.full((len(columns), k), -np.inf, dtype=np.float32)
+    ids = np.full((len(columns), k), -1, dtype=np.int64)
+    for start in range(0, n_proposals, chunk_rows):
+        rows = np.arange(start, min(start + chunk_rows, n_proposals))
+        scores = matcher.block(corpus, rows, columns).masked().T
+        merged_values = np.concatenate([values, scores], axis=1)
+        merged_ids = np.concatenate([ids, np.broadcast_to(rows, scores.shape)], axis=1)
+        merged_ids = np.where(np.isfinite(merged_values), merged_ids, np.iinfo(np.int64).max)
+        values, ids = top_k_desc(merged_values, merged_ids, k)
+    return {int(o): [int(p) for p in ids[j] if p >= 0] for j, o in enumerate(columns)}
+
+
+def _row_top_k(matcher: Matcher, corpus: Corpus, rows: np.ndarray, k: int) -> dict[int, list[int]]:
+    scores = matcher.block(corpus, rows).masked()
+    offer_ids = np.broadcast_to(np.arange(corpus.shape[1]), scores.shape)
+    _, best = top_k_desc(scores, offer_ids, k)
+    return {int(p): [int(o) for o in best[i] if o >= 0] for i, p in enumerate(rows)}
+
+
+def _refresh(
+    *,
+    session: Session,
+    snapshot: Snapshot,
+    matcher: Matcher,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    k: int,
+    touched_match_filter: object,
+) -> tuple[int, int]:
+    """Recompute the rows `rows` and columns `columns` (corpus indices) and reconcile every
+    stored match touching them; other rows and columns keep their stored ranks."""
+    corpus = snapshot.corpus
+    row_best = _row_top_k(matcher, corpus, rows, k) if len(rows) else {}
+    column_best = _column_top_k(matcher, corpus, columns, k) if len(columns) else {}
+    existing = list(session.exec(select(Match).where(touched_match_filter)))  # type: ignore[arg-type]
+    proposal_index, offer_index = snapshot.proposal_index(), snapshot.offer_index()
+    ranks: dict[tuple[int, int], tuple[int | None, int | None]] = {}
+    for match in existing:
+        key = (proposal_index.get(match.proposal_id, -1), offer_index.get(match.offer_id, -1))
+        if key[0] >= 0 and key[1] >= 0:
+            ranks[key] = (match.rank_for_proposal, match.rank_for_offer)
+    for p, best in row_best.items():
+        for key in [key for key in ranks if key[0] == p]:
+            ranks[key] = (None, ranks[key][1])
+        for rank, o in enumerate(best, start=1):
+            ranks[(p, o)] = (rank, ranks.get((p, o), (None, None))[1])
+    for o, best in column_best.items():
+        for key in [key for key in ranks if key[1] == o]:
+            ranks[key] = (ranks[key][0], None)
+        for rank, p in enumerate(best, start=1):
+            ranks[(p, o)] = (ranks.get((p, o), (None, None))[0], rank)
+    ranks = {key: value for key, value in ranks.items() if value != (None, None)}
+    return _apply(
+        session=session, snapshot=snapshot, matcher=matcher, ranks=ranks, existing=existing
+    )
+
+
+def _threshold(matches: Iterable[Match], attribute: str, k: int) -> float:
+    """The score an outsider must reach to enter a top-k: the k-th best stored score (or
+    -inf while the list has fewer than k entries)."""
+    scores = sorted((m.score for m in matches if getattr(m, attribute) is not None), reverse=True)
+    return scores[k - 1] if len(scores) >= k else -np.inf
+
+
+def refresh_proposal(
+    *,
+    session: Session,
+    encoder: Encoder,
+    proposal_id: int,
+    k: int,
+    weights: ScoreWeights | None = None,
+    today: date | None = None,
+) -> RecomputeSummary:
+    """After one proposal was created, edited, opened or closed: re-embed its text, recompute
+    its row, and recompute the columns of the offers whose top-k it enters or leaves."""
+    if session.get(Proposal, proposal_id) is None:
+        raise NotFound(f"No proposal {proposal_id}")
+    encoded_before = encoder.encoded_count
+    snapshot = load_snapshot(session=session)
+    matcher = make_matcher(
+        session=session, encoder=encoder, snapshot=snapshot, weights=weights, today=today
+    )
+    p = snapshot.proposal_index().get(proposal_id)
+    stored = list(session.exec(select(Match)))
+    by_offer: dict[int, list[Match]] = defaultdict(list)
+    for match in stored:
+        if match.proposal_id != proposal_id:
+            by_offer[match.offer_id].append(match)
+    affected = {m.offer_id for m in stored if m.proposal_id == proposal_id and m.rank_for_offer}
+    rows = np.array([], dtype=np.int64)
+    if p is not None:
+        rows = np.array([p])
+        scores = matcher.block(snapshot.corpus, rows).masked()[0]
+        for o, offer in enumerate(snapshot.offers):
+            if np.isfinite(scores[o]) and scores[o] >= _threshold(
+                by_offer[offer.id], "rank_for_offer", k
+            ):
+                affected.add(offer.id)
+    offer_index = snapshot.offer_index()
+    columns = np.array(sorted(offer_index[o] for o in affected if o in offer_index), dtype=np.int64)
+    column_ids = [snapshot.offers[j].id for j in columns]
+    kept, removed = _refresh(
+        session=session,
+        snapshot=snapshot,
+        matcher=matcher,
+        rows=rows,
+        columns=columns,
+        k=k,
+        touched_match_filter=(Match.proposal_id == proposal_id)
+        | col(Match.offer_id).in_(column_ids),
+    )
+    return RecomputeSummary(
+        proposals=len(rows),
+        offers=len(columns),
+        suggested=kept,
+        removed=removed,
+        texts_encoded=encoder.encoded_count - encoded_before,
+    )
+
+
+def refresh_offer(
+    *,
+    session: Session,
+    encoder: Encoder,
+    offer_id: int,
+    k: int,
+    weights: ScoreWeights | None = None,
+    today: date | None = None,
+) -> RecomputeSummary:
+    """After one offer was created, edited, opened or closed: re-embed its text, recompute its
+    column, and recompute the rows of the proposals whose top-k it enters or leaves."""
+    if session.get(Offer, offer_id) is None:
+        raise NotFound(f"No offer {offer_id}")
+    encoded_before = encoder.encoded_count
+    snapshot = load_snapshot(session=session)
+    matcher = make_matcher(
+        session=session, encoder=encoder, snapshot=snapshot, weights=weights, today=today
+    )
+    o = snapshot.offer_index().get(offer_id)
+    stored = list(session.exec(select(Match)))
+    by_proposal: dict[int, list[Match]] = defaultdict(list)
+    for match in stored:
+        if match.offer_id != offer_id:
+            by_proposal[match.proposal_id].append(match)
+    affected = {m.proposal_id for m in stored if m.offer_id == offer_id and m.rank_for_proposal}
+    columns = np.array([], dtype=np.int64)
+    if o is not None:
+        columns = np.array([o])
+        n_proposals = snapshot.corpus.shape[0]
+        scores = (
+            matcher.block(snapshot.corpus, np.arange(n_proposals), columns).masked()[:, 0]
+            if n_proposals
+            else np.zeros(0)
+        )
+        for p, proposal in enumerate(snapshot.proposals):
+            if np.isfinite(scores[p]) and scores[p] >= _threshold(
+                by_proposal[proposal.id], "rank_for_proposal", k
+            ):
+                affected.add(proposal.id)
+    proposal_index = snapshot.proposal_index()
+    rows = np.array(
+        sorted(proposal_index[p] for p in affected if p in proposal_index), dtype=np.int64
+    )
+    row_ids = [snapshot.proposals[i].id for i in rows]
+    kept, removed = _refresh(
+        session=session,
+        snapshot=snapshot,
+        matcher=matcher,
+        rows=rows,
+        columns=columns,
+        k=k,
+        touched_match_filter=(Match.offer_id == offer_id) | col(Match.proposal_id).in_(row_ids),
+    )
+    return RecomputeSummary(
+        proposals=len(rows),
+        offers=len(columns),
+        suggested=kept,
+        removed=removed,
+        texts_encoded=encoder.encoded_count - encoded_before,
+    )
+
+
+def explain_pair(
+    *,
+    session: Session,
+    encoder: Encoder,
+    proposal_id: int,
+    offer_id: int,
+    weights: ScoreWeights | None = None,
+    today: date | None = None,
+) -> Explanation:
+    """The full explanation of one (proposal, offer) pair, eligible or not."""
+    if session.get(Proposal, proposal_id) is None:
+        raise NotFound(f"No proposal {proposal_id}")
+    if session.get(Offer, offer_id) is None:
+        raise NotFound(f"No offer {offer_id}")
+    snapshot = load_snapshot(session=session)
+    p = snapshot.proposal_index().get(proposal_id)
+    o = snapshot.offer_index().get(offer_id)
+    if p is None:
+        raise DomainError(f"Proposal {proposal_id} is not open, so it is not matched")
+    if o is None:
+        raise DomainError(f"Offer {offer_id} is not open, so it is not matched")
+    matcher = make_matcher(
+        session=session, encoder=encoder, snapshot=snapshot, weights=weights, today=today
+    )
+    return matcher.explain(snapshot.corpus, p, [o])[0]
+
+
+@dataclass(frozen=True)
+class EligibilitySummary:
+    """How many counterparts are eligible, and how many fail each constraint (label, count),
+    most common first. A counterpart failing several constraints counts under each."""
+
+    candidates: int
+    eligible: int
+    failures: list[tuple[str, int]]
+
+
+def eligibility_summary(
+    *,
+    session: Session,
+    proposal_id: int | None = None,
+    offer_id: int | None = None,
+    today: date | None = None,
+) -> EligibilitySummary:
+    """Why a proposal's (or an offer's) list of recommendations is as short as it is.
+
+    Needs no embeddings: only the hard constraints are evaluated."""
+    snapshot = load_snapshot(session=session)
+    corpus = snapshot.corpus
+    if proposal_id is not None:
+        index = snapshot.proposal_index().get(proposal_id)
+        if index is None:
+            return EligibilitySummary(0, 0, [])
+        result = check_eligibility(
+            corpus.proposals.take(np.array([index])), corpus.offers, today=today or date.today()
+        )
+        axis_failures = {name: int(m[0].sum()) for name, m in result.failures.items()}
+        eligible, candidates = int(result.mask[0].sum()), len(snapshot.offers)
+    else:
+        index = snapshot.offer_index().get(offer_id)  # type: ignore[arg-type]
+        if index is None:
+            return EligibilitySummary(0, 0, [])
+        result = check_eligibility(
+            corpus.proposals, corpus.offers.take(np.array([index])), today=today or date.today()
+        )
+        axis_failures = {name: int(m[:, 0].sum()) for name, m in result.failures.items()}
+        eligible, candidates = int(result.mask[:, 0].sum()), len(snapshot.proposals)
+    failures = sorted(
+        ((CONSTRAINT_LABELS[name], count) for name, count in axis_failures.items() if count),
+        key=lambda item: (-item[1], item[0]),
+    )
+    return EligibilitySummary(candidates=candidates, eligible=eligible, failures=failures)

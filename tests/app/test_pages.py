@@ -56,7 +56,7 @@ def test_proposal_page_shows_ranked_offers_with_scores_but_not_the_author(
     client: FlaskClient, session: Session, demo_loaded: str
 ) -> None:
     proposal = session.exec(
-        select(Proposal).where(Proposal.title.startswith("Open Instruction-Tuned"))  # type: ignore[attr-defined]
+        select(Proposal).where(Proposal.title.startswith("A Native-Speaker Benchmark"))  # type: ignore[attr-defined]
     ).one()
     author = session.get(User, proposal.author_id)
     response = client.get(f"/proposals/{proposal.id}")
@@ -69,6 +69,10 @@ def test_proposal_page_shows_ranked_offers_with_scores_but_not_the_author(
     assert len(scores) == 5 and scores == sorted(scores, reverse=True)
     assert "A researcher in natural language processing at a university" in text
     assert author.name not in text and author.email not in text
+    assert "Shared key terms" in text and "constraints met" in text
+    assert "open offers meet every hard constraint" in text
+    for publication in author.publications:  # titles would reveal who the author is
+        assert publication.title not in text
 
 
 def test_offer_page_shows_terms_and_ranked_proposals(

@@ -1,0 +1,296 @@
+"""The matching engine: scores, eligibility, recommendations and explanations.
+
+An encoder turns texts into vectors, `Matcher.block` scores a block of (proposals x offers)
+with every component and constraint, `Matcher.recommend` streams over proposal chunks to keep
+each proposal's k best eligible offers and each offer's k best eligible proposals with bounded
+memory, and `Matcher.explain` says why one pair scores as it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from matching.affinity import affinity
+from matching.eligibility import Check, Eligibility, OfferFacts, ProposalFacts, check_eligibility
+from matching.embeddings import EmbeddingStore, Encoder
+from matching.fit import FitInputs, resource_fit
+from matching.lexical import TfidfSimilarity, shared_terms
+from matching.scoring import COMPONENT_LABELS, COMPONENTS, ScoreWeights, combine
+
+DEFAULT_CHUNK_ROWS = 2048
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Everything the engine knows about P proposals and O offers (plain values only).
+
+    `author_publications[p]` holds the texts of the publications of proposal p's author.
+    """
+
+    proposal_texts: Sequence[str]
+    offer_texts: Sequence[str]
+    author_publications: Sequence[Sequence[str]]
+    publication_titles: Sequence[Sequence[str]]
+    proposals: ProposalFacts
+    offers: OfferFacts
+    fit: FitInputs
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.proposal_texts), len(self.offer_texts)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Scores of proposals `rows` x offers `columns`: every array is (len(rows), len(columns)).
+
+    `total` is the weighted score (higher is better); `eligible` the hard-constraint mask.
+    """
+
+    rows: np.ndarray
+    columns: np.ndarray
+    components: dict[str, np.ndarray]
+    total: np.ndarray
+    eligibility: Eligibility
+    fit_parts: dict[str, np.ndarray]
+    fit_applies: dict[str, np.ndarray]
+
+    @property
+    def eligible(self) -> np.ndarray:
+        return self.eligibility.mask
+
+    def masked(self) -> np.ndarray:
+        """`total` with ineligible pairs at -inf (never selected)."""
+        return np.where(self.eligible, self.total, -np.inf).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Each proposal's k best eligible offers and each offer's k best eligible proposals.
+
+    `offers_for_proposal` is (P, k) and `proposals_for_offer` (O, k), best first, -1 padded.
+    """
+
+    offers_for_proposal: np.ndarray
+    proposals_for_offer: np.ndarray
+
+    def ranks(self) -> dict[tuple[int, int], tuple[int | None, int | None]]:
+        """Every recommended pair (p, o) -> (its rank among p's offers, among o's proposals),
+        1-based, None where the pair is not in that top-k."""
+        result: dict[tuple[int, int], tuple[int | None, int | None]] = {}
+        for p, row in enumerate(self.offers_for_proposal):
+            for rank, o in enumerate(row[row >= 0], start=1):
+                result[(p, int(o))] = (rank, None)
+        for o, column in enumerate(self.proposals_for_offer):
+            for rank, p in enumerate(column[column >= 0], start=1):
+                previous = result.get((int(p), o), (None, None))
+                result[(int(p), o)] = (previous[0], rank)
+        return result
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why one pair scores as it does."""
+
+    score: float
+    eligible: bool
+    components: dict[str, float]
+    weights: dict[str, float]
+    fit_parts: dict[str, float]
+    shared_terms: list[str]
+    best_publications: list[tuple[str, float]]
+    checks: list[Check] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": round(self.score, 4),
+            "eligible": self.eligible,
+            "components": {k: round(v, 4) for k, v in self.components.items()},
+            "component_labels": {k: COMPONENT_LABELS[k] for k in self.components},
+            "weights": {k: round(v, 4) for k, v in self.weights.items()},
+            "fit_parts": {k: round(v, 4) for k, v in self.fit_parts.items()},
+            "shared_terms": self.shared_terms,
+            "best_publications": [
+                {"title": title, "similarity": round(score, 4)}
+                for title, score in self.best_publications
+            ],
+            "checks": [
+                {"name": c.name, "label": c.label, "passed": c.passed, "reason": c.reason}
+                for c in self.checks
+            ],
+        }
+
+
+def top_k_desc(values: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k largest finite `values` with their `ids`, best first, ties by lower id;
+    padded with (-inf, -1). Both inputs are (rows, n)."""
+    order = np.lexsort((ids, -values), axis=1)[:, :k]
+    best_values = np.take_along_axis(values, order, axis=1)
+    best_ids = np.take_along_axis(ids, order, axis=1)
+    best_ids = np.where(np.isfinite(best_values), best_ids, -1)
+    best_values = np.where(best_ids >= 0, best_values, -np.inf)
+    if best_ids.shape[1] < k:
+        pad = k - best_ids.shape[1]
+        best_ids = np.pad(best_ids, ((0, 0), (0, pad)), constant_values=-1)
+        best_values = np.pad(best_values, ((0, 0), (0, pad)), constant_values=-np.inf)
+    return best_values, best_ids
+
+
+class Matcher:
+    """Scores proposals against offers with one encoder, lexical model and set of weights."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        *,
+        weights: ScoreWeights | None = None,
+        lexical: TfidfSimilarity | None = None,
+        terms: TfidfSimilarity | None = None,
+        store: EmbeddingStore | None = None,
+        today: date | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.weights = weights or ScoreWeights()
+        self.lexical = lexical
+        self.terms = terms or lexical
+        self.store = store
+        self.today = today or date.today()
+
+    def block(self, corpus: Corpus, rows: np.ndarray, columns: np.ndarray | None = None) -> Block:
+        """Score proposals `rows` against offers `columns` (default: all offers)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        columns = (
+            np.arange(corpus.shape[1]) if columns is None else np.asarray(columns, dtype=np.int64)
+        )
+        proposal_texts = [corpus.proposal_texts[i] for i in rows]
+        offer_texts = [corpus.offer_texts[j] for j in columns]
+        publications = [corpus.author_publications[i] for i in rows]
+
+        proposal_vectors = self.encoder.encode(proposal_texts, store=self.store)
+        offer_vectors = self.encoder.encode(offer_texts, store=self.store)
+        by_proposal = proposal_vectors @ offer_vectors.T
+        by_publications = affinity(
+            offer_texts, publications, encoder=self.encoder, store=self.store
+        ).T
+        has_profile = np.array([len(p) > 0 for p in publications], dtype=bool)
+        by_publications = np.where(has_profile[:, None], by_publications, by_proposal)
+        if self.lexical is not None and self.weights.lexical > 0 and len(rows) and len(columns):
+            lexical = np.asarray(self.lexical.similarity(proposal_texts, offer_texts))
+        else:
+            lexical = np.zeros_like(by_proposal)
+        fit = resource_fit(corpus.fit.take(rows, columns), today=self.today)
+        components = {
+            "proposal": by_proposal.astype(np.float32),
+            "publications": by_publications.astype(np.float32),
+            "lexical": lexical.astype(np.float32),
+            "fit": fit.fit,
+        }
+        eligibility = check_eligibility(
+            corpus.proposals.take(rows), corpus.offers.take(columns), today=self.today
+        )
+        return Block(
+            rows=rows,
+            columns=columns,
+            components=components,
+            total=combine(components, self.weights),
+            eligibility=eligibility,
+            fit_parts=fit.parts,
+            fit_applies=fit.applies,
+        )
+
+    def recommend(
+        self, corpus: Corpus, k: int, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    ) -> Recommendations:
+        """Top-k eligible offers per proposal and proposals per offer, streaming over chunks
+        of `chunk_rows` proposals: peak memory is O(chunk_rows * O) scores, not O(P * O)."""
+        n_proposals, n_offers = corpus.shape
+        by_proposal = np.full((n_proposals, k), -1, dtype=np.int64)
+        column_values = np.full((n_offers, k), -np.inf, dtype=np.float32)
+        column_ids = np.full((n_offers, k), -1, dtype=np.int64)
+        if n_offers == 0 or k <= 0:
+            return Recommendations(by_proposal, column_ids)
+        offer_ids = np.arange(n_offers)
+        for start in range(0, n_proposals, chunk_rows):
+            rows = np.arange(start, min(start + chunk_rows, n_proposals))
+            scores = self.block(corpus, rows).masked()
+            _, by_proposal[rows] = top_k_desc(scores, np.broadcast_to(offer_ids, scores.shape), k)
+            merged_values = np.concatenate([column_values, scores.T], axis=1)
+            merged_ids = np.concatenate(
+                [column_ids, np.broadcast_to(rows, (n_offers, len(rows)))], axis=1
+            )
+            merged_ids = np.where(np.isfinite(merged_values), merged_ids, np.iinfo(np.int64).max)
+            column_values, column_ids = top_k_desc(merged_values, merged_ids, k)
+        return Recommendations(by_proposal, column_ids)
+
+    def score_pairs(
+        self,
+        corpus: Corpus,
+        pairs: Sequence[tuple[int, int]],
+        *,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    ) -> dict[tuple[int, int], tuple[float, dict[str, float]]]:
+        """Total score and components of the given (p, o) pairs, computed by proposal chunks."""
+        result: dict[tuple[int, int], tuple[float, dict[str, float]]] = {}
+        rows = np.array(sorted({p for p, _ in pairs}), dtype=np.int64)
+        columns = np.array(sorted({o for _, o in pairs}), dtype=np.int64)
+        column_of = {int(o): j for j, o in enumerate(columns)}
+        wanted: dict[int, list[int]] = {}
+        for p, o in pairs:
+            wanted.setdefault(p, []).append(o)
+        for start in range(0, len(rows), chunk_rows):
+            chunk = rows[start : start + chunk_rows]
+            block = self.block(corpus, chunk, columns)
+            for i, p in enumerate(chunk):
+                for o in wanted[int(p)]:
+                    j = column_of[o]
+                    components = {name: float(block.components[name][i, j]) for name in COMPONENTS}
+                    result[(int(p), o)] = (float(block.total[i, j]), components)
+        return result
+
+    def explain(self, corpus: Corpus, p: int, offers: Sequence[int]) -> list[Explanation]:
+        """Why proposal p scores as it does against each of `offers`: score, components, fit
+        parts, every constraint passed or failed, shared key terms, best-fitting publications."""
+        columns = np.asarray(offers, dtype=np.int64)
+        block = self.block(corpus, np.array([p]), columns)
+        publications = list(corpus.author_publications[p])
+        titles = corpus.publication_titles[p]
+        by_publication = (
+            affinity(
+                [corpus.offer_texts[o] for o in columns],
+                [[text] for text in publications],
+                encoder=self.encoder,
+                store=self.store,
+            )
+            if publications
+            else np.zeros((len(columns), 0), dtype=np.float32)
+        )
+        explanations = []
+        for j, o in enumerate(columns):
+            order = np.argsort(-by_publication[j], kind="stable")[:3]
+            explanations.append(
+                Explanation(
+                    score=float(block.total[0, j]),
+                    eligible=bool(block.eligible[0, j]),
+                    components={name: float(block.components[name][0, j]) for name in COMPONENTS},
+                    weights=self.weights.normalised(),
+                    fit_parts={
+                        name: float(part[0, j])
+                        for name, part in block.fit_parts.items()
+                        if block.fit_applies[name][0, j]
+                    },
+                    shared_terms=shared_terms(
+                        corpus.proposal_texts[p],
+                        corpus.offer_texts[int(o)],
+                        top=8,
+                        vectorizer=self.terms,
+                    ),
+                    best_publications=[(titles[i], float(by_publication[j, i])) for i in order],
+                    checks=block.eligibility.checks(0, j),
+                )
+            )
+        return explanations

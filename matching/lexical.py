@@ -1,0 +1,148 @@
+"""Lexical similarity (TF-IDF) and the key terms two texts share.
+
+The semantic signal (`matching.affinity`) says *that* two texts are close; the terms they share
+say *why* in words a person recognises, which is what explanations show. Both use the same
+weighting: scikit-learn's TF-IDF with English stop words removed and sublinear term frequency,
+rows L2-normalised so that a dot product is a cosine similarity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.utils.validation import check_is_fitted
+
+
+class TfidfSimilarity(BaseEstimator):
+    """Cosine similarity of TF-IDF vectors, with the vocabulary and IDF learnt by `fit`.
+
+    Follows scikit-learn's estimator contract: `__init__` only stores the parameters (those of
+    `TfidfVectorizer`), `fit` returns `self`, and the fitted state is `vectorizer_` and
+    `n_terms_`. A corpus without a single term (empty texts, only stop words) fits an empty
+    vocabulary: every similarity is then 0.0, meaning no lexical evidence.
+    """
+
+    def __init__(
+        self,
+        *,
+        stop_words: str | list[str] | None = "english",
+        sublinear_tf: bool = True,
+        lowercase: bool = True,
+        ngram_range: tuple[int, int] = (1, 1),
+        min_df: int | float = 1,
+        max_df: int | float = 1.0,
+        use_idf: bool = True,
+        token_pattern: str = r"(?u)\b\w\w+\b",
+    ) -> None:
+        self.stop_words = stop_words
+        self.sublinear_tf = sublinear_tf
+        self.lowercase = lowercase
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.max_df = max_df
+        self.use_idf = use_idf
+        self.token_pattern = token_pattern
+
+    def fit(self, texts: Sequence[str], y: None = None) -> TfidfSimilarity:
+        """Learn the vocabulary and IDF weights from `texts` (any number, duplicates allowed)."""
+        vectorizer = TfidfVectorizer(
+            stop_words=self.stop_words,
+            sublinear_tf=self.sublinear_tf,
+            lowercase=self.lowercase,
+            ngram_range=self.ngram_range,
+            min_df=self.min_df,
+            max_df=self.max_df,
+            use_idf=self.use_idf,
+            token_pattern=self.token_pattern,
+            dtype=np.float32,
+        )
+        analyse = vectorizer.build_analyzer()
+        texts = list(texts)
+        if any(analyse(text) for text in texts):
+            vectorizer.fit(texts)
+            self.n_terms_ = len(vectorizer.vocabulary_)
+        else:
+            self.n_terms_ = 0
+        self.vectorizer_ = vectorizer
+        return self
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """TF-IDF rows of `texts`: sparse float32 (len(texts), n_terms_), each of unit or zero norm.
+
+        Terms outside the fitted vocabulary are ignored.
+        """
+        check_is_fitted(self, "vectorizer_")
+        if self.n_terms_ == 0:
+            return sparse.csr_matrix((len(texts), 0), dtype=np.float32)
+        return sparse.csr_matrix(self.vectorizer_.transform(list(texts)), dtype=np.float32)
+
+    def get_feature_names_out(self) -> np.ndarray:
+        """The fitted terms, in column order of `transform`: (n_terms_,) array of str."""
+        check_is_fitted(self, "vectorizer_")
+        if self.n_terms_ == 0:
+            return np.array([], dtype=object)
+        return self.vectorizer_.get_feature_names_out()
+
+    def similarity(self, queries: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+        """Cosine similarity of each query to each text: float32 (len(queries), len(texts)).
+
+        Values lie in [0, 1] (TF-IDF weights are non-negative); higher means more, and rarer,
+        words in common. A text with no known term scores 0.0 against everything.
+        """
+        products = self.transform(queries) @ self.transform(texts).T
+        return np.asarray(products.toarray(), dtype=np.float32)
+
+
+def shared_terms(
+    text_a: str,
+    text_b: str,
+    *,
+    top: int = 8,
+    vectorizer: TfidfSimilarity | TfidfVectorizer | None = None,
+) -> list[str]:
+    """The `top` key terms that both texts contain, most important first.
+
+    A term's importance is its contribution to the two texts' TF-IDF cosine similarity (the
+    product of its weights in both), so frequent and rare-in-the-corpus terms come first; ties
+    are broken alphabetically, so the result is deterministic. `vectorizer`, when given, is a
+    fitted `TfidfSimilarity` or `TfidfVectorizer` whose vocabulary and IDF (from a larger
+    corpus) are used; otherwise one is fitted on the two texts alone, which ranks shared terms
+    by how often they occur. Stop words never appear (with the default settings). Returns
+    fewer than `top` terms when the texts share fewer, and [] when they share none.
+    """
+    if top <= 0:
+        return []
+    if vectorizer is None:
+        vectorizer = TfidfSimilarity().fit([text_a, text_b])
+    if isinstance(vectorizer, TfidfSimilarity) and vectorizer.n_terms_ == 0:
+        return []
+    rows = sparse.csr_matrix(vectorizer.transform([text_a, text_b]))
+    contribution = np.asarray(rows[0].multiply(rows[1]).toarray()).ravel()
+    candidates = np.flatnonzero(contribution > 0)
+    terms = vectorizer.get_feature_names_out()
+    ranked = sorted(candidates, key=lambda column: (-contribution[column], terms[column]))
+    return [str(terms[column]) for column in ranked[:top]]
+
+
+# Words that every proposal and offer on the platform uses: they say nothing about why two
+# texts fit, so explanations leave them out (scores are unaffected).
+PLATFORM_STOP_WORDS: frozenset[str] = frozenset(
+    """academic academics access ask available based build company compute data dataset datasets
+    gpu gpus help hour hours include including industry lab labs large model models new offer
+    open partner project projects proposal proposals provide research researchers results team
+    use used using work working year years""".split()
+)
+WORD_PATTERN = r"(?u)\b[^\W\d_][^\W\d_]+\b"
+
+
+def explanation_vectorizer(texts: Sequence[str]) -> TfidfSimilarity:
+    """A TF-IDF model fitted on `texts` for naming shared terms: words only (no numbers),
+    English and platform stop words removed, so the terms shown are the telling ones."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    stop_words = sorted(ENGLISH_STOP_WORDS | PLATFORM_STOP_WORDS)
+    return TfidfSimilarity(stop_words=stop_words, token_pattern=WORD_PATTERN).fit(texts)

@@ -1,0 +1,66 @@
+"""Resource fit: coverage of hours, memory, timeline and data domains."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pytest
+
+from matching.fit import FitInputs, resource_fit
+
+TODAY = date(2026, 11, 28)
+NAT = np.datetime64("NaT", "D")
+
+
+def inputs(**overrides) -> FitInputs:
+    fields = dict(
+        hours_needed=np.array([1000.0, 0.0]),
+        memory_needed_gb=np.array([80.0, np.nan]),
+        needs_data=np.array([False, True]),
+        proposal_domains=[frozenset(), frozenset({"healthcare", "medical imaging"})],
+        start=np.array([NAT, NAT]),
+        duration_months=np.array([12.0, 6.0]),
+        has_compute=np.array([True, False]),
+        has_data=np.array([False, True]),
+        max_hours_per_project=np.array([500.0, 0.0]),
+        memory_gb=np.array([40.0, np.nan]),
+        offer_domains=[frozenset(), frozenset({"medical imaging"})],
+        available_until=np.array([np.datetime64("2027-05-28"), NAT]),
+    )
+    fields.update(overrides)
+    return FitInputs(**fields)
+
+
+def test_parts_measure_coverage() -> None:
+    result = resource_fit(inputs(), today=TODAY)
+    assert result.parts["hours"][0, 0] == pytest.approx(0.5)
+    assert result.parts["memory"][0, 0] == pytest.approx(0.5)
+    assert result.parts["timeline"][0, 0] == pytest.approx(181 / 365, abs=0.02)
+    assert result.parts["domains"][1, 1] == pytest.approx(0.5)
+    assert not result.applies["hours"][1, 1] and not result.applies["domains"][0, 0]
+    np.testing.assert_allclose(
+        result.fit[0, 0],
+        np.mean([0.5, 0.5, result.parts["timeline"][0, 0]]),
+        rtol=1e-5,
+    )
+    assert result.fit[1, 1] == pytest.approx(0.5)
+
+
+def test_full_coverage_scores_one_and_nothing_to_cover_is_neutral() -> None:
+    result = resource_fit(
+        inputs(
+            max_hours_per_project=np.array([5000.0, 0.0]),
+            memory_gb=np.array([80.0, np.nan]),
+            available_until=np.array([NAT, NAT]),
+        ),
+        today=TODAY,
+    )
+    assert result.fit[0, 0] == pytest.approx(1.0)
+    assert result.fit[0, 1] == pytest.approx(1.0)  # compute need, data offer: nothing applies
+    assert result.fit.shape == (2, 2) and result.fit.dtype == np.float32
+
+
+def test_a_proposal_starting_after_the_offer_ends_has_no_timeline_fit() -> None:
+    late = inputs(start=np.array([np.datetime64("2027-09-01"), NAT]))
+    assert resource_fit(late, today=TODAY).parts["timeline"][0, 0] == 0.0
