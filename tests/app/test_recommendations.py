@@ -192,3 +192,33 @@ def test_explain_command_prints_every_part(
         assert phrase in result.output
     missing = runner.invoke(args=["match", "explain", "999999", str(match.offer_id)])
     assert missing.exit_code != 0 and "No proposal 999999" in missing.output
+
+
+def test_demo_exclusion_lists_are_respected(session: Session, demo_loaded: str) -> None:
+    from models import User
+
+    offer = session.exec(
+        select(Offer).where(Offer.title.startswith("De-identified chest CT"))  # type: ignore[attr-defined]
+    ).one()
+    assert offer.excluded_institutions == ["eastmoor.example.org"]
+    matched_authors = session.exec(
+        select(User.email)
+        .join(Proposal, Proposal.author_id == User.id)  # type: ignore[arg-type]
+        .join(Match, Match.proposal_id == Proposal.id)  # type: ignore[arg-type]
+        .where(Match.offer_id == offer.id)
+    ).all()
+    assert matched_authors and not any(e.endswith("@eastmoor.example.org") for e in matched_authors)
+    excluding = session.exec(
+        select(Proposal).where(Proposal.title.startswith("Open Instruction-Tuned"))  # type: ignore[attr-defined]
+    ).one()
+    partners = session.exec(
+        select(Offer.organisation_id)
+        .join(Match, Match.offer_id == Offer.id)  # type: ignore[arg-type]
+        .where(Match.proposal_id == excluding.id)
+    ).all()
+    from models import Organisation
+
+    meridian = session.exec(
+        select(Organisation).where(Organisation.name == "Meridian Reasoning Labs")
+    ).one()
+    assert meridian.id not in partners
