@@ -1,9 +1,17 @@
-"""Matching: embeddings, affinity, scoring and top-k recommendation.
+"""Matching: embeddings, affinity, eligibility, fit, scoring, recommendation and allocation.
 
 Pure computation over strings and numpy arrays; never imports Flask, `app` or `models`.
 """
 
-from matching.affinity import affinity, aggregate_profiles
+from matching.affinity import AGGREGATES, DEFAULT_AGGREGATE, affinity, aggregate_profiles
+from matching.eligibility import (
+    CONSTRAINTS,
+    Check,
+    Eligibility,
+    OfferFacts,
+    ProposalFacts,
+    check_eligibility,
+)
 from matching.embeddings import (
     EmbeddingStore,
     Encoder,
@@ -12,20 +20,39 @@ from matching.embeddings import (
     load_model,
     resolve_model,
 )
-from matching.recommend import ALGORITHM_VERSION, DEFAULT_WEIGHTS, PairScores, score_pairs, top_k
+from matching.engine import Corpus, Explanation, Matcher, Recommendations
+from matching.fit import FitInputs, resource_fit
+from matching.lexical import TfidfSimilarity, shared_terms
+from matching.recommend import top_k
+from matching.scoring import COMPONENTS, ScoreWeights, combine
 
 __all__ = [
-    "ALGORITHM_VERSION",
-    "DEFAULT_WEIGHTS",
+    "AGGREGATES",
+    "COMPONENTS",
+    "CONSTRAINTS",
+    "DEFAULT_AGGREGATE",
+    "Check",
+    "Corpus",
+    "Eligibility",
     "EmbeddingStore",
     "Encoder",
-    "PairScores",
+    "Explanation",
+    "FitInputs",
+    "Matcher",
+    "OfferFacts",
+    "ProposalFacts",
+    "Recommendations",
+    "ScoreWeights",
+    "TfidfSimilarity",
     "affinity",
     "aggregate_profiles",
+    "check_eligibility",
+    "combine",
     "content_hash",
     "default_encoder",
     "load_model",
     "resolve_model",
-    "score_pairs",
+    "resource_fit",
+    "shared_terms",
     "top_k",
 ]

@@ -227,31 +227,6 @@ class Matcher:
             column_values, column_ids = top_k_desc(merged_values, merged_ids, k)
         return Recommendations(by_proposal, column_ids)
 
-    def score_pairs(
-        self,
-        corpus: Corpus,
-        pairs: Sequence[tuple[int, int]],
-        *,
-        chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    ) -> dict[tuple[int, int], tuple[float, dict[str, float]]]:
-        """Total score and components of the given (p, o) pairs, computed by proposal chunks."""
-        result: dict[tuple[int, int], tuple[float, dict[str, float]]] = {}
-        rows = np.array(sorted({p for p, _ in pairs}), dtype=np.int64)
-        columns = np.array(sorted({o for _, o in pairs}), dtype=np.int64)
-        column_of = {int(o): j for j, o in enumerate(columns)}
-        wanted: dict[int, list[int]] = {}
-        for p, o in pairs:
-            wanted.setdefault(p, []).append(o)
-        for start in range(0, len(rows), chunk_rows):
-            chunk = rows[start : start + chunk_rows]
-            block = self.block(corpus, chunk, columns)
-            for i, p in enumerate(chunk):
-                for o in wanted[int(p)]:
-                    j = column_of[o]
-                    components = {name: float(block.components[name][i, j]) for name in COMPONENTS}
-                    result[(int(p), o)] = (float(block.total[i, j]), components)
-        return result
-
     def explain(self, corpus: Corpus, p: int, offers: Sequence[int]) -> list[Explanation]:
         """Why proposal p scores as it does against each of `offers`: score, components, fit
         parts, every constraint passed or failed, shared key terms, best-fitting publications."""
