@@ -52,3 +52,15 @@ def test_bad_number_in_environment_is_named(
 )
 def test_database_urls_are_normalised(url: str, expected: str) -> None:
     assert normalise_url(url) == expected
+
+
+def test_score_weights_come_from_the_environment_and_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TANDEM_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("TANDEM_SCORE_WEIGHTS", "proposal=1,fit=1")
+    app = create_app({"TESTING": True})
+    assert app.extensions["tandem.weights"].normalised()["fit"] == 0.5
+    monkeypatch.setenv("TANDEM_SCORE_WEIGHTS", "speed=2")
+    with pytest.raises(RuntimeError, match="TANDEM_SCORE_WEIGHTS: unknown score components"):
+        create_app({"TESTING": True})
