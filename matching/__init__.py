@@ -25,6 +25,7 @@ from matching.fit import FitInputs, resource_fit
 from matching.lexical import TfidfSimilarity, shared_terms
 from matching.recommend import top_k
 from matching.scoring import COMPONENTS, ScoreWeights, combine
+from matching.topk import iter_top_k, top_k_similar
 
 __all__ = [
     "AGGREGATES",
@@ -50,9 +51,11 @@ __all__ = [
     "combine",
     "content_hash",
     "default_encoder",
+    "iter_top_k",
     "load_model",
     "resolve_model",
     "resource_fit",
     "shared_terms",
     "top_k",
+    "top_k_similar",
 ]

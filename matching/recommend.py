@@ -14,11 +14,8 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = max(0, min(k, cols))
     if k == 0 or rows == 0:
         return np.zeros((rows, k), dtype=np.int64), np.zeros((rows, k), dtype=scores.dtype)
-    if k < cols:
-        candidates = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        candidates = np.broadcast_to(np.arange(cols), (rows, cols))
-    candidate_scores = np.take_along_axis(scores, candidates, axis=1)
-    order = np.lexsort((candidates, -candidate_scores), axis=1)
-    indices = np.take_along_axis(candidates, order, axis=1)
+    # A full stable ordering: argpartition alone would pick arbitrarily among scores tied at
+    # the k-th place. For large matrices use `matching.topk.top_k_similar`.
+    column_ids = np.broadcast_to(np.arange(cols), scores.shape)
+    indices = np.lexsort((column_ids, -scores), axis=1)[:, :k]
     return indices, np.take_along_axis(scores, indices, axis=1)

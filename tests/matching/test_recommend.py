@@ -27,3 +27,11 @@ def test_top_k_breaks_ties_by_lower_index() -> None:
 def test_top_k_of_nothing() -> None:
     assert top_k(np.zeros((3, 0)), 5)[0].shape == (3, 0)
     assert top_k(np.zeros((0, 4)), 2)[0].shape == (0, 2)
+
+
+def test_top_k_is_deterministic_when_ties_straddle_the_cut() -> None:
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 3, size=(500, 12)).astype(np.float32)
+    indices, _ = top_k(scores, 4)
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :4]
+    np.testing.assert_array_equal(indices, expected)
