@@ -4,6 +4,7 @@ Pure computation over strings and numpy arrays; never imports Flask, `app` or `m
 """
 
 from matching.affinity import AGGREGATES, DEFAULT_AGGREGATE, affinity, aggregate_profiles
+from matching.allocation import Allocation, Utilisation, allocate, utilisation
 from matching.eligibility import (
     CONSTRAINTS,
     Check,
@@ -29,6 +30,10 @@ from matching.topk import iter_top_k, top_k_similar
 
 __all__ = [
     "AGGREGATES",
+    "Allocation",
+    "Utilisation",
+    "allocate",
+    "utilisation",
     "COMPONENTS",
     "CONSTRAINTS",
     "DEFAULT_AGGREGATE",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+from app.cli.allocate import bp as allocate_bp
 from app.cli.db import bp as db_bp
 from app.cli.demo import bp as demo_bp
 from app.cli.match import bp as match_bp
 
 
 def register(app: Flask) -> None:
-    for blueprint in (db_bp, demo_bp, match_bp):
+    for blueprint in (allocate_bp, db_bp, demo_bp, match_bp):
         app.register_blueprint(blueprint)

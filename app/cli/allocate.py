@@ -1,0 +1,69 @@
+"""`flask --app app allocate --preview`: solve an allocation round and print it."""
+
+from __future__ import annotations
+
+import click
+from flask import Blueprint
+
+from app.db import db_session
+from app.matcher import get_encoder, get_weights
+from app.services import allocation
+
+bp = Blueprint("allocate", __name__, cli_group=None)
+
+
+@bp.cli.command("allocate")
+@click.option("--preview", is_flag=True, required=True, help="Solve and print; change nothing.")
+@click.option(
+    "--equity",
+    type=click.Choice(["priority", "maxmin"]),
+    default=None,
+    help="priority: prefer self-declared under-resourced labs; maxmin: raise the worst-off.",
+)
+@click.option(
+    "--min-score",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="Never assign pairs scoring below this (0 to allow any positive score).",
+)
+def allocate_command(preview: bool, equity: str | None, min_score: float) -> None:
+    """Allocate open offers to open proposals (compute pass, then data pass)."""
+    result = allocation.preview_round(
+        session=db_session(),
+        encoder=get_encoder(),
+        weights=get_weights(),
+        equity=equity,  # type: ignore[arg-type]
+        min_score=min_score or None,
+    )
+    click.echo(f"Allocation preview{f' (equity: {equity})' if equity else ''}")
+    click.echo(f"Total score of assigned pairs: {result.objective:.3f}")
+    for solved in result.passes:
+        outcome = solved.allocation
+        click.echo("")
+        click.echo(
+            f"== {solved.name} pass: {len(solved.assigned)} assigned, "
+            f"{len(solved.unassigned)} unassigned; objective {outcome.objective:.3f}, "
+            f"status {outcome.status}, gap {outcome.gap:.2%}, {outcome.mode} mode"
+        )
+        if outcome.equity_cost is not None:
+            click.echo(f"   equity cost in total score: {outcome.equity_cost:.3f}")
+        if outcome.message:
+            click.echo(f"   {outcome.message}")
+        for proposal, offer, score in solved.assigned:
+            click.echo(f"   {score:5.3f}  P{proposal.id} {proposal.title[:48]:<48} -> O{offer.id}")
+        click.echo("   Offer utilisation:")
+        for use in solved.offers:
+            hours = (
+                f"{use.hours_used:>9,.0f} / {use.hours_available:>9,.0f} h"
+                if use.hours_available
+                else f"{'data':>23}"
+            )
+            click.echo(
+                f"   O{use.offer.id:<4} {use.offer.title[:44]:<44} {hours}  "
+                f"{use.projects_used}/{use.projects_available} projects"
+            )
+        if solved.unassigned:
+            click.echo("   Unassigned proposals:")
+            for proposal in solved.unassigned:
+                click.echo(f"   P{proposal.id:<4} {proposal.title[:70]}")
