@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
 from typing import Generic, TypeVar
 
 import sqlalchemy as sa
@@ -174,6 +175,8 @@ def recommended_offers(
         .where(
             Match.proposal_id == proposal_id,
             Offer.status == OfferStatus.open,
+            # An offer whose deadline passed since the last recompute is no longer eligible.
+            sa.or_(col(Offer.deadline).is_(None), col(Offer.deadline) >= date.today()),
             col(Match.status).in_(LISTED_MATCH_STATUSES),
         )
         .order_by(col(Match.score).desc(), col(Offer.id))
@@ -185,12 +188,16 @@ def recommended_offers(
 def recommended_proposals(
     *, session: Session, offer_id: int, limit: int
 ) -> list[tuple[Match, Proposal]]:
-    """The offer's best open proposals, best first."""
+    """The offer's best open proposals, best first (none once the offer is closed or past
+    its deadline)."""
     rows = session.exec(
         select(Match, Proposal)
         .join(Proposal, col(Proposal.id) == Match.proposal_id)
+        .join(Offer, col(Offer.id) == Match.offer_id)
         .where(
             Match.offer_id == offer_id,
+            Offer.status == OfferStatus.open,
+            sa.or_(col(Offer.deadline).is_(None), col(Offer.deadline) >= date.today()),
             col(Proposal.status).in_(MATCHABLE_PROPOSALS),
             col(Match.status).in_(LISTED_MATCH_STATUSES),
         )

@@ -134,3 +134,21 @@ def test_pages_use_only_local_assets(client: FlaskClient, demo_loaded: str) -> N
         assert css.status_code == 200 and b"--brand" in css.data
     with client.get("/static/favicon.svg") as icon:
         assert icon.status_code == 200
+
+
+def test_an_offer_past_its_deadline_disappears_before_any_recompute(
+    client: FlaskClient, session: Session, demo_loaded: str
+) -> None:
+    from datetime import date, timedelta
+
+    from app.services import catalogue
+
+    proposal = session.exec(
+        select(Proposal).where(Proposal.title.startswith("A Native-Speaker Benchmark"))  # type: ignore[attr-defined]
+    ).one()
+    (_, best), *_ = catalogue.recommended_offers(session=session, proposal_id=proposal.id, limit=5)
+    best.deadline = date.today() - timedelta(days=1)
+    session.add(best)
+    session.commit()
+    text = _text(client.get(f"/proposals/{proposal.id}").data)
+    assert best.title not in text
