@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
 import numpy as np
 from sqlmodel import Session, col, select
@@ -356,6 +357,76 @@ def _threshold(matches: Iterable[Match], attribute: str, k: int) -> float:
     return scores[k - 1] if len(scores) >= k else -np.inf
 
 
+def _refresh_one(
+    *,
+    session: Session,
+    encoder: Encoder,
+    side: Literal["proposal", "offer"],
+    item_id: int,
+    k: int,
+    weights: ScoreWeights | None,
+    today: date | None,
+) -> RecomputeSummary:
+    """Recompute one proposal's row (or one offer's column) and every column (row) whose
+    top-k it enters or leaves: those where it was ranked, and those whose k-th best stored
+    score its new score reaches. Rows and columns it cannot affect keep their stored ranks."""
+    own, other = ("proposal_id", "offer_id") if side == "proposal" else ("offer_id", "proposal_id")
+    other_rank = "rank_for_offer" if side == "proposal" else "rank_for_proposal"
+    encoded_before = encoder.encoded_count
+    snapshot = load_snapshot(session=session)
+    matcher = make_matcher(
+        session=session, encoder=encoder, snapshot=snapshot, weights=weights, today=today
+    )
+    own_index = snapshot.proposal_index() if side == "proposal" else snapshot.offer_index()
+    other_index = snapshot.offer_index() if side == "proposal" else snapshot.proposal_index()
+    others = snapshot.offers if side == "proposal" else snapshot.proposals
+
+    stored = list(session.exec(select(Match)))
+    by_other: dict[int, list[Match]] = defaultdict(list)
+    for match in stored:
+        if getattr(match, own) != item_id:
+            by_other[getattr(match, other)].append(match)
+    affected = {
+        getattr(m, other) for m in stored if getattr(m, own) == item_id and getattr(m, other_rank)
+    }
+    mine = np.array([], dtype=np.int64)
+    index = own_index.get(item_id)
+    if index is not None and len(others):
+        mine = np.array([index])
+        if side == "proposal":
+            scores = matcher.block(snapshot.corpus, mine).masked()[0]
+        else:
+            everyone = np.arange(snapshot.corpus.shape[0])
+            scores = matcher.block(snapshot.corpus, everyone, mine).masked()[:, 0]
+        for position, record in enumerate(others):
+            if np.isfinite(scores[position]) and scores[position] >= _threshold(
+                by_other[record.id],
+                other_rank,
+                k,  # type: ignore[arg-type]
+            ):
+                affected.add(record.id)
+    theirs = np.array(sorted(other_index[i] for i in affected if i in other_index), dtype=np.int64)
+    their_ids = [others[i].id for i in theirs]
+    rows, columns = (mine, theirs) if side == "proposal" else (theirs, mine)
+    kept, removed = _refresh(
+        session=session,
+        snapshot=snapshot,
+        matcher=matcher,
+        rows=rows,
+        columns=columns,
+        k=k,
+        touched_match_filter=(getattr(Match, own) == item_id)
+        | col(getattr(Match, other)).in_(their_ids),
+    )
+    return RecomputeSummary(
+        proposals=len(rows),
+        offers=len(columns),
+        suggested=kept,
+        removed=removed,
+        texts_encoded=encoder.encoded_count - encoded_before,
+    )
+
+
 def refresh_proposal(
     *,
     session: Session,
@@ -369,46 +440,14 @@ def refresh_proposal(
     its row, and recompute the columns of the offers whose top-k it enters or leaves."""
     if session.get(Proposal, proposal_id) is None:
         raise NotFound(f"No proposal {proposal_id}")
-    encoded_before = encoder.encoded_count
-    snapshot = load_snapshot(session=session)
-    matcher = make_matcher(
-        session=session, encoder=encoder, snapshot=snapshot, weights=weights, today=today
-    )
-    p = snapshot.proposal_index().get(proposal_id)
-    stored = list(session.exec(select(Match)))
-    by_offer: dict[int, list[Match]] = defaultdict(list)
-    for match in stored:
-        if match.proposal_id != proposal_id:
-            by_offer[match.offer_id].append(match)
-    affected = {m.offer_id for m in stored if m.proposal_id == proposal_id and m.rank_for_offer}
-    rows = np.array([], dtype=np.int64)
-    if p is not None:
-        rows = np.array([p])
-        scores = matcher.block(snapshot.corpus, rows).masked()[0]
-        for o, offer in enumerate(snapshot.offers):
-            if np.isfinite(scores[o]) and scores[o] >= _threshold(
-                by_offer[offer.id], "rank_for_offer", k
-            ):
-                affected.add(offer.id)
-    offer_index = snapshot.offer_index()
-    columns = np.array(sorted(offer_index[o] for o in affected if o in offer_index), dtype=np.int64)
-    column_ids = [snapshot.offers[j].id for j in columns]
-    kept, removed = _refresh(
+    return _refresh_one(
         session=session,
-        snapshot=snapshot,
-        matcher=matcher,
-        rows=rows,
-        columns=columns,
+        encoder=encoder,
+        side="proposal",
+        item_id=proposal_id,
         k=k,
-        touched_match_filter=(Match.proposal_id == proposal_id)
-        | col(Match.offer_id).in_(column_ids),
-    )
-    return RecomputeSummary(
-        proposals=len(rows),
-        offers=len(columns),
-        suggested=kept,
-        removed=removed,
-        texts_encoded=encoder.encoded_count - encoded_before,
+        weights=weights,
+        today=today,
     )
 
 
@@ -425,52 +464,14 @@ def refresh_offer(
     column, and recompute the rows of the proposals whose top-k it enters or leaves."""
     if session.get(Offer, offer_id) is None:
         raise NotFound(f"No offer {offer_id}")
-    encoded_before = encoder.encoded_count
-    snapshot = load_snapshot(session=session)
-    matcher = make_matcher(
-        session=session, encoder=encoder, snapshot=snapshot, weights=weights, today=today
-    )
-    o = snapshot.offer_index().get(offer_id)
-    stored = list(session.exec(select(Match)))
-    by_proposal: dict[int, list[Match]] = defaultdict(list)
-    for match in stored:
-        if match.offer_id != offer_id:
-            by_proposal[match.proposal_id].append(match)
-    affected = {m.proposal_id for m in stored if m.offer_id == offer_id and m.rank_for_proposal}
-    columns = np.array([], dtype=np.int64)
-    if o is not None:
-        columns = np.array([o])
-        n_proposals = snapshot.corpus.shape[0]
-        scores = (
-            matcher.block(snapshot.corpus, np.arange(n_proposals), columns).masked()[:, 0]
-            if n_proposals
-            else np.zeros(0)
-        )
-        for p, proposal in enumerate(snapshot.proposals):
-            if np.isfinite(scores[p]) and scores[p] >= _threshold(
-                by_proposal[proposal.id], "rank_for_proposal", k
-            ):
-                affected.add(proposal.id)
-    proposal_index = snapshot.proposal_index()
-    rows = np.array(
-        sorted(proposal_index[p] for p in affected if p in proposal_index), dtype=np.int64
-    )
-    row_ids = [snapshot.proposals[i].id for i in rows]
-    kept, removed = _refresh(
+    return _refresh_one(
         session=session,
-        snapshot=snapshot,
-        matcher=matcher,
-        rows=rows,
-        columns=columns,
+        encoder=encoder,
+        side="offer",
+        item_id=offer_id,
         k=k,
-        touched_match_filter=(Match.offer_id == offer_id) | col(Match.proposal_id).in_(row_ids),
-    )
-    return RecomputeSummary(
-        proposals=len(rows),
-        offers=len(columns),
-        suggested=kept,
-        removed=removed,
-        texts_encoded=encoder.encoded_count - encoded_before,
+        weights=weights,
+        today=today,
     )
 
 
