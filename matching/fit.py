@@ -87,10 +87,15 @@ def resource_fit(inputs: FitInputs, *, today: date) -> Fit:
     with np.errstate(divide="ignore", invalid="ignore"):
         hours = np.clip(x.max_hours_per_project[None, :] / x.hours_needed[:, None], 0.0, 1.0)
         memory = np.clip(x.memory_gb[None, :] / x.memory_needed_gb[:, None], 0.0, 1.0)
-    memory_known = ~np.isnan(x.memory_needed_gb)[:, None] & ~np.isnan(x.memory_gb)[None, :]
+    # A minimum of 0 GB (or none) is no requirement: nothing to cover, and no 0/0.
+    memory_known = (np.nan_to_num(x.memory_needed_gb) > 0)[:, None] & ~np.isnan(x.memory_gb)[
+        None, :
+    ]
 
     today64 = np.datetime64(today, "D")
+    # Work cannot start in the past: a stated start before today counts from today.
     start = np.where(np.isnat(x.start), today64, x.start).astype("datetime64[D]")
+    start = np.maximum(start, today64)
     days = np.maximum(np.rint(x.duration_months * DAYS_PER_MONTH), 1).astype("timedelta64[D]")
     end = start + days
     until = x.available_until.astype("datetime64[D]")
@@ -104,7 +109,7 @@ def resource_fit(inputs: FitInputs, *, today: date) -> Fit:
 
     parts = {
         "hours": np.where(compute_pair, hours, 0.0),
-        "memory": np.where(compute_pair & memory_known, memory, 0.0),
+        "memory": np.where(compute_pair & memory_known, np.nan_to_num(memory), 0.0),
         "timeline": np.where(timeline_known, timeline, 0.0),
         "domains": domains,
     }

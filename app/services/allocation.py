@@ -13,12 +13,12 @@ from datetime import date
 from typing import Literal
 
 import numpy as np
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app.services.recommendations import Snapshot, load_snapshot, make_matcher
 from matching import Encoder, ScoreWeights
 from matching.allocation import Allocation, allocate
-from models import LabResourceLevel, Offer, Proposal
+from models import LabResourceLevel, Match, MatchStatus, Offer, OfferKind, Proposal
 
 Equity = Literal["priority", "maxmin"]
 
@@ -137,12 +137,24 @@ def preview_round(
             totals[rows] = block.total
             eligible[rows] = block.eligible
     proposals, offers = corpus.proposals, corpus.offers
+    # A proposal already introduced to an offer of a kind has that need met: it takes no part
+    # in the pass for that kind (else the round could hand it the same offer twice).
+    served_compute, served_data = set(), set()
+    for proposal_id, kind in session.exec(
+        select(Match.proposal_id, Offer.kind)
+        .join(Offer, col(Offer.id) == Match.offer_id)
+        .where(Match.status == MatchStatus.introduced)
+    ):
+        (served_data if kind == OfferKind.data else served_compute).add(proposal_id)
+    ids = np.array([p.id for p in snapshot.proposals], dtype=np.int64)
+    compute_rows = np.flatnonzero(proposals.needs_compute & ~np.isin(ids, list(served_compute)))
+    data_rows = np.flatnonzero(proposals.needs_data & ~np.isin(ids, list(served_data)))
     compute = _pass(
         "compute",
         snapshot,
         totals,
         eligible,
-        np.flatnonzero(proposals.needs_compute),
+        compute_rows,
         np.flatnonzero(offers.has_compute),
         proposals.gpu_hours_needed,
         equity=equity,
@@ -153,7 +165,7 @@ def preview_round(
         snapshot,
         totals,
         eligible,
-        np.flatnonzero(proposals.needs_data),
+        data_rows,
         np.flatnonzero(offers.has_data & ~offers.has_compute),
         np.zeros(n_proposals),
         equity=equity,

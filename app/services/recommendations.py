@@ -235,6 +235,11 @@ def _apply(
         elif match.status == MatchStatus.suggested:
             session.delete(match)
             removed += 1
+        else:
+            # Acted on, but one side is no longer open: keep the record, drop it from every
+            # top-k so it cannot raise the bar newcomers must clear.
+            match.rank_for_proposal = match.rank_for_offer = None
+            session.add(match)
     pairs = sorted(set(ranks) | set(stored))
     offers_of: dict[int, list[int]] = defaultdict(list)
     for p, o in pairs:
@@ -502,10 +507,16 @@ def explain_pair(
     return matcher.explain(snapshot.corpus, p, [o])[0]
 
 
+# Conflict-of-interest and exclusion counts are left out of public summaries: a company could
+# otherwise learn an anonymous author's institution by excluding guesses one at a time.
+IDENTITY_CONSTRAINTS = frozenset({"same_organisation", "excluded_by_offer", "excluded_by_proposal"})
+
+
 @dataclass(frozen=True)
 class EligibilitySummary:
     """How many counterparts are eligible, and how many fail each constraint (label, count),
-    most common first. A counterpart failing several constraints counts under each."""
+    most common first. A counterpart failing several constraints counts under each; the
+    identity-revealing constraints are never itemised."""
 
     candidates: int
     eligible: int
@@ -543,7 +554,11 @@ def eligibility_summary(
         axis_failures = {name: int(m[:, 0].sum()) for name, m in result.failures.items()}
         eligible, candidates = int(result.mask[:, 0].sum()), len(snapshot.proposals)
     failures = sorted(
-        ((CONSTRAINT_LABELS[name], count) for name, count in axis_failures.items() if count),
+        (
+            (CONSTRAINT_LABELS[name], count)
+            for name, count in axis_failures.items()
+            if count and name not in IDENTITY_CONSTRAINTS
+        ),
         key=lambda item: (-item[1], item[0]),
     )
     return EligibilitySummary(candidates=candidates, eligible=eligible, failures=failures)

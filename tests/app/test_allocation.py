@@ -89,3 +89,23 @@ def test_allocate_preview_command_prints_objective_use_and_unassigned(
         assert phrase in result.output
     refused = runner.invoke(args=["allocate"])
     assert refused.exit_code != 0 and "--preview" in refused.output
+
+
+def test_a_proposal_already_introduced_to_compute_is_not_allocated_compute_again(
+    session: Session, preview
+) -> None:
+    from sqlmodel import select
+
+    from models import Match, MatchStatus, Offer
+
+    match = session.exec(
+        select(Match)
+        .join(Offer, Offer.id == Match.offer_id)  # type: ignore[arg-type]
+        .where(Offer.kind == OfferKind.compute, Match.rank_for_proposal == 1)
+    ).first()
+    match.status = MatchStatus.introduced
+    session.add(match)
+    session.commit()
+    compute = preview(min_score=0.3).passes[0]
+    in_round = {p.id for p, _, _ in compute.assigned} | {p.id for p in compute.unassigned}
+    assert match.proposal_id not in in_round

@@ -233,3 +233,37 @@ def test_demo_exclusion_lists_are_respected(session: Session, demo_loaded: str) 
         select(Organisation).where(Organisation.name == "Meridian Reasoning Labs")
     ).one()
     assert meridian.id not in partners
+
+
+def test_public_summaries_never_itemise_exclusions_or_conflicts(
+    session: Session, demo_loaded: str
+) -> None:
+    from models import User
+
+    author = session.exec(
+        select(User).where(User.email.endswith("@eastmoor.example.org"))  # type: ignore[attr-defined]
+    ).first()
+    proposal = session.exec(select(Proposal).where(Proposal.author_id == author.id)).first()
+    summary = recommendations.eligibility_summary(session=session, proposal_id=proposal.id)
+    labels = " ".join(label for label, _ in summary.failures)
+    assert "excluded" not in labels and "conflict" not in labels.lower()
+    assert summary.eligible < summary.candidates
+
+
+def test_acted_on_match_of_a_closed_proposal_leaves_every_top_k(
+    app: Flask, session: Session, demo_loaded: str
+) -> None:
+    match = session.exec(select(Match).where(Match.rank_for_offer == 1)).first()
+    match.status = MatchStatus.interested_company
+    proposal = session.get(Proposal, match.proposal_id)
+    proposal.status = ProposalStatus.closed
+    session.add_all([match, proposal])
+    session.commit()
+    recommendations.refresh_proposal(
+        session=session, encoder=app.extensions["tandem.encoder"], proposal_id=proposal.id, k=K
+    )
+    session.commit()
+    session.refresh(match)
+    assert match.status == MatchStatus.interested_company
+    assert match.rank_for_proposal is None and match.rank_for_offer is None
+    assert_same(stored(session), _full(app, session))

@@ -64,3 +64,21 @@ def test_full_coverage_scores_one_and_nothing_to_cover_is_neutral() -> None:
 def test_a_proposal_starting_after_the_offer_ends_has_no_timeline_fit() -> None:
     late = inputs(start=np.array([np.datetime64("2027-09-01"), NAT]))
     assert resource_fit(late, today=TODAY).parts["timeline"][0, 0] == 0.0
+
+
+def test_zero_memory_minimum_is_no_requirement_and_never_nan() -> None:
+    result = resource_fit(
+        inputs(memory_needed_gb=np.array([0.0, np.nan]), memory_gb=np.array([0.0, np.nan])),
+        today=TODAY,
+    )
+    assert not np.isnan(result.fit).any()
+    assert not result.applies["memory"][0, 0]
+
+
+def test_a_start_date_in_the_past_counts_from_today() -> None:
+    past = inputs(
+        start=np.array([np.datetime64("2026-06-28"), NAT]),
+        duration_months=np.array([6.0, 6.0]),
+        available_until=np.array([np.datetime64("2027-06-28"), NAT]),
+    )
+    assert resource_fit(past, today=TODAY).parts["timeline"][0, 0] == pytest.approx(1.0)
