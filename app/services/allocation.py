@@ -1,9 +1,9 @@
 """Allocation rounds: assign scarce offers to proposals, maximising the total match score
 under every offer's hour budget and project cap.
 
-Two passes, as the design asks: compute (offers with GPU hours, to proposals that need them)
-and data (data-only offers, to proposals that need data). A proposal gets at most one offer in
-each pass; offers of kind compute+data take part in the compute pass.
+Two passes, as the design asks: compute (offers with GPU hours, to proposals that need them),
+then data (offers with data, to proposals that need data), on the project places the compute
+pass left. A proposal gets at most one offer in each pass, and never the same offer twice.
 """
 
 from __future__ import annotations
@@ -62,12 +62,13 @@ def _pass(
     offer_columns: np.ndarray,
     hours_needed: np.ndarray,
     *,
+    projects_left: np.ndarray,
     equity: Equity | None,
     min_score: float | None,
 ) -> Pass:
     facts = snapshot.corpus.offers
     budget = np.where(facts.has_compute, facts.hours_left, np.inf)[offer_columns]
-    caps = np.maximum(facts.projects_left, 0)[offer_columns]
+    caps = np.maximum(projects_left, 0)[offer_columns]
     priority = np.array(
         [
             snapshot.proposals[i].lab_resource_level == LabResourceLevel.under_resourced
@@ -157,17 +158,28 @@ def preview_round(
         compute_rows,
         np.flatnonzero(offers.has_compute),
         proposals.gpu_hours_needed,
+        projects_left=offers.projects_left,
         equity=equity,
         min_score=min_score,
     )
+    # The data pass runs on what the compute pass left: compute+data offers can also serve
+    # data-only needs, within their remaining project places, and never twice to one proposal.
+    projects_left = offers.projects_left.copy()
+    data_eligible = eligible.copy()
+    compute_offers = np.flatnonzero(offers.has_compute)
+    for local, column in enumerate(compute.allocation.assignment):
+        if column >= 0:
+            projects_left[compute_offers[column]] -= 1
+            data_eligible[compute_rows[local], compute_offers[column]] = False
     data = _pass(
         "data",
         snapshot,
         totals,
-        eligible,
+        data_eligible,
         data_rows,
-        np.flatnonzero(offers.has_data & ~offers.has_compute),
+        np.flatnonzero(offers.has_data),
         np.zeros(n_proposals),
+        projects_left=projects_left,
         equity=equity,
         min_score=min_score,
     )

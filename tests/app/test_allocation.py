@@ -46,7 +46,18 @@ def test_round_respects_every_capacity_and_constraint(session: Session, preview)
                 assert use.hours_used == pytest.approx(hours[use.offer.id])
                 assert use.hours_used <= use.hours_available + 1e-6
             else:
-                assert use.offer.kind == OfferKind.data
+                assert use.offer.kind in (OfferKind.data, OfferKind.compute_data)
+    places = defaultdict(int)
+    for solved in result.passes:
+        for _proposal, offer, _ in solved.assigned:
+            places[offer.id] += 1
+    for offer in snapshot.offers:
+        left = snapshot.corpus.offers.projects_left[snapshot.offer_index()[offer.id]]
+        assert places[offer.id] <= left, offer.title
+    both = {(p.id, o.id) for p, o, _ in compute.assigned} & {
+        (p.id, o.id) for p, o, _ in data.assigned
+    }
+    assert both == set()
     index = snapshot.proposal_index()
     offer_index = snapshot.offer_index()
     mask = check_eligibility(snapshot.corpus.proposals, snapshot.corpus.offers).mask
@@ -109,3 +120,10 @@ def test_a_proposal_already_introduced_to_compute_is_not_allocated_compute_again
     compute = preview(min_score=0.3).passes[0]
     in_round = {p.id for p, _, _ in compute.assigned} | {p.id for p in compute.unassigned}
     assert match.proposal_id not in in_round
+
+
+def test_data_only_needs_can_be_met_by_compute_plus_data_offers(preview) -> None:
+    data = preview(min_score=0.0).passes[1]
+    kinds = {offer.kind for _, offer, _ in data.assigned}
+    assert OfferKind.compute_data in {use.offer.kind for use in data.offers}
+    assert kinds <= {OfferKind.data, OfferKind.compute_data}
