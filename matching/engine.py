@@ -20,6 +20,7 @@ from matching.eligibility import Check, Eligibility, OfferFacts, ProposalFacts, 
 from matching.embeddings import EmbeddingStore, Encoder
 from matching.fit import FitInputs, resource_fit
 from matching.lexical import TfidfSimilarity, shared_terms
+from matching.recommend import top_k_desc
 from matching.scoring import COMPONENT_LABELS, COMPONENTS, ScoreWeights, combine
 
 DEFAULT_CHUNK_ROWS = 2048
@@ -71,25 +72,42 @@ class Block:
 
 @dataclass(frozen=True)
 class Recommendations:
-    """Each proposal's k best eligible offers and each offer's k best eligible proposals.
+    """The k best eligible offers of proposals `rows` and proposals of offers `columns`.
 
-    `offers_for_proposal` is (P, k) and `proposals_for_offer` (O, k), best first, -1 padded.
+    `offers_for_proposal` is (len(rows), k) and `proposals_for_offer` (len(columns), k), both
+    of corpus indices, best first, -1 padded; row i is proposal `rows[i]`, row j of
+    `proposals_for_offer` is offer `columns[j]`.
     """
 
     offers_for_proposal: np.ndarray
     proposals_for_offer: np.ndarray
+    rows: np.ndarray
+    columns: np.ndarray
+
+    def best_offers(self) -> dict[int, list[int]]:
+        """Proposal -> its recommended offers, best first (corpus indices)."""
+        return {
+            int(p): [int(o) for o in best if o >= 0]
+            for p, best in zip(self.rows, self.offers_for_proposal, strict=True)
+        }
+
+    def best_proposals(self) -> dict[int, list[int]]:
+        """Offer -> its recommended proposals, best first (corpus indices)."""
+        return {
+            int(o): [int(p) for p in best if p >= 0]
+            for o, best in zip(self.columns, self.proposals_for_offer, strict=True)
+        }
 
     def ranks(self) -> dict[tuple[int, int], tuple[int | None, int | None]]:
         """Every recommended pair (p, o) -> (its rank among p's offers, among o's proposals),
         1-based, None where the pair is not in that top-k."""
         result: dict[tuple[int, int], tuple[int | None, int | None]] = {}
-        for p, row in enumerate(self.offers_for_proposal):
-            for rank, o in enumerate(row[row >= 0], start=1):
-                result[(p, int(o))] = (rank, None)
-        for o, column in enumerate(self.proposals_for_offer):
-            for rank, p in enumerate(column[column >= 0], start=1):
-                previous = result.get((int(p), o), (None, None))
-                result[(int(p), o)] = (previous[0], rank)
+        for p, offers in self.best_offers().items():
+            for rank, o in enumerate(offers, start=1):
+                result[(p, o)] = (rank, None)
+        for o, proposals in self.best_proposals().items():
+            for rank, p in enumerate(proposals, start=1):
+                result[(p, o)] = (result.get((p, o), (None, None))[0], rank)
         return result
 
 
@@ -124,21 +142,6 @@ class Explanation:
                 for c in self.checks
             ],
         }
-
-
-def top_k_desc(values: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the k largest finite `values` with their `ids`, best first, ties by lower id;
-    padded with (-inf, -1). Both inputs are (rows, n)."""
-    order = np.lexsort((ids, -values), axis=1)[:, :k]
-    best_values = np.take_along_axis(values, order, axis=1)
-    best_ids = np.take_along_axis(ids, order, axis=1)
-    best_ids = np.where(np.isfinite(best_values), best_ids, -1)
-    best_values = np.where(best_ids >= 0, best_values, -np.inf)
-    if best_ids.shape[1] < k:
-        pad = k - best_ids.shape[1]
-        best_ids = np.pad(best_ids, ((0, 0), (0, pad)), constant_values=-1)
-        best_values = np.pad(best_values, ((0, 0), (0, pad)), constant_values=-np.inf)
-    return best_values, best_ids
 
 
 class Matcher:
@@ -204,28 +207,42 @@ class Matcher:
         )
 
     def recommend(
-        self, corpus: Corpus, k: int, *, chunk_rows: int = DEFAULT_CHUNK_ROWS
+        self,
+        corpus: Corpus,
+        k: int,
+        *,
+        rows: np.ndarray | None = None,
+        columns: np.ndarray | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
     ) -> Recommendations:
-        """Top-k eligible offers per proposal and proposals per offer, streaming over chunks
-        of `chunk_rows` proposals: peak memory is O(chunk_rows * O) scores, not O(P * O)."""
+        """Top-k eligible offers per proposal and proposals per offer, among proposals `rows`
+        and offers `columns` (corpus indices; default all), streaming over chunks of
+        `chunk_rows` proposals: peak memory is O(chunk_rows * len(columns)) scores.
+
+        A full recompute uses the defaults; an incremental refresh asks for a few rows (all
+        offers) or a few columns (all proposals)."""
         n_proposals, n_offers = corpus.shape
-        by_proposal = np.full((n_proposals, k), -1, dtype=np.int64)
-        column_values = np.full((n_offers, k), -np.inf, dtype=np.float32)
-        column_ids = np.full((n_offers, k), -1, dtype=np.int64)
-        if n_offers == 0 or k <= 0:
-            return Recommendations(by_proposal, column_ids)
-        offer_ids = np.arange(n_offers)
-        for start in range(0, n_proposals, chunk_rows):
-            rows = np.arange(start, min(start + chunk_rows, n_proposals))
-            scores = self.block(corpus, rows).masked()
-            _, by_proposal[rows] = top_k_desc(scores, np.broadcast_to(offer_ids, scores.shape), k)
-            merged_values = np.concatenate([column_values, scores.T], axis=1)
-            merged_ids = np.concatenate(
-                [column_ids, np.broadcast_to(rows, (n_offers, len(rows)))], axis=1
-            )
-            merged_ids = np.where(np.isfinite(merged_values), merged_ids, np.iinfo(np.int64).max)
-            column_values, column_ids = top_k_desc(merged_values, merged_ids, k)
-        return Recommendations(by_proposal, column_ids)
+        rows = np.arange(n_proposals) if rows is None else np.asarray(rows, dtype=np.int64)
+        columns = np.arange(n_offers) if columns is None else np.asarray(columns, dtype=np.int64)
+        by_proposal = np.full((len(rows), max(k, 0)), -1, dtype=np.int64)
+        column_values = np.full((len(columns), max(k, 0)), -np.inf, dtype=np.float32)
+        column_ids = np.full((len(columns), max(k, 0)), -1, dtype=np.int64)
+        if len(columns) and k > 0:
+            for start in range(0, len(rows), chunk_rows):
+                chunk = rows[start : start + chunk_rows]
+                scores = self.block(corpus, chunk, columns).masked()
+                _, by_proposal[start : start + len(chunk)] = top_k_desc(
+                    scores, np.broadcast_to(columns, scores.shape), k
+                )
+                merged_values = np.concatenate([column_values, scores.T], axis=1)
+                merged_ids = np.concatenate(
+                    [column_ids, np.broadcast_to(chunk, (len(columns), len(chunk)))], axis=1
+                )
+                merged_ids = np.where(
+                    np.isfinite(merged_values), merged_ids, np.iinfo(np.int64).max
+                )
+                column_values, column_ids = top_k_desc(merged_values, merged_ids, k)
+        return Recommendations(by_proposal, column_ids, rows, columns)
 
     def explain(self, corpus: Corpus, p: int, offers: Sequence[int]) -> list[Explanation]:
         """Why proposal p scores as it does against each of `offers`: score, components, fit

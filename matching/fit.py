@@ -13,6 +13,8 @@ from datetime import date
 
 import numpy as np
 
+from matching.eligibility import OfferFacts, ProposalFacts
+
 DAYS_PER_MONTH = 30.44
 
 
@@ -36,6 +38,34 @@ class FitInputs:
     memory_gb: np.ndarray
     offer_domains: Sequence[frozenset[str]]
     available_until: np.ndarray
+
+    @classmethod
+    def from_facts(
+        cls,
+        proposals: ProposalFacts,
+        offers: OfferFacts,
+        *,
+        proposal_domains: Sequence[frozenset[str]],
+        start: np.ndarray,
+        duration_months: np.ndarray,
+        offer_domains: Sequence[frozenset[str]],
+        available_until: np.ndarray,
+    ) -> FitInputs:
+        """Fit inputs sharing the hours, memory and kind columns of the eligibility facts."""
+        return cls(
+            hours_needed=proposals.gpu_hours_needed,
+            memory_needed_gb=proposals.gpu_memory_min_gb,
+            needs_data=proposals.needs_data,
+            proposal_domains=proposal_domains,
+            start=start,
+            duration_months=duration_months,
+            has_compute=offers.has_compute,
+            has_data=offers.has_data,
+            max_hours_per_project=offers.max_hours_per_project,
+            memory_gb=offers.gpu_memory_gb,
+            offer_domains=offer_domains,
+            available_until=available_until,
+        )
 
     def take(self, rows: np.ndarray, offers: np.ndarray) -> FitInputs:
         """The inputs restricted to some proposals (`rows`) and offers (integer indices)."""

@@ -1,4 +1,4 @@
-"""Top-k selection over score matrices."""
+"""Top-k selection over score matrices (deterministic: ties go to the lower index)."""
 
 from __future__ import annotations
 
@@ -19,3 +19,18 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     column_ids = np.broadcast_to(np.arange(cols), scores.shape)
     indices = np.lexsort((column_ids, -scores), axis=1)[:, :k]
     return indices, np.take_along_axis(scores, indices, axis=1)
+
+
+def top_k_desc(values: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k largest finite `values` with their `ids`, best first, ties by lower id;
+    padded with (-inf, -1). Both inputs are (rows, n)."""
+    order = np.lexsort((ids, -values), axis=1)[:, :k]
+    best_values = np.take_along_axis(values, order, axis=1)
+    best_ids = np.take_along_axis(ids, order, axis=1)
+    best_ids = np.where(np.isfinite(best_values), best_ids, -1)
+    best_values = np.where(best_ids >= 0, best_values, -np.inf)
+    if best_ids.shape[1] < k:
+        pad = k - best_ids.shape[1]
+        best_ids = np.pad(best_ids, ((0, 0), (0, pad)), constant_values=-1)
+        best_values = np.pad(best_values, ((0, 0), (0, pad)), constant_values=-np.inf)
+    return best_values, best_ids

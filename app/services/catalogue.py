@@ -165,6 +165,15 @@ def author_label(*, session: Session, proposal: Proposal) -> str:
     return f"A researcher in {field} at {where}"
 
 
+def _offer_takes_projects() -> tuple[sa.ColumnElement[bool], ...]:
+    """Open and not past its deadline: an offer that expired since the last recompute is no
+    longer eligible, so its stored suggestions must not show."""
+    return (
+        Offer.status == OfferStatus.open,
+        sa.or_(col(Offer.deadline).is_(None), col(Offer.deadline) >= date.today()),
+    )
+
+
 def recommended_offers(
     *, session: Session, proposal_id: int, limit: int
 ) -> list[tuple[Match, Offer]]:
@@ -174,9 +183,7 @@ def recommended_offers(
         .join(Offer, col(Offer.id) == Match.offer_id)
         .where(
             Match.proposal_id == proposal_id,
-            Offer.status == OfferStatus.open,
-            # An offer whose deadline passed since the last recompute is no longer eligible.
-            sa.or_(col(Offer.deadline).is_(None), col(Offer.deadline) >= date.today()),
+            *_offer_takes_projects(),
             col(Match.status).in_(LISTED_MATCH_STATUSES),
         )
         .order_by(col(Match.score).desc(), col(Offer.id))
@@ -196,8 +203,7 @@ def recommended_proposals(
         .join(Offer, col(Offer.id) == Match.offer_id)
         .where(
             Match.offer_id == offer_id,
-            Offer.status == OfferStatus.open,
-            sa.or_(col(Offer.deadline).is_(None), col(Offer.deadline) >= date.today()),
+            *_offer_takes_projects(),
             col(Proposal.status).in_(MATCHABLE_PROPOSALS),
             col(Match.status).in_(LISTED_MATCH_STATUSES),
         )

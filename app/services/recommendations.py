@@ -27,7 +27,7 @@ from matching.eligibility import (
     ProposalFacts,
     check_eligibility,
 )
-from matching.engine import Corpus, Explanation, Matcher, top_k_desc
+from matching.engine import Corpus, Explanation, Matcher
 from matching.fit import FitInputs
 from matching.lexical import WORD_PATTERN, TfidfSimilarity, explanation_vectorizer
 from matching.scoring import ScoreWeights
@@ -117,8 +117,11 @@ def load_snapshot(*, session: Session) -> Snapshot:
         hours_committed[match.offer_id] += hours
         projects_committed[match.offer_id] += 1
 
-    def author_of(proposal: Proposal) -> User | None:
-        return users.get(proposal.author_id)
+    def author_identities(proposal: Proposal) -> list[str]:
+        author = users.get(proposal.author_id)
+        if author is None:
+            return []
+        return _identities(organisations.get(author.organisation_id), author.email)
 
     proposal_records = [
         {
@@ -129,10 +132,7 @@ def load_snapshot(*, session: Session) -> Snapshot:
             "requires_open_publication": p.requires_open_publication,
             "requires_open_source": p.requires_open_source,
             "ip_stance": p.ip_stance.value,
-            "identities": _identities(
-                organisations.get(author_of(p).organisation_id) if author_of(p) else None,
-                author_of(p).email if author_of(p) else None,
-            ),
+            "identities": author_identities(p),
             "excluded": p.excluded_companies,
         }
         for p in proposals
@@ -157,17 +157,12 @@ def load_snapshot(*, session: Session) -> Snapshot:
     ]
     proposal_facts = ProposalFacts.from_records(proposal_records)
     offer_facts = OfferFacts.from_records(offer_records)
-    fit = FitInputs(
-        hours_needed=proposal_facts.gpu_hours_needed,
-        memory_needed_gb=proposal_facts.gpu_memory_min_gb,
-        needs_data=proposal_facts.needs_data,
+    fit = FitInputs.from_facts(
+        proposal_facts,
+        offer_facts,
         proposal_domains=[frozenset(p.data_domains) for p in proposals],
         start=np.array([_date64(p.earliest_start) for p in proposals], dtype="datetime64[D]"),
         duration_months=np.array([p.duration_months for p in proposals], dtype=np.float64),
-        has_compute=offer_facts.has_compute,
-        has_data=offer_facts.has_data,
-        max_hours_per_project=offer_facts.max_hours_per_project,
-        memory_gb=offer_facts.gpu_memory_gb,
         offer_domains=[
             frozenset(o.data_domains) if o.kind != OfferKind.compute else frozenset()
             for o in offers
@@ -293,30 +288,6 @@ def recompute_all(
     )
 
 
-def _column_top_k(
-    matcher: Matcher, corpus: Corpus, columns: np.ndarray, k: int, chunk_rows: int = 2048
-) -> dict[int, list[int]]:
-    """Each listed offer's k best eligible proposals, over all proposals in chunks."""
-    n_proposals = corpus.shape[0]
-    values = np.full((len(columns), k), -np.inf, dtype=np.float32)
-    ids = np.full((len(columns), k), -1, dtype=np.int64)
-    for start in range(0, n_proposals, chunk_rows):
-        rows = np.arange(start, min(start + chunk_rows, n_proposals))
-        scores = matcher.block(corpus, rows, columns).masked().T
-        merged_values = np.concatenate([values, scores], axis=1)
-        merged_ids = np.concatenate([ids, np.broadcast_to(rows, scores.shape)], axis=1)
-        merged_ids = np.where(np.isfinite(merged_values), merged_ids, np.iinfo(np.int64).max)
-        values, ids = top_k_desc(merged_values, merged_ids, k)
-    return {int(o): [int(p) for p in ids[j] if p >= 0] for j, o in enumerate(columns)}
-
-
-def _row_top_k(matcher: Matcher, corpus: Corpus, rows: np.ndarray, k: int) -> dict[int, list[int]]:
-    scores = matcher.block(corpus, rows).masked()
-    offer_ids = np.broadcast_to(np.arange(corpus.shape[1]), scores.shape)
-    _, best = top_k_desc(scores, offer_ids, k)
-    return {int(p): [int(o) for o in best[i] if o >= 0] for i, p in enumerate(rows)}
-
-
 def _refresh(
     *,
     session: Session,
@@ -330,8 +301,10 @@ def _refresh(
     """Recompute the rows `rows` and columns `columns` (corpus indices) and reconcile every
     stored match touching them; other rows and columns keep their stored ranks."""
     corpus = snapshot.corpus
-    row_best = _row_top_k(matcher, corpus, rows, k) if len(rows) else {}
-    column_best = _column_top_k(matcher, corpus, columns, k) if len(columns) else {}
+    row_best = matcher.recommend(corpus, k, rows=rows).best_offers() if len(rows) else {}
+    column_best = (
+        matcher.recommend(corpus, k, columns=columns).best_proposals() if len(columns) else {}
+    )
     existing = list(session.exec(select(Match).where(touched_match_filter)))  # type: ignore[arg-type]
     proposal_index, offer_index = snapshot.proposal_index(), snapshot.offer_index()
     ranks: dict[tuple[int, int], tuple[int | None, int | None]] = {}

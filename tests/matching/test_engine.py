@@ -62,17 +62,12 @@ def make_corpus(proposal_overrides: dict[int, dict] | None = None) -> Corpus:
     ]
     proposals = ProposalFacts.from_records(proposal_records)
     offers = OfferFacts.from_records(offer_records)
-    fit = FitInputs(
-        hours_needed=proposals.gpu_hours_needed,
-        memory_needed_gb=proposals.gpu_memory_min_gb,
-        needs_data=proposals.needs_data,
+    fit = FitInputs.from_facts(
+        proposals,
+        offers,
         proposal_domains=[frozenset()] * len(PROPOSALS),
         start=np.array([NAT] * len(PROPOSALS)),
         duration_months=np.full(len(PROPOSALS), 12.0),
-        has_compute=offers.has_compute,
-        has_data=offers.has_data,
-        max_hours_per_project=offers.max_hours_per_project,
-        memory_gb=offers.gpu_memory_gb,
         offer_domains=[frozenset()] * len(OFFERS),
         available_until=np.array([NAT] * len(OFFERS)),
     )
