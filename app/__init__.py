@@ -36,12 +36,23 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
 
-    from app import cli, errors, filters
+    from app import auth, cli, errors, filters
+    from app.admin.views import bp as admin_bp
+    from app.dashboard.views import bp as dashboard_bp
     from app.main.views import bp as main_bp
+    from app.matches.views import bp as matches_bp
     from app.offers.views import bp as offers_bp
     from app.proposals.views import bp as proposals_bp
+    from app.publications.views import bp as publications_bp
+    from app.search.views import bp as search_bp
 
+    auth.init_app(app)
     app.register_blueprint(main_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(matches_bp)
+    app.register_blueprint(publications_bp)
+    app.register_blueprint(search_bp)
+    app.register_blueprint(admin_bp)
     app.register_blueprint(proposals_bp)
     app.register_blueprint(offers_bp)
     cli.register(app)

@@ -24,6 +24,20 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "TANDEM_ENV": "production",
         "TANDEM_SCORE_WEIGHTS": None,
         "SECRET_KEY": None,
+        "REDIS_URL": None,
+        "MAIL_SERVER": None,
+        "MAIL_PORT": None,
+        "MAIL_USE_TLS": False,
+        "MAIL_USE_SSL": False,
+        "MAIL_USERNAME": None,
+        "MAIL_PASSWORD": None,
+        "MAIL_DEFAULT_SENDER": "Tandem <no-reply@tandem.example.org>",
+        "TANDEM_MAIL_DIR": None,
+        "TANDEM_TOTP_SECRET": None,
+        "TANDEM_SIGNIN_LIMIT_ACCOUNT": "5 per minute;20 per hour",
+        "TANDEM_SIGNIN_LIMIT_ADDRESS": "30 per minute;300 per hour",
+        "RATELIMIT_KEY_PREFIX": "tandem",
+        "WTF_CSRF_TIME_LIMIT": None,
     }
 
 
@@ -37,10 +51,22 @@ def from_environment() -> dict[str, Any]:
         "TANDEM_ENV",
         "TANDEM_SCORE_WEIGHTS",
         "SECRET_KEY",
+        "REDIS_URL",
+        "MAIL_SERVER",
+        "MAIL_USERNAME",
+        "MAIL_PASSWORD",
+        "MAIL_DEFAULT_SENDER",
+        "TANDEM_MAIL_DIR",
+        "TANDEM_TOTP_SECRET",
+        "TANDEM_SIGNIN_LIMIT_ACCOUNT",
+        "TANDEM_SIGNIN_LIMIT_ADDRESS",
     ):
         if os.environ.get(name):
             values[name] = os.environ[name]
-    for name in ("TANDEM_TOP_K", "TANDEM_PAGE_SIZE"):
+    for name in ("MAIL_USE_TLS", "MAIL_USE_SSL"):
+        if os.environ.get(name):
+            values[name] = os.environ[name].strip().lower() in {"1", "true", "yes", "on"}
+    for name in ("TANDEM_TOP_K", "TANDEM_PAGE_SIZE", "MAIL_PORT"):
         if os.environ.get(name):
             try:
                 values[name] = int(os.environ[name])

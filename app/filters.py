@@ -6,6 +6,11 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
+    @app.context_processor
+    def endpoints() -> dict[str, object]:
+        """Lets the layout link to optional pages only when they are registered."""
+        return {"url_map_endpoints": app.view_functions}
+
     @app.template_filter("thousands")
     def thousands(value: int | float | None) -> str:
         return "" if value is None else f"{value:,.0f}"

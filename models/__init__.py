@@ -1,9 +1,11 @@
 """SQLModel tables and their Create/Update/Public schemas. No Flask, no matching."""
 
 from models._base import utcnow
+from models.allocation import AllocationAssignment, AllocationRound, AllocationRoundPublic
 from models.embedding import Embedding
 from models.enums import (
     AccessMode,
+    AllocationRoundStatus,
     CollaborationKind,
     IpStance,
     LabResourceLevel,
@@ -30,6 +32,10 @@ from models.user import User, UserCreate, UserPublic, UserUpdate
 
 __all__ = [
     "AccessMode",
+    "AllocationAssignment",
+    "AllocationRound",
+    "AllocationRoundPublic",
+    "AllocationRoundStatus",
     "CollaborationKind",
     "Embedding",
     "IpStance",

@@ -86,3 +86,8 @@ class CollaborationKind(enum.StrEnum):
     internship = "internship"
     engineering_support = "engineering_support"
     advisory = "advisory"
+
+
+class AllocationRoundStatus(enum.StrEnum):
+    draft = "draft"
+    published = "published"

@@ -1,5 +1,6 @@
 """Matches: a scored (proposal, offer) pair and where the two sides stand on it."""
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -34,6 +35,17 @@ class Match(MatchBase, TimestampMixin, table=True):
     offer_id: int = Field(foreign_key="offer.id", index=True, ondelete="CASCADE")
     status: MatchStatus = Field(
         default=MatchStatus.suggested, sa_type=enum_type(MatchStatus, "match_status"), index=True
+    )
+
+    academic_interested_at: datetime | None = Field(default=None)
+    company_interested_at: datetime | None = Field(default=None)
+    introduced_at: datetime | None = Field(default=None)
+    declined_by: str | None = Field(
+        default=None, max_length=20, description="Which side dismissed it: academic or company"
+    )
+    decline_reason: str = Field(default="", max_length=1_000, sa_type=sa.Text)
+    allocation_round_id: int | None = Field(
+        default=None, foreign_key="allocationround.id", ondelete="SET NULL", index=True
     )
 
     proposal: "Proposal" = Relationship(back_populates="matches")

@@ -66,6 +66,9 @@ class Offer(OfferBase, TimestampMixin, table=True):
         sa_column_kwargs={"server_default": "[]"},
         description="Institution names or email domains never to be matched with",
     )
+    hidden: bool = Field(
+        default=False, description="Hidden by an administrator: listed nowhere, matched with none"
+    )
     organisation_id: int = Field(foreign_key="organisation.id", index=True, ondelete="CASCADE")
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     status: OfferStatus = Field(

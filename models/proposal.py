@@ -52,6 +52,9 @@ class Proposal(ProposalBase, TimestampMixin, table=True):
         sa_column_kwargs={"server_default": "[]"},
         description="Company names or email domains never to be matched with",
     )
+    hidden: bool = Field(
+        default=False, description="Hidden by an administrator: listed nowhere, matched with none"
+    )
     author_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     status: ProposalStatus = Field(
         default=ProposalStatus.draft,

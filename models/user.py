@@ -1,6 +1,8 @@
 """Users: academics, company members and administrators."""
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Optional
+from uuid import uuid4
 
 import sqlalchemy as sa
 from pydantic import field_validator
@@ -37,12 +39,22 @@ class User(UserBase, TimestampMixin, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     password_hash: str = Field(max_length=255)
-    email_verified: bool = Field(default=False)
+    # Sign-in state, in the shape Flask-Security expects (the app maps it as its Account).
+    fs_uniquifier: str = Field(default_factory=lambda: uuid4().hex, max_length=64, unique=True)
+    active: bool = Field(default=True, description="False once an administrator suspends them")
+    confirmed_at: datetime | None = Field(default=None, description="When the email was verified")
+    tf_primary_method: str | None = Field(default=None, max_length=64)
+    tf_totp_secret: str | None = Field(default=None, max_length=255)
+    tf_phone_number: str | None = Field(default=None, max_length=128)
     organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
 
     organisation: Optional["Organisation"] = Relationship(back_populates="members")
     publications: list["Publication"] = Relationship(back_populates="author")
     proposals: list["Proposal"] = Relationship(back_populates="author")
+
+    @property
+    def email_verified(self) -> bool:
+        return self.confirmed_at is not None
 
 
 class UserCreate(UserBase):

@@ -3,8 +3,10 @@ TANDEM_TEST_DATABASE_URL is set), the app on it, and the real embedding model on
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +117,12 @@ def app(
             "SECRET_KEY": "test-secret-key",
             "TANDEM_ENV": "test",
             "TANDEM_PAGE_SIZE": 10,
+            # Client tests post forms directly; tests/app/test_auth.py checks CSRF itself.
+            "WTF_CSRF_ENABLED": False,
+            "TANDEM_MAIL_DIR": str(tmp_path / "mail"),
+            # Sign-in limits live in Redis when REDIS_URL is set; each test counts apart.
+            "REDIS_URL": os.environ.get("REDIS_URL"),
+            "RATELIMIT_KEY_PREFIX": f"tandem-test-{uuid.uuid4().hex}",
         }
     )
     app.extensions["tandem.encoder"] = encoder
@@ -147,6 +155,36 @@ def demo_loaded(runner: FlaskCliRunner) -> str:
     return result.output
 
 
+TEST_PASSWORD = "violet-harbour-lantern-42"
+
+
+@functools.cache
+def test_password_hash() -> str:
+    """One argon2id hash of TEST_PASSWORD, shared by every test user (hashing is slow)."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher().hash(TEST_PASSWORD)
+
+
+class AuthActions:
+    """Sign a test client in and out through the real sign-in form."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self._client = client
+
+    def login(self, email: str, password: str = TEST_PASSWORD) -> None:
+        response = self._client.post("/login", data={"email": email, "password": password})
+        assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+
+    def logout(self) -> None:
+        self._client.post("/logout")
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
+
+
 @pytest.fixture
 def make_organisation(session: Session) -> Callable[..., Any]:
     from models import Organisation, OrganisationKind
@@ -171,7 +209,7 @@ def make_organisation(session: Session) -> Callable[..., Any]:
 
 @pytest.fixture
 def make_user(session: Session, make_organisation: Callable[..., Any]) -> Callable[..., Any]:
-    from models import Role, User
+    from models import Role, User, utcnow
 
     counter = iter(range(1, 10_000))
 
@@ -183,7 +221,8 @@ def make_user(session: Session, make_organisation: Callable[..., Any]) -> Callab
             "email": f"person{number}@example.org",
             "name": f"Person {number}",
             "role": Role.academic,
-            "password_hash": "not-a-real-hash",
+            "password_hash": test_password_hash(),
+            "confirmed_at": utcnow(),
         }
         user = User(**{**fields, **overrides})
         session.add(user)

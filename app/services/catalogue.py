@@ -11,7 +11,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from app.services.errors import NotFound
-from app.services.recommendations import MATCHABLE_PROPOSALS
+from app.services.recommendations import (
+    MATCHABLE_PROPOSALS,
+    visible_offers,
+    visible_proposals,
+)
 from models import (
     Match,
     MatchStatus,
@@ -62,13 +66,13 @@ def counts(*, session: Session) -> Counts:
         return int(session.exec(statement).one() or 0)
 
     return Counts(
-        open_proposals=scalar(select(func.count()).where(Proposal.status == ProposalStatus.open)),
-        open_offers=scalar(select(func.count()).where(Offer.status == OfferStatus.open)),
+        open_proposals=scalar(
+            select(func.count()).where(*visible_proposals(), Proposal.status == ProposalStatus.open)
+        ),
+        open_offers=scalar(select(func.count()).where(*visible_offers())),
         organisations=scalar(select(func.count()).select_from(Organisation)),
         gpu_hours_offered=scalar(
-            select(func.coalesce(func.sum(Offer.gpu_hours_budget), 0)).where(
-                Offer.status == OfferStatus.open
-            )
+            select(func.coalesce(func.sum(Offer.gpu_hours_budget), 0)).where(*visible_offers())
         ),
         suggestions=scalar(select(func.count()).select_from(Match)),
     )
@@ -78,7 +82,7 @@ def latest_proposals(*, session: Session, limit: int = 5) -> list[Proposal]:
     return list(
         session.exec(
             select(Proposal)
-            .where(Proposal.status == ProposalStatus.open)
+            .where(*visible_proposals(), Proposal.status == ProposalStatus.open)
             .order_by(col(Proposal.created_at).desc(), col(Proposal.id).desc())
             .limit(limit)
         )
@@ -89,7 +93,7 @@ def latest_offers(*, session: Session, limit: int = 5) -> list[Offer]:
     return list(
         session.exec(
             select(Offer)
-            .where(Offer.status == OfferStatus.open)
+            .where(*visible_offers())
             .order_by(col(Offer.created_at).desc(), col(Offer.id).desc())
             .limit(limit)
         )
@@ -107,7 +111,7 @@ def list_proposals(
     *, session: Session, page: int, per_page: int, area: str | None = None
 ) -> Page[Proposal]:
     """Open and matched proposals, newest first; `area` keeps those tagged with it."""
-    statement = select(Proposal).where(col(Proposal.status).in_(MATCHABLE_PROPOSALS))
+    statement = select(Proposal).where(*visible_proposals())
     proposals = session.exec(statement).all() if area else None
     if area:
         # Research areas are a JSON list; filtering in Python keeps SQLite and PostgreSQL alike
@@ -121,7 +125,7 @@ def list_proposals(
 def list_offers(
     *, session: Session, page: int, per_page: int, kind: str | None = None
 ) -> Page[Offer]:
-    statement = select(Offer).where(Offer.status == OfferStatus.open)
+    statement = select(Offer).where(*visible_offers())
     if kind:
         statement = statement.where(Offer.kind == kind)
     statement = statement.order_by(col(Offer.created_at).desc(), col(Offer.id).desc())
@@ -130,9 +134,7 @@ def list_offers(
 
 def research_areas(*, session: Session) -> list[str]:
     areas: set[str] = set()
-    for row in session.exec(
-        select(Proposal.research_areas).where(col(Proposal.status).in_(MATCHABLE_PROPOSALS))
-    ):
+    for row in session.exec(select(Proposal.research_areas).where(*visible_proposals())):
         areas.update(row)
     return sorted(areas)
 
@@ -140,14 +142,21 @@ def research_areas(*, session: Session) -> list[str]:
 def get_proposal(*, session: Session, proposal_id: int) -> Proposal:
     """A proposal others may see (drafts are private to their author)."""
     proposal = session.get(Proposal, proposal_id)
-    if proposal is None or proposal.status not in PUBLIC_PROPOSAL_STATUSES:
+    author = session.get(User, proposal.author_id) if proposal is not None else None
+    if (
+        proposal is None
+        or proposal.status not in PUBLIC_PROPOSAL_STATUSES
+        or proposal.hidden
+        or author is None
+        or not author.active
+    ):
         raise NotFound(f"No proposal {proposal_id}")
     return proposal
 
 
 def get_offer(*, session: Session, offer_id: int) -> Offer:
     offer = session.get(Offer, offer_id)
-    if offer is None or offer.status not in PUBLIC_OFFER_STATUSES:
+    if offer is None or offer.status not in PUBLIC_OFFER_STATUSES or offer.hidden:
         raise NotFound(f"No offer {offer_id}")
     return offer
 
@@ -169,7 +178,7 @@ def _offer_takes_projects() -> tuple[sa.ColumnElement[bool], ...]:
     """Open and not past its deadline: an offer that expired since the last recompute is no
     longer eligible, so its stored suggestions must not show."""
     return (
-        Offer.status == OfferStatus.open,
+        *visible_offers(),
         sa.or_(col(Offer.deadline).is_(None), col(Offer.deadline) >= date.today()),
     )
 
@@ -204,7 +213,7 @@ def recommended_proposals(
         .where(
             Match.offer_id == offer_id,
             *_offer_takes_projects(),
-            col(Proposal.status).in_(MATCHABLE_PROPOSALS),
+            *visible_proposals(),
             col(Match.status).in_(LISTED_MATCH_STATUSES),
         )
         .order_by(col(Match.score).desc(), col(Proposal.id))

@@ -24,6 +24,7 @@ from models import (
     Role,
     User,
     UserCreate,
+    utcnow,
 )
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "demo" / "data"
@@ -111,7 +112,7 @@ def load_demo(
         )
         user = User.model_validate(
             checked.model_dump(exclude={"password"}),
-            update={"password_hash": password_hash, "email_verified": True},
+            update={"password_hash": password_hash, "confirmed_at": utcnow()},
         )
         session.add(user)
         session.flush()

@@ -15,6 +15,7 @@ from datetime import date
 from typing import Literal
 
 import numpy as np
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.services.embedding_store import SqlEmbeddingStore
@@ -83,19 +84,28 @@ def _identities(organisation: Organisation | None, email: str | None = None) -> 
     return names
 
 
+def visible_proposals() -> tuple[sa.ColumnElement[bool], ...]:
+    """Proposals that take part in matching: open or matched, not hidden by an administrator,
+    and by an author who is not suspended."""
+    return (
+        col(Proposal.status).in_(MATCHABLE_PROPOSALS),
+        col(Proposal.hidden).is_(False),
+        col(Proposal.author_id).in_(select(User.id).where(col(User.active).is_(True))),
+    )
+
+
+def visible_offers() -> tuple[sa.ColumnElement[bool], ...]:
+    """Offers that take part in matching: open and not hidden by an administrator."""
+    return (Offer.status == OfferStatus.open, col(Offer.hidden).is_(False))
+
+
 def load_snapshot(*, session: Session) -> Snapshot:
     """Read every open proposal and offer, with the authors' publications and each offer's
     capacity left after the matches already introduced."""
     proposals = list(
-        session.exec(
-            select(Proposal)
-            .where(col(Proposal.status).in_(MATCHABLE_PROPOSALS))
-            .order_by(col(Proposal.id))
-        )
+        session.exec(select(Proposal).where(*visible_proposals()).order_by(col(Proposal.id)))
     )
-    offers = list(
-        session.exec(select(Offer).where(Offer.status == OfferStatus.open).order_by(col(Offer.id)))
-    )
+    offers = list(session.exec(select(Offer).where(*visible_offers()).order_by(col(Offer.id))))
     authors = {p.author_id for p in proposals}
     users = {u.id: u for u in session.exec(select(User).where(col(User.id).in_(authors)))}
     organisations = {o.id: o for o in session.exec(select(Organisation))}

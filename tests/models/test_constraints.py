@@ -75,8 +75,8 @@ def test_invalid_role_is_refused_by_the_database(
         session.execute(
             sa.text(
                 'INSERT INTO "user" (email, name, role, notification_preference, '
-                "password_hash, email_verified, created_at, updated_at) VALUES "
-                "('x@example.org', 'X', 'guest', 'instant', 'h', false, "
+                "password_hash, fs_uniquifier, active, created_at, updated_at) VALUES "
+                "('x@example.org', 'X', 'guest', 'instant', 'h', 'u1', true, "
                 "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
             )
         )

@@ -1,0 +1,1 @@
+"""Administration: organisations, users, moderation, allocation rounds and metrics."""

@@ -1,0 +1,7 @@
+"""Administration pages; every route requires the admin role."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")

@@ -1,0 +1,167 @@
+"""Sign-up, sign-in, email verification, password reset and two-factor sign-in.
+
+Flask-Security-Too does the work, on Flask-Login and Flask-WTF, over the `user` table (see
+`account.py`). Passwords are argon2id hashes; every form carries a CSRF token; sign-in is
+rate limited per account and per address (Flask-Limiter, in Redis when `REDIS_URL` is set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, current_app, render_template, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_security import MailUtil, Security, SQLAlchemySessionUserDatastore, user_registered
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.local import LocalProxy
+
+from app import mail
+from app.auth.account import Account
+from app.auth.forms import TandemRegisterForm
+from app.auth.passwords import TandemPasswordUtil
+from app.db import db_session
+from app.services import accounts
+
+csrf = CSRFProtect()
+
+
+def security_defaults(app: Flask) -> dict[str, Any]:
+    secret = app.config["SECRET_KEY"].encode()
+    return {
+        "SECURITY_REGISTERABLE": True,
+        "SECURITY_CONFIRMABLE": True,
+        "SECURITY_RECOVERABLE": True,
+        "SECURITY_CHANGEABLE": True,
+        "SECURITY_TWO_FACTOR": True,
+        "SECURITY_TWO_FACTOR_ENABLED_METHODS": ["authenticator"],
+        "SECURITY_TOTP_ISSUER": "Tandem",
+        "SECURITY_TOTP_SECRETS": {
+            "1": app.config.get("TANDEM_TOTP_SECRET")
+            or hmac.new(secret, b"tandem-totp", hashlib.sha256).hexdigest()
+        },
+        "SECURITY_PASSWORD_HASH": "argon2",
+        "SECURITY_PASSWORD_SINGLE_HASH": True,
+        "SECURITY_PASSWORD_LENGTH_MIN": 12,
+        "SECURITY_PASSWORD_COMPLEXITY_CHECKER": "zxcvbn",
+        "SECURITY_ZXCVBN_MINIMUM_SCORE": 3,
+        "SECURITY_PASSWORD_CHECK_BREACHED": False,
+        "SECURITY_EMAIL_VALIDATOR_ARGS": {"check_deliverability": False},
+        "SECURITY_CONFIRM_EMAIL_WITHIN": timedelta(days=3),
+        "SECURITY_RESET_PASSWORD_WITHIN": timedelta(hours=2),
+        "SECURITY_JOIN_USER_ROLES": False,
+        "SECURITY_POST_LOGIN_VIEW": "/dashboard",
+        "SECURITY_POST_REGISTER_VIEW": "/login",
+        "SECURITY_POST_CONFIRM_VIEW": "/login",
+        "SECURITY_POST_LOGOUT_VIEW": "/",
+        "SECURITY_POST_CHANGE_VIEW": "/account",
+        "SECURITY_EMAIL_SENDER": app.config["MAIL_DEFAULT_SENDER"],
+        "SECURITY_EMAIL_SUBJECT_REGISTER": "Welcome to Tandem: please confirm your email",
+        "SECURITY_EMAIL_SUBJECT_CONFIRM": "Confirm your email for Tandem",
+        "SECURITY_EMAIL_SUBJECT_PASSWORD_RESET": "Reset your Tandem password",
+        "SECURITY_EMAIL_SUBJECT_PASSWORD_NOTICE": "Your Tandem password was reset",
+        "SECURITY_EMAIL_SUBJECT_PASSWORD_CHANGE_NOTICE": "Your Tandem password was changed",
+        "SECURITY_MSG_LOGIN": ("Please sign in to see this page.", "info"),
+        "SECURITY_MSG_CONFIRMATION_REQUIRED": (
+            "Please confirm your email first: follow the link we sent you.",
+            "error",
+        ),
+        "SECURITY_MSG_DISABLED_ACCOUNT": (
+            "This account is suspended. Contact an administrator if you think this is a mistake.",
+            "error",
+        ),
+    }
+
+
+class TandemMailUtil(MailUtil):
+    """Flask-Security's mails go through our mail layer; addresses are stored lowercased."""
+
+    def send_mail(
+        self,
+        template: str,
+        subject: str,
+        recipient: str | tuple[str, str],
+        sender: str | tuple[str, str],
+        body: str | None,
+        html: str | None,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(sender, tuple):
+            sender = f"{sender[0]} <{sender[1]}>"
+        to = recipient if isinstance(recipient, str) else f"{recipient[0]} <{recipient[1]}>"
+        mail.send_email(to=to, subject=str(subject), text=body or "", html=html, sender=str(sender))
+
+    def normalize(self, email: str) -> str:
+        return super().normalize(email).lower()
+
+    def validate(self, email: str) -> str:
+        return super().validate(email).lower()
+
+
+def render_with_status(template: str, **context: Any) -> Any:
+    """Flask-Security's pages; a form sent back with errors answers 422, as ours do."""
+    html = render_template(template, **context)
+    has_errors = any(isinstance(value, FlaskForm) and value.errors for value in context.values())
+    if request.method == "POST" and has_errors and not template.startswith("security/email/"):
+        return html, 422
+    return html
+
+
+def _account_key() -> str:
+    """Rate-limit key for sign-in attempts on one account, whatever address they come from."""
+    email = (request.form.get("email") or "").strip().lower()
+    return f"account:{email or get_remote_address()}"
+
+
+def _on_registered(_sender: Flask, user: Account, form_data: dict[str, Any], **_: Any) -> None:
+    session = db_session()
+    session.flush()
+    accounts.join_organisation(session=session, user_id=user.id, name=form_data["organisation"])
+
+
+def init_app(app: Flask) -> None:
+    for key, value in security_defaults(app).items():
+        app.config.setdefault(key, value)
+    datastore = SQLAlchemySessionUserDatastore(
+        LocalProxy(db_session),  # type: ignore[arg-type]
+        Account,
+        None,  # type: ignore[arg-type]  # the role is a column, see Account.roles
+    )
+    Security(
+        app,
+        datastore,
+        register_form=TandemRegisterForm,
+        mail_util_cls=TandemMailUtil,
+        password_util_cls=TandemPasswordUtil,
+        render_template=render_with_status,
+    )
+    csrf.init_app(app)
+    user_registered.connect(_on_registered, app)
+
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=app.config.get("REDIS_URL") or "memory://",
+        key_prefix=app.config["RATELIMIT_KEY_PREFIX"],
+        strategy="moving-window",
+    )
+    app.extensions["tandem.limiter"] = limiter
+    per_account = limiter.limit(
+        app.config["TANDEM_SIGNIN_LIMIT_ACCOUNT"], key_func=_account_key, methods=["POST"]
+    )
+    per_address = limiter.limit(app.config["TANDEM_SIGNIN_LIMIT_ADDRESS"], methods=["POST"])
+    for endpoint in (
+        "security.login",
+        "security.forgot_password",
+        "security.two_factor_token_validation",
+    ):
+        if endpoint in app.view_functions:
+            app.view_functions[endpoint] = per_address(per_account(app.view_functions[endpoint]))
+
+
+def limiter() -> Limiter:
+    return current_app.extensions["tandem.limiter"]

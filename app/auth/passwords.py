@@ -1,0 +1,44 @@
+"""Password rules: at least 12 characters and not built from a common password.
+
+The list of common passwords is the 30,000-entry list zxcvbn ships (it is installed, so
+nothing is downloaded); zxcvbn's own strength estimate then refuses guessable patterns.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+from flask_security import PasswordUtil
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+COMMON_PASSWORD_MESSAGE = (
+    "This password is on a list of common passwords that attackers try first. "
+    "Choose something longer and less predictable, such as a few unrelated words."
+)
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def is_common(password: str) -> bool:
+    """True when the password, or its letters without the digits and symbols around them,
+    is a common password ('Password1234!' is 'password' with decoration)."""
+    lowered = password.lower()
+    if lowered in common_passwords() or len(set(lowered)) <= 2:
+        return True
+    core = re.sub(r"^[\W\d_]+|[\W\d_]+$", "", lowered)
+    return len(core) >= 4 and core in common_passwords()
+
+
+class TandemPasswordUtil(PasswordUtil):
+    def validate(self, password: str, is_register: bool, **kwargs: Any) -> tuple[list | None, str]:
+        messages, normalised = super().validate(password, is_register, **kwargs)
+        if messages:
+            return messages, normalised
+        if is_common(normalised):
+            return [COMMON_PASSWORD_MESSAGE], normalised
+        return None, normalised

@@ -1,0 +1,86 @@
+"""The mail layer: build a multipart message and deliver it, to files or over SMTP.
+
+The embedded default writes each message as an `.eml` file under `instance/mail/` and logs a
+line, so a trial needs no mail server. Setting `MAIL_SERVER` sends over SMTP instead
+(STARTTLS with `MAIL_USE_TLS`, implicit TLS with `MAIL_USE_SSL`, optional login).
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from flask import current_app
+
+from models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def build_message(
+    *, to: str, subject: str, text: str, html: str | None = None, sender: str | None = None
+) -> EmailMessage:
+    """A plain-text message with an HTML alternative, with Date, Message-ID and From set."""
+    sender = sender or current_app.config["MAIL_DEFAULT_SENDER"]
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(utcnow())
+    domain = sender.rsplit("@", 1)[-1].strip(">") if "@" in sender else "tandem.invalid"
+    message["Message-ID"] = make_msgid(domain=domain)
+    message.set_content(text)
+    if html:
+        message.add_alternative(html, subtype="html")
+    return message
+
+
+def mail_dir() -> Path:
+    return Path(
+        current_app.config.get("TANDEM_MAIL_DIR") or Path(current_app.instance_path) / "mail"
+    )
+
+
+def deliver(message: EmailMessage) -> None:
+    """Send now: over SMTP when `MAIL_SERVER` is set, otherwise into the mail folder."""
+    config = current_app.config
+    if config.get("MAIL_SERVER"):
+        _send_smtp(message)
+        log.info("Mailed %r to %s", message["Subject"], message["To"])
+        return
+    folder = mail_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
+    path = folder / f"{stamp}-{message['Message-ID'].strip('<>').split('@')[0]}.eml"
+    path.write_bytes(bytes(message))
+    log.info("Wrote mail %r to %s: %s", message["Subject"], message["To"], path)
+
+
+def send_email(
+    *, to: str, subject: str, text: str, html: str | None = None, sender: str | None = None
+) -> EmailMessage:
+    message = build_message(to=to, subject=subject, text=text, html=html, sender=sender)
+    deliver(message)
+    return message
+
+
+def _send_smtp(message: EmailMessage) -> None:
+    config = current_app.config
+    host, port = config["MAIL_SERVER"], int(config.get("MAIL_PORT") or 0)
+    timeout = 30
+    if config.get("MAIL_USE_SSL"):
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+            host, port or 465, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        smtp = smtplib.SMTP(host, port or 25, timeout=timeout)
+    with smtp:
+        if config.get("MAIL_USE_TLS") and not config.get("MAIL_USE_SSL"):
+            smtp.starttls(context=ssl.create_default_context())
+        if config.get("MAIL_USERNAME"):
+            smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
+        smtp.send_message(message)

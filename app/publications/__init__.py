@@ -1,0 +1,1 @@
+"""An academic's publications: added by hand or pasted as BibTeX."""

@@ -1,0 +1,1 @@
+"""Search proposals and offers by meaning and by keyword."""
