@@ -167,13 +167,30 @@ def test_password_hash() -> str:
 
 
 class AuthActions:
-    """Sign a test client in and out through the real sign-in form."""
+    """Sign a test client in and out through the real sign-in form (and the real two-factor
+    step for users who have it, e.g. administrators made by `make_admin`)."""
 
     def __init__(self, client: FlaskClient) -> None:
         self._client = client
 
     def login(self, email: str, password: str = TEST_PASSWORD) -> None:
         response = self._client.post("/login", data={"email": email, "password": password})
+        assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+        if "/tf-validate" in response.headers["Location"]:
+            self.second_factor(email)
+
+    def second_factor(self, email: str) -> None:
+        from flask_security import current_user  # noqa: F401  (app context below)
+        from flask_security.proxies import _security
+
+        app = self._client.application
+        with app.app_context():
+            from app.auth.account import Account
+            from app.db import db_session
+
+            account = db_session().scalar(sa.select(Account).where(Account.email == email))
+            code = _security._totp_factory.generate_totp_password(account.tf_totp_secret)
+        response = self._client.post("/tf-validate", data={"code": code})
         assert response.status_code == 302, response.get_data(as_text=True)[:2000]
 
     def logout(self) -> None:
@@ -228,6 +245,23 @@ def make_user(session: Session, make_organisation: Callable[..., Any]) -> Callab
         session.add(user)
         session.commit()
         return user
+
+    return make
+
+
+@pytest.fixture
+def make_admin(app: Flask, make_user: Callable[..., Any]) -> Callable[..., Any]:
+    """An administrator with two-factor sign-in set up (required for admins)."""
+    from models import Role
+
+    def make(**overrides: Any) -> Any:
+        with app.app_context():
+            from flask_security.proxies import _security
+
+            secret = _security._totp_factory.generate_totp_secret()
+        return make_user(
+            role=Role.admin, tf_primary_method="authenticator", tf_totp_secret=secret, **overrides
+        )
 
     return make
 

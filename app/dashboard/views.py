@@ -17,8 +17,8 @@ def index() -> ResponseReturnValue:
     if current_user.role == Role.admin:
         return redirect(url_for("admin.index"))
     if current_user.role == Role.company:
-        return render_template("dashboard/company.html")
-    return render_template("dashboard/academic.html")
+        return redirect(url_for("offers.mine"))
+    return redirect(url_for("proposals.mine"))
 
 
 @bp.route("/account")

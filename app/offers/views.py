@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_security import login_required
 
 from app.db import db_session
 from app.services import catalogue, recommendations
@@ -42,3 +43,10 @@ def show(offer_id: int) -> ResponseReturnValue:
         recommendations=ranked,
         eligibility=recommendations.eligibility_summary(session=session, offer_id=offer_id),
     )
+
+
+@bp.route("/mine")
+@login_required
+def mine() -> ResponseReturnValue:
+    """The company's dashboard: its offers, each with its ranked proposals and capacity."""
+    return render_template("dashboard/company.html")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_security import login_required
 
 from app.db import db_session
 from app.services import catalogue, recommendations
@@ -42,3 +43,10 @@ def show(proposal_id: int) -> ResponseReturnValue:
         ),
         eligibility=recommendations.eligibility_summary(session=session, proposal_id=proposal_id),
     )
+
+
+@bp.route("/mine")
+@login_required
+def mine() -> ResponseReturnValue:
+    """The academic's dashboard: their proposals, each with its ranked offers."""
+    return render_template("dashboard/academic.html")
