@@ -8,7 +8,7 @@ memory, and `Matcher.explain` says why one pair scores as it does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -31,6 +31,8 @@ class Corpus:
     """Everything the engine knows about P proposals and O offers (plain values only).
 
     `author_publications[p]` holds the texts of the publications of proposal p's author.
+    `set_aside[p]` holds the offers (indices) proposal p must never be recommended again,
+    because one side dismissed the pair; the next-best eligible offer takes its place.
     """
 
     proposal_texts: Sequence[str]
@@ -40,6 +42,7 @@ class Corpus:
     proposals: ProposalFacts
     offers: OfferFacts
     fit: FitInputs
+    set_aside: Mapping[int, Sequence[int]] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -227,10 +230,15 @@ class Matcher:
         by_proposal = np.full((len(rows), max(k, 0)), -1, dtype=np.int64)
         column_values = np.full((len(columns), max(k, 0)), -np.inf, dtype=np.float32)
         column_ids = np.full((len(columns), max(k, 0)), -1, dtype=np.int64)
+        position = {int(c): j for j, c in enumerate(columns)} if corpus.set_aside else {}
         if len(columns) and k > 0:
             for start in range(0, len(rows), chunk_rows):
                 chunk = rows[start : start + chunk_rows]
                 scores = self.block(corpus, chunk, columns).masked()
+                for i, p in enumerate(chunk):
+                    for o in corpus.set_aside.get(int(p), ()):
+                        if o in position:
+                            scores[i, position[o]] = -np.inf
                 _, by_proposal[start : start + len(chunk)] = top_k_desc(
                     scores, np.broadcast_to(columns, scores.shape), k
                 )

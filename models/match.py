@@ -39,6 +39,12 @@ class Match(MatchBase, TimestampMixin, table=True):
 
     academic_interested_at: datetime | None = Field(default=None)
     company_interested_at: datetime | None = Field(default=None)
+    company_contact_id: int | None = Field(
+        default=None,
+        foreign_key="user.id",
+        ondelete="SET NULL",
+        description="The company member who said interested: the contact the academic gets",
+    )
     introduced_at: datetime | None = Field(default=None)
     declined_by: str | None = Field(
         default=None, max_length=20, description="Which side dismissed it: academic or company"

@@ -2,6 +2,110 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_security import current_user, login_required
+
+from app import mail
+from app.db import db_session
+from app.matcher import get_encoder, get_weights
+from app.services import matches, recommendations
+from app.services.errors import Conflict
 
 bp = Blueprint("matches", __name__, url_prefix="/matches")
+log = logging.getLogger(__name__)
+
+
+def _back() -> str:
+    """The local page to return to (never another site)."""
+    target = request.form.get("next") or request.args.get("next") or ""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("dashboard.index")
+
+
+def _refresh(*, proposal_id: int | None = None, offer_id: int | None = None) -> None:
+    kwargs = {
+        "session": db_session(),
+        "encoder": get_encoder(),
+        "k": current_app.config["TANDEM_TOP_K"],
+        "weights": get_weights(),
+    }
+    if proposal_id is not None:
+        recommendations.refresh_proposal(proposal_id=proposal_id, **kwargs)
+    if offer_id is not None:
+        recommendations.refresh_offer(offer_id=offer_id, **kwargs)
+
+
+@bp.post("/<int:match_id>/interest")
+@login_required
+def interest(match_id: int) -> ResponseReturnValue:
+    session = db_session()
+    try:
+        outcome = matches.express_interest(
+            session=session, match_id=match_id, user_id=current_user.id
+        )
+    except Conflict as exc:
+        flash(str(exc), "error")
+        return redirect(_back())
+    if outcome.introduced:
+        # The offer's remaining capacity changed: other proposals' lists must follow.
+        _refresh(offer_id=outcome.match.offer_id)
+    session.commit()
+    if outcome.introduced:
+        sent = _send_introductions(outcome.introductions)
+        flash(
+            "You are introduced! You can now see each other's contact details"
+            + (", and we have emailed you both." if sent else "."),
+            "success",
+        )
+    else:
+        flash(
+            "Noted: you are interested. If the other side is interested too, we introduce you "
+            "and share contact details with both of you.",
+            "success",
+        )
+    return redirect(_back())
+
+
+@bp.post("/<int:match_id>/dismiss")
+@login_required
+def dismiss(match_id: int) -> ResponseReturnValue:
+    session = db_session()
+    try:
+        match = matches.dismiss(
+            session=session,
+            match_id=match_id,
+            user_id=current_user.id,
+            reason=request.form.get("reason", ""),
+        )
+    except Conflict as exc:
+        flash(str(exc), "error")
+        return redirect(_back())
+    # The pair is set aside for good; the next-best eligible pair moves up.
+    _refresh(proposal_id=match.proposal_id)
+    session.commit()
+    flash("Dismissed. It will not be suggested again.", "success")
+    return redirect(_back())
+
+
+def _send_introductions(introductions: list[matches.Introduction]) -> bool:
+    """Mail each side; a failed send is logged and does not undo the introduction (the
+    contact details are on both dashboards)."""
+    base = current_app.config["TANDEM_BASE_URL"].rstrip("/")
+    ok = True
+    for intro in introductions:
+        context = {"intro": intro, "dashboard_url": f"{base}{url_for('dashboard.index')}"}
+        try:
+            mail.send_email(
+                to=f"{intro.recipient.name} <{intro.recipient.email}>",
+                subject=f"Introduction: {intro.proposal_title} × {intro.offer_title}",
+                text=render_template("email/introduction.txt", **context),
+                html=render_template("email/introduction.html", **context),
+            )
+        except OSError:
+            log.exception("could not send the introduction to %s", intro.recipient.email)
+            ok = False
+    return ok

@@ -47,6 +47,7 @@ from models import (
 
 MATCHABLE_PROPOSALS = (ProposalStatus.open, ProposalStatus.matched)
 COMMITTED = (MatchStatus.introduced,)
+SET_ASIDE = (MatchStatus.declined, MatchStatus.withdrawn)
 
 
 @dataclass(frozen=True)
@@ -191,8 +192,25 @@ def load_snapshot(*, session: Session) -> Snapshot:
         proposals=proposal_facts,
         offers=offer_facts,
         fit=fit,
+        set_aside=_set_aside(session, proposals, offers),
     )
     return Snapshot(proposals=proposals, offers=offers, corpus=corpus)
+
+
+def _set_aside(
+    session: Session, proposals: list[Proposal], offers: list[Offer]
+) -> dict[int, list[int]]:
+    """Pairs a side dismissed (declined or withdrawn), as corpus indices: never suggested
+    again, so the next-best offer moves up instead of the list shrinking."""
+    proposal_index = {p.id: i for i, p in enumerate(proposals)}
+    offer_index = {o.id: j for j, o in enumerate(offers)}
+    set_aside: dict[int, list[int]] = defaultdict(list)
+    for proposal_id, offer_id in session.exec(
+        select(Match.proposal_id, Match.offer_id).where(col(Match.status).in_(SET_ASIDE))
+    ):
+        if proposal_id in proposal_index and offer_id in offer_index:
+            set_aside[proposal_index[proposal_id]].append(offer_index[offer_id])
+    return dict(set_aside)
 
 
 def make_matcher(

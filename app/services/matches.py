@@ -1,0 +1,229 @@
+"""Acting on a match: interest, dismissal, and the introduction mutual interest makes.
+
+Consent before contact: neither side learns who the other is until both have said they are
+interested. Then the match is *introduced*, each side sees the other's name and email, and
+both get an introduction email. The email is returned (not sent) so the caller sends it only
+after the transaction that introduced the pair has committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from sqlmodel import Session, col, select
+
+from app.services.errors import Conflict, NotFound
+from models import (
+    Match,
+    MatchStatus,
+    Offer,
+    OfferStatus,
+    Organisation,
+    Proposal,
+    ProposalStatus,
+    Role,
+    User,
+    utcnow,
+)
+
+Side = Literal["academic", "company"]
+
+OPEN_FOR_INTEREST = (
+    MatchStatus.suggested,
+    MatchStatus.interested_academic,
+    MatchStatus.interested_company,
+)
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Who is on the other side of an introduced match."""
+
+    name: str
+    email: str
+    organisation: str
+
+
+@dataclass(frozen=True)
+class Introduction:
+    """The facts an introduction email needs, for one recipient."""
+
+    recipient: Contact
+    counterpart: Contact
+    proposal_id: int
+    proposal_title: str
+    offer_id: int
+    offer_title: str
+    side: Side
+
+
+@dataclass(frozen=True)
+class InterestOutcome:
+    match: Match
+    introduced: bool
+    introductions: list[Introduction] = field(default_factory=list)
+
+
+def side_of(*, session: Session, match: Match, user_id: int) -> Side:
+    """Which side of the match the user is on; NotFound for anyone else (existence of a
+    match is not revealed to people who are not on it)."""
+    proposal = session.get(Proposal, match.proposal_id)
+    offer = session.get(Offer, match.offer_id)
+    user = session.get(User, user_id)
+    if proposal is None or offer is None or user is None or not user.active:
+        raise NotFound("No such match.")
+    if user.role == Role.academic and proposal.author_id == user.id:
+        return "academic"
+    if user.role == Role.company and user.organisation_id == offer.organisation_id:
+        return "company"
+    raise NotFound("No such match.")
+
+
+def _get_for(session: Session, match_id: int, user_id: int) -> tuple[Match, Side]:
+    match = session.get(Match, match_id)
+    if match is None:
+        raise NotFound("No such match.")
+    return match, side_of(session=session, match=match, user_id=user_id)
+
+
+def express_interest(
+    *, session: Session, match_id: int, user_id: int, now: datetime | None = None
+) -> InterestOutcome:
+    """Record that the user's side is interested; introduce the pair when the other side
+    already is. Saying it twice changes nothing."""
+    now = now or utcnow()
+    match, side = _get_for(session, match_id, user_id)
+    if match.status == MatchStatus.introduced:
+        return InterestOutcome(match=match, introduced=False)
+    if match.status not in OPEN_FOR_INTEREST:
+        raise Conflict("This match was dismissed; it can no longer be taken up.")
+    proposal = session.get(Proposal, match.proposal_id)
+    offer = session.get(Offer, match.offer_id)
+    assert proposal is not None and offer is not None
+    if proposal.status not in (ProposalStatus.open, ProposalStatus.matched) or proposal.hidden:
+        raise Conflict("This proposal is no longer open.")
+    if offer.status != OfferStatus.open or offer.hidden:
+        raise Conflict("This offer is no longer open.")
+
+    if side == "academic":
+        match.academic_interested_at = match.academic_interested_at or now
+    else:
+        match.company_interested_at = match.company_interested_at or now
+        match.company_contact_id = match.company_contact_id or user_id
+    introduced = (
+        match.academic_interested_at is not None and match.company_interested_at is not None
+    )
+    if introduced:
+        match.status = MatchStatus.introduced
+        match.introduced_at = now
+        if proposal.status == ProposalStatus.open:
+            proposal.status = ProposalStatus.matched
+            session.add(proposal)
+    else:
+        match.status = (
+            MatchStatus.interested_academic
+            if side == "academic"
+            else MatchStatus.interested_company
+        )
+    session.add(match)
+    session.flush()
+    if not introduced:
+        return InterestOutcome(match=match, introduced=False)
+    return InterestOutcome(
+        match=match,
+        introduced=True,
+        introductions=_introductions(session, match, proposal, offer),
+    )
+
+
+def dismiss(
+    *, session: Session, match_id: int, user_id: int, reason: str = "", now: datetime | None = None
+) -> Match:
+    """The user's side does not want this pair: it leaves both lists and is never suggested
+    again. After an introduction this withdraws from it instead."""
+    match, side = _get_for(session, match_id, user_id)
+    reason = reason.strip()
+    if len(reason) > 1_000:
+        raise Conflict("Please keep the reason under 1,000 characters.")
+    if match.status in (MatchStatus.declined, MatchStatus.withdrawn):
+        return match
+    match.status = (
+        MatchStatus.withdrawn if match.status == MatchStatus.introduced else MatchStatus.declined
+    )
+    match.declined_by = side
+    match.decline_reason = reason
+    match.rank_for_proposal = match.rank_for_offer = None
+    session.add(match)
+    session.flush()
+    return match
+
+
+def contact_of(session: Session, user: User | None) -> Contact | None:
+    if user is None:
+        return None
+    organisation = session.get(Organisation, user.organisation_id) if user.organisation_id else None
+    return Contact(
+        name=user.name, email=user.email, organisation=organisation.name if organisation else ""
+    )
+
+
+def company_contact(session: Session, match: Match) -> Contact | None:
+    """The company member the academic is introduced to: the one who said interested, else
+    whoever created the offer."""
+    offer = session.get(Offer, match.offer_id)
+    for user_id in (match.company_contact_id, offer.created_by_id if offer else None):
+        user = session.get(User, user_id) if user_id else None
+        if user is not None and user.active:
+            return contact_of(session, user)
+    return None
+
+
+def counterpart(*, session: Session, match: Match, viewer_id: int) -> Contact | None:
+    """The other side's contact details, for a viewer on the match, once introduced; None
+    before (consent before contact) and for anyone not on the match."""
+    if match.status != MatchStatus.introduced:
+        return None
+    try:
+        side = side_of(session=session, match=match, user_id=viewer_id)
+    except NotFound:
+        return None
+    if side == "company":
+        proposal = session.get(Proposal, match.proposal_id)
+        return contact_of(session, session.get(User, proposal.author_id) if proposal else None)
+    return company_contact(session, match)
+
+
+def _introductions(
+    session: Session, match: Match, proposal: Proposal, offer: Offer
+) -> list[Introduction]:
+    academic = contact_of(session, session.get(User, proposal.author_id))
+    company = company_contact(session, match)
+    if academic is None or company is None:
+        return []
+    common = {
+        "proposal_id": proposal.id,
+        "proposal_title": proposal.title,
+        "offer_id": offer.id,
+        "offer_title": offer.title,
+    }
+    # Every active member of the company learns of the introduction; the academic gets the
+    # one contact person.
+    members = session.exec(
+        select(User).where(
+            User.organisation_id == offer.organisation_id,
+            User.role == Role.company,
+            col(User.active).is_(True),
+        )
+    ).all()
+    introductions = [
+        Introduction(recipient=academic, counterpart=company, side="academic", **common)
+    ]
+    for member in members:
+        recipient = contact_of(session, member)
+        if recipient is not None:
+            introductions.append(
+                Introduction(recipient=recipient, counterpart=academic, side="company", **common)
+            )
+    return introductions

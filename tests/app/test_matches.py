@@ -1,0 +1,218 @@
+"""Interest, dismissal and introductions: consent before contact, checked server-side."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import Session, select
+
+from app.services import recommendations
+from matching import Encoder
+from models import Match, MatchStatus, OfferStatus, OrganisationKind, Role
+from tests.conftest import AuthActions
+
+
+@pytest.fixture
+def pair(
+    session: Session,
+    encoder: Encoder,
+    make_organisation: Callable[..., Any],
+    make_user: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> dict[str, Any]:
+    """An academic's proposal, a company's two offers, and the matches the engine stored."""
+    university = make_organisation(name="Northbridge University", email_domains=["nb.example.org"])
+    company = make_organisation(
+        name="Helios Compute", kind=OrganisationKind.company, email_domains=["helios.example.com"]
+    )
+    academic = make_user(
+        email="ada@nb.example.org", name="Ada Okafor", organisation_id=university.id
+    )
+    member = make_user(
+        email="sam@helios.example.com",
+        name="Sam Reyes",
+        role=Role.company,
+        organisation_id=company.id,
+    )
+    colleague = make_user(
+        email="kim@helios.example.com",
+        name="Kim Lee",
+        role=Role.company,
+        organisation_id=company.id,
+    )
+    proposal = make_proposal(author_id=academic.id)
+    offer = make_offer(organisation_id=company.id, created_by_id=member.id)
+    second = make_offer(
+        organisation_id=company.id,
+        title="A100 hours for reinforcement learning",
+        description="A100 hours for offline reinforcement learning on energy systems data.",
+        gpu_type="A100",
+    )
+    recommendations.recompute_all(session=session, encoder=encoder, k=5)
+    session.commit()
+    match = session.exec(
+        select(Match).where(Match.proposal_id == proposal.id, Match.offer_id == offer.id)
+    ).one()
+    return {
+        "academic": academic,
+        "member": member,
+        "colleague": colleague,
+        "proposal": proposal,
+        "offer": offer,
+        "second": second,
+        "match": match,
+    }
+
+
+def _reload(session: Session, match: Match) -> Match:
+    session.expire_all()
+    reloaded = session.get(Match, match.id)
+    assert reloaded is not None
+    return reloaded
+
+
+def _mails(app: Flask) -> list[Any]:
+    folder = Path(app.config["TANDEM_MAIL_DIR"])
+    if not folder.exists():
+        return []
+    return [
+        message_from_bytes(path.read_bytes(), policy=policy.default)
+        for path in sorted(folder.glob("*.eml"))
+    ]
+
+
+def test_mutual_interest_introduces_both_sides_and_mails_them(
+    app: Flask, client: FlaskClient, auth: AuthActions, session: Session, pair: dict[str, Any]
+) -> None:
+    match = pair["match"]
+    auth.login(pair["academic"].email)
+    response = client.post(f"/matches/{match.id}/interest", data={"next": "/proposals/mine"})
+    assert response.status_code == 302 and response.headers["Location"] == "/proposals/mine"
+    match = _reload(session, match)
+    assert match.status == MatchStatus.interested_academic
+    assert _mails(app) == []  # nobody's identity travels on one-sided interest
+
+    auth.logout()
+    auth.login(pair["member"].email)
+    client.post(f"/matches/{match.id}/interest")
+    match = _reload(session, match)
+    assert match.status == MatchStatus.introduced
+    assert match.company_contact_id == pair["member"].id
+
+    mails = _mails(app)
+    recipients = sorted(m["To"].addresses[0].addr_spec for m in mails)
+    assert recipients == ["ada@nb.example.org", "kim@helios.example.com", "sam@helios.example.com"]
+    to_academic = next(m for m in mails if "ada@" in str(m["To"]))
+    body = to_academic.get_body(("plain",)).get_content()
+    assert "Sam Reyes <sam@helios.example.com>" in body
+    assert to_academic["Message-ID"] and to_academic["Date"]
+    to_company = next(m for m in mails if "sam@" in str(m["To"]))
+    assert "Ada Okafor <ada@nb.example.org>" in to_company.get_body(("plain",)).get_content()
+
+
+def test_interest_from_people_not_on_the_match_changes_nothing(
+    client: FlaskClient,
+    auth: AuthActions,
+    session: Session,
+    pair: dict[str, Any],
+    make_user: Callable[..., Any],
+    make_organisation: Callable[..., Any],
+) -> None:
+    match = pair["match"]
+    other_academic = make_user(email="eve@other.example.org")
+    rival = make_user(
+        email="mallory@rival.example.com",
+        role=Role.company,
+        organisation_id=make_organisation(kind=OrganisationKind.company).id,
+    )
+    assert client.post(f"/matches/{match.id}/interest").status_code == 302  # anonymous
+    assert "/login" in client.post(f"/matches/{match.id}/interest").headers["Location"]
+    for user in (other_academic, rival):
+        auth.login(user.email)
+        assert client.post(f"/matches/{match.id}/interest").status_code == 404
+        assert client.post(f"/matches/{match.id}/dismiss", data={"reason": "x"}).status_code == 404
+        auth.logout()
+    match = _reload(session, match)
+    assert match.status == MatchStatus.suggested
+    assert match.academic_interested_at is None and match.company_interested_at is None
+
+
+def test_dismissed_pair_is_never_suggested_again_and_the_next_offer_moves_up(
+    client: FlaskClient,
+    auth: AuthActions,
+    session: Session,
+    encoder: Encoder,
+    pair: dict[str, Any],
+) -> None:
+    match = pair["match"]
+    auth.login(pair["academic"].email)
+    client.post(f"/matches/{match.id}/dismiss", data={"reason": "We need GPUs in Europe."})
+    match = _reload(session, match)
+    assert match.status == MatchStatus.declined
+    assert match.declined_by == "academic" and match.decline_reason == "We need GPUs in Europe."
+    assert match.rank_for_proposal is None
+
+    recommendations.recompute_all(session=session, encoder=encoder, k=5)
+    session.commit()
+    match = _reload(session, match)
+    assert match.status == MatchStatus.declined and match.rank_for_proposal is None
+    ranked = session.exec(
+        select(Match).where(
+            Match.proposal_id == pair["proposal"].id, Match.status == MatchStatus.suggested
+        )
+    ).all()
+    assert [m.offer_id for m in ranked] == [pair["second"].id]
+    assert ranked[0].rank_for_proposal == 1
+
+    # A dismissed match cannot be revived by interest.
+    response = client.post(f"/matches/{match.id}/interest", follow_redirects=True)
+    assert "dismissed" in response.get_data(as_text=True)
+    assert _reload(session, match).status == MatchStatus.declined
+
+
+def test_interest_in_a_closed_offer_is_refused_with_a_message(
+    client: FlaskClient, auth: AuthActions, session: Session, pair: dict[str, Any]
+) -> None:
+    offer = pair["offer"]
+    offer.status = OfferStatus.closed
+    session.add(offer)
+    session.commit()
+    auth.login(pair["academic"].email)
+    response = client.post(f"/matches/{pair['match'].id}/interest", follow_redirects=True)
+    assert response.status_code == 200
+    assert "no longer open" in response.get_data(as_text=True)
+    assert _reload(session, pair["match"]).status == MatchStatus.suggested
+
+
+def test_redirects_only_to_local_pages(
+    client: FlaskClient, auth: AuthActions, pair: dict[str, Any]
+) -> None:
+    auth.login(pair["academic"].email)
+    for target in ("https://evil.example.com/", "//evil.example.com/x"):
+        response = client.post(f"/matches/{pair['match'].id}/interest", data={"next": target})
+        assert response.headers["Location"] == "/dashboard"
+
+
+def test_withdrawing_after_an_introduction_frees_the_offer_capacity(
+    client: FlaskClient, auth: AuthActions, session: Session, pair: dict[str, Any]
+) -> None:
+    match = pair["match"]
+    auth.login(pair["academic"].email)
+    client.post(f"/matches/{match.id}/interest")
+    auth.logout()
+    auth.login(pair["member"].email)
+    client.post(f"/matches/{match.id}/interest")
+    assert _reload(session, match).status == MatchStatus.introduced
+    client.post(f"/matches/{match.id}/dismiss", data={"reason": "Budget moved"})
+    match = _reload(session, match)
+    assert match.status == MatchStatus.withdrawn and match.declined_by == "company"
+    snapshot = recommendations.load_snapshot(session=session)
+    offer_index = snapshot.offer_index()[pair["offer"].id]
+    assert snapshot.corpus.offers.hours_left[offer_index] == pair["offer"].gpu_hours_budget
