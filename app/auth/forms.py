@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_security import RegisterFormV2
-from wtforms import RadioField, StringField
+from wtforms import RadioField, SelectChoice, StringField
 from wtforms.validators import DataRequired, Length
 
 from app.db import db_session
@@ -21,8 +21,12 @@ class TandemRegisterForm(RegisterFormV2):
     role = RadioField(
         "I am joining as",
         choices=[
-            ("academic", "An academic: I will propose research and look for compute or data"),
-            ("company", "A company member: I will offer compute or data to research projects"),
+            SelectChoice(
+                "academic", "An academic: I will propose research and look for compute or data"
+            ),
+            SelectChoice(
+                "company", "A company member: I will offer compute or data to research projects"
+            ),
         ],
         validators=[DataRequired("Please choose how you are joining.")],
     )

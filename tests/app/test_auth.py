@@ -1,0 +1,223 @@
+"""Sign-up, sign-in and their protections, through the real Flask-Security views."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import Session, select
+
+from app import create_app
+from app.auth.passwords import is_common
+from models import Organisation, OrganisationKind, Role, User
+from tests.conftest import TEST_PASSWORD, AuthActions
+
+STRONG = "orchid-tractor-meadow-91"
+
+
+def _signup(client: FlaskClient, **overrides: str) -> Any:
+    data = {
+        "name": "Grace Hopper",
+        "email": "grace@brightlab.example.com",
+        "role": "academic",
+        "organisation": "Brightlab Institute",
+        "password": STRONG,
+        "password_confirm": STRONG,
+        **overrides,
+    }
+    return client.post("/register", data=data)
+
+
+def _field_errors(response: Any) -> list[str]:
+    return re.findall(r'<p class="field-error">([^<]*)</p>', response.get_data(as_text=True))
+
+
+def test_sign_up_creates_an_unverified_organisation_and_asks_to_confirm(
+    client: FlaskClient, session: Session
+) -> None:
+    response = _signup(client, email="Grace@BrightLab.example.com")
+    assert response.status_code == 302
+    user = session.exec(select(User).where(User.email == "grace@brightlab.example.com")).one()
+    assert user.role == Role.academic and user.name == "Grace Hopper"
+    assert user.confirmed_at is None
+    assert user.password_hash.startswith("$argon2id$")
+    organisation = session.get(Organisation, user.organisation_id)
+    assert organisation is not None
+    assert organisation.name == "Brightlab Institute" and not organisation.verified
+    assert organisation.kind == OrganisationKind.university
+    assert organisation.email_domains == ["brightlab.example.com"]
+
+    response = client.post("/login", data={"email": user.email, "password": STRONG})
+    assert response.status_code == 422
+    assert "confirm your email" in response.get_data(as_text=True)
+
+
+def test_a_colleague_joins_the_organisation_of_their_email_domain(
+    client: FlaskClient, session: Session, make_organisation: Callable[..., Any]
+) -> None:
+    helios = make_organisation(
+        name="Helios Compute", kind=OrganisationKind.company, email_domains=["helios.example.com"]
+    )
+    response = _signup(
+        client, email="new@helios.example.com", role="company", organisation="Helios"
+    )
+    assert response.status_code == 302
+    user = session.exec(select(User).where(User.email == "new@helios.example.com")).one()
+    assert user.organisation_id == helios.id and user.role == Role.company
+
+
+def test_an_outsider_cannot_claim_an_existing_organisation(
+    client: FlaskClient, session: Session, make_organisation: Callable[..., Any]
+) -> None:
+    make_organisation(
+        name="Helios Compute", kind=OrganisationKind.company, email_domains=["helios.example.com"]
+    )
+    response = _signup(
+        client, email="mallory@gmail.com", role="company", organisation="helios compute"
+    )
+    assert response.status_code == 422
+    assert any("already on Tandem" in e for e in _field_errors(response))
+    page = response.get_data(as_text=True)
+    assert 'value="mallory@gmail.com"' in page and 'value="helios compute"' in page
+    assert session.exec(select(User).where(User.email == "mallory@gmail.com")).first() is None
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("short-pw", "at least 12"),
+        ("password1234", "common"),
+        ("qwertyuiopas", "common"),
+    ],
+)
+def test_weak_passwords_are_refused_at_the_field(
+    client: FlaskClient, session: Session, password: str, message: str
+) -> None:
+    response = _signup(client, password=password, password_confirm=password)
+    assert response.status_code == 422
+    assert any(message in e.lower() for e in _field_errors(response)), _field_errors(response)
+    assert 'value="Grace Hopper"' in response.get_data(as_text=True)
+    assert session.exec(select(User)).all() == []
+
+
+def test_the_shipped_common_password_list_catches_decorated_passwords() -> None:
+    assert is_common("Password1234!") and is_common("iloveyou") and is_common("aaaaaaaaaaaa")
+    assert not is_common(STRONG)
+
+
+def test_sign_up_rejects_missing_fields_and_a_duplicate_email(
+    client: FlaskClient, make_user: Callable[..., Any]
+) -> None:
+    response = _signup(client, name="", role="", organisation="")
+    assert response.status_code == 422
+    errors = _field_errors(response)
+    assert "Please enter your name." in errors
+    assert "Please choose how you are joining." in errors
+    assert "Please name your organisation." in errors
+
+    existing = make_user(email="taken@example.org")
+    response = _signup(client, email=existing.email.upper())
+    assert response.status_code == 422
+    assert any("already associated" in e for e in _field_errors(response))
+
+
+def test_nobody_can_sign_up_as_an_administrator(client: FlaskClient, session: Session) -> None:
+    response = _signup(client, role="admin")
+    assert response.status_code == 422
+    assert session.exec(select(User)).all() == []
+
+
+def test_sign_in_and_out(client: FlaskClient, make_user: Callable[..., Any]) -> None:
+    user = make_user()
+    assert client.get("/dashboard").headers["Location"].startswith("/login")
+    response = client.post("/login", data={"email": user.email.upper(), "password": TEST_PASSWORD})
+    assert response.status_code == 302 and response.headers["Location"] == "/dashboard"
+    assert client.get("/account").status_code == 200
+    client.post("/logout")
+    assert client.get("/account").status_code == 302
+
+
+def test_a_suspended_user_cannot_sign_in(
+    client: FlaskClient, session: Session, make_user: Callable[..., Any]
+) -> None:
+    user = make_user()
+    user.active = False
+    session.add(user)
+    session.commit()
+    response = client.post("/login", data={"email": user.email, "password": TEST_PASSWORD})
+    assert response.status_code == 422
+    assert "suspended" in response.get_data(as_text=True)
+
+
+def test_administrators_must_set_up_two_factor_sign_in(
+    client: FlaskClient, make_user: Callable[..., Any]
+) -> None:
+    admin = make_user(role=Role.admin)
+    response = client.post("/login", data={"email": admin.email, "password": TEST_PASSWORD})
+    assert response.status_code == 302 and "/tf-setup" in response.headers["Location"]
+    assert client.get("/admin/").status_code != 200
+
+
+def test_administrators_sign_in_with_their_code(
+    client: FlaskClient, auth: AuthActions, make_admin: Callable[..., Any]
+) -> None:
+    admin = make_admin()
+    response = client.post("/login", data={"email": admin.email, "password": TEST_PASSWORD})
+    assert "/tf-validate" in response.headers["Location"]
+    assert client.get("/admin/").status_code != 200  # password alone is not enough
+    response = client.post("/tf-validate", data={"code": "000000"})
+    assert response.status_code == 422
+    auth.second_factor(admin.email)
+    assert client.get("/admin/").status_code == 200
+
+
+def test_sign_in_is_rate_limited_per_account(
+    client: FlaskClient, app: Flask, make_user: Callable[..., Any]
+) -> None:
+    user = make_user()
+    for _ in range(5):
+        response = client.post("/login", data={"email": user.email, "password": "wrong-guess-1"})
+        assert response.status_code == 422
+    response = client.post("/login", data={"email": user.email, "password": TEST_PASSWORD})
+    assert response.status_code == 429
+    # Another account from the same address is not locked out by this one's limit.
+    other = make_user()
+    response = client.post("/login", data={"email": other.email, "password": TEST_PASSWORD})
+    assert response.status_code == 302
+
+
+def test_sign_in_is_rate_limited_per_address(
+    database_url: str, tmp_path: Any, make_user: Callable[..., Any], app: Flask
+) -> None:
+    users = [make_user() for _ in range(4)]
+    app.config["TANDEM_SIGNIN_LIMIT_ADDRESS"] = "3 per minute"
+    limited = create_app({**app.config, "TANDEM_SIGNIN_LIMIT_ADDRESS": "3 per minute"})
+    client = limited.test_client()
+    codes = [
+        client.post("/login", data={"email": u.email, "password": "wrong-guess-1"}).status_code
+        for u in users
+    ]
+    assert codes == [422, 422, 422, 429]
+    limited.extensions["tandem.engine"].dispose()
+
+
+def test_forms_are_refused_without_a_csrf_token(app: Flask, make_user: Callable[..., Any]) -> None:
+    user = make_user()
+    protected = create_app({**app.config, "WTF_CSRF_ENABLED": True})
+    client = protected.test_client()
+    response = client.post("/login", data={"email": user.email, "password": TEST_PASSWORD})
+    assert response.status_code in (400, 422)
+    assert client.get("/account").status_code == 302  # not signed in
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token is not None
+    response = client.post(
+        "/login",
+        data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": token.group(1)},
+    )
+    assert response.status_code == 302
+    protected.extensions["tandem.engine"].dispose()
