@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, render_template
+from werkzeug.exceptions import Forbidden as HttpForbidden
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from app.services.errors import NotFound
+from app.services.errors import Forbidden, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +17,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(NotFound)
     def not_found_domain(exc: NotFound):  # type: ignore[no-untyped-def]
         return render_template("errors/404.html", message=str(exc)), 404
+
+    @app.errorhandler(Forbidden)
+    def forbidden_domain(exc: Forbidden):  # type: ignore[no-untyped-def]
+        return render_template("errors/http.html", error=HttpForbidden(str(exc))), 403
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
