@@ -1,0 +1,392 @@
+"""Search proposals and offers by meaning and by keyword.
+
+Only public items are ever candidates (`visible_proposals()` / `visible_offers()`), and a
+proposal is searched through its own text alone: never its author's name, email or
+publications, which must stay hidden before an introduction.
+
+Ranking blends two signals, both in [0, 1]:
+
+* **meaning**: the cosine similarity between the query's embedding and the item's stored text
+  embedding (the text the matcher reads, `app.services.texts`), divided by `FULL_MEANING`
+  and clipped;
+* **keywords**: `0.5 * coverage + 0.2 * all_words + 0.3 * exact_phrase`, where `coverage` is
+  the share of the query's words (stop words left out) found as whole words in the item's
+  title, text, research areas, data domains, GPU type or (offers) organisation name; an item
+  holding every word ranks higher, and one holding the query as an exact phrase higher still.
+
+`relevance = MEANING_WEIGHT * meaning + KEYWORD_WEIGHT * keywords`. An item that shares none
+of the query's words and whose similarity is below `SEMANTIC_THRESHOLD` is not shown.
+
+Candidates are filtered in SQL (JSON-list filters in Python, as `catalogue` does) and scored
+in memory with one matrix product: fine for the thousands of items a portal holds; at scale
+the nearest-neighbour step belongs in pgvector.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from sqlalchemy.orm import selectinload
+from sqlmodel import Session, col, func, select
+
+from app.services.catalogue import Page, author_label, research_areas
+from app.services.embedding_store import SqlEmbeddingStore
+from app.services.recommendations import visible_offers, visible_proposals
+from app.services.texts import offer_text, proposal_text
+from matching import Encoder
+from models import Offer, Proposal, PublicationTerms
+
+SearchKind = Literal["all", "proposals", "offers"]
+HitKind = Literal["proposal", "offer"]
+T = TypeVar("T")
+
+SEMANTIC_THRESHOLD = 0.25
+"""Cosine similarity (all-MiniLM-L6-v2) below which an item sharing no query word is hidden.
+
+Calibrated on the demo data: unrelated queries ("poetry about cats", "football transfer
+market") stay below 0.2 against every item, while a short relevant query reaches 0.25-0.6
+against an abstract of a few hundred words. Also the point from which a result is labelled
+"similar in meaning"."""
+
+FULL_MEANING = 0.6
+"""Similarity at which the meaning signal counts fully: about the best a short query reaches
+against a full abstract."""
+
+MEANING_WEIGHT = 0.6
+KEYWORD_WEIGHT = 0.4
+
+RELEVANCE_LABELS: tuple[tuple[float, str], ...] = (
+    (0.6, "Strong match"),
+    (0.35, "Good match"),
+    (0.0, "Possible match"),
+)
+"""(lowest relevance, label), best first: what a person sees instead of a raw score."""
+
+SNIPPET_LENGTH = 280
+"""Characters of an item's text shown on its result card."""
+
+_TOKEN = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class SearchCriteria:
+    """What was asked for. `text` empty means browsing: the filters alone, newest first."""
+
+    text: str = ""
+    kind: SearchKind = "all"
+    area: str | None = None
+    gpu_type: str | None = None
+    min_hours: int | None = None
+    domain: str | None = None
+    terms: PublicationTerms | None = None
+
+    @property
+    def browsing(self) -> bool:
+        return not self.text.strip()
+
+    @property
+    def filtered(self) -> bool:
+        return self.kind != "all" or any(
+            value not in (None, "")
+            for value in (self.area, self.gpu_type, self.min_hours, self.domain, self.terms)
+        )
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of displayed text; `marked` runs are query words, highlighted on the page."""
+
+    text: str
+    marked: bool = False
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result. `author` is the anonymous label of a proposal's author (None for offers);
+    `relevance` is None when browsing."""
+
+    kind: HitKind
+    item: Proposal | Offer
+    title: tuple[Segment, ...]
+    snippet: tuple[Segment, ...]
+    author: str | None
+    relevance: float | None = None
+    relevance_label: str | None = None
+    matched_words: tuple[str, ...] = ()
+    exact_phrase: bool = False
+    similar_in_meaning: bool = False
+
+    @property
+    def id(self) -> int:
+        return int(self.item.id)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    criteria: SearchCriteria
+    page: Page[SearchHit]
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """The values the filters offer, taken from the public items."""
+
+    areas: list[str]
+    domains: list[str]
+    gpu_types: list[str]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    kind: HitKind
+    item: Proposal | Offer
+    title: str
+    body: str
+    text: str
+    haystack: str
+
+
+@dataclass(frozen=True)
+class _Query:
+    words: tuple[str, ...]
+    patterns: tuple[re.Pattern[str], ...]
+    phrase: str
+
+    @classmethod
+    def parse(cls, text: str) -> _Query:
+        tokens = [token.lower() for token in _TOKEN.findall(text)]
+        words = [t for t in dict.fromkeys(tokens) if t not in ENGLISH_STOP_WORDS]
+        return cls(
+            words=tuple(words),
+            patterns=tuple(_word_pattern(word) for word in words),
+            phrase=" ".join(tokens),
+        )
+
+    def found(self, haystack: str) -> tuple[str, ...]:
+        return tuple(
+            w for w, p in zip(self.words, self.patterns, strict=True) if p.search(haystack)
+        )
+
+    def has_phrase(self, haystack: str) -> bool:
+        normalised = " ".join(_TOKEN.findall(haystack.lower()))
+        return bool(self.phrase) and f" {self.phrase} " in f" {normalised} "
+
+    def segments(self, text: str) -> tuple[Segment, ...]:
+        """`text` cut into plain and matched runs."""
+        if not self.patterns:
+            return (Segment(text),)
+        combined = re.compile("|".join(f"(?:{p.pattern})" for p in self.patterns), re.IGNORECASE)
+        segments: list[Segment] = []
+        position = 0
+        for match in combined.finditer(text):
+            if match.start() > position:
+                segments.append(Segment(text[position : match.start()]))
+            segments.append(Segment(match.group(0), marked=True))
+            position = match.end()
+        if position < len(text):
+            segments.append(Segment(text[position:]))
+        return tuple(segments)
+
+
+def _word_pattern(word: str) -> re.Pattern[str]:
+    """A whole word, singular or plural: "gpus" finds "GPU" and "GPUs"."""
+    stem = word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+    return re.compile(rf"(?<!\w){re.escape(stem)}(?:s|es)?(?!\w)", re.IGNORECASE)
+
+
+def filter_options(*, session: Session) -> FilterOptions:
+    """Research areas, data domains and GPU types of the public proposals and offers."""
+    domains: dict[str, str] = {}
+    gpu_types: dict[str, str] = {}
+    for statement in (
+        select(Proposal.data_domains, Proposal.gpu_type).where(*visible_proposals()),
+        select(Offer.data_domains, Offer.gpu_type).where(*visible_offers()),
+    ):
+        for item_domains, gpu_type in session.exec(statement):
+            for domain in item_domains:
+                domains.setdefault(domain.lower(), domain)
+            if gpu_type:
+                gpu_types.setdefault(gpu_type.lower(), gpu_type)
+    return FilterOptions(
+        areas=research_areas(session=session),
+        domains=sorted(domains.values(), key=str.lower),
+        gpu_types=sorted(gpu_types.values(), key=str.lower),
+    )
+
+
+def _has(values: Sequence[str], wanted: str) -> bool:
+    return wanted.lower() in {value.lower() for value in values}
+
+
+def _proposals(session: Session, criteria: SearchCriteria) -> list[Proposal]:
+    if criteria.kind == "offers":
+        return []
+    statement = select(Proposal).where(*visible_proposals())
+    if criteria.gpu_type:
+        statement = statement.where(
+            func.lower(col(Proposal.gpu_type)) == criteria.gpu_type.strip().lower()
+        )
+    if criteria.min_hours is not None:
+        statement = statement.where(col(Proposal.gpu_hours_needed) >= criteria.min_hours)
+    if criteria.terms == PublicationTerms.not_allowed:
+        # Requiring open publication rules out only offers that forbid publishing (eligibility's
+        # publication_terms constraint); every proposal accepts the other two terms.
+        statement = statement.where(col(Proposal.requires_open_publication).is_(False))
+    proposals = list(session.exec(statement))
+    if criteria.area:
+        proposals = [p for p in proposals if criteria.area in p.research_areas]
+    if criteria.domain:
+        proposals = [p for p in proposals if _has(p.data_domains, criteria.domain)]
+    return proposals
+
+
+def _offers(session: Session, criteria: SearchCriteria) -> list[Offer]:
+    if criteria.kind == "proposals" or criteria.area:
+        return []  # offers have no research area
+    statement = (
+        select(Offer).where(*visible_offers()).options(selectinload(Offer.organisation))  # type: ignore[arg-type]
+    )
+    if criteria.gpu_type:
+        statement = statement.where(
+            func.lower(col(Offer.gpu_type)) == criteria.gpu_type.strip().lower()
+        )
+    if criteria.min_hours is not None:
+        statement = statement.where(col(Offer.gpu_hours_budget) >= criteria.min_hours)
+    if criteria.terms is not None:
+        statement = statement.where(Offer.publication_terms == criteria.terms)
+    offers = list(session.exec(statement))
+    if criteria.domain:
+        offers = [o for o in offers if _has(o.data_domains, criteria.domain)]
+    return offers
+
+
+def _candidates(session: Session, criteria: SearchCriteria) -> list[_Candidate]:
+    candidates = []
+    for p in _proposals(session, criteria):
+        body = "\n".join(part for part in (p.abstract, p.data_need) if part)
+        extra = [*p.research_areas, *p.data_domains, p.gpu_type or ""]
+        candidates.append(
+            _Candidate(
+                "proposal", p, p.title, body, proposal_text(p), "\n".join([p.title, body, *extra])
+            )
+        )
+    for o in _offers(session, criteria):
+        body = "\n".join(part for part in (o.description, o.dataset_description) if part)
+        extra = [*o.data_domains, o.gpu_type or "", o.organisation.name]
+        candidates.append(
+            _Candidate("offer", o, o.title, body, offer_text(o), "\n".join([o.title, body, *extra]))
+        )
+    return candidates
+
+
+def _snippet(body: str, query: _Query | None) -> str:
+    """About SNIPPET_LENGTH characters of `body`, starting near the first query word when
+    that word would otherwise be cut off."""
+    text = " ".join(body.split())
+    if len(text) <= SNIPPET_LENGTH:
+        return text
+    first = min(
+        (m.start() for p in (query.patterns if query else ()) if (m := p.search(text))),
+        default=0,
+    )
+    start = 0
+    if first > SNIPPET_LENGTH - 60:
+        start = text.find(" ", first - 80) + 1
+    end = text.rfind(" ", start, start + SNIPPET_LENGTH)
+    end = end if end > start else start + SNIPPET_LENGTH
+    return ("… " if start else "") + text[start:end] + ("…" if end < len(text) else "")
+
+
+def _label(relevance: float) -> str:
+    return next(label for floor, label in RELEVANCE_LABELS if relevance >= floor)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    candidate: _Candidate
+    relevance: float
+    found: tuple[str, ...]
+    phrase: bool
+    similar: bool
+
+
+def _score(query: _Query, candidate: _Candidate, cosine: float) -> _Scored | None:
+    """The blended relevance (module docstring), or None for an item not to be shown."""
+    found = query.found(candidate.haystack)
+    similar = cosine >= SEMANTIC_THRESHOLD
+    if not found and not similar:
+        return None
+    phrase = bool(found) and query.has_phrase(candidate.haystack)
+    coverage = len(found) / len(query.words) if query.words else 0.0
+    keywords = 0.5 * coverage + 0.2 * (coverage == 1.0) + 0.3 * phrase
+    meaning = min(1.0, max(0.0, cosine / FULL_MEANING))
+    relevance = MEANING_WEIGHT * meaning + KEYWORD_WEIGHT * keywords
+    return _Scored(candidate, relevance, found, phrase, similar)
+
+
+def _page_of(items: list[T], page: int, per_page: int) -> tuple[list[T], int]:
+    """The items of page `page` (clamped to 1..last) and that page's number."""
+    pages = max(1, math.ceil(len(items) / per_page))
+    page = min(max(1, page), pages)
+    return items[(page - 1) * per_page : page * per_page], page
+
+
+def search(
+    *,
+    session: Session,
+    encoder: Encoder,
+    criteria: SearchCriteria,
+    page: int = 1,
+    per_page: int = 20,
+) -> SearchResults:
+    """One page of public proposals and offers matching `criteria`, best first (newest first
+    when browsing). A page past the end shows the last page.
+
+    Item embeddings come from the Embedding cache through `session` (a text never embedded
+    before is encoded and added, so the caller may commit to keep it); the query's embedding
+    stays in the encoder's memory only, so searches leave no trace in the database."""
+    candidates = _candidates(session, criteria)
+    if criteria.browsing or not candidates:
+        candidates.sort(key=lambda c: (c.item.created_at, c.kind, c.item.id), reverse=True)
+        shown, number = _page_of(candidates, page, per_page)
+        hits = [_hit(session, c, query=None) for c in shown]
+        return SearchResults(criteria, Page(hits, len(candidates), number, per_page))
+
+    query = _Query.parse(criteria.text)
+    query_vector = encoder.encode([criteria.text.strip()])[0]
+    item_vectors = encoder.encode([c.text for c in candidates], store=SqlEmbeddingStore(session))
+    similarity = (item_vectors @ query_vector).tolist()
+    scored = [
+        s
+        for candidate, cosine in zip(candidates, similarity, strict=True)
+        if (s := _score(query, candidate, cosine)) is not None
+    ]
+    scored.sort(key=lambda s: (-s.relevance, s.candidate.kind, -(s.candidate.item.id or 0)))
+    shown, number = _page_of(scored, page, per_page)
+    hits = [_hit(session, s.candidate, query=query, scored=s) for s in shown]
+    return SearchResults(criteria, Page(hits, len(scored), number, per_page))
+
+
+def _hit(
+    session: Session, candidate: _Candidate, *, query: _Query | None, scored: _Scored | None = None
+) -> SearchHit:
+    item = candidate.item
+    author = author_label(session=session, proposal=item) if isinstance(item, Proposal) else None
+    snippet = _snippet(candidate.body, query)
+    return SearchHit(
+        kind=candidate.kind,
+        item=item,
+        title=query.segments(candidate.title) if query else (Segment(candidate.title),),
+        snippet=query.segments(snippet) if query else (Segment(snippet),),
+        author=author,
+        relevance=scored.relevance if scored else None,
+        relevance_label=_label(scored.relevance) if scored else None,
+        matched_words=scored.found if scored else (),
+        exact_phrase=scored.phrase if scored else False,
+        similar_in_meaning=scored.similar if scored else False,
+    )
