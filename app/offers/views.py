@@ -1,16 +1,35 @@
-"""Offer pages: the listing and one offer with its recommended proposals."""
+"""Offer pages: the listing, one offer with its recommended proposals, and what a company
+member does with their organisation's offers (create, edit, open, close, exclusions, dashboard).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_security import login_required
+from flask_security import current_user, login_required, roles_required
 
 from app.db import db_session
-from app.services import catalogue, recommendations
-from models import OfferKind
+from app.matcher import get_encoder, get_weights
+from app.offers.forms import ExclusionsForm, OfferForm, lines
+from app.services import catalogue, offers, recommendations
+from app.services.errors import DomainError, NotFound
+from models import OfferKind, OfferStatus
 
 bp = Blueprint("offers", __name__, url_prefix="/offers")
+
+
+def _matching() -> offers.Matching:
+    return offers.Matching(
+        encoder=get_encoder(), k=current_app.config["TANDEM_TOP_K"], weights=get_weights()
+    )
+
+
+def _back(default: str) -> str:
+    """The local page a button came from (never another site), else `default`."""
+    target = request.form.get("next") or ""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
 
 
 @bp.route("/")
@@ -27,10 +46,10 @@ def index() -> ResponseReturnValue:
     return render_template("offers/index.html", page=page, kind=kind, kinds=list(OfferKind))
 
 
-@bp.route("/<int:offer_id>")
-def show(offer_id: int) -> ResponseReturnValue:
+def _render_show(offer_id: int, status: int = 200) -> ResponseReturnValue:
     session = db_session()
-    offer = catalogue.get_offer(session=session, offer_id=offer_id)
+    viewer_id = current_user.id if current_user.is_authenticated else None
+    offer = offers.viewable_offer(session=session, offer_id=offer_id, viewer_id=viewer_id)
     ranked = [
         (match, proposal, catalogue.author_label(session=session, proposal=proposal))
         for match, proposal in catalogue.recommended_proposals(
@@ -42,11 +61,182 @@ def show(offer_id: int) -> ResponseReturnValue:
         offer=offer,
         recommendations=ranked,
         eligibility=recommendations.eligibility_summary(session=session, offer_id=offer_id),
+        is_member=offers.is_member(session=session, user_id=viewer_id, offer=offer),
+    ), status
+
+
+@bp.route("/<int:offer_id>")
+def show(offer_id: int) -> ResponseReturnValue:
+    return _render_show(offer_id)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+@roles_required("company")
+def create() -> ResponseReturnValue:
+    session = db_session()
+    member = offers.membership(session=session, user_id=current_user.id)
+    form = OfferForm()
+    if request.method == "GET":
+        form.excluded_institutions.data = "\n".join(
+            offers.organisation_exclusions(session=session, organisation_id=member.organisation.id)
+        )
+    failed = False
+    if form.validate_on_submit():
+        try:
+            offer = offers.create_offer(
+                session=session,
+                user_id=current_user.id,
+                data=form.to_data(),
+                matching=_matching(),
+                open_now=bool(form.publish.data),
+            )
+        except offers.InvalidOffer as exc:
+            session.rollback()
+            form.show_errors(exc.field_errors)
+            failed = True
+        except DomainError as exc:
+            session.rollback()
+            flash(str(exc), "error")
+            failed = True
+        else:
+            session.commit()
+            flash(
+                "Your offer is open: it is listed and matched with proposals."
+                if offer.status == OfferStatus.open
+                else "Your offer is saved as a draft. Open it when you are ready to be matched.",
+                "success",
+            )
+            return redirect(url_for("offers.show", offer_id=offer.id))
+    status = 422 if failed or form.errors else 200
+    return render_template(
+        "offers/form.html", form=form, offer=None, organisation=member.organisation
+    ), status
+
+
+@bp.route("/<int:offer_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(offer_id: int) -> ResponseReturnValue:
+    session = db_session()
+    offer = offers.own_offer(session=session, user_id=current_user.id, offer_id=offer_id)
+    form = OfferForm()
+    if request.method == "GET":
+        form.fill_from(offer)
+    failed = False
+    if form.validate_on_submit():
+        try:
+            offers.update_offer(
+                session=session,
+                user_id=current_user.id,
+                offer_id=offer_id,
+                data=form.to_data(),
+                matching=_matching(),
+            )
+        except offers.InvalidOffer as exc:
+            session.rollback()
+            form.show_errors(exc.field_errors)
+            failed = True
+        except DomainError as exc:
+            session.rollback()
+            flash(str(exc), "error")
+            failed = True
+        else:
+            session.commit()
+            flash("Your changes are saved.", "success")
+            return redirect(url_for("offers.show", offer_id=offer_id))
+    status = 422 if failed or form.errors else 200
+    return render_template(
+        "offers/form.html", form=form, offer=offer, organisation=offer.organisation
+    ), status
+
+
+def _change_status(offer_id: int, action: str) -> ResponseReturnValue:
+    session = db_session()
+    change = offers.open_offer if action == "open" else offers.close_offer
+    try:
+        change(session=session, user_id=current_user.id, offer_id=offer_id, matching=_matching())
+    except NotFound:
+        raise
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return _render_show(offer_id, status=422)
+    session.commit()
+    flash(
+        "The offer is open: it is listed and matched with proposals."
+        if action == "open"
+        else "The offer is closed: it takes no new projects. Matches already taken up stay "
+        "on your dashboard.",
+        "success",
     )
+    return redirect(_back(url_for("offers.show", offer_id=offer_id)))
+
+
+@bp.post("/<int:offer_id>/open", endpoint="open")
+@login_required
+def open_offer(offer_id: int) -> ResponseReturnValue:
+    return _change_status(offer_id, "open")
+
+
+@bp.post("/<int:offer_id>/close", endpoint="close")
+@login_required
+def close_offer(offer_id: int) -> ResponseReturnValue:
+    return _change_status(offer_id, "close")
+
+
+@bp.route("/exclusions", methods=["GET", "POST"])
+@login_required
+@roles_required("company")
+def exclusions() -> ResponseReturnValue:
+    session = db_session()
+    member = offers.membership(session=session, user_id=current_user.id)
+    current = offers.organisation_exclusions(
+        session=session, organisation_id=member.organisation.id
+    )
+    form = ExclusionsForm()
+    if request.method == "GET":
+        form.excluded_institutions.data = "\n".join(current)
+    failed = False
+    if form.validate_on_submit():
+        try:
+            changed = offers.save_exclusions(
+                session=session,
+                user_id=current_user.id,
+                entries=lines(form.excluded_institutions.data),
+                matching=_matching(),
+            )
+        except offers.InvalidOffer as exc:
+            session.rollback()
+            form.show_errors(exc.field_errors)
+            failed = True
+        except DomainError as exc:
+            session.rollback()
+            flash(str(exc), "error")
+            failed = True
+        else:
+            session.commit()
+            flash(
+                f"Saved. The list now applies to all your offers ({len(changed)} updated)."
+                if changed
+                else "Saved. Nothing changed.",
+                "success",
+            )
+            return redirect(url_for("offers.exclusions"))
+    status = 422 if failed or form.errors else 200
+    return render_template(
+        "offers/exclusions.html",
+        form=form,
+        organisation=member.organisation,
+        has_offers=bool(
+            offers.offer_count(session=session, organisation_id=member.organisation.id)
+        ),
+    ), status
 
 
 @bp.route("/mine")
 @login_required
+@roles_required("company")
 def mine() -> ResponseReturnValue:
     """The company's dashboard: its offers, each with its ranked proposals and capacity."""
-    return render_template("dashboard/company.html")
+    dashboard = offers.company_dashboard(session=db_session(), user_id=current_user.id)
+    return render_template("dashboard/company.html", dashboard=dashboard)

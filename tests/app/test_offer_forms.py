@@ -1,0 +1,380 @@
+"""A company member creates, edits, opens and closes offers and keeps an exclusion list; nobody
+outside the organisation can read a draft or change anything."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from datetime import date, timedelta
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlmodel import Session, select
+
+from app.services import recommendations
+from matching import Encoder
+from models import Match, Offer, OfferKind, OfferStatus, OrganisationKind, Role
+from tests.conftest import AuthActions
+
+
+def text_of(page: bytes) -> str:
+    """The page's visible text, whitespace collapsed, entities decoded."""
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.decode())))
+
+
+class FormPage(HTMLParser):
+    """A page's labelled controls: find a control by its visible label, read its value and
+    the error shown next to it (the `<id>-error` element the form macros write)."""
+
+    def __init__(self, html: bytes) -> None:
+        super().__init__(convert_charrefs=True)
+        self.labels: dict[str, str] = {}
+        self.controls: dict[str, dict[str, Any]] = {}
+        self.errors: dict[str, str] = {}
+        self._open: list[dict[str, Any]] = []
+        self.feed(html.decode())
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {name: value or "" for name, value in attrs}
+        for capture in self._open:
+            if capture["tag"] == tag:
+                capture["depth"] += 1
+        if tag in ("input", "select", "textarea") and "id" in attributes:
+            self.controls[attributes["id"]] = {**attributes, "tag": tag, "text": ""}
+            for capture in self._open:
+                if capture["kind"] == "label" and not capture["target"]:
+                    capture["target"] = attributes["id"]
+        if tag == "label":
+            self._start("label", tag, attributes.get("for", ""))
+        elif tag == "textarea" and "id" in attributes:
+            self._start("textarea", tag, attributes["id"])
+        elif tag == "div" and attributes.get("id", "").endswith("-error"):
+            self._start("error", tag, attributes["id"].removesuffix("-error"))
+
+    def _start(self, kind: str, tag: str, target: str) -> None:
+        self._open.append({"kind": kind, "tag": tag, "target": target, "depth": 1, "parts": []})
+
+    def handle_data(self, data: str) -> None:
+        for capture in self._open:
+            capture["parts"].append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        for capture in list(self._open):
+            if capture["tag"] != tag:
+                continue
+            capture["depth"] -= 1
+            if capture["depth"]:
+                continue
+            self._open.remove(capture)
+            content = "".join(capture["parts"])
+            if capture["kind"] == "label":
+                self.labels[" ".join(content.split())] = capture["target"]
+            elif capture["kind"] == "textarea":
+                self.controls[capture["target"]]["text"] = content.removeprefix(
+                    "\r\n"
+                ).removeprefix("\n")
+            else:
+                self.errors[capture["target"]] = " ".join(content.split())
+
+    def control(self, label: str) -> dict[str, Any]:
+        assert label in self.labels, f"no control labelled {label!r}: {sorted(self.labels)}"
+        return self.controls[self.labels[label]]
+
+    def value(self, label: str) -> str:
+        control = self.control(label)
+        return control["text"] if control["tag"] == "textarea" else control.get("value", "")
+
+    def checked(self, label: str) -> bool:
+        return "checked" in self.control(label)
+
+    def error(self, label: str) -> str:
+        return self.errors.get(self.labels[label], "")
+
+
+VALID = {
+    "kind": "compute",
+    "title": "A100 hours for climate research",
+    "description": "Up to 2,000 A100 hours per project for open climate modelling work.",
+    "gpu_type": "A100",
+    "gpu_memory_gb": "80",
+    "gpu_hours_budget": "10000",
+    "max_hours_per_project": "2000",
+    "max_projects": "5",
+    "dataset_description": "",
+    "data_domains": "climate, weather, climate",
+    "access_mode": "remote",
+    "publication_terms": "after_review",
+    "ip_stance": "open",
+    "code_release_allowed": "y",
+    "deadline": "",
+    "available_until": "",
+    "excluded_institutions": "",
+}
+
+
+@pytest.fixture
+def company(make_organisation: Callable[..., Any], make_user: Callable[..., Any]) -> dict[str, Any]:
+    """An unverified company with two members, and a member of another company."""
+    organisation = make_organisation(
+        name="Acme Compute", kind=OrganisationKind.company, verified=False
+    )
+    other = make_organisation(name="Rival Labs", kind=OrganisationKind.company)
+    return {
+        "organisation": organisation,
+        "member": make_user(role=Role.company, organisation_id=organisation.id),
+        "colleague": make_user(role=Role.company, organisation_id=organisation.id),
+        "outsider": make_user(role=Role.company, organisation_id=other.id),
+        "academic": make_user(role=Role.academic),
+    }
+
+
+def offers_in(session: Session) -> list[Offer]:
+    session.expire_all()
+    return list(session.exec(select(Offer).order_by(Offer.id)))
+
+
+def test_member_creates_a_draft_others_cannot_see_then_opens_and_closes_it(
+    client: FlaskClient,
+    auth: AuthActions,
+    session: Session,
+    company: dict[str, Any],
+    make_proposal: Callable[..., Any],
+) -> None:
+    proposal = make_proposal(
+        title="Downscaling climate models with diffusion", gpu_hours_needed=500
+    )
+    auth.login(company["member"].email)
+    page = client.get("/offers/new")
+    assert page.status_code == 200
+    form = FormPage(page.data)
+    assert form.value("Title") == ""
+    assert form.checked("Compute: GPU hours on our hardware")
+    assert form.checked("Code written in the project may be released as open source")
+    assert "e.g. 20000" in text_of(page.data)
+    assert "shown marked “unverified” until an administrator verifies" in text_of(page.data)
+
+    response = client.post("/offers/new", data={**VALID, "save": "Save as draft"})
+    assert response.status_code == 302
+    [offer] = offers_in(session)
+    assert response.headers["Location"] == f"/offers/{offer.id}"
+    assert offer.status == OfferStatus.draft
+    assert (offer.organisation_id, offer.created_by_id) == (
+        company["organisation"].id,
+        company["member"].id,
+    )
+    assert (offer.gpu_hours_budget, offer.max_hours_per_project, offer.max_projects) == (
+        10_000,
+        2_000,
+        5,
+    )
+    assert offer.data_domains == ["climate", "weather"]
+    assert offer.publication_terms.value == "after_review" and offer.ip_stance.value == "open"
+
+    draft_page = text_of(client.get(f"/offers/{offer.id}").data)
+    assert "Draft: only members of Acme Compute can see this offer" in draft_page
+    auth.logout()
+    assert client.get(f"/offers/{offer.id}").status_code == 404
+    for outsider in (company["outsider"], company["academic"]):
+        auth.login(outsider.email)
+        assert client.get(f"/offers/{offer.id}").status_code == 404
+        assert client.post(f"/offers/{offer.id}/open").status_code == 404
+        auth.logout()
+    assert offers_in(session)[0].status == OfferStatus.draft
+
+    # A colleague (not the creator) opens it: it is matched at once.
+    auth.login(company["colleague"].email)
+    response = client.post(f"/offers/{offer.id}/open", data={"next": "/offers/mine"})
+    assert response.status_code == 302 and response.headers["Location"] == "/offers/mine"
+    assert offers_in(session)[0].status == OfferStatus.open
+    assert session.exec(select(Match).where(Match.proposal_id == proposal.id)).one()
+    assert proposal.title in text_of(client.get(f"/offers/{offer.id}").data)
+
+    response = client.post(f"/offers/{offer.id}/close")
+    assert response.status_code == 302 and response.headers["Location"] == f"/offers/{offer.id}"
+    assert offers_in(session)[0].status == OfferStatus.closed
+    assert session.exec(select(Match)).all() == []
+    assert client.post(f"/offers/{offer.id}/close").status_code == 422
+
+
+def test_invalid_offer_is_refused_at_each_field_keeping_what_was_typed(
+    client: FlaskClient, auth: AuthActions, session: Session, company: dict[str, Any]
+) -> None:
+    auth.login(company["member"].email)
+    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    bad = {
+        **VALID,
+        "kind": "compute+data",
+        "title": "GPUs",
+        "gpu_memory_gb": "5000",
+        "gpu_hours_budget": "1000",
+        "max_hours_per_project": "4000",
+        "dataset_description": "   ",
+        "deadline": yesterday,
+        "excluded_institutions": "Northbridge University\nx\nsomeone@uni.example.edu",
+        "publish": "Save and open",
+    }
+    response = client.post("/offers/new", data=bad)
+    assert response.status_code == 422
+    form = FormPage(response.data)
+    assert "at least 5 characters" in form.error("Title")
+    assert "at most 4,096" in form.error("GPU memory (GB per GPU)")
+    assert "cannot exceed the total budget (1,000 GPU hours)" in form.error(
+        "Most GPU hours for one project"
+    )
+    assert "needs a description of the dataset" in form.error("The dataset")
+    assert "cannot be in the past" in form.error("Deadline for projects")
+    exclusions = form.error("Institutions and email domains never to be matched")
+    assert "Line 2" in exclusions and "Line 3" in exclusions and "(uni.example.edu)" in exclusions
+    assert form.value("Title") == "GPUs"
+    assert form.value("Most GPU hours for one project") == "4000"
+    assert form.value("Deadline for projects") == yesterday
+    assert form.checked("Compute and data together")
+    assert form.value("Institutions and email domains never to be matched").startswith(
+        "Northbridge University\nx\n"
+    )
+
+    no_budget = {**VALID, "gpu_hours_budget": "", "max_hours_per_project": ""}
+    response = client.post("/offers/new", data=no_budget)
+    assert response.status_code == 422
+    form = FormPage(response.data)
+    assert "needs a GPU-hour budget above 0" in form.error("GPU-hour budget (total)")
+    assert form.value("Title") == VALID["title"]
+
+    response = client.post("/offers/new", data={**VALID, "gpu_memory_gb": "lots"})
+    assert response.status_code == 422
+    form = FormPage(response.data)
+    assert "Not a valid integer" in form.error("GPU memory (GB per GPU)")
+    assert form.value("GPU memory (GB per GPU)") == "lots"
+    assert offers_in(session) == []
+
+
+def test_colleague_edits_and_outsiders_cannot(
+    client: FlaskClient,
+    auth: AuthActions,
+    session: Session,
+    company: dict[str, Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    offer = make_offer(
+        organisation_id=company["organisation"].id,
+        created_by_id=company["member"].id,
+        status=OfferStatus.draft,
+        deadline=date.today() - timedelta(days=3),
+        data_domains=["climate"],
+    )
+    before = offers_in(session)[0].model_dump()
+
+    auth.logout()
+    for path in (f"/offers/{offer.id}/edit", "/offers/new"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+    for action in ("edit", "open", "close"):
+        response = client.post(f"/offers/{offer.id}/{action}", data={**VALID, "title": "Taken"})
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+    for outsider in (company["outsider"], company["academic"]):
+        auth.login(outsider.email)
+        assert client.get(f"/offers/{offer.id}/edit").status_code == 404
+        for action in ("edit", "open", "close"):
+            response = client.post(f"/offers/{offer.id}/{action}", data={**VALID, "title": "Taken"})
+            assert response.status_code == 404
+        auth.logout()
+    assert offers_in(session)[0].model_dump() == before
+
+    auth.login(company["colleague"].email)
+    form = FormPage(client.get(f"/offers/{offer.id}/edit").data)
+    assert form.value("Title") == offer.title
+    assert form.value("Data domains") == "climate"
+    assert form.value("Deadline for projects") == offer.deadline.isoformat()
+
+    # The database's CHECK (per project <= budget) is a message at the field, never a 500.
+    response = client.post(
+        f"/offers/{offer.id}/edit",
+        data={**VALID, "gpu_hours_budget": "100", "max_hours_per_project": "200"},
+    )
+    assert response.status_code == 422
+    assert "cannot exceed" in FormPage(response.data).error("Most GPU hours for one project")
+    assert offers_in(session)[0].model_dump() == before
+
+    # Opening is refused while the deadline is past; an edit that keeps the old deadline is fine.
+    response = client.post(f"/offers/{offer.id}/open")
+    assert response.status_code == 422 and "has passed" in text_of(response.data)
+    edited = {**VALID, "title": "Renamed offer", "deadline": offer.deadline.isoformat()}
+    response = client.post(f"/offers/{offer.id}/edit", data=edited)
+    assert response.status_code == 302
+    [saved] = offers_in(session)
+    assert saved.title == "Renamed offer" and saved.status == OfferStatus.draft
+    assert saved.created_by_id == company["member"].id
+
+
+def test_exclusion_list_applies_to_every_offer_and_stops_matching(
+    client: FlaskClient,
+    auth: AuthActions,
+    session: Session,
+    encoder: Encoder,
+    company: dict[str, Any],
+    make_organisation: Callable[..., Any],
+    make_user: Callable[..., Any],
+    make_offer: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+) -> None:
+    ours = company["organisation"].id
+    first = make_offer(organisation_id=ours, excluded_institutions=["Old Institute"])
+    second = make_offer(organisation_id=ours, kind=OfferKind.compute, status=OfferStatus.draft)
+    theirs = make_offer(organisation_id=company["outsider"].organisation_id)
+    university = make_organisation(name="Northbridge University", email_domains=["nb.example.edu"])
+    researcher = make_user(email="ada@cs.uni.example.edu", organisation_id=university.id)
+    proposal = make_proposal(author_id=researcher.id)
+    recommendations.recompute_all(session=session, encoder=encoder, k=5)
+    session.commit()
+    assert session.exec(select(Match).where(Match.offer_id == first.id)).all()
+
+    auth.login(company["academic"].email)
+    assert client.get("/offers/exclusions").status_code == 403
+    assert (
+        client.post(
+            "/offers/exclusions", data={"excluded_institutions": "x.example.org"}
+        ).status_code
+        == 403
+    )
+    auth.logout()
+    response = client.post("/offers/exclusions", data={"excluded_institutions": "x.example.org"})
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+    auth.login(company["member"].email)
+    page = client.get("/offers/exclusions")
+    assert page.status_code == 200
+    label = "Institutions and email domains never to be matched"
+    assert FormPage(page.data).value(label) == "Old Institute"
+    assert "never shown to you, and your offers are never shown to them" in text_of(page.data)
+
+    bad = "uni.example.edu\nhttps://www.rival.example.com/\nA"
+    response = client.post("/offers/exclusions", data={"excluded_institutions": bad})
+    assert response.status_code == 422
+    form = FormPage(response.data)
+    assert "Line 2" in form.error(label) and "Line 3" in form.error(label)
+    assert form.value(label) == bad
+    assert [o.excluded_institutions for o in offers_in(session)] == [["Old Institute"], [], []]
+
+    response = client.post(
+        "/offers/exclusions", data={"excluded_institutions": "@Uni.Example.edu\nRival Labs\n"}
+    )
+    assert response.status_code == 302
+    lists = {o.id: o.excluded_institutions for o in offers_in(session)}
+    assert lists == {
+        first.id: ["uni.example.edu", "Rival Labs"],
+        second.id: ["uni.example.edu", "Rival Labs"],
+        theirs.id: [],
+    }
+    # The researcher's address is at a subdomain of an excluded domain: no longer matched
+    # with our offers, still with the other company's.
+    session.expire_all()
+    matched = {
+        m.offer_id for m in session.exec(select(Match).where(Match.proposal_id == proposal.id))
+    }
+    assert matched == {theirs.id}
+    new_form = FormPage(client.get("/offers/new").data)
+    assert new_form.value(label) == "uni.example.edu\nRival Labs"
