@@ -1,15 +1,382 @@
-"""Administration pages; every route requires the admin role."""
+"""Administration pages; every route requires a signed-in administrator (who always signs in
+with two-factor). Buttons are plain POST forms; a refused action is flashed and the page it
+came from is shown again."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import logging
+import smtplib
+from typing import Any
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
-from flask_security import roles_required
+from flask_security import current_user, login_required, roles_required
+
+from app.admin import charts
+from app.admin.forms import ModerationForm, RoundForm
+from app.db import db_session
+from app.mail import send_email
+from app.matcher import get_encoder, get_weights
+from app.services import admin, allocation, metrics
+from app.services.errors import DomainError, NotFound
+from models import Role
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
+CONTENT_KINDS = ("proposals", "offers")
+
+
+def _refresh_options() -> dict[str, Any]:
+    return {
+        "encoder": get_encoder(),
+        "weights": get_weights(),
+        "k": current_app.config["TANDEM_TOP_K"],
+    }
+
+
+def _per_page() -> int:
+    return current_app.config["TANDEM_PAGE_SIZE"]
+
+
+def _back(default: str, **values: object) -> ResponseReturnValue:
+    """Back to the list the button was on (a local `next` path), else to `default`."""
+    target = request.form.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return redirect(target, 303)
+    return redirect(url_for(default, **values), 303)
+
 
 @bp.route("/")
+@login_required
 @roles_required("admin")
 def index() -> ResponseReturnValue:
-    return render_template("admin/index.html")
+    return render_template("admin/index.html", overview=admin.overview(session=db_session()))
+
+
+# Organisations
+
+
+@bp.route("/organisations")
+@login_required
+@roles_required("admin")
+def organisations() -> ResponseReturnValue:
+    unverified = request.args.get("unverified") == "1"
+    rows = admin.list_organisations(session=db_session(), unverified_only=unverified)
+    return render_template("admin/organisations.html", rows=rows, unverified=unverified)
+
+
+def _set_verified(organisation_id: int, verified: bool) -> ResponseReturnValue:
+    try:
+        organisation = admin.set_organisation_verified(
+            session=db_session(), organisation_id=organisation_id, verified=verified
+        )
+    except NotFound:
+        raise
+    except DomainError as exc:
+        flash(str(exc), "error")
+    else:
+        db_session().commit()
+        state = "verified" if verified else "no longer verified"
+        flash(f"{organisation.name} is {state}.", "success")
+    return _back("admin.organisations")
+
+
+@bp.route("/organisations/<int:organisation_id>/verify", methods=["POST"])
+@login_required
+@roles_required("admin")
+def verify_organisation(organisation_id: int) -> ResponseReturnValue:
+    return _set_verified(organisation_id, True)
+
+
+@bp.route("/organisations/<int:organisation_id>/unverify", methods=["POST"])
+@login_required
+@roles_required("admin")
+def unverify_organisation(organisation_id: int) -> ResponseReturnValue:
+    return _set_verified(organisation_id, False)
+
+
+# Users
+
+
+@bp.route("/users")
+@login_required
+@roles_required("admin")
+def users() -> ResponseReturnValue:
+    query = (request.args.get("q") or "").strip()[:200]
+    role = request.args.get("role") or ""
+    if role not in {r.value for r in Role}:
+        role = ""
+    page = admin.list_users(
+        session=db_session(),
+        page=request.args.get("page", 1, type=int),
+        per_page=_per_page(),
+        query=query or None,
+        role=Role(role) if role else None,
+    )
+    return render_template("admin/users.html", page=page, q=query, role=role, roles=list(Role))
+
+
+def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
+    try:
+        user = admin.set_user_active(
+            session=db_session(),
+            user_id=user_id,
+            active=active,
+            acting_user_id=current_user.id,
+            **_refresh_options(),
+        )
+    except NotFound:
+        raise
+    except DomainError as exc:
+        flash(str(exc), "error")
+    else:
+        db_session().commit()
+        flash(f"{user.name} is {'reinstated' if active else 'suspended'}.", "success")
+    return _back("admin.users")
+
+
+@bp.route("/users/<int:user_id>/suspend", methods=["POST"])
+@login_required
+@roles_required("admin")
+def suspend_user(user_id: int) -> ResponseReturnValue:
+    return _set_active(user_id, False)
+
+
+@bp.route("/users/<int:user_id>/reinstate", methods=["POST"])
+@login_required
+@roles_required("admin")
+def reinstate_user(user_id: int) -> ResponseReturnValue:
+    return _set_active(user_id, True)
+
+
+# Moderation
+
+
+@bp.route("/content")
+@login_required
+@roles_required("admin")
+def content() -> ResponseReturnValue:
+    kind = request.args.get("kind", "proposals")
+    kind = kind if kind in CONTENT_KINDS else "proposals"
+    hidden_only = request.args.get("hidden") == "1"
+    lister = admin.list_proposals if kind == "proposals" else admin.list_offers
+    page = lister(
+        session=db_session(),
+        page=request.args.get("page", 1, type=int),
+        per_page=_per_page(),
+        hidden_only=hidden_only,
+    )
+    return render_template("admin/content.html", kind=kind, page=page, hidden_only=hidden_only)
+
+
+def _moderate(kind: str, item_id: int, hidden: bool) -> ResponseReturnValue:
+    form = ModerationForm()
+    if not form.validate_on_submit():
+        session = db_session()
+        item = (
+            admin.get_proposal(session=session, proposal_id=item_id)
+            if kind == "proposals"
+            else admin.get_offer(session=session, offer_id=item_id)
+        )
+        page = render_template(
+            "admin/moderate.html", form=form, kind=kind, item=item, hidden=hidden
+        )
+        return page, 422
+    reason = (form.reason.data or "").strip()
+    setter = admin.set_proposal_hidden if kind == "proposals" else admin.set_offer_hidden
+    key = "proposal_id" if kind == "proposals" else "offer_id"
+    try:
+        setter(
+            session=db_session(),
+            hidden=hidden,
+            reason=reason,
+            acting_user_id=current_user.id,
+            **{key: item_id},
+            **_refresh_options(),
+        )
+    except NotFound:
+        raise
+    except DomainError as exc:
+        flash(str(exc), "error")
+    else:
+        db_session().commit()
+        noun = "Proposal" if kind == "proposals" else "Offer"
+        message = f"{noun} {item_id} is {'hidden' if hidden else 'visible again'}."
+        flash(f"{message} Reason: {reason}" if reason else message, "success")
+    return _back("admin.content", kind=kind)
+
+
+@bp.route("/proposals/<int:proposal_id>/hide", methods=["POST"])
+@login_required
+@roles_required("admin")
+def hide_proposal(proposal_id: int) -> ResponseReturnValue:
+    return _moderate("proposals", proposal_id, True)
+
+
+@bp.route("/proposals/<int:proposal_id>/unhide", methods=["POST"])
+@login_required
+@roles_required("admin")
+def unhide_proposal(proposal_id: int) -> ResponseReturnValue:
+    return _moderate("proposals", proposal_id, False)
+
+
+@bp.route("/offers/<int:offer_id>/hide", methods=["POST"])
+@login_required
+@roles_required("admin")
+def hide_offer(offer_id: int) -> ResponseReturnValue:
+    return _moderate("offers", offer_id, True)
+
+
+@bp.route("/offers/<int:offer_id>/unhide", methods=["POST"])
+@login_required
+@roles_required("admin")
+def unhide_offer(offer_id: int) -> ResponseReturnValue:
+    return _moderate("offers", offer_id, False)
+
+
+# Allocation rounds
+
+
+@bp.route("/rounds")
+@login_required
+@roles_required("admin")
+def rounds() -> ResponseReturnValue:
+    return render_template("admin/rounds.html", rounds=allocation.list_rounds(session=db_session()))
+
+
+@bp.route("/rounds/new", methods=["GET", "POST"])
+@login_required
+@roles_required("admin")
+def new_round() -> ResponseReturnValue:
+    form = RoundForm()
+    if form.validate_on_submit():
+        try:
+            allocation_round = allocation.create_round(
+                session=db_session(),
+                encoder=get_encoder(),
+                weights=get_weights(),
+                created_by_id=current_user.id,
+                equity=form.equity.data,
+                min_score=form.min_score.data,
+            )
+        except DomainError as exc:
+            flash(str(exc), "error")
+        else:
+            db_session().commit()
+            flash(
+                f"Round {allocation_round.id} is computed. Review it, then publish or discard it.",
+                "success",
+            )
+            return redirect(url_for("admin.show_round", round_id=allocation_round.id), 303)
+    failed = form.errors or request.method == "POST"
+    return render_template("admin/round_new.html", form=form), 422 if failed else 200
+
+
+@bp.route("/rounds/<int:round_id>")
+@login_required
+@roles_required("admin")
+def show_round(round_id: int) -> ResponseReturnValue:
+    session = db_session()
+    allocation_round = allocation.get_round(session=session, round_id=round_id)
+    return render_template(
+        "admin/round.html",
+        round=allocation_round,
+        pairs=allocation.round_pairs(session=session, round_id=round_id),
+    )
+
+
+def _send(notices: list[allocation.Notice]) -> int:
+    """Render and send each notice; returns how many could not be sent (each is logged)."""
+    base_url = current_app.config["TANDEM_BASE_URL"].rstrip("/")
+    failures = 0
+    for notice in notices:
+        context = {**notice.context, "base_url": base_url}
+        try:
+            send_email(
+                to=notice.to,
+                subject=notice.subject,
+                text=render_template(f"email/{notice.template}.txt", **context),
+                html=render_template(f"email/{notice.template}.html", **context),
+            )
+        except (OSError, smtplib.SMTPException):
+            log.exception("Could not send %r to %s", notice.subject, notice.to)
+            failures += 1
+    return failures
+
+
+@bp.route("/rounds/<int:round_id>/publish", methods=["POST"])
+@login_required
+@roles_required("admin")
+def publish_round(round_id: int) -> ResponseReturnValue:
+    try:
+        published = allocation.publish_round(session=db_session(), round_id=round_id)
+    except NotFound:
+        raise
+    except DomainError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.show_round", round_id=round_id), 303)
+    db_session().commit()
+    failures = _send(published.notices)
+    skipped = (
+        f" {published.skipped} pair(s) were left out because a side had dismissed the match."
+        if published.skipped
+        else ""
+    )
+    flash(
+        f"Round {round_id} is published: {published.linked + published.created} pair(s) "
+        f"allocated, {len(published.notices)} email(s) sent.{skipped}",
+        "success",
+    )
+    if failures:
+        flash(f"{failures} email(s) could not be sent; see the log.", "error")
+    return redirect(url_for("admin.show_round", round_id=round_id), 303)
+
+
+@bp.route("/rounds/<int:round_id>/delete", methods=["POST"])
+@login_required
+@roles_required("admin")
+def delete_round(round_id: int) -> ResponseReturnValue:
+    try:
+        allocation.discard_round(session=db_session(), round_id=round_id)
+    except NotFound:
+        raise
+    except DomainError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.show_round", round_id=round_id), 303)
+    db_session().commit()
+    flash(f"Draft round {round_id} is discarded.", "success")
+    return redirect(url_for("admin.rounds"), 303)
+
+
+# Metrics
+
+
+@bp.route("/metrics")
+@login_required
+@roles_required("admin")
+def metrics_page() -> ResponseReturnValue:
+    numbers = metrics.platform_metrics(session=db_session())
+    status_chart = charts.horizontal_bars(
+        [(status.replace("_", " "), count) for status, count in numbers.matches_by_status.items()]
+    )
+    area_chart = charts.horizontal_bars(numbers.proposals_per_area)
+    week_chart = charts.columns(
+        [(week.strftime("%d %b"), count) for week, count in numbers.introductions_per_week]
+    )
+    return render_template(
+        "admin/metrics.html",
+        metrics=numbers,
+        status_chart=status_chart,
+        area_chart=area_chart,
+        week_chart=week_chart,
+    )

@@ -1,0 +1,46 @@
+"""Administration forms."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import FloatField, RadioField, SelectChoice, StringField
+from wtforms.validators import InputRequired, Length, NumberRange
+from wtforms.widgets import NumberInput
+
+
+class RoundForm(FlaskForm):
+    """The options of a new allocation round (solved and stored as a draft on submit)."""
+
+    equity = RadioField(
+        "Equity option",
+        choices=[
+            SelectChoice("none", "None: maximise the total score"),
+            SelectChoice("priority", "Priority: favour self-declared under-resourced labs"),
+            SelectChoice("maxmin", "Max-min: raise the lowest score among assigned proposals"),
+        ],
+        default="none",
+        validators=[InputRequired(message="Choose an equity option.")],
+        description="How to trade total score for fairness, e.g. Priority to give small labs "
+        "a better chance at scarce GPU hours.",
+    )
+    min_score = FloatField(
+        "Minimum score",
+        default=0.3,
+        widget=NumberInput(step="0.01", min=0, max=1),
+        validators=[
+            InputRequired(message="Enter a minimum score between 0 and 1."),
+            NumberRange(min=0, max=1, message="The minimum score must be between 0 and 1."),
+        ],
+        description="Pairs scoring below this are never assigned, e.g. 0.3; 0 allows any "
+        "positive score.",
+    )
+
+
+class ModerationForm(FlaskForm):
+    """Hiding or showing a proposal or offer, with an optional reason for the log."""
+
+    reason = StringField(
+        "Reason (optional)",
+        validators=[Length(max=500, message="Keep the reason under 500 characters.")],
+        description="Recorded in the log, e.g. Duplicate of proposal 12.",
+    )

@@ -1,0 +1,278 @@
+"""Allocation rounds in the admin area: compute a draft, review it, publish it (matches linked,
+everyone concerned emailed, nobody's contact details revealed) or discard it."""
+
+from __future__ import annotations
+
+import email
+import re
+from collections.abc import Callable
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import Session, select
+
+from app.services import allocation, recommendations
+from app.services.errors import Conflict
+from models import (
+    AllocationAssignment,
+    AllocationRound,
+    AllocationRoundStatus,
+    Match,
+    MatchStatus,
+    OrganisationKind,
+    Proposal,
+    Role,
+)
+
+BASE_URL = "https://tandem.example.org"
+
+
+def _text(html: bytes) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html.decode()))
+
+
+def _mails(app: Flask) -> list[email.message.EmailMessage]:
+    folder = Path(app.config["TANDEM_MAIL_DIR"])
+    paths = sorted(folder.glob("*.eml")) if folder.exists() else []
+    return [
+        email.message_from_bytes(path.read_bytes(), policy=default_policy)  # type: ignore[misc]
+        for path in paths
+    ]
+
+
+def _body(message: email.message.EmailMessage, kind: str) -> str:
+    return message.get_body(preferencelist=(kind,)).get_content()  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def world(
+    app: Flask,
+    session: Session,
+    make_admin: Callable[..., Any],
+    make_organisation: Callable[..., Any],
+    make_user: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> dict[str, Any]:
+    """Two academics whose proposals fit one company's offer, a third proposal no offer can
+    take (too many hours), the company's two members, and recommendations for all. The
+    second proposal's match is then removed, so publishing has to create it."""
+    app.config["TANDEM_BASE_URL"] = BASE_URL + "/"
+    admin = make_admin(email="ada.admin@example.org")
+    first = make_user(name="Alice Academic", email="alice@uni-a.example.org")
+    second = make_user(name="Bob Boffin", email="bob@uni-b.example.org")
+    company = make_organisation(
+        name="Nimbus Labs", kind=OrganisationKind.company, email_domains=["nimbus.example.com"]
+    )
+    members = [
+        make_user(role=Role.company, name=n, email=e, organisation_id=company.id)
+        for n, e in (
+            ("Carl Company", "carl@nimbus.example.com"),
+            ("Cora", "cora@nimbus.example.com"),
+        )
+    ]
+    offer = make_offer(
+        organisation_id=company.id,
+        title="H100 hours for reinforcement learning research",
+        description="GPU hours for reinforcement learning on energy systems and batteries.",
+    )
+    batteries = make_proposal(
+        author_id=first.id,
+        title="Offline reinforcement learning for grid batteries",
+        research_areas=["reinforcement learning"],
+    )
+    heat = make_proposal(
+        author_id=second.id,
+        title="Reinforcement learning for district heating",
+        abstract="We learn control policies for district heating networks with offline RL.",
+        research_areas=["reinforcement learning"],
+        gpu_hours_needed=2000,
+    )
+    huge = make_proposal(
+        author_id=second.id,
+        title="Pretraining a climate foundation model",
+        abstract="We pretrain a large foundation model on decades of reanalysis climate data.",
+        gpu_hours_needed=50_000,
+    )
+    recommendations.recompute_all(session=session, encoder=app.extensions["tandem.encoder"], k=5)
+    session.commit()
+    removed = session.exec(select(Match).where(Match.proposal_id == heat.id)).one()
+    session.delete(removed)
+    session.commit()
+    return {
+        "admin": admin,
+        "academics": [first, second],
+        "members": members,
+        "company": company,
+        "offer": offer,
+        "proposals": [batteries, heat, huge],
+    }
+
+
+def test_the_new_round_form_refuses_bad_options_and_keeps_them(
+    client: FlaskClient, session: Session, auth: Any, world: dict[str, Any]
+) -> None:
+    auth.login(world["admin"].email)
+    form = client.get("/admin/rounds/new")
+    assert form.status_code == 200
+    html = form.text
+    assert "<legend>Equity option</legend>" in html
+    assert re.search(r'<label for="min_score">Minimum score</label>', html)
+    assert "e.g. 0.3" in html
+
+    response = client.post("/admin/rounds/new", data={"equity": "priority", "min_score": "1.5"})
+    assert response.status_code == 422
+    error = re.search(r'id="min_score-error">(.*?)</div>', response.text, re.S)
+    assert error and "The minimum score must be between 0 and 1." in error[1]
+    assert re.search(r'<input[^>]*id="min_score"[^>]*value="1.5"', response.text)
+    assert re.search(r'<input[^>]*checked[^>]*value="priority"', response.text) or re.search(
+        r'<input[^>]*value="priority"[^>]*checked', response.text
+    )
+    bogus = client.post("/admin/rounds/new", data={"equity": "lottery", "min_score": "0.2"})
+    assert bogus.status_code == 422
+    assert re.search(r'id="equity-error">.*?Not a valid choice', bogus.text, re.S)
+    assert session.exec(select(AllocationRound)).all() == []
+
+
+def test_a_round_is_computed_reviewed_and_published_once(
+    app: Flask, client: FlaskClient, session: Session, auth: Any, world: dict[str, Any]
+) -> None:
+    batteries, heat, huge = world["proposals"]
+    offer = world["offer"]
+    auth.login(world["admin"].email)
+    response = client.post("/admin/rounds/new", data={"equity": "none", "min_score": "0"})
+    assert response.status_code == 303
+    stored = session.exec(select(AllocationRound)).one()
+    assert response.headers["Location"].endswith(f"/admin/rounds/{stored.id}")
+    assert stored.status == AllocationRoundStatus.draft and stored.equity == "none"
+
+    preview = allocation.preview_round(session=session, encoder=app.extensions["tandem.encoder"])
+    expected = {
+        (p.id, o.id, round(score, 5))
+        for solved in preview.passes
+        for p, o, score in solved.assigned
+    }
+    assignments = session.exec(select(AllocationAssignment)).all()
+    assert {(a.proposal_id, a.offer_id, round(a.score, 5)) for a in assignments} == expected
+    assert {a.proposal_id for a in assignments} == {batteries.id, heat.id}
+    assert {a.gpu_hours for a in assignments} == {1000, 2000}
+    assert stored.objective == pytest.approx(preview.objective, abs=1e-5)
+
+    review = client.get(f"/admin/rounds/{stored.id}")
+    text = _text(review.data)
+    assert f"{stored.objective:.3f}" in text
+    assert "Offer use in the compute pass" in text and "3,000 / 20,000" in text and "2 / 4" in text
+    assert batteries.title in text and heat.title in text
+    unassigned = text.split("Unassigned proposals (compute)", 1)[1]
+    assert huge.title in unassigned.split("Assigned pairs", 1)[0]
+    assert "created on publishing" in text
+    assert _mails(app) == []
+
+    published = client.post(f"/admin/rounds/{stored.id}/publish", follow_redirects=True)
+    assert "is published: 2 pair(s) allocated, 4 email(s) sent" in _text(published.data)
+    session.expire_all()
+    stored = session.get(AllocationRound, stored.id)
+    assert stored.status == AllocationRoundStatus.published and stored.published_at is not None
+    matches = {
+        m.proposal_id: m for m in session.exec(select(Match).where(Match.offer_id == offer.id))
+    }
+    assert matches[batteries.id].allocation_round_id == stored.id
+    assert matches[heat.id].allocation_round_id == stored.id
+    heat_assignment = next(a for a in assignments if a.proposal_id == heat.id)
+    assert matches[heat.id].score == pytest.approx(heat_assignment.score)
+    assert matches[heat.id].status == MatchStatus.suggested
+
+    mails = _mails(app)
+    by_recipient = {m["To"]: m for m in mails}
+    academics, members = world["academics"], world["members"]
+    assert sorted(by_recipient) == sorted([a.email for a in academics] + [m.email for m in members])
+    alice = _body(by_recipient["alice@uni-a.example.org"], "plain")
+    assert batteries.title in alice and offer.title in alice and "Nimbus Labs" in alice
+    assert heat.title not in alice
+    assert f"{BASE_URL}/offers/{offer.id}" in alice and f"{BASE_URL}/dashboard" in alice
+    assert "confirm interest on their dashboard" in alice
+    assert "carl@nimbus.example.com" not in alice and "Carl Company" not in alice
+    assert "Hello Alice Academic" in _body(by_recipient["alice@uni-a.example.org"], "html")
+    for member in members:
+        message = by_recipient[member.email]
+        for body in (_body(message, "plain"), _body(message, "html")):
+            assert batteries.title in body and heat.title in body and offer.title in body
+            assert "A researcher in reinforcement learning at a university" in body
+            for academic in academics:
+                assert academic.name not in body and academic.email not in body
+        assert f"{BASE_URL}/proposals/{heat.id}" in _body(message, "plain")
+
+    again = client.post(f"/admin/rounds/{stored.id}/publish", follow_redirects=True)
+    assert f"Round {stored.id} is already published." in _text(again.data)
+    assert len(_mails(app)) == 4
+    refused = client.post(f"/admin/rounds/{stored.id}/delete", follow_redirects=True)
+    assert "is published and cannot be discarded" in _text(refused.data)
+    assert session.get(AllocationRound, stored.id) is not None
+    listing = _text(client.get("/admin/rounds").data)
+    assert f"Round {stored.id}" in listing and "published" in listing
+
+
+def test_a_draft_round_can_be_discarded(
+    app: Flask, client: FlaskClient, session: Session, auth: Any, world: dict[str, Any]
+) -> None:
+    draft = allocation.create_round(
+        session=session, encoder=app.extensions["tandem.encoder"], created_by_id=None
+    )
+    session.commit()
+    round_id = draft.id
+    assert session.exec(select(AllocationAssignment)).all()
+    auth.login(world["admin"].email)
+    response = client.post(f"/admin/rounds/{round_id}/delete", follow_redirects=True)
+    assert f"Draft round {round_id} is discarded." in _text(response.data)
+    session.expire_all()
+    assert session.exec(select(AllocationRound)).all() == []
+    assert session.exec(select(AllocationAssignment)).all() == []
+    assert client.get(f"/admin/rounds/{round_id}").status_code == 404
+    assert client.post(f"/admin/rounds/{round_id}/publish").status_code == 404
+
+
+def test_an_out_of_date_draft_is_not_published(
+    app: Flask, client: FlaskClient, session: Session, auth: Any, world: dict[str, Any]
+) -> None:
+    draft = allocation.create_round(
+        session=session, encoder=app.extensions["tandem.encoder"], created_by_id=None
+    )
+    batteries = session.get(Proposal, world["proposals"][0].id)
+    batteries.hidden = True
+    session.add(batteries)
+    session.commit()
+    auth.login(world["admin"].email)
+    response = client.post(f"/admin/rounds/{draft.id}/publish", follow_redirects=True)
+    assert f"proposal {batteries.id} no longer take part in matching" in _text(response.data)
+    session.expire_all()
+    assert session.get(AllocationRound, draft.id).status == AllocationRoundStatus.draft
+    assert session.exec(select(Match).where(Match.allocation_round_id.is_not(None))).all() == []  # type: ignore[union-attr]
+    assert _mails(app) == []
+
+
+def test_publishing_leaves_out_pairs_a_side_dismissed(
+    app: Flask, session: Session, world: dict[str, Any]
+) -> None:
+    batteries = world["proposals"][0]
+    draft = allocation.create_round(
+        session=session, encoder=app.extensions["tandem.encoder"], created_by_id=None
+    )
+    dismissed = session.exec(select(Match).where(Match.proposal_id == batteries.id)).one()
+    dismissed.status, dismissed.declined_by = MatchStatus.declined, "academic"
+    session.add(dismissed)
+    session.flush()
+    result = allocation.publish_round(session=session, round_id=draft.id)  # type: ignore[arg-type]
+    assert (result.created, result.linked, result.skipped) == (1, 0, 1)
+    assert dismissed.allocation_round_id is None
+    recipients = {notice.to for notice in result.notices}
+    assert "alice@uni-a.example.org" not in recipients and "bob@uni-b.example.org" in recipients
+    company_notice = next(n for n in result.notices if n.template == "round_published_company")
+    assert [item.proposal_id for item in company_notice.context["items"]] == [
+        world["proposals"][1].id
+    ]
+    with pytest.raises(Conflict):
+        allocation.publish_round(session=session, round_id=draft.id)  # type: ignore[arg-type]
