@@ -1,15 +1,51 @@
-"""Proposal pages: the listing and one proposal with its recommended offers."""
+"""Proposal pages: the listing, one proposal with its recommended offers, and the academic's
+own proposals (write, publish, close) on their dashboard."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_security import login_required
+from flask_security import current_user, login_required, roles_required
 
 from app.db import db_session
-from app.services import catalogue, recommendations
+from app.matcher import get_encoder, get_weights
+from app.proposals.forms import ProposalForm
+from app.services import catalogue, matches, proposals, recommendations
+from app.services.errors import DomainError, NotFound
+from models import MatchStatus, ProposalStatus
 
 bp = Blueprint("proposals", __name__, url_prefix="/proposals")
+
+
+def _rematch() -> proposals.Rematch:
+    return proposals.Rematch(
+        encoder=get_encoder(), k=current_app.config["TANDEM_TOP_K"], weights=get_weights()
+    )
+
+
+def _back(default: str) -> str:
+    """The local page a button came from (never another site)."""
+    target = request.form.get("next") or ""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+def _submitted_and_valid(form: ProposalForm) -> bool:
+    """Like `validate_on_submit`, but when some values do not even parse, the model's limits
+    are checked on the others too, so that every problem shows at once."""
+    if not form.is_submitted():
+        return False
+    if form.validate():
+        return True
+    form.show_errors(
+        {
+            name: messages
+            for name, messages in proposals.check_proposal(data=form.to_data()).items()
+            if name in form and not form[name].errors
+        }
+    )
+    return False
 
 
 @bp.route("/")
@@ -33,10 +69,14 @@ def index() -> ResponseReturnValue:
 @bp.route("/<int:proposal_id>")
 def show(proposal_id: int) -> ResponseReturnValue:
     session = db_session()
-    proposal = catalogue.get_proposal(session=session, proposal_id=proposal_id)
+    viewer_id = current_user.id if current_user.is_authenticated else None
+    proposal = proposals.get_for_viewer(
+        session=session, proposal_id=proposal_id, viewer_id=viewer_id
+    )
     return render_template(
         "proposals/show.html",
         proposal=proposal,
+        is_author=viewer_id is not None and proposal.author_id == viewer_id,
         author=catalogue.author_label(session=session, proposal=proposal),
         recommendations=catalogue.recommended_offers(
             session=session, proposal_id=proposal_id, limit=current_app.config["TANDEM_TOP_K"]
@@ -45,8 +85,142 @@ def show(proposal_id: int) -> ResponseReturnValue:
     )
 
 
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+@roles_required("academic")
+def create() -> ResponseReturnValue:
+    form = ProposalForm()
+    failed = False
+    if _submitted_and_valid(form):
+        publish = bool(form.publish.data)
+        try:
+            proposal = proposals.create_proposal(
+                session=db_session(),
+                author_id=current_user.id,
+                data=form.to_data(),
+                publish=publish,
+                rematch=_rematch(),
+            )
+        except proposals.InvalidInput as exc:
+            db_session().rollback()
+            form.show_errors(exc.field_errors)
+            failed = True
+        except DomainError as exc:
+            db_session().rollback()
+            flash(str(exc), "error")
+            failed = True
+        else:
+            db_session().commit()
+            if publish:
+                flash(
+                    "Your proposal is open: companies can see it and we are matching it.",
+                    "success",
+                )
+            else:
+                flash("Draft saved. Only you can see it until you publish it.", "success")
+            return redirect(url_for("proposals.show", proposal_id=proposal.id))
+    status = 422 if failed or form.errors else 200
+    return render_template("proposals/form.html", form=form, proposal=None), status
+
+
+@bp.route("/<int:proposal_id>/edit", methods=["GET", "POST"])
+@login_required
+@roles_required("academic")
+def edit(proposal_id: int) -> ResponseReturnValue:
+    session = db_session()
+    proposal = proposals.get_own_proposal(
+        session=session, proposal_id=proposal_id, author_id=current_user.id
+    )
+    form = ProposalForm(obj=proposal)
+    failed = False
+    if _submitted_and_valid(form):
+        try:
+            proposals.update_proposal(
+                session=session,
+                proposal_id=proposal_id,
+                author_id=current_user.id,
+                data=form.to_data(),
+                rematch=_rematch(),
+            )
+        except proposals.InvalidInput as exc:
+            session.rollback()
+            form.show_errors(exc.field_errors)
+            failed = True
+        except DomainError as exc:
+            session.rollback()
+            flash(str(exc), "error")
+            failed = True
+        else:
+            session.commit()
+            flash("Your changes are saved and the proposal's matches are updated.", "success")
+            return redirect(url_for("proposals.show", proposal_id=proposal_id))
+    status = 422 if failed or form.errors else 200
+    return render_template("proposals/form.html", form=form, proposal=proposal), status
+
+
+@bp.post("/<int:proposal_id>/open", endpoint="open")
+@login_required
+@roles_required("academic")
+def open_(proposal_id: int) -> ResponseReturnValue:
+    session = db_session()
+    try:
+        proposals.open_proposal(
+            session=session, proposal_id=proposal_id, author_id=current_user.id, rematch=_rematch()
+        )
+    except NotFound:
+        raise
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    else:
+        session.commit()
+        flash("Your proposal is open: companies can see it and we are matching it.", "success")
+    return redirect(_back(url_for("proposals.mine")))
+
+
+@bp.post("/<int:proposal_id>/close")
+@login_required
+@roles_required("academic")
+def close(proposal_id: int) -> ResponseReturnValue:
+    session = db_session()
+    try:
+        proposals.close_proposal(
+            session=session, proposal_id=proposal_id, author_id=current_user.id, rematch=_rematch()
+        )
+    except NotFound:
+        raise
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    else:
+        session.commit()
+        flash(
+            "Your proposal is closed: it is no longer listed or matched. Introductions already "
+            "made are kept.",
+            "success",
+        )
+    return redirect(_back(url_for("proposals.mine")))
+
+
 @bp.route("/mine")
 @login_required
+@roles_required("academic")
 def mine() -> ResponseReturnValue:
     """The academic's dashboard: their proposals, each with its ranked offers."""
-    return render_template("dashboard/academic.html")
+    session = db_session()
+    overview = proposals.dashboard(session=session, author_id=current_user.id)
+    contacts = {
+        item.match.id: matches.counterpart(
+            session=session, match=item.match, viewer_id=current_user.id
+        )
+        for entry in overview.proposals
+        for item in entry.offers
+        if item.match.status == MatchStatus.introduced
+    }
+    return render_template(
+        "dashboard/academic.html",
+        overview=overview,
+        contacts=contacts,
+        MatchStatus=MatchStatus,
+        ProposalStatus=ProposalStatus,
+    )

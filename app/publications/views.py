@@ -1,7 +1,125 @@
-"""Publication pages of the signed-in academic."""
+"""Publication pages of the signed-in academic: their expertise profile."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_security import current_user, login_required, roles_required
+
+from app.db import db_session
+from app.matcher import get_encoder, get_weights
+from app.publications.forms import BibtexForm, PublicationForm
+from app.services import bibtex, publications
+from app.services.errors import DomainError
+from app.services.proposals import InvalidInput, Rematch
 
 bp = Blueprint("publications", __name__, url_prefix="/publications")
+
+
+def _rematch() -> Rematch:
+    return Rematch(
+        encoder=get_encoder(), k=current_app.config["TANDEM_TOP_K"], weights=get_weights()
+    )
+
+
+def _page(
+    form: PublicationForm,
+    bibtex_form: BibtexForm,
+    *,
+    status: int = 200,
+    report: publications.ImportReport | None = None,
+) -> ResponseReturnValue:
+    items = publications.list_publications(session=db_session(), author_id=current_user.id)
+    return (
+        render_template(
+            "publications/index.html",
+            form=form,
+            bibtex_form=bibtex_form,
+            publications=items,
+            report=report,
+        ),
+        status,
+    )
+
+
+@bp.route("/")
+@login_required
+@roles_required("academic")
+def index() -> ResponseReturnValue:
+    return _page(PublicationForm(), BibtexForm(prefix="bibtex"))
+
+
+@bp.post("/")
+@login_required
+@roles_required("academic")
+def add() -> ResponseReturnValue:
+    form = PublicationForm()
+    if form.validate_on_submit():
+        session = db_session()
+        try:
+            publication = publications.add_publication(
+                session=session,
+                author_id=current_user.id,
+                data=form.to_data(),
+                rematch=_rematch(),
+            )
+        except InvalidInput as exc:
+            session.rollback()
+            form.show_errors(exc.field_errors)
+        except DomainError as exc:
+            session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            session.commit()
+            flash(f"Added “{publication.title}” to your profile.", "success")
+            return redirect(url_for("publications.index"))
+    return _page(form, BibtexForm(prefix="bibtex", formdata=None), status=422)
+
+
+@bp.post("/import")
+@login_required
+@roles_required("academic")
+def import_bibtex() -> ResponseReturnValue:
+    bibtex_form = BibtexForm(prefix="bibtex")
+    if bibtex_form.validate_on_submit():
+        session = db_session()
+        try:
+            report = publications.import_bibtex(
+                session=session,
+                author_id=current_user.id,
+                text=bibtex_form.text.data or "",
+                rematch=_rematch(),
+            )
+        except bibtex.InvalidBibtex as exc:
+            session.rollback()
+            bibtex_form.text.errors = [*bibtex_form.text.errors, str(exc)]
+        except DomainError as exc:
+            session.rollback()
+            bibtex_form.form_errors.append(str(exc))
+        else:
+            session.commit()
+            # The per-entry report is shown at once rather than flashed: a long report would
+            # not fit in the session cookie. Posting again is harmless, as titles already on
+            # the profile are skipped.
+            return _page(
+                PublicationForm(formdata=None),
+                BibtexForm(prefix="bibtex", formdata=None),
+                report=report,
+            )
+    return _page(PublicationForm(formdata=None), bibtex_form, status=422)
+
+
+@bp.post("/<int:publication_id>/delete")
+@login_required
+@roles_required("academic")
+def delete(publication_id: int) -> ResponseReturnValue:
+    session = db_session()
+    publication = publications.delete_publication(
+        session=session,
+        author_id=current_user.id,
+        publication_id=publication_id,
+        rematch=_rematch(),
+    )
+    session.commit()
+    flash(f"Removed “{publication.title}” from your profile.", "success")
+    return redirect(url_for("publications.index"))

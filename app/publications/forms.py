@@ -1,0 +1,73 @@
+"""An academic's publications: added by hand or pasted as BibTeX."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, StringField, SubmitField, TextAreaField
+from wtforms.validators import InputRequired, Length
+
+# Pasting a whole publication list is fine; a request this size is about 500 entries.
+BIBTEX_MAX_CHARS = 200_000
+
+
+class PublicationForm(FlaskForm):
+    title = StringField(
+        "Title",
+        render_kw={"maxlength": 500},
+        description="As published, e.g. “Offline reinforcement learning for battery dispatch”.",
+    )
+    year = IntegerField(
+        "Year",
+        validators=[InputRequired("Please give the year of publication, e.g. 2023.")],
+        render_kw={"min": 1900, "max": 2100},
+        description="The year it appeared, e.g. 2023.",
+    )
+    venue = StringField(
+        "Venue",
+        render_kw={"maxlength": 200},
+        description="Journal, conference or preprint server; optional, e.g. NeurIPS or arXiv.",
+    )
+    abstract = TextAreaField(
+        "Abstract",
+        render_kw={"maxlength": 10_000, "rows": 5},
+        description="Optional, but the matcher reads it: paste the paper's abstract, e.g. "
+        "“We learn dispatch policies from logged grid data…”.",
+    )
+    submit = SubmitField("Add publication")
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "title": " ".join((self.title.data or "").split()),
+            "year": self.year.data,
+            "venue": (self.venue.data or "").strip(),
+            "abstract": (self.abstract.data or "").strip(),
+        }
+
+    def show_errors(self, errors: dict[str, list[str]]) -> None:
+        for name, messages in errors.items():
+            target = self._fields.get(name)
+            if target is None or name in {"csrf_token", "submit"}:
+                self.form_errors.extend(messages)
+            else:
+                target.errors = [*target.errors, *messages]
+
+
+class BibtexForm(FlaskForm):
+    text = TextAreaField(
+        "BibTeX",
+        validators=[
+            InputRequired("Please paste at least one BibTeX entry."),
+            Length(
+                max=BIBTEX_MAX_CHARS,
+                message=f"Please paste at most {BIBTEX_MAX_CHARS:,} characters at a time.",
+            ),
+        ],
+        render_kw={"rows": 10, "spellcheck": "false"},
+        description="Paste entries exported from Google Scholar, DBLP, Zotero or your .bib "
+        "file, e.g. @inproceedings{doe2023, title = {Learning to Dispatch}, year = {2023}, "
+        "booktitle = {NeurIPS}}. We keep the title, year, venue and abstract; entries without "
+        "a title or year, and titles already listed, are skipped.",
+    )
+    submit = SubmitField("Import BibTeX")

@@ -1,0 +1,333 @@
+"""An academic's own proposals: write, publish and close them, and see how each is matched.
+
+Limits live on the models (`ProposalCreate`, `ProposalUpdate`); this module validates with
+them and reports each failure under the name of the field it concerns, so a form can show it
+next to the input. Every change re-ranks the proposal's recommendations before the caller
+commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from app.services import catalogue, recommendations
+from app.services.errors import Conflict, DomainError, NotFound
+from app.services.recommendations import MATCHABLE_PROPOSALS
+from matching import Encoder
+from matching.scoring import ScoreWeights
+from models import (
+    Match,
+    MatchStatus,
+    Offer,
+    OfferStatus,
+    Organisation,
+    Proposal,
+    ProposalCreate,
+    ProposalStatus,
+    ProposalUpdate,
+    Publication,
+)
+
+ACTIVE_MATCHES = (
+    MatchStatus.suggested,
+    MatchStatus.interested_academic,
+    MatchStatus.interested_company,
+    MatchStatus.introduced,
+)
+SET_ASIDE_MATCHES = (MatchStatus.declined, MatchStatus.withdrawn)
+
+
+class InvalidInput(DomainError):
+    """Input that breaks a model limit; `field_errors` maps each field name to its messages
+    (the key "" holds messages that concern no single field)."""
+
+    def __init__(self, field_errors: Mapping[str, list[str]]) -> None:
+        self.field_errors = {name: list(messages) for name, messages in field_errors.items()}
+        count = sum(len(messages) for messages in self.field_errors.values())
+        super().__init__(f"{count} value{'s' if count != 1 else ''} need correcting")
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    """One pydantic error as a sentence a person understands."""
+    ctx = error.get("ctx") or {}
+    kind = error["type"]
+    if kind == "string_too_short":
+        if ctx.get("min_length") == 1:
+            return "This field is required."
+        return f"Must be at least {ctx['min_length']:,} characters long."
+    if kind == "string_too_long":
+        return f"Must be at most {ctx['max_length']:,} characters long."
+    if kind == "greater_than_equal":
+        return f"Must be {ctx['ge']:,} or more."
+    if kind == "less_than_equal":
+        return f"Must be {ctx['le']:,} or less."
+    if kind == "too_long":
+        return f"At most {ctx['max_length']:,} entries, not {ctx['actual_length']:,}."
+    if kind in {"int_type", "int_parsing", "missing"} or kind.endswith("_type"):
+        return "This field is required." if error.get("input") is None else error["msg"] + "."
+    return str(error["msg"]).rstrip(".") + "."
+
+
+def field_errors(exc: ValidationError) -> dict[str, list[str]]:
+    """Pydantic's errors grouped by top-level field name (list items are numbered)."""
+    grouped: dict[str, list[str]] = {}
+    for error in exc.errors():
+        location = error["loc"]
+        name = str(location[0]) if location else ""
+        message = _message(error)
+        if len(location) > 1 and isinstance(location[1], int):
+            message = f"Entry {location[1] + 1}: {message}"
+        grouped.setdefault(name, []).append(message)
+    return grouped
+
+
+def _own(session: Session, proposal_id: int, author_id: int) -> Proposal:
+    proposal = session.get(Proposal, proposal_id)
+    if proposal is None or proposal.author_id != author_id:
+        raise NotFound(f"No proposal {proposal_id}")
+    return proposal
+
+
+def get_own_proposal(*, session: Session, proposal_id: int, author_id: int) -> Proposal:
+    """The author's proposal in any status; anyone else gets NotFound (existence not leaked)."""
+    return _own(session, proposal_id, author_id)
+
+
+def get_for_viewer(*, session: Session, proposal_id: int, viewer_id: int | None) -> Proposal:
+    """A proposal as `viewer_id` may see it: their own in any status (drafts included),
+    anyone else's only while it is public."""
+    proposal = session.get(Proposal, proposal_id)
+    if proposal is not None and viewer_id is not None and proposal.author_id == viewer_id:
+        return proposal
+    return catalogue.get_proposal(session=session, proposal_id=proposal_id)
+
+
+@dataclass(frozen=True)
+class Rematch:
+    """What a change needs to re-rank recommendations: the encoder, k and the weights."""
+
+    encoder: Encoder
+    k: int
+    weights: ScoreWeights | None = None
+
+    def proposal(self, session: Session, proposal_id: int) -> None:
+        recommendations.refresh_proposal(
+            session=session,
+            encoder=self.encoder,
+            proposal_id=proposal_id,
+            k=self.k,
+            weights=self.weights,
+        )
+
+
+def check_proposal(*, data: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The limits `data` breaks, by field, without writing anything (empty when none), so a
+    form can show every problem at once even when some values did not parse."""
+    try:
+        ProposalCreate.model_validate(dict(data))
+    except ValidationError as exc:
+        return field_errors(exc)
+    return {}
+
+
+def create_proposal(
+    *,
+    session: Session,
+    author_id: int,
+    data: Mapping[str, Any],
+    publish: bool,
+    rematch: Rematch,
+) -> Proposal:
+    """A new proposal by `author_id`, open at once when `publish`, else a private draft.
+
+    Raises InvalidInput (by field) when `data` breaks a limit of `ProposalCreate`."""
+    try:
+        valid = ProposalCreate.model_validate(dict(data))
+    except ValidationError as exc:
+        raise InvalidInput(field_errors(exc)) from exc
+    proposal = Proposal.model_validate(
+        {
+            **valid.model_dump(),
+            "author_id": author_id,
+            "status": ProposalStatus.open if publish else ProposalStatus.draft,
+        }
+    )
+    session.add(proposal)
+    session.flush()
+    rematch.proposal(session, proposal.id)  # type: ignore[arg-type]
+    return proposal
+
+
+EDITABLE = tuple(name for name in ProposalUpdate.model_fields if name != "status")
+
+
+def update_proposal(
+    *,
+    session: Session,
+    proposal_id: int,
+    author_id: int,
+    data: Mapping[str, Any],
+    rematch: Rematch,
+) -> Proposal:
+    """Change the author's proposal (status excepted: see `open_proposal`, `close_proposal`).
+
+    The change is checked by `ProposalUpdate`, and the result as a whole by `ProposalCreate`
+    so that a required value cannot be blanked. Raises InvalidInput by field, NotFound for
+    anyone but the author."""
+    proposal = _own(session, proposal_id, author_id)
+    changes = {name: value for name, value in data.items() if name in EDITABLE}
+    try:
+        update = ProposalUpdate.model_validate(changes)
+        merged = {
+            **{name: getattr(proposal, name) for name in EDITABLE},
+            **update.model_dump(exclude_unset=True),
+        }
+        valid = ProposalCreate.model_validate(merged)
+    except ValidationError as exc:
+        raise InvalidInput(field_errors(exc)) from exc
+    for name in update.model_dump(exclude_unset=True):
+        setattr(proposal, name, getattr(valid, name))
+    session.add(proposal)
+    session.flush()
+    rematch.proposal(session, proposal.id)  # type: ignore[arg-type]
+    return proposal
+
+
+def open_proposal(
+    *, session: Session, proposal_id: int, author_id: int, rematch: Rematch
+) -> Proposal:
+    """Publish a draft (or reopen a closed proposal) so that it is listed and matched."""
+    proposal = _own(session, proposal_id, author_id)
+    if proposal.status in MATCHABLE_PROPOSALS:
+        raise Conflict("This proposal is already open.")
+    proposal.status = ProposalStatus.open
+    session.add(proposal)
+    session.flush()
+    rematch.proposal(session, proposal.id)  # type: ignore[arg-type]
+    return proposal
+
+
+def close_proposal(
+    *, session: Session, proposal_id: int, author_id: int, rematch: Rematch
+) -> Proposal:
+    """Stop matching the proposal. Suggestions nobody acted on are removed; introductions
+    already made are kept."""
+    proposal = _own(session, proposal_id, author_id)
+    if proposal.status == ProposalStatus.closed:
+        raise Conflict("This proposal is already closed.")
+    proposal.status = ProposalStatus.closed
+    session.add(proposal)
+    session.flush()
+    rematch.proposal(session, proposal.id)  # type: ignore[arg-type]
+    return proposal
+
+
+# --- the academic's dashboard -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RankedOffer:
+    match: Match
+    offer: Offer
+    organisation: Organisation
+
+
+@dataclass(frozen=True)
+class ProposalOverview:
+    """One of the academic's proposals with its offers: `offers` best first, `set_aside`
+    those that either side dismissed."""
+
+    proposal: Proposal
+    offers: list[RankedOffer] = field(default_factory=list)
+    set_aside: list[RankedOffer] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    proposals: list[ProposalOverview]
+    publication_count: int
+
+    @property
+    def open_count(self) -> int:
+        return sum(1 for item in self.proposals if item.proposal.status in MATCHABLE_PROPOSALS)
+
+
+STATUS_ORDER = {
+    ProposalStatus.open: 0,
+    ProposalStatus.matched: 0,
+    ProposalStatus.draft: 1,
+    ProposalStatus.closed: 2,
+}
+
+
+def _shown(match: Match, offer: Offer, today: date) -> bool:
+    """An introduction stays (the contact is the point); anything else only while the offer
+    still takes projects. Offers hidden by an administrator never show."""
+    if offer.hidden:
+        return False
+    if match.status == MatchStatus.introduced:
+        return True
+    return offer.status == OfferStatus.open and (offer.deadline is None or offer.deadline >= today)
+
+
+def _best_first(items: Iterable[RankedOffer]) -> list[RankedOffer]:
+    return sorted(
+        items,
+        key=lambda item: (
+            item.match.rank_for_proposal is None,
+            item.match.rank_for_proposal or 0,
+            -item.match.score,
+            item.offer.id,
+        ),
+    )
+
+
+def dashboard(*, session: Session, author_id: int, today: date | None = None) -> Dashboard:
+    """Every proposal of the author (drafts included), open ones first, newest first; each
+    open or matched proposal with its stored matches ranked, and closed ones with their
+    introductions only."""
+    today = today or date.today()
+    proposals = sorted(
+        session.exec(select(Proposal).where(Proposal.author_id == author_id)),
+        key=lambda p: (STATUS_ORDER[p.status], -(p.id or 0)),
+    )
+    ids = [p.id for p in proposals]
+    ranked: dict[int, list[RankedOffer]] = {p.id: [] for p in proposals}  # type: ignore[misc]
+    aside: dict[int, list[RankedOffer]] = {p.id: [] for p in proposals}  # type: ignore[misc]
+    by_id = {p.id: p for p in proposals}
+    rows = session.exec(
+        select(Match, Offer, Organisation)
+        .join(Offer, col(Offer.id) == Match.offer_id)
+        .join(Organisation, col(Organisation.id) == Offer.organisation_id)
+        .where(col(Match.proposal_id).in_(ids))
+    )
+    for match, offer, organisation in rows:
+        item = RankedOffer(match=match, offer=offer, organisation=organisation)
+        proposal = by_id[match.proposal_id]
+        if match.status in SET_ASIDE_MATCHES:
+            if not offer.hidden:
+                aside[match.proposal_id].append(item)
+        elif _shown(match, offer, today) and (
+            proposal.status in MATCHABLE_PROPOSALS or match.status == MatchStatus.introduced
+        ):
+            ranked[match.proposal_id].append(item)
+    publication_count = len(
+        session.exec(select(Publication.id).where(Publication.author_id == author_id)).all()
+    )
+    return Dashboard(
+        proposals=[
+            ProposalOverview(
+                proposal=p,
+                offers=_best_first(ranked[p.id]),  # type: ignore[index]
+                set_aside=_best_first(aside[p.id]),  # type: ignore[index]
+            )
+            for p in proposals
+        ],
+        publication_count=publication_count,
+    )

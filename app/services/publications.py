@@ -1,0 +1,180 @@
+"""An academic's publications: their expertise profile, read by the matcher with each of
+their proposals. Adding or removing one re-ranks the offers of every open proposal of theirs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from app.services import bibtex
+from app.services.errors import NotFound
+from app.services.proposals import InvalidInput, Rematch, field_errors
+from app.services.recommendations import MATCHABLE_PROPOSALS
+from models import Proposal, Publication, PublicationCreate
+
+
+def title_key(title: str) -> str:
+    """Titles compared without case, punctuation or LaTeX braces."""
+    return " ".join(re.findall(r"\w+", title.casefold()))
+
+
+def list_publications(*, session: Session, author_id: int) -> list[Publication]:
+    """The author's publications, newest year first."""
+    return list(
+        session.exec(
+            select(Publication)
+            .where(Publication.author_id == author_id)
+            .order_by(col(Publication.year).desc(), col(Publication.id).desc())
+        )
+    )
+
+
+def _refresh_open_proposals(session: Session, author_id: int, rematch: Rematch) -> None:
+    """The publication signal of each open proposal of the author follows the profile."""
+    for proposal_id in session.exec(
+        select(Proposal.id).where(
+            Proposal.author_id == author_id, col(Proposal.status).in_(MATCHABLE_PROPOSALS)
+        )
+    ).all():
+        rematch.proposal(session, proposal_id)  # type: ignore[arg-type]
+
+
+def _known_titles(session: Session, author_id: int) -> set[str]:
+    return {
+        title_key(title)
+        for title in session.exec(
+            select(Publication.title).where(Publication.author_id == author_id)
+        )
+    }
+
+
+def add_publication(
+    *, session: Session, author_id: int, data: Mapping[str, Any], rematch: Rematch
+) -> Publication:
+    """Add one publication by hand. Raises InvalidInput (by field) when `data` breaks a
+    limit of `PublicationCreate` or the title is already on the profile."""
+    try:
+        valid = PublicationCreate.model_validate(dict(data))
+    except ValidationError as exc:
+        raise InvalidInput(field_errors(exc)) from exc
+    if title_key(valid.title) in _known_titles(session, author_id):
+        raise InvalidInput({"title": ["A publication with this title is already listed."]})
+    publication = Publication.model_validate({**valid.model_dump(), "author_id": author_id})
+    session.add(publication)
+    session.flush()
+    _refresh_open_proposals(session, author_id, rematch)
+    return publication
+
+
+def delete_publication(
+    *, session: Session, author_id: int, publication_id: int, rematch: Rematch
+) -> Publication:
+    """Remove one of the author's publications; anyone else's is NotFound."""
+    publication = session.get(Publication, publication_id)
+    if publication is None or publication.author_id != author_id:
+        raise NotFound(f"No publication {publication_id}")
+    session.delete(publication)
+    session.flush()
+    _refresh_open_proposals(session, author_id, rematch)
+    return publication
+
+
+@dataclass(frozen=True)
+class ImportedEntry:
+    key: str
+    line: int
+    title: str
+    year: int
+    venue: str
+
+
+@dataclass(frozen=True)
+class SkippedEntry:
+    key: str
+    line: int
+    title: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    imported: list[ImportedEntry] = field(default_factory=list)
+    skipped: list[SkippedEntry] = field(default_factory=list)
+
+
+def _limit_reason(exc: ValidationError) -> str:
+    labels = {"title": "title", "abstract": "abstract", "year": "year", "venue": "venue"}
+    return "; ".join(
+        f"{labels.get(name, name)}: {message[0].lower()}{message[1:]}"
+        for name, messages in field_errors(exc).items()
+        for message in messages
+    )
+
+
+def _skip_reason(
+    entry: bibtex.BibEntry, key: str, *, known: set[str], pasted: set[str]
+) -> str | None:
+    if entry.problem:
+        return entry.problem
+    if not key:
+        return "it has no title"
+    if entry.year is None:
+        return f"its year “{entry.raw_year}” is not a year" if entry.raw_year else "it has no year"
+    if key in known:
+        return "this title is already on your profile"
+    if key in pasted:
+        return "this title appears earlier in the pasted text"
+    return None
+
+
+def import_bibtex(*, session: Session, author_id: int, text: str, rematch: Rematch) -> ImportReport:
+    """Add every usable entry of pasted BibTeX to the author's profile.
+
+    An entry is skipped, with its reason, when it has no title or no year, breaks a limit of
+    `PublicationCreate`, or its title is already on the profile (or earlier in the paste).
+    Raises bibtex.InvalidBibtex, before writing anything, when the text cannot be read."""
+    entries = bibtex.parse(text)
+    known = _known_titles(session, author_id)
+    pasted: set[str] = set()
+    report = ImportReport()
+    for entry in entries:
+        key = title_key(entry.title)
+        reason = _skip_reason(entry, key, known=known, pasted=pasted)
+        valid = None
+        if reason is None:
+            try:
+                valid = PublicationCreate.model_validate(
+                    {
+                        "title": entry.title,
+                        "abstract": entry.abstract,
+                        "year": entry.year,
+                        "venue": entry.venue,
+                    }
+                )
+            except ValidationError as exc:
+                reason = _limit_reason(exc)
+        if valid is None:
+            report.skipped.append(
+                SkippedEntry(key=entry.key, line=entry.line, title=entry.title, reason=reason or "")
+            )
+            continue
+        pasted.add(key)
+        session.add(Publication.model_validate({**valid.model_dump(), "author_id": author_id}))
+        report.imported.append(
+            ImportedEntry(
+                key=entry.key,
+                line=entry.line,
+                title=valid.title,
+                year=valid.year,
+                venue=valid.venue,
+            )
+        )
+    if report.imported:
+        session.flush()
+        _refresh_open_proposals(session, author_id, rematch)
+    return report

@@ -1,0 +1,391 @@
+"""Writing, publishing and closing proposals through the browser forms."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date
+from html import unescape
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlmodel import Session, select
+
+from models import Match, OrganisationKind, Proposal, ProposalStatus, Role
+from tests.conftest import AuthActions
+
+
+class FormPage(HTMLParser):
+    """A page's form controls, found the way a person finds them: by label (or legend) text.
+
+    `value`, `checked` and `error` take the visible label text of a control."""
+
+    def __init__(self, html: bytes | str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.controls: dict[str, dict[str, Any]] = {}
+        self.labels: dict[str, str] = {}
+        self.legends: dict[str, str] = {}
+        self.texts: dict[str, str] = {}
+        self._label: dict[str, Any] | None = None
+        self._legend: list[str] | None = None
+        self._fieldset: list[str] = []
+        self._capturing: list[tuple[str, str, int, list[str]]] = []
+        self._depth: dict[str, int] = {}
+        self._textarea: str | None = None
+        self.feed(html.decode() if isinstance(html, bytes) else html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {key: value or "" for key, value in attrs}
+        self._depth[tag] = self._depth.get(tag, 0) + 1
+        if a.get("id", "").endswith(("-help", "-error")):
+            self._capturing.append((a["id"], tag, self._depth[tag], []))
+        if tag == "fieldset":
+            self._fieldset.append(a.get("id", "").removesuffix("-field"))
+        elif tag == "legend":
+            self._legend = []
+        elif tag == "label":
+            self._label = {"for": a.get("for"), "text": [], "control": None}
+        elif tag in {"input", "textarea", "select"} and a.get("id"):
+            self.controls[a["id"]] = {**a, "text": ""}
+            if self._label is not None and not self._label["for"]:
+                self._label["control"] = a["id"]
+            if tag == "textarea":
+                self._textarea = a["id"]
+
+    def handle_endtag(self, tag: str) -> None:
+        for entry in list(self._capturing):
+            if entry[1] == tag and entry[2] == self._depth.get(tag):
+                self.texts[entry[0]] = " ".join("".join(entry[3]).split())
+                self._capturing.remove(entry)
+        self._depth[tag] = self._depth.get(tag, 1) - 1
+        if tag == "label" and self._label is not None:
+            text = " ".join("".join(self._label["text"]).split())
+            self.labels[text] = self._label["for"] or self._label["control"]
+            self._label = None
+        elif tag == "legend" and self._legend is not None:
+            self.legends[" ".join("".join(self._legend).split())] = self._fieldset[-1]
+            self._legend = None
+        elif tag == "fieldset":
+            self._fieldset.pop()
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data: str) -> None:
+        if self._label is not None:
+            self._label["text"].append(data)
+        if self._legend is not None:
+            self._legend.append(data)
+        if self._textarea is not None:
+            self.controls[self._textarea]["text"] += data
+        for entry in self._capturing:
+            entry[3].append(data)
+
+    def control_id(self, label: str) -> str:
+        if label in self.labels:
+            return self.labels[label]
+        if label in self.legends:
+            return self.legends[label]
+        raise AssertionError(f"no control labelled {label!r}; labels: {sorted(self.labels)}")
+
+    def value(self, label: str) -> str:
+        control = self.controls[self.control_id(label)]
+        return (
+            control["text"].strip()
+            if "text" in control and control["text"]
+            else control.get("value", "")
+        )
+
+    def checked(self, label: str) -> bool:
+        return "checked" in self.controls[self.control_id(label)]
+
+    def error(self, label: str) -> str:
+        return self.texts.get(f"{self.control_id(label)}-error", "")
+
+    def help(self, label: str) -> str:
+        return self.texts.get(f"{self.control_id(label)}-help", "")
+
+
+def text_of(html: bytes) -> str:
+    return unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html.decode())))
+
+
+LABELS = {
+    "title": "Title",
+    "abstract": "Abstract",
+    "research_areas": "Research areas",
+    "gpu_hours_needed": "GPU hours needed",
+    "gpu_memory_min_gb": "Minimum GPU memory (GB)",
+    "gpu_type": "GPU type",
+    "duration_months": "Duration (months)",
+    "earliest_start": "Earliest start",
+    "data_need": "Data needed",
+    "data_domains": "Data domains",
+    "collaboration_kinds": "Collaboration wanted",
+    "requires_open_publication": "I must be free to publish the results",
+    "requires_open_source": "The code must be released as open source",
+    "ip_stance": "Intellectual property: the most you accept",
+    "lab_resource_level": "Your lab's resources",
+    "excluded_companies": "Never match me with",
+}
+
+FULL = {
+    "title": "Offline reinforcement learning for grid batteries",
+    "abstract": "We learn battery dispatch policies from five years of logged grid data.",
+    "research_areas": "reinforcement learning, energy systems",
+    "gpu_hours_needed": "2000",
+    "gpu_memory_min_gb": "40",
+    "gpu_type": "H100",
+    "duration_months": "9",
+    "earliest_start": "2026-09-01",
+    "data_need": "Hourly telemetry from grid-scale battery sites",
+    "data_domains": "energy, time series",
+    "collaboration_kinds": ["compute", "co_authorship"],
+    "requires_open_publication": "y",
+    "ip_stance": "joint",
+    "lab_resource_level": "under_resourced",
+    "excluded_companies": "Acme AI\nacme.example.com, acme ai",
+}
+
+
+@pytest.fixture
+def academic(make_user: Callable[..., Any], auth: AuthActions) -> Any:
+    user = make_user(email="ada@example.org", name="Ada Okafor")
+    auth.login(user.email)
+    return user
+
+
+def test_every_field_is_labelled_with_help_and_an_example(
+    client: FlaskClient, academic: Any
+) -> None:
+    response = client.get("/proposals/new")
+    assert response.status_code == 200
+    page = FormPage(response.data)
+    for label in LABELS.values():
+        assert "e.g." in page.help(label), label
+    assert page.checked("I must be free to publish the results")
+    assert page.checked("Open: results belong to no one (public domain or open licences)")
+    assert page.value("Duration (months)") == "6"
+    assert page.controls[page.control_id("Duration (months)")]["max"] == "60"
+    assert 'value="Publish"' in response.data.decode()
+    assert 'value="Save as draft"' in response.data.decode()
+
+
+def test_publishing_stores_every_field_and_matches_at_once(
+    client: FlaskClient,
+    session: Session,
+    academic: Any,
+    make_offer: Callable[..., Any],
+    make_organisation: Callable[..., Any],
+) -> None:
+    offer = make_offer()
+    excluded = make_offer(
+        organisation_id=make_organisation(name="Acme AI", kind=OrganisationKind.company).id
+    )
+    response = client.post("/proposals/new", data={**FULL, "publish": "Publish"})
+    assert response.status_code == 302
+    proposal = session.exec(select(Proposal)).one()
+    assert response.headers["Location"] == f"/proposals/{proposal.id}"
+    assert proposal.author_id == academic.id
+    assert proposal.status == ProposalStatus.open
+    assert proposal.research_areas == ["reinforcement learning", "energy systems"]
+    assert (proposal.gpu_hours_needed, proposal.gpu_memory_min_gb, proposal.gpu_type) == (
+        2000,
+        40,
+        "H100",
+    )
+    assert proposal.duration_months == 9 and proposal.earliest_start == date(2026, 9, 1)
+    assert proposal.data_need == FULL["data_need"]
+    assert proposal.data_domains == ["energy", "time series"]
+    assert proposal.collaboration_kinds == ["compute", "co_authorship"]
+    assert proposal.requires_open_publication and not proposal.requires_open_source
+    assert proposal.ip_stance.value == "joint"
+    assert proposal.lab_resource_level.value == "under_resourced"
+    assert proposal.excluded_companies == ["Acme AI", "acme.example.com"]
+    matched = {m.offer_id for m in session.exec(select(Match)).all()}
+    assert matched == {offer.id}, "refreshed at once, and never with an excluded company"
+    assert excluded.id not in matched
+
+
+def test_a_draft_is_shown_only_to_its_author(
+    client: FlaskClient,
+    session: Session,
+    academic: Any,
+    auth: AuthActions,
+    make_user: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    make_offer()
+    response = client.post("/proposals/new", data={**FULL, "save_draft": "Save as draft"})
+    assert response.status_code == 302
+    proposal = session.exec(select(Proposal)).one()
+    assert proposal.status == ProposalStatus.draft
+    assert session.exec(select(Match)).all() == [], "drafts are not matched"
+    own = client.get(f"/proposals/{proposal.id}")
+    assert own.status_code == 200
+    assert "Draft — only you can see this" in text_of(own.data)
+    assert "acme.example.com" in text_of(own.data)
+    assert proposal.title not in text_of(client.get("/proposals/").data)
+
+    auth.logout()
+    assert client.get(f"/proposals/{proposal.id}").status_code == 404
+    make_user(email="other@example.org")
+    auth.login("other@example.org")
+    other = client.get(f"/proposals/{proposal.id}")
+    assert other.status_code == 404 and proposal.title not in other.get_data(as_text=True)
+
+
+def test_invalid_input_is_shown_at_the_field_and_nothing_is_written(
+    client: FlaskClient, session: Session, academic: Any
+) -> None:
+    bad = {
+        **FULL,
+        "title": "RL",
+        "duration_months": "99",
+        "gpu_hours_needed": "lots",
+        "gpu_memory_min_gb": "-5",
+        "collaboration_kinds": ["co_authorship", "bribery"],
+        "publish": "Publish",
+    }
+    response = client.post("/proposals/new", data=bad)
+    assert response.status_code == 422
+    page = FormPage(response.data)
+    assert page.error("Title") == "Must be at least 5 characters long."
+    assert page.error("Duration (months)") == "Must be 60 or less."
+    assert "Not a valid integer" in page.error("GPU hours needed")
+    assert "not a valid choice" in page.error("Collaboration wanted")
+    assert page.value("Title") == "RL"
+    assert page.value("Duration (months)") == "99"
+    assert page.value("GPU hours needed") == "lots"
+    assert page.value("Never match me with") == FULL["excluded_companies"]
+    assert page.checked("Co-authorship with company researchers")
+    assert page.checked("Joint: the university and the company may share ownership")
+    assert session.exec(select(Proposal)).all() == []
+
+    # Model limits are checked once the form's types are right, still at the field.
+    response = client.post(
+        "/proposals/new", data={**FULL, "gpu_memory_min_gb": "-5", "publish": "Publish"}
+    )
+    assert response.status_code == 422
+    assert FormPage(response.data).error("Minimum GPU memory (GB)") == "Must be 0 or more."
+    assert session.exec(select(Proposal)).all() == []
+
+
+def test_the_author_edits_and_the_form_shows_current_values(
+    client: FlaskClient,
+    session: Session,
+    academic: Any,
+    make_proposal: Callable[..., Any],
+) -> None:
+    proposal = make_proposal(
+        author_id=academic.id,
+        research_areas=["robotics", "tactile sensing"],
+        excluded_companies=["acme.example.com"],
+    )
+    page = FormPage(client.get(f"/proposals/{proposal.id}/edit").data)
+    assert page.value("Title") == proposal.title
+    assert page.value("Research areas") == "robotics, tactile sensing"
+    assert page.value("Never match me with") == "acme.example.com"
+
+    response = client.post(
+        f"/proposals/{proposal.id}/edit",
+        data={**FULL, "title": "Tactile policies", "abstract": "x" * 10, "save": "Save changes"},
+    )
+    assert response.status_code == 422
+    errors = FormPage(response.data)
+    assert errors.error("Abstract") == "Must be at least 20 characters long."
+    assert errors.value("Title") == "Tactile policies"
+    session.expire_all()
+    assert (
+        session.get(Proposal, proposal.id).title
+        == "Offline reinforcement learning for grid batteries"
+    )
+
+    response = client.post(
+        f"/proposals/{proposal.id}/edit",
+        data={**FULL, "title": "Tactile foundation policies", "save": "Save changes"},
+    )
+    assert response.status_code == 302
+    session.expire_all()
+    edited = session.get(Proposal, proposal.id)
+    assert edited.title == "Tactile foundation policies"
+    assert edited.research_areas == ["reinforcement learning", "energy systems"]
+    assert edited.status == ProposalStatus.open, "editing does not change the status"
+
+
+def test_open_and_close_move_the_proposal_in_and_out_of_matching(
+    client: FlaskClient,
+    session: Session,
+    academic: Any,
+    make_proposal: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    offer = make_offer()
+    proposal = make_proposal(author_id=academic.id, status=ProposalStatus.draft)
+    assert client.post(f"/proposals/{proposal.id}/open").status_code == 302
+    session.expire_all()
+    assert session.get(Proposal, proposal.id).status == ProposalStatus.open
+    assert [m.offer_id for m in session.exec(select(Match)).all()] == [offer.id]
+    assert proposal.title in text_of(client.get("/proposals/").data)
+
+    response = client.post(f"/proposals/{proposal.id}/close")
+    assert response.status_code == 302 and response.headers["Location"] == "/proposals/mine"
+    session.expire_all()
+    assert session.get(Proposal, proposal.id).status == ProposalStatus.closed
+    assert session.exec(select(Match)).all() == [], "untouched suggestions go with it"
+
+    again = client.post(f"/proposals/{proposal.id}/close", follow_redirects=True)
+    assert "already closed" in text_of(again.data)
+
+
+def test_no_one_else_can_see_edit_open_or_close_a_proposal(
+    client: FlaskClient,
+    session: Session,
+    auth: AuthActions,
+    make_user: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+    make_organisation: Callable[..., Any],
+) -> None:
+    owner = make_user(email="owner@example.org")
+    draft = make_proposal(author_id=owner.id, status=ProposalStatus.draft, title="Secret draft")
+    public = make_proposal(
+        author_id=owner.id, title="Public proposal", excluded_companies=["rival.example.com"]
+    )
+    company = make_organisation(kind=OrganisationKind.company)
+    make_user(email="other@example.org")
+    make_user(email="member@example.com", role=Role.company, organisation_id=company.id)
+    edit = {**FULL, "title": "Hijacked", "save": "Save changes"}
+
+    def attempts() -> list[int]:
+        codes = []
+        for proposal in (draft, public):
+            codes += [
+                client.get(f"/proposals/{proposal.id}/edit").status_code,
+                client.post(f"/proposals/{proposal.id}/edit", data=edit).status_code,
+                client.post(f"/proposals/{proposal.id}/open").status_code,
+                client.post(f"/proposals/{proposal.id}/close").status_code,
+            ]
+        return codes
+
+    auth.login("other@example.org")
+    assert set(attempts()) == {404}
+    assert "rival.example.com" not in client.get(f"/proposals/{public.id}").get_data(as_text=True)
+    assert client.get("/proposals/new").status_code == 200
+    auth.logout()
+    auth.login("member@example.com")
+    assert set(attempts()) == {403}
+    assert client.get("/proposals/new").status_code == 403
+    assert client.post("/proposals/new", data={**FULL, "publish": "Publish"}).status_code == 403
+    auth.logout()
+    for code in attempts():
+        assert code == 302
+    response = client.post("/proposals/new", data={**FULL, "publish": "Publish"})
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+    session.expire_all()
+    assert session.get(Proposal, draft.id).title == "Secret draft"
+    assert session.get(Proposal, draft.id).status == ProposalStatus.draft
+    assert session.get(Proposal, public.id).title == "Public proposal"
+    assert session.get(Proposal, public.id).status == ProposalStatus.open
+    assert len(session.exec(select(Proposal)).all()) == 2
