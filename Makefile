@@ -9,7 +9,7 @@ FLASK := $(BIN)/flask --app app
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run install install-dev test lint format bench clean
+.PHONY: run install install-dev chromium test lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,15 @@ run: install
 	echo "Tandem is starting on http://127.0.0.1:$(PORT)" && \
 	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
-test: install-dev lint
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+chromium:
+	command -v chromium >/dev/null || \
+	  ($(SUDO) apt-get update -qq && \
+	   $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: install-dev lint chromium
 	$(BIN)/pytest
 
 lint: install-dev
