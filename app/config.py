@@ -34,6 +34,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "MAIL_DEFAULT_SENDER": "Tandem <no-reply@tandem.example.org>",
         "TANDEM_MAIL_DIR": None,
         "TANDEM_TOTP_SECRET": None,
+        "TANDEM_SUPPORT_EMAIL": "support@tandem.example.org",
         "TANDEM_SIGNIN_LIMIT_ACCOUNT": "5 per minute;20 per hour",
         "TANDEM_SIGNIN_LIMIT_ADDRESS": "30 per minute;300 per hour",
         "RATELIMIT_KEY_PREFIX": "tandem",
@@ -58,6 +59,7 @@ def from_environment() -> dict[str, Any]:
         "MAIL_DEFAULT_SENDER",
         "TANDEM_MAIL_DIR",
         "TANDEM_TOTP_SECRET",
+        "TANDEM_SUPPORT_EMAIL",
         "TANDEM_SIGNIN_LIMIT_ACCOUNT",
         "TANDEM_SIGNIN_LIMIT_ADDRESS",
     ):

@@ -26,6 +26,7 @@ from app.auth.forms import TandemRegisterForm
 from app.auth.passwords import TandemPasswordUtil
 from app.db import db_session
 from app.services import accounts
+from models import utcnow
 
 csrf = CSRFProtect()
 
@@ -54,6 +55,9 @@ def security_defaults(app: Flask) -> dict[str, Any]:
         "SECURITY_CONFIRM_EMAIL_WITHIN": timedelta(days=3),
         "SECURITY_RESET_PASSWORD_WITHIN": timedelta(hours=2),
         "SECURITY_JOIN_USER_ROLES": False,
+        # Aware UTC times, as every other timestamp in the database.
+        "SECURITY_DATETIME_FACTORY": utcnow,
+        "SECURITY_TWO_FACTOR_RESCUE_MAIL": app.config["TANDEM_SUPPORT_EMAIL"],
         "SECURITY_POST_LOGIN_VIEW": "/dashboard",
         "SECURITY_POST_REGISTER_VIEW": "/login",
         "SECURITY_POST_CONFIRM_VIEW": "/login",
