@@ -162,6 +162,9 @@ def preview_round(
             block = matcher.block(corpus, rows)
             totals[rows] = block.total
             eligible[rows] = block.eligible
+    # A pair either side dismissed is never assigned.
+    for p, offers_set_aside in corpus.set_aside.items():
+        eligible[p, list(offers_set_aside)] = False
     proposals, offers = corpus.proposals, corpus.offers
     # A proposal already introduced to an offer of a kind has that need met: it takes no part
     # in the pass for that kind (else the round could hand it the same offer twice).

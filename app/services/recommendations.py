@@ -253,9 +253,11 @@ def _apply(
     removed = 0
     for match in existing:
         key = (proposal_index.get(match.proposal_id, -1), offer_index.get(match.offer_id, -1))
-        if key[0] >= 0 and key[1] >= 0 and (key in ranks or match.status != MatchStatus.suggested):
+        # Acted on: a side responded, or a published allocation round assigned the pair.
+        acted_on = match.status != MatchStatus.suggested or match.allocation_round_id is not None
+        if key[0] >= 0 and key[1] >= 0 and (key in ranks or acted_on):
             stored[key] = match
-        elif match.status == MatchStatus.suggested:
+        elif not acted_on:
             session.delete(match)
             removed += 1
         else:
