@@ -1,0 +1,139 @@
+"""Every main page, for every role, in a real browser at phone width: no sideways scrolling,
+every input labelled, text contrast at WCAG AA, and no page error."""
+
+from __future__ import annotations
+
+import pytest
+from flask_security.proxies import _security
+from playwright.sync_api import Page
+from sqlmodel import select
+
+from app.services import demo, recommendations
+from models import Offer, Proposal, Role, User
+from tests.e2e.conftest import LiveServer, screenshot
+
+# Visible form controls a person fills in that have no label of their own.
+UNLABELLED_INPUTS = """() => Array.from(document.querySelectorAll('input, select, textarea'))
+  .filter(el => !['hidden', 'submit', 'button'].includes(el.type))
+  .filter(el => el.getClientRects().length > 0)
+  .filter(el => el.labels.length === 0 && !el.getAttribute('aria-label'))
+  .map(el => el.outerHTML.slice(0, 200))"""
+
+# Text whose contrast with the background behind it is below WCAG AA (4.5:1; 3:1 for large
+# text). The background is the first opaque one among the element and its ancestors.
+LOW_CONTRAST = """() => {
+  const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = el => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length >= 3 && (c.length < 4 || c[3] > 0.9)) return c;
+    }
+    return [255, 255, 255];
+  };
+  const bad = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const own = Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || el.getClientRects().length === 0) continue;
+    const style = getComputedStyle(el);
+    const skipped = '[aria-hidden=true], .visually-hidden, .skip-link';
+    if (style.visibility === 'hidden' || el.closest(skipped)) continue;
+    const [l1, l2] = [lum(rgb(style.color)), lum(background(el))];
+    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    const text = el.textContent.trim().slice(0, 40);
+    if (ratio < needed) bad.push(`${el.tagName} "${text}" ${ratio.toFixed(2)}`);
+  }
+  return bad;
+}"""
+
+NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth + 1"
+
+
+@pytest.fixture
+def demo_server(live_server: LiveServer) -> LiveServer:
+    with live_server.app.app_context(), live_server.session() as session:
+        demo.load_demo(session=session, data=demo.read_demo_data())
+        session.flush()
+        recommendations.recompute_all(
+            session=session, encoder=live_server.app.extensions["tandem.encoder"], k=5
+        )
+        admin = session.exec(select(User).where(User.role == Role.admin)).one()
+        admin.tf_primary_method = "authenticator"
+        admin.tf_totp_secret = _security._totp_factory.generate_totp_secret()
+        session.add(admin)
+        session.commit()
+    return live_server
+
+
+def _sign_in(page: Page, server: LiveServer, role: Role) -> None:
+    with server.session() as session:
+        user = session.exec(select(User).where(User.role == role)).first()
+        assert user is not None
+        email, secret = user.email, user.tf_totp_secret
+    page.goto(server.url + "/login")
+    page.get_by_label("Email Address").fill(email)
+    page.get_by_label("Password", exact=True).fill(demo.DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    if secret:
+        with server.app.app_context():
+            code = _security._totp_factory.generate_totp_password(secret)
+        page.get_by_label("Authentication Code").fill(code)
+        page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/login" not in url and "/tf-" not in url)
+
+
+def _check(page: Page, url: str, name: str) -> list[str]:
+    response = page.goto(url)
+    assert response is not None and response.status == 200, url
+    problems = [f"{url}: unlabelled {html}" for html in page.evaluate(UNLABELLED_INPUTS)]
+    problems += [f"{url}: contrast {text}" for text in page.evaluate(LOW_CONTRAST)]
+    if not page.evaluate(NO_SIDEWAYS_SCROLL):
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        problems.append(f"{url}: scrolls sideways ({width}px at 375px)")
+    if 'aria-invalid="None"' in page.content() or '="None"' in page.content():
+        problems.append(f"{url}: an attribute reads None")
+    screenshot(page, f"phone-{name}")
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("role", "paths"),
+    [
+        (None, ["/", "/proposals/", "/offers/", "/search/?q=medical+imaging", "/register"]),
+        (Role.academic, ["/proposals/mine", "/proposals/new", "/publications/", "/account"]),
+        (Role.company, ["/offers/mine", "/offers/new", "/offers/exclusions"]),
+        (
+            Role.admin,
+            [
+                "/admin/",
+                "/admin/organisations",
+                "/admin/users",
+                "/admin/content",
+                "/admin/rounds/new",
+                "/admin/metrics",
+            ],
+        ),
+    ],
+    ids=["public", "academic", "company", "admin"],
+)
+def test_main_pages_at_phone_width(
+    phone_page: Page, demo_server: LiveServer, role: Role | None, paths: list[str]
+) -> None:
+    if role is not None:
+        _sign_in(phone_page, demo_server, role)
+    with demo_server.session() as session:
+        proposal = session.exec(select(Proposal).where(Proposal.status == "open")).first()
+        offer = session.exec(select(Offer).where(Offer.status == "open")).first()
+        assert proposal is not None and offer is not None
+    if role is None:
+        paths = [*paths, f"/proposals/{proposal.id}", f"/offers/{offer.id}"]
+    problems: list[str] = []
+    for path in paths:
+        name = f"{role.value if role else 'public'}{path.replace('/', '-').split('?')[0]}"
+        problems += _check(phone_page, demo_server.url + path, name.rstrip("-"))
+    assert problems == []
