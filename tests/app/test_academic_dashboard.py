@@ -32,7 +32,7 @@ def test_a_new_academic_is_told_the_next_steps(
     assert response.status_code == 200 and response.request.path == "/proposals/mine"
     text = text_of(response.data)
     assert "Post your first proposal" in text
-    assert "Add publications so companies see your expertise" in text
+    assert "Add publications so the matcher knows your expertise" in text
     assert "How it works" in text and "Introduction by email" in text
 
 
@@ -147,7 +147,7 @@ def test_dashboard_ranks_offers_and_says_where_each_match_stands(
         assert f'action="/proposals/{target.id}/{action}"' in html
         assert f'href="/proposals/{target.id}/edit"' in html
     assert "Only you can see this draft" in text
-    assert "Add publications so companies see your expertise" not in text
+    assert "Add publications so the matcher knows your expertise" not in text
 
 
 def test_only_academics_have_this_dashboard(
