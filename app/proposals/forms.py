@@ -13,6 +13,7 @@ from wtforms import (
     DateField,
     IntegerField,
     RadioField,
+    SelectChoice,
     SelectMultipleField,
     StringField,
     SubmitField,
@@ -151,7 +152,7 @@ class ProposalForm(FlaskForm):
     )
     collaboration_kinds = MultiCheckboxField(
         "Collaboration wanted",
-        choices=[(kind.value, label) for kind, label in COLLABORATION_LABELS.items()],
+        choices=[SelectChoice(kind.value, label) for kind, label in COLLABORATION_LABELS.items()],
         description="Tick every kind of help you would welcome, e.g. compute and co-authorship.",
     )
     requires_open_publication = BooleanField(
@@ -168,7 +169,7 @@ class ProposalForm(FlaskForm):
     )
     ip_stance = RadioField(
         "Intellectual property: the most you accept",
-        choices=[(stance.value, label) for stance, label in IP_LABELS.items()],
+        choices=[SelectChoice(stance.value, label) for stance, label in IP_LABELS.items()],
         default=IpStance.open.value,
         validators=[InputRequired("Please choose the IP terms you accept.")],
         description="Offers asking for more than this are never matched, e.g. choose “Joint” "
@@ -176,7 +177,7 @@ class ProposalForm(FlaskForm):
     )
     lab_resource_level = RadioField(
         "Your lab's resources",
-        choices=[(level.value, label) for level, label in LAB_LABELS.items()],
+        choices=[SelectChoice(level.value, label) for level, label in LAB_LABELS.items()],
         default=LabResourceLevel.typical.value,
         validators=[InputRequired("Please describe your lab's resources.")],
         description="Self-declared; allocation rounds may favour under-resourced labs, e.g. "
