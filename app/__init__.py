@@ -36,7 +36,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
 
-    from app import auth, cli, errors, filters
+    from app import auth, cli, errors, filters, web
     from app.admin.views import bp as admin_bp
     from app.dashboard.views import bp as dashboard_bp
     from app.main.views import bp as main_bp
@@ -46,6 +46,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app.publications.views import bp as publications_bp
     from app.search.views import bp as search_bp
 
+    web.init_app(app)
     auth.init_app(app)
     app.register_blueprint(main_bp)
     app.register_blueprint(dashboard_bp)

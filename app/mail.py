@@ -11,7 +11,7 @@ import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 
 from flask import current_app
@@ -21,15 +21,36 @@ from models import utcnow
 log = logging.getLogger(__name__)
 
 
+Recipient = str | tuple[str, str]
+
+
+def one_line(text: str) -> str:
+    """Header text on one line: names and titles people typed may hold line breaks."""
+    return " ".join(str(text).split())
+
+
+def address(recipient: Recipient) -> str:
+    """`"Name" <email>` with the name quoted as needed, or a bare address."""
+    if isinstance(recipient, tuple):
+        name, email = recipient
+        return formataddr((one_line(name), one_line(email)))
+    return one_line(recipient)
+
+
 def build_message(
-    *, to: str, subject: str, text: str, html: str | None = None, sender: str | None = None
+    *,
+    to: Recipient,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    sender: str | None = None,
 ) -> EmailMessage:
     """A plain-text message with an HTML alternative, with Date, Message-ID and From set."""
-    sender = sender or current_app.config["MAIL_DEFAULT_SENDER"]
+    sender = one_line(sender or current_app.config["MAIL_DEFAULT_SENDER"])
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = to
-    message["Subject"] = subject
+    message["To"] = address(to)
+    message["Subject"] = one_line(subject)
     message["Date"] = format_datetime(utcnow())
     domain = sender.rsplit("@", 1)[-1].strip(">") if "@" in sender else "tandem.invalid"
     message["Message-ID"] = make_msgid(domain=domain)
@@ -61,7 +82,12 @@ def deliver(message: EmailMessage) -> None:
 
 
 def send_email(
-    *, to: str, subject: str, text: str, html: str | None = None, sender: str | None = None
+    *,
+    to: Recipient,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    sender: str | None = None,
 ) -> EmailMessage:
     message = build_message(to=to, subject=subject, text=text, html=html, sender=sender)
     deliver(message)

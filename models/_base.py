@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import Annotated
 
 import sqlalchemy as sa
+from pydantic import StringConstraints
 from sqlmodel import Field, SQLModel
 
 # Deterministic constraint names: Alembic needs them to alter or drop constraints, and SQLite's
@@ -39,6 +41,11 @@ def enum_type(enum_class: type[enum.Enum], name: str) -> sa.Enum:
         values_callable=lambda members: [member.value for member in members],
         validate_strings=True,
     )
+
+
+# One research area, data domain or similar label; a list holds at most MAX_TAGS of them.
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+MAX_TAGS = 20
 
 
 def json_list() -> sa.JSON:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Optional
 import sqlalchemy as sa
 from sqlmodel import Field, Relationship, SQLModel
 
-from models._base import TimestampMixin, enum_type, json_list
+from models._base import MAX_TAGS, Tag, TimestampMixin, enum_type, json_list
 from models.enums import AccessMode, IpStance, OfferKind, OfferStatus, PublicationTerms
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ class OfferBase(SQLModel):
     max_hours_per_project: int = Field(default=0, ge=0, le=100_000_000, description="GPU hours")
     max_projects: int = Field(default=1, ge=1, le=10_000)
     dataset_description: str = Field(default="", max_length=10_000, sa_type=sa.Text)
-    data_domains: list[str] = Field(default_factory=list, sa_type=json_list())
+    data_domains: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS, sa_type=json_list())
     access_mode: AccessMode = Field(
         default=AccessMode.remote, sa_type=enum_type(AccessMode, "access_mode")
     )
@@ -94,7 +94,7 @@ class OfferUpdate(SQLModel):
     max_hours_per_project: int | None = Field(default=None, ge=0, le=100_000_000)
     max_projects: int | None = Field(default=None, ge=1, le=10_000)
     dataset_description: str | None = Field(default=None, max_length=10_000)
-    data_domains: list[str] | None = None
+    data_domains: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
     access_mode: AccessMode | None = None
     publication_terms: PublicationTerms | None = None
     ip_stance: IpStance | None = None

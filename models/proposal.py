@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlmodel import Field, Relationship, SQLModel
 
-from models._base import TimestampMixin, enum_type, json_list
+from models._base import MAX_TAGS, Tag, TimestampMixin, enum_type, json_list
 from models.enums import IpStance, LabResourceLevel, ProposalStatus
 
 if TYPE_CHECKING:
@@ -17,13 +17,15 @@ if TYPE_CHECKING:
 class ProposalBase(SQLModel):
     title: str = Field(min_length=5, max_length=300)
     abstract: str = Field(min_length=20, max_length=10_000, sa_type=sa.Text)
-    research_areas: list[str] = Field(default_factory=list, sa_type=json_list())
+    research_areas: list[Tag] = Field(
+        default_factory=list, max_length=MAX_TAGS, sa_type=json_list()
+    )
     gpu_hours_needed: int = Field(default=0, ge=0, le=10_000_000, description="GPU hours")
     gpu_memory_min_gb: int | None = Field(default=None, ge=0, le=4096, description="GB per GPU")
     gpu_type: str | None = Field(default=None, max_length=100)
     duration_months: int = Field(default=6, ge=1, le=60)
     data_need: str = Field(default="", max_length=5_000, sa_type=sa.Text)
-    data_domains: list[str] = Field(default_factory=list, sa_type=json_list())
+    data_domains: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS, sa_type=json_list())
     collaboration_kinds: list[str] = Field(default_factory=list, sa_type=json_list())
     requires_open_publication: bool = True
     requires_open_source: bool = False
@@ -73,13 +75,13 @@ class ProposalCreate(ProposalBase):
 class ProposalUpdate(SQLModel):
     title: str | None = Field(default=None, min_length=5, max_length=300)
     abstract: str | None = Field(default=None, min_length=20, max_length=10_000)
-    research_areas: list[str] | None = None
+    research_areas: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
     gpu_hours_needed: int | None = Field(default=None, ge=0, le=10_000_000)
     gpu_memory_min_gb: int | None = Field(default=None, ge=0, le=4096)
     gpu_type: str | None = Field(default=None, max_length=100)
     duration_months: int | None = Field(default=None, ge=1, le=60)
     data_need: str | None = Field(default=None, max_length=5_000)
-    data_domains: list[str] | None = None
+    data_domains: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
     collaboration_kinds: list[str] | None = None
     requires_open_publication: bool | None = None
     requires_open_source: bool | None = None

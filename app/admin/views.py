@@ -27,6 +27,7 @@ from app.mail import send_email
 from app.matcher import get_encoder, get_weights
 from app.services import admin, allocation, metrics
 from app.services.errors import DomainError, NotFound
+from app.web import local_path
 from models import Role
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,8 @@ def _per_page() -> int:
 
 def _back(default: str, **values: object) -> ResponseReturnValue:
     """Back to the list the button was on (a local `next` path), else to `default`."""
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    target = local_path(request.form.get("next"))
+    if target:
         return redirect(target, 303)
     return redirect(url_for(default, **values), 303)
 
@@ -308,7 +309,7 @@ def _send(notices: list[allocation.Notice]) -> int:
                 text=render_template(f"email/{notice.template}.txt", **context),
                 html=render_template(f"email/{notice.template}.html", **context),
             )
-        except (OSError, smtplib.SMTPException):
+        except (OSError, ValueError, smtplib.SMTPException):
             log.exception("Could not send %r to %s", notice.subject, notice.to)
             failures += 1
     return failures

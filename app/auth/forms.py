@@ -12,10 +12,16 @@ from app.db import db_session
 from app.services import accounts
 
 
+def one_line(value: str | None) -> str | None:
+    """Names are one line of text: line breaks and runs of spaces become single spaces."""
+    return " ".join(value.split()) if isinstance(value, str) else value
+
+
 class TandemRegisterForm(RegisterFormV2):
     name = StringField(
         "Your name",
         validators=[DataRequired("Please enter your name."), Length(max=200)],
+        filters=[one_line],
         description="Shown to a company only once you have both agreed to meet.",
     )
     role = RadioField(
@@ -33,6 +39,7 @@ class TandemRegisterForm(RegisterFormV2):
     organisation = StringField(
         "Organisation",
         validators=[DataRequired("Please name your organisation."), Length(min=2, max=200)],
+        filters=[one_line],
         description="Your university, institute or company, e.g. Northbridge University. "
         "Members with an address at the same email domain join the same organisation.",
     )
@@ -42,7 +49,10 @@ class TandemRegisterForm(RegisterFormV2):
         if self.organisation.data and self.email.data and not self.email.errors:
             try:
                 accounts.find_organisation(
-                    session=db_session(), name=self.organisation.data, email=self.email.data
+                    session=db_session(),
+                    name=self.organisation.data,
+                    email=self.email.data,
+                    role=self.role.data,
                 )
             except accounts.OrganisationTaken as exc:
                 self.organisation.errors = [*self.organisation.errors, str(exc)]

@@ -13,6 +13,7 @@ from app.db import db_session
 from app.matcher import get_encoder, get_weights
 from app.services import matches, recommendations
 from app.services.errors import Conflict
+from app.web import local_path
 
 bp = Blueprint("matches", __name__, url_prefix="/matches")
 log = logging.getLogger(__name__)
@@ -20,10 +21,7 @@ log = logging.getLogger(__name__)
 
 def _back() -> str:
     """The local page to return to (never another site)."""
-    target = request.form.get("next") or request.args.get("next") or ""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("dashboard.index")
+    return local_path(request.form.get("next")) or url_for("dashboard.index")
 
 
 def _refresh(*, proposal_id: int | None = None, offer_id: int | None = None) -> None:
@@ -100,12 +98,12 @@ def _send_introductions(introductions: list[matches.Introduction]) -> bool:
         context = {"intro": intro, "dashboard_url": f"{base}{url_for('dashboard.index')}"}
         try:
             mail.send_email(
-                to=f"{intro.recipient.name} <{intro.recipient.email}>",
+                to=(intro.recipient.name, intro.recipient.email),
                 subject=f"Introduction: {intro.proposal_title} × {intro.offer_title}",
                 text=render_template("email/introduction.txt", **context),
                 html=render_template("email/introduction.html", **context),
             )
-        except OSError:
+        except (OSError, ValueError):
             log.exception("could not send the introduction to %s", intro.recipient.email)
             ok = False
     return ok

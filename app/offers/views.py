@@ -13,6 +13,7 @@ from app.matcher import get_encoder, get_weights
 from app.offers.forms import ExclusionsForm, OfferForm, lines
 from app.services import catalogue, offers, recommendations
 from app.services.errors import DomainError, NotFound
+from app.web import local_path
 from models import OfferKind, OfferStatus
 
 bp = Blueprint("offers", __name__, url_prefix="/offers")
@@ -26,10 +27,7 @@ def _matching() -> offers.Matching:
 
 def _back(default: str) -> str:
     """The local page a button came from (never another site), else `default`."""
-    target = request.form.get("next") or ""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    return local_path(request.form.get("next")) or default
 
 
 @bp.route("/")

@@ -12,6 +12,7 @@ from app.matcher import get_encoder, get_weights
 from app.proposals.forms import ProposalForm
 from app.services import catalogue, matches, proposals, recommendations
 from app.services.errors import DomainError, NotFound
+from app.web import local_path
 from models import MatchStatus, ProposalStatus
 
 bp = Blueprint("proposals", __name__, url_prefix="/proposals")
@@ -25,10 +26,7 @@ def _rematch() -> proposals.Rematch:
 
 def _back(default: str) -> str:
     """The local page a button came from (never another site)."""
-    target = request.form.get("next") or ""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    return local_path(request.form.get("next")) or default
 
 
 def _submitted_and_valid(form: ProposalForm) -> bool:

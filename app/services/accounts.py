@@ -35,7 +35,9 @@ def email_domain(email: str) -> str:
     return email.rsplit("@", 1)[-1].strip().lower()
 
 
-def find_organisation(*, session: Session, name: str, email: str) -> Organisation | None:
+def find_organisation(
+    *, session: Session, name: str, email: str, role: str | None = None
+) -> Organisation | None:
     """The organisation a new member with this address joins, or None for a new one.
 
     An address at an organisation's email domain joins it, whatever name was typed. Typing
@@ -46,6 +48,13 @@ def find_organisation(*, session: Session, name: str, email: str) -> Organisatio
     organisations = session.exec(select(Organisation)).all()
     for organisation in organisations:
         if domain in {d.lower() for d in organisation.email_domains}:
+            if role == Role.company and organisation.kind == OrganisationKind.university:
+                # Else a company account could post offers in a university's name.
+                raise OrganisationTaken(
+                    f"Addresses at {domain} belong to {organisation.name}, a university. "
+                    "To offer compute or data, sign up with your company address; to propose "
+                    "research, join as an academic."
+                )
             return organisation
     wanted = name.strip().casefold()
     for organisation in organisations:
@@ -63,7 +72,7 @@ def join_organisation(*, session: Session, user_id: int, name: str) -> Organisat
     user = session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")
-    organisation = find_organisation(session=session, name=name, email=user.email)
+    organisation = find_organisation(session=session, name=name, email=user.email, role=user.role)
     if organisation is None:
         domain = email_domain(user.email)
         organisation = Organisation(

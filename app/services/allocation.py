@@ -22,6 +22,7 @@ from app.services.catalogue import author_label
 from app.services.errors import Conflict, DomainError, NotFound
 from app.services.recommendations import (
     Snapshot,
+    ineligible_pairs,
     load_snapshot,
     make_matcher,
     visible_offers,
@@ -468,8 +469,12 @@ def publish_round(*, session: Session, round_id: int) -> PublishedRound:
     linked = created = skipped = 0
     by_author: dict[int, list[AllocatedItem]] = defaultdict(list)
     by_organisation: dict[int, list[AllocatedItem]] = defaultdict(list)
+    # A pair that stopped fitting since the draft (e.g. an exclusion was added) is left out.
+    no_longer_fit = ineligible_pairs(
+        session=session, pairs=[(pair.proposal.id, pair.offer.id) for pair in pairs]
+    )
     for pair in pairs:
-        if pair.dismissed:
+        if pair.dismissed or (pair.proposal.id, pair.offer.id) in no_longer_fit:
             skipped += 1
             continue
         match = pair.match

@@ -49,7 +49,8 @@ def plain(value: object) -> str:
     text = str(value or "")
     try:
         text = _latex.latex_to_text(text)
-    except LatexWalkerError:
+    except (LatexWalkerError, RecursionError):
+        # RecursionError: absurdly deep braces; the text is kept, braces dropped.
         log.info("could not decode LaTeX in %r; keeping it without braces", text[:80])
         text = text.replace("{", "").replace("}", "")
     return " ".join(text.split())

@@ -14,6 +14,7 @@ from typing import Literal
 
 from sqlmodel import Session, col, select
 
+from app.services import recommendations
 from app.services.errors import Conflict, NotFound
 from models import (
     Match,
@@ -106,6 +107,13 @@ def express_interest(
         raise Conflict("This proposal is no longer open.")
     if offer.status != OfferStatus.open or offer.hidden:
         raise Conflict("This offer is no longer open.")
+    if recommendations.ineligible_pairs(session=session, pairs=[(proposal.id, offer.id)]):
+        # Deliberately unspecific: an exclusion list must not leak through this message.
+        raise Conflict(
+            "This proposal and offer no longer fit each other's requirements (terms, "
+            "capacity, timing or conflicts changed since the suggestion), so it cannot go "
+            "further."
+        )
 
     if side == "academic":
         match.academic_interested_at = match.academic_interested_at or now

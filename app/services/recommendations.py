@@ -483,6 +483,33 @@ def refresh_offer(
     )
 
 
+def ineligible_pairs(
+    *, session: Session, pairs: Iterable[tuple[int, int]], today: date | None = None
+) -> set[tuple[int, int]]:
+    """The (proposal id, offer id) pairs that fail a hard constraint now, or whose proposal or
+    offer left matching: things change between a suggestion and the moment someone acts on
+    it (an exclusion added, terms tightened, capacity promised elsewhere)."""
+    pairs = list(pairs)
+    if not pairs:
+        return set()
+    snapshot = load_snapshot(session=session)
+    proposal_index, offer_index = snapshot.proposal_index(), snapshot.offer_index()
+    failed: set[tuple[int, int]] = set()
+    for proposal_id, offer_id in pairs:
+        p, o = proposal_index.get(proposal_id), offer_index.get(offer_id)
+        if p is None or o is None:
+            failed.add((proposal_id, offer_id))
+            continue
+        eligibility = check_eligibility(
+            snapshot.corpus.proposals.take(np.array([p])),
+            snapshot.corpus.offers.take(np.array([o])),
+            today=today,
+        )
+        if not eligibility.mask[0, 0]:
+            failed.add((proposal_id, offer_id))
+    return failed
+
+
 def explain_pair(
     *,
     session: Session,

@@ -216,3 +216,41 @@ def test_withdrawing_after_an_introduction_frees_the_offer_capacity(
     snapshot = recommendations.load_snapshot(session=session)
     offer_index = snapshot.offer_index()[pair["offer"].id]
     assert snapshot.corpus.offers.hours_left[offer_index] == pair["offer"].gpu_hours_budget
+
+
+def test_interest_is_refused_once_the_pair_no_longer_fits(
+    client: FlaskClient, auth: AuthActions, session: Session, pair: dict[str, Any]
+) -> None:
+    """An exclusion added after the suggestion stops the pair at the next step; the message
+    does not say which rule, so an exclusion list cannot be probed this way."""
+    auth.login(pair["academic"].email)
+    client.post(f"/matches/{pair['match'].id}/interest")
+    offer = pair["offer"]
+    offer.excluded_institutions = ["nb.example.org"]
+    session.add(offer)
+    session.commit()
+    auth.logout()
+    auth.login(pair["member"].email)
+    response = client.post(f"/matches/{pair['match'].id}/interest", follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert "no longer fit" in page and "nb.example.org" not in page.split("<main")[1][:3000]
+    assert _reload(session, pair["match"]).status == MatchStatus.interested_academic
+
+
+def test_a_line_break_in_a_title_does_not_break_the_introduction_mail(
+    app: Flask, client: FlaskClient, auth: AuthActions, session: Session, pair: dict[str, Any]
+) -> None:
+    proposal = pair["proposal"]
+    proposal.title = "Offline RL\nfor grid batteries"
+    session.add(proposal)
+    session.commit()
+    auth.login(pair["academic"].email)
+    client.post(f"/matches/{pair['match'].id}/interest")
+    auth.logout()
+    auth.login(pair["member"].email)
+    assert client.post(f"/matches/{pair['match'].id}/interest").status_code == 302
+    assert _reload(session, pair["match"]).status == MatchStatus.introduced
+    subjects = {str(m["Subject"]) for m in _mails(app)}
+    assert subjects and all(
+        "\n" not in s and "Offline RL for grid batteries" in s for s in subjects
+    )
