@@ -215,6 +215,16 @@ def test_a_round_is_computed_reviewed_and_published_once(
     listing = _text(client.get("/admin/rounds").data)
     assert f"Round {stored.id}" in listing and "published" in listing
 
+    # Both dashboards say the pair came from the round; contact still waits for interest.
+    auth.logout()
+    auth.login("alice@uni-a.example.org")
+    assert f"Allocated in round {stored.id}" in _text(client.get("/proposals/mine").data)
+    auth.logout()
+    auth.login(members[0].email)
+    company_view = _text(client.get("/offers/mine").data)
+    assert f"Allocated in round {stored.id}" in company_view
+    assert "Alice Academic" not in company_view
+
 
 def test_a_draft_round_can_be_discarded(
     app: Flask, client: FlaskClient, session: Session, auth: Any, world: dict[str, Any]
