@@ -12,7 +12,7 @@ from app.db import db_session
 from app.matcher import get_encoder, get_weights
 from app.offers.forms import ExclusionsForm, OfferForm, lines
 from app.services import catalogue, offers, recommendations
-from app.services.errors import DomainError, NotFound
+from app.services.errors import DomainError, InvalidInput, NotFound
 from app.web import local_path
 from models import OfferKind, OfferStatus
 
@@ -89,7 +89,7 @@ def create() -> ResponseReturnValue:
                 matching=_matching(),
                 open_now=bool(form.publish.data),
             )
-        except offers.InvalidOffer as exc:
+        except InvalidInput as exc:
             session.rollback()
             form.show_errors(exc.field_errors)
             failed = True
@@ -130,7 +130,7 @@ def edit(offer_id: int) -> ResponseReturnValue:
                 data=form.to_data(),
                 matching=_matching(),
             )
-        except offers.InvalidOffer as exc:
+        except InvalidInput as exc:
             session.rollback()
             form.show_errors(exc.field_errors)
             failed = True
@@ -203,7 +203,7 @@ def exclusions() -> ResponseReturnValue:
                 entries=lines(form.excluded_institutions.data),
                 matching=_matching(),
             )
-        except offers.InvalidOffer as exc:
+        except InvalidInput as exc:
             session.rollback()
             form.show_errors(exc.field_errors)
             failed = True

@@ -11,7 +11,7 @@ from app.db import db_session
 from app.matcher import get_encoder, get_weights
 from app.proposals.forms import ProposalForm
 from app.services import catalogue, matches, proposals, recommendations
-from app.services.errors import DomainError, NotFound
+from app.services.errors import DomainError, InvalidInput, NotFound
 from app.web import local_path
 from models import MatchStatus, ProposalStatus
 
@@ -99,7 +99,7 @@ def create() -> ResponseReturnValue:
                 publish=publish,
                 rematch=_rematch(),
             )
-        except proposals.InvalidInput as exc:
+        except InvalidInput as exc:
             db_session().rollback()
             form.show_errors(exc.field_errors)
             failed = True
@@ -140,7 +140,7 @@ def edit(proposal_id: int) -> ResponseReturnValue:
                 data=form.to_data(),
                 rematch=_rematch(),
             )
-        except proposals.InvalidInput as exc:
+        except InvalidInput as exc:
             session.rollback()
             form.show_errors(exc.field_errors)
             failed = True

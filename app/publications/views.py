@@ -10,8 +10,8 @@ from app.db import db_session
 from app.matcher import get_encoder, get_weights
 from app.publications.forms import BibtexForm, PublicationForm
 from app.services import bibtex, publications
-from app.services.errors import DomainError
-from app.services.proposals import InvalidInput, Rematch
+from app.services.errors import DomainError, InvalidInput
+from app.services.proposals import Rematch
 
 bp = Blueprint("publications", __name__, url_prefix="/publications")
 

@@ -3,7 +3,7 @@
 Every function acts for one signed-in company member and only on offers of their organisation;
 an offer of another organisation is reported as not found, so its existence does not leak.
 Limits are the models' own (`OfferCreate`, `OfferUpdate`): pydantic errors are returned per
-field (`InvalidOffer.field_errors`), together with the rules that span several fields.
+field (`InvalidInput.field_errors`), together with the rules that span several fields.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, func, select
 
 from app.services import catalogue, matches, recommendations
-from app.services.errors import Conflict, DomainError, NotFound
+from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.validation import field_errors
 from matching import Encoder
 from matching.scoring import ScoreWeights
 from models import (
@@ -45,15 +46,6 @@ DASHBOARD_STATUSES = (MatchStatus.suggested, *INTERESTED, MatchStatus.introduced
 # Names and domains are compared as the matcher compares them (matching/eligibility.py).
 DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 INSTITUTION_NAME_LENGTH = (2, 200)
-
-
-class InvalidOffer(DomainError):
-    """The submitted values break a limit or a rule; `field_errors` maps field names (those
-    of `OfferBase`, plus `excluded_institutions`) to messages a person can act on."""
-
-    def __init__(self, field_errors: Mapping[str, list[str]]) -> None:
-        super().__init__("Please correct the fields marked.")
-        self.field_errors = {name: list(messages) for name, messages in field_errors.items()}
 
 
 @dataclass(frozen=True)
@@ -126,39 +118,6 @@ def is_member(*, session: Session, user_id: int | None, offer: Offer) -> bool:
 # --- validation ---------------------------------------------------------------------------
 
 
-def _friendly(error: Mapping[str, Any]) -> str:
-    """A pydantic error as a sentence; chosen by the error's type code, never its text."""
-    ctx = error.get("ctx") or {}
-    kind = error["type"]
-    if kind == "string_too_short":
-        return f"Please write at least {ctx['min_length']} characters."
-    if kind == "string_too_long":
-        return f"Please keep this to at most {ctx['max_length']:,} characters."
-    if kind == "greater_than_equal":
-        return f"Please enter a number of at least {ctx['ge']:,}."
-    if kind == "less_than_equal":
-        return f"Please enter a number of at most {ctx['le']:,}."
-    if kind == "too_long":
-        return f"Please list at most {ctx['max_length']:,} entries."
-    if kind in {"int_type", "int_parsing", "int_from_float", "missing"}:
-        return "Please enter a whole number."
-    if kind in {"date_type", "date_parsing", "date_from_datetime_parsing"}:
-        return "Please enter a date such as 2030-06-30."
-    if kind == "enum":
-        return "Please choose one of the options."
-    return str(error["msg"])
-
-
-def _field_errors(exc: ValidationError) -> dict[str, list[str]]:
-    errors: dict[str, list[str]] = defaultdict(list)
-    for error in exc.errors():
-        name = str(error["loc"][0]) if error["loc"] else "__all__"
-        message = _friendly(error)
-        if message not in errors[name]:
-            errors[name].append(message)
-    return dict(errors)
-
-
 def max_exclusions() -> int:
     """How many exclusions one offer may hold (the limit declared on `OfferCreate`)."""
     for rule in OfferCreate.model_fields["excluded_institutions"].metadata:
@@ -186,7 +145,7 @@ def _exclusion_problem(entry: str) -> str | None:
 
 def check_exclusions(entries: Iterable[str]) -> list[str]:
     """Validated exclusions: trimmed, domains lowercased without a leading @, duplicates
-    (ignoring case) dropped, blank lines skipped. Raises InvalidOffer naming each bad line."""
+    (ignoring case) dropped, blank lines skipped. Raises InvalidInput naming each bad line."""
     cleaned: list[str] = []
     seen: set[str] = set()
     problems: list[str] = []
@@ -206,7 +165,7 @@ def check_exclusions(entries: Iterable[str]) -> list[str]:
     if not problems and len(cleaned) > max_exclusions():
         problems.append(f"Please list at most {max_exclusions():,} institutions or domains.")
     if problems:
-        raise InvalidOffer({"excluded_institutions": problems})
+        raise InvalidInput({"excluded_institutions": problems})
     return cleaned
 
 
@@ -264,14 +223,14 @@ def _validated(data: Mapping[str, Any], *, today: date, check_deadline: bool) ->
     exclusions: list[str] = []
     try:
         exclusions = check_exclusions(data.get("excluded_institutions") or [])
-    except InvalidOffer as exc:
+    except InvalidInput as exc:
         errors.update(exc.field_errors)
     candidate = {**data, "excluded_institutions": exclusions}
     values: OfferCreate | None = None
     try:
         values = OfferCreate.model_validate(candidate)
     except ValidationError as exc:
-        for name, messages in _field_errors(exc).items():
+        for name, messages in field_errors(exc).items():
             errors[name].extend(messages)
     typed = values.model_dump() if values is not None else {**_defaults(), **candidate}
     rules = _rule_errors(
@@ -280,7 +239,7 @@ def _validated(data: Mapping[str, Any], *, today: date, check_deadline: bool) ->
     for name, messages in rules.items():
         errors[name].extend(messages)
     if errors or values is None:
-        raise InvalidOffer(errors)
+        raise InvalidInput(errors)
     return values
 
 
@@ -393,7 +352,7 @@ def update_offer(
     try:
         OfferUpdate.model_validate(changes)
     except ValidationError as exc:
-        errors = _field_errors(exc)
+        errors = field_errors(exc)
     else:
         errors = {}
     merged = {**{name: getattr(offer, name) for name in OfferCreate.model_fields}, **changes}
@@ -401,12 +360,12 @@ def update_offer(
         values = _validated(
             merged, today=today or date.today(), check_deadline=merged["deadline"] != offer.deadline
         )
-    except InvalidOffer as exc:
+    except InvalidInput as exc:
         for name, messages in exc.field_errors.items():
             known = errors.setdefault(name, [])
             known.extend(message for message in messages if message not in known)
     if errors:
-        raise InvalidOffer(errors)
+        raise InvalidInput(errors)
     for name, value in values.model_dump().items():
         setattr(offer, name, value)
     session.add(offer)
@@ -471,7 +430,7 @@ def save_exclusions(
         )
     )
     if not offers:
-        raise InvalidOffer(
+        raise InvalidInput(
             {
                 "excluded_institutions": [
                     "Your organisation has no offers yet, and the list is kept with its offers. "

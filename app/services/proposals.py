@@ -17,8 +17,9 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from app.services import catalogue, recommendations
-from app.services.errors import Conflict, DomainError, NotFound
+from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.recommendations import MATCHABLE_PROPOSALS
+from app.services.validation import field_errors
 from matching import Encoder
 from matching.scoring import ScoreWeights
 from models import (
@@ -41,50 +42,6 @@ ACTIVE_MATCHES = (
     MatchStatus.introduced,
 )
 SET_ASIDE_MATCHES = (MatchStatus.declined, MatchStatus.withdrawn)
-
-
-class InvalidInput(DomainError):
-    """Input that breaks a model limit; `field_errors` maps each field name to its messages
-    (the key "" holds messages that concern no single field)."""
-
-    def __init__(self, field_errors: Mapping[str, list[str]]) -> None:
-        self.field_errors = {name: list(messages) for name, messages in field_errors.items()}
-        count = sum(len(messages) for messages in self.field_errors.values())
-        super().__init__(f"{count} value{'s' if count != 1 else ''} need correcting")
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    """One pydantic error as a sentence a person understands."""
-    ctx = error.get("ctx") or {}
-    kind = error["type"]
-    if kind == "string_too_short":
-        if ctx.get("min_length") == 1:
-            return "This field is required."
-        return f"Must be at least {ctx['min_length']:,} characters long."
-    if kind == "string_too_long":
-        return f"Must be at most {ctx['max_length']:,} characters long."
-    if kind == "greater_than_equal":
-        return f"Must be {ctx['ge']:,} or more."
-    if kind == "less_than_equal":
-        return f"Must be {ctx['le']:,} or less."
-    if kind == "too_long":
-        return f"At most {ctx['max_length']:,} entries, not {ctx['actual_length']:,}."
-    if kind in {"int_type", "int_parsing", "missing"} or kind.endswith("_type"):
-        return "This field is required." if error.get("input") is None else error["msg"] + "."
-    return str(error["msg"]).rstrip(".") + "."
-
-
-def field_errors(exc: ValidationError) -> dict[str, list[str]]:
-    """Pydantic's errors grouped by top-level field name (list items are numbered)."""
-    grouped: dict[str, list[str]] = {}
-    for error in exc.errors():
-        location = error["loc"]
-        name = str(location[0]) if location else ""
-        message = _message(error)
-        if len(location) > 1 and isinstance(location[1], int):
-            message = f"Entry {location[1] + 1}: {message}"
-        grouped.setdefault(name, []).append(message)
-    return grouped
 
 
 def _own(session: Session, proposal_id: int, author_id: int) -> Proposal:

@@ -12,9 +12,10 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from app.services import bibtex
-from app.services.errors import NotFound
-from app.services.proposals import InvalidInput, Rematch, field_errors
+from app.services.errors import InvalidInput, NotFound
+from app.services.proposals import Rematch
 from app.services.recommendations import MATCHABLE_PROPOSALS
+from app.services.validation import field_errors
 from models import Proposal, Publication, PublicationCreate
 
 

@@ -251,8 +251,8 @@ def test_invalid_input_is_shown_at_the_field_and_nothing_is_written(
     response = client.post("/proposals/new", data=bad)
     assert response.status_code == 422
     page = FormPage(response.data)
-    assert page.error("Title") == "Must be at least 5 characters long."
-    assert page.error("Duration (months)") == "Must be 60 or less."
+    assert page.error("Title") == "Please write at least 5 characters."
+    assert page.error("Duration (months)") == "Please enter a number of at most 60."
     assert "Not a valid integer" in page.error("GPU hours needed")
     assert "not a valid choice" in page.error("Collaboration wanted")
     assert page.value("Title") == "RL"
@@ -268,7 +268,10 @@ def test_invalid_input_is_shown_at_the_field_and_nothing_is_written(
         "/proposals/new", data={**FULL, "gpu_memory_min_gb": "-5", "publish": "Publish"}
     )
     assert response.status_code == 422
-    assert FormPage(response.data).error("Minimum GPU memory (GB)") == "Must be 0 or more."
+    assert (
+        FormPage(response.data).error("Minimum GPU memory (GB)")
+        == "Please enter a number of at least 0."
+    )
     assert session.exec(select(Proposal)).all() == []
 
 
@@ -294,7 +297,7 @@ def test_the_author_edits_and_the_form_shows_current_values(
     )
     assert response.status_code == 422
     errors = FormPage(response.data)
-    assert errors.error("Abstract") == "Must be at least 20 characters long."
+    assert errors.error("Abstract") == "Please write at least 20 characters."
     assert errors.value("Title") == "Tactile policies"
     session.expire_all()
     assert (

@@ -83,7 +83,7 @@ def test_add_by_hand_and_invalid_input_is_kept_at_the_field(
     response = client.post("/publications/", data=bad)
     assert response.status_code == 422
     page = FormPage(response.data)
-    assert page.error("Year") == "Must be 1,900 or more."
+    assert page.error("Year") == "Please enter a number of at least 1900."
     assert page.value("Title") == "Grid batteries" and page.value("Year") == "1850"
     assert page.value("Venue") == "NeurIPS" and page.value("Abstract") == "Short."
     assert titles(session, academic.id) == set()
@@ -120,8 +120,8 @@ def test_bibtex_import_reports_each_entry(
         in (report)
     )
     assert (
-        "“A Paper From the Far Future” (future, line 36) — skipped because year: must be 2,100"
-        in (report)
+        "“A Paper From the Far Future” (future, line 36) — skipped because year: please enter a"
+        " number of at most 2100" in (report)
     )
 
     session.expire_all()
