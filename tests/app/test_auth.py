@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -221,3 +222,26 @@ def test_forms_are_refused_without_a_csrf_token(app: Flask, make_user: Callable[
     )
     assert response.status_code == 302
     protected.extensions["tandem.engine"].dispose()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+def test_sign_in_limits_are_shared_through_redis(
+    app: Flask, client: FlaskClient, make_user: Callable[..., Any]
+) -> None:
+    """With REDIS_URL set, every web worker counts attempts in the same Redis: a second app
+    (another worker) sees the attempts the first one counted."""
+    import redis
+
+    user = make_user()
+    for _ in range(5):
+        client.post("/login", data={"email": user.email, "password": "wrong-guess-1"})
+    keys = redis.Redis.from_url(os.environ["REDIS_URL"]).keys(
+        f"*{app.config['RATELIMIT_KEY_PREFIX']}*"
+    )
+    assert keys, "no rate-limit counters in Redis"
+    other_worker = create_app(dict(app.config))
+    response = other_worker.test_client().post(
+        "/login", data={"email": user.email, "password": TEST_PASSWORD}
+    )
+    assert response.status_code == 429
+    other_worker.extensions["tandem.engine"].dispose()
