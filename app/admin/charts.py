@@ -44,11 +44,11 @@ def horizontal_bars(
     data: Sequence[tuple[str, float]],
     *,
     width: float = 480,
-    label_width: float = 170,
+    label_width: float = 180,
     value_width: float = 50,
     bar_height: float = 24,
     gap: float = 10,
-    label_chars: int = 22,
+    label_chars: int = 19,
 ) -> Chart:
     """One horizontal bar per (label, value), top to bottom in the given order. Labels sit
     left of the bars (shortened to `label_chars`), values just right of each bar's end."""
