@@ -7,16 +7,21 @@ line, so a trial needs no mail server. Setting `MAIL_SERVER` sends over SMTP ins
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import smtplib
 import ssl
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 
 from flask import current_app
+from sqlmodel import Session
 
-from models import utcnow
+from app import db
+from app.services import outbox
+from models import Notification, NotificationStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +115,86 @@ def _send_smtp(message: EmailMessage) -> None:
         if config.get("MAIL_USERNAME"):
             smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
         smtp.send_message(message)
+
+
+@dataclass(frozen=True)
+class SendReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def _classify(exc: Exception) -> tuple[bool, str]:
+    """(permanent?, reason) for a failed delivery: 5xx replies and refused addresses are
+    permanent; 4xx replies, timeouts and an unreachable server are worth retrying."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        reason = "; ".join(
+            f"{address}: {code} {message.decode(errors='replace')}"
+            for address, (code, message) in exc.recipients.items()
+        )
+        return all(code >= 500 for code in codes), f"recipient refused: {reason}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        message = (
+            exc.smtp_error.decode(errors="replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
+        return exc.smtp_code >= 500, f"{exc.smtp_code} {message}"
+    if isinstance(exc, ValueError):
+        return True, f"the message could not be built: {exc}"
+    return False, f"{type(exc).__name__}: {exc}"
+
+
+def message_for(notification: Notification) -> EmailMessage:
+    """The outbox row as a message. Its Message-ID is derived from the row, so a message sent
+    again after a crash carries the same id and mail clients can show it once."""
+    message = build_message(
+        to=(notification.recipient_name, notification.recipient_email),
+        subject=notification.subject,
+        text=notification.text_body,
+        html=notification.html_body or None,
+    )
+    sender = current_app.config["MAIL_DEFAULT_SENDER"]
+    domain = sender.rsplit("@", 1)[-1].strip("> ") if "@" in sender else "tandem.invalid"
+    key = hashlib.sha256(notification.idempotency_key.encode()).hexdigest()[:16]
+    del message["Message-ID"]
+    message["Message-ID"] = f"<tandem.{notification.id}.{key}@{domain}>"
+    return message
+
+
+def send_pending(*, limit: int = 100) -> SendReport:
+    """Deliver the outbox rows that are due, each in its own short transaction: claim, send,
+    then mark sent / retry later / failed. Safe to run from several threads or processes."""
+    engine = db.engine()
+    with Session(engine, expire_on_commit=False) as session:
+        claimed = outbox.claim_due(session=session, limit=limit)
+        session.commit()
+    sent = retried = failed = 0
+    for notification in claimed:
+        try:
+            deliver(message_for(notification))
+        except (OSError, ValueError, smtplib.SMTPException) as exc:
+            permanent, reason = _classify(exc)
+            with Session(engine) as session:
+                if permanent:
+                    outbox.mark_failed(
+                        session=session, notification_id=notification.id, error=reason
+                    )
+                    failed += 1
+                else:
+                    status = outbox.mark_temporary_failure(
+                        session=session, notification_id=notification.id, error=reason
+                    )
+                    failed += status == NotificationStatus.failed
+                    retried += status == NotificationStatus.pending
+                session.commit()
+            log.warning(
+                "Mail %s to %s not sent: %s", notification.id, notification.recipient_email, reason
+            )
+            continue
+        with Session(engine) as session:
+            outbox.mark_sent(session=session, notification_id=notification.id)
+            session.commit()
+        sent += 1
+    return SendReport(sent=sent, retried=retried, failed=failed)

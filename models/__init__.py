@@ -11,6 +11,7 @@ from models.enums import (
     LabResourceLevel,
     MatchStatus,
     NotificationPreference,
+    NotificationStatus,
     OfferKind,
     OfferStatus,
     OrganisationKind,
@@ -19,6 +20,7 @@ from models.enums import (
     Role,
 )
 from models.match import Match, MatchCreate, MatchPublic, MatchUpdate
+from models.notification import Notification
 from models.offer import Offer, OfferCreate, OfferPublic, OfferUpdate
 from models.organisation import (
     Organisation,
@@ -45,7 +47,9 @@ __all__ = [
     "MatchPublic",
     "MatchStatus",
     "MatchUpdate",
+    "Notification",
     "NotificationPreference",
+    "NotificationStatus",
     "Offer",
     "OfferCreate",
     "OfferKind",

@@ -91,3 +91,13 @@ class CollaborationKind(enum.StrEnum):
 class AllocationRoundStatus(enum.StrEnum):
     draft = "draft"
     published = "published"
+
+
+class NotificationStatus(enum.StrEnum):
+    """An outbox row's life: pending (due at `next_attempt_at`) -> sending (claimed by one
+    sender) -> sent | failed (permanent, with the reason)."""
+
+    pending = "pending"
+    sending = "sending"
+    sent = "sent"
+    failed = "failed"

@@ -5,7 +5,6 @@ came from is shown again."""
 from __future__ import annotations
 
 import logging
-import smtplib
 from typing import Any
 
 from flask import (
@@ -20,12 +19,12 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
+from app import mail
 from app.admin import charts
 from app.admin.forms import ModerationForm, RoundForm
 from app.db import db_session
-from app.mail import send_email
 from app.matcher import get_encoder, get_weights
-from app.services import admin, allocation, metrics
+from app.services import admin, allocation, metrics, outbox
 from app.services.errors import DomainError, NotFound
 from app.web import local_path
 from models import Role
@@ -296,23 +295,24 @@ def show_round(round_id: int) -> ResponseReturnValue:
     )
 
 
-def _send(notices: list[allocation.Notice]) -> int:
-    """Render and send each notice; returns how many could not be sent (each is logged)."""
+def _round_emails(round_id: int, notices: list[allocation.Notice]) -> list[outbox.Email]:
+    """One outbox email per notice, keyed by the round and the recipient."""
     base_url = current_app.config["TANDEM_BASE_URL"].rstrip("/")
-    failures = 0
+    emails = []
     for notice in notices:
         context = {**notice.context, "base_url": base_url}
-        try:
-            send_email(
-                to=notice.to,
+        emails.append(
+            outbox.Email(
+                key=f"round:{round_id}:{notice.to}",
+                kind="round_published",
+                to_email=notice.to,
+                to_name=notice.name,
                 subject=notice.subject,
                 text=render_template(f"email/{notice.template}.txt", **context),
                 html=render_template(f"email/{notice.template}.html", **context),
             )
-        except (OSError, ValueError, smtplib.SMTPException):
-            log.exception("Could not send %r to %s", notice.subject, notice.to)
-            failures += 1
-    return failures
+        )
+    return emails
 
 
 @bp.route("/rounds/<int:round_id>/publish", methods=["POST"])
@@ -326,8 +326,11 @@ def publish_round(round_id: int) -> ResponseReturnValue:
     except DomainError as exc:
         flash(str(exc), "error")
         return redirect(url_for("admin.show_round", round_id=round_id), 303)
+    # The notices are written in the publication's own transaction (the outbox).
+    outbox.enqueue(session=db_session(), emails=_round_emails(round_id, published.notices))
     db_session().commit()
-    failures = _send(published.notices)
+    report = mail.send_pending()
+    failures = report.failed
     skipped = (
         f" {published.skipped} pair(s) were left out because a side had dismissed the match."
         if published.skipped
@@ -335,11 +338,11 @@ def publish_round(round_id: int) -> ResponseReturnValue:
     )
     flash(
         f"Round {round_id} is published: {published.linked + published.created} pair(s) "
-        f"allocated, {len(published.notices)} email(s) sent.{skipped}",
+        f"allocated, {len(published.notices)} email(s) on their way.{skipped}",
         "success",
     )
     if failures:
-        flash(f"{failures} email(s) could not be sent; see the log.", "error")
+        flash(f"{failures} email(s) could not be delivered; see the log.", "error")
     return redirect(url_for("admin.show_round", round_id=round_id), 303)
 
 

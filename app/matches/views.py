@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required
@@ -11,12 +9,11 @@ from flask_security import current_user, login_required
 from app import mail
 from app.db import db_session
 from app.matcher import get_encoder, get_weights
-from app.services import matches, recommendations
+from app.services import matches, outbox, recommendations
 from app.services.errors import Conflict
 from app.web import local_path
 
 bp = Blueprint("matches", __name__, url_prefix="/matches")
-log = logging.getLogger(__name__)
 
 
 def _back() -> str:
@@ -51,12 +48,14 @@ def interest(match_id: int) -> ResponseReturnValue:
     if outcome.introduced:
         # The offer's remaining capacity changed: other proposals' lists must follow.
         _refresh(offer_id=outcome.match.offer_id)
+        # The mails are written in the same transaction as the introduction (outbox).
+        outbox.enqueue(session=session, emails=_introduction_emails(outcome.introductions))
     session.commit()
     if outcome.introduced:
-        sent = _send_introductions(outcome.introductions)
+        mail.send_pending()
         flash(
-            "You are introduced! You can now see each other's contact details"
-            + (", and we have emailed you both." if sent else "."),
+            "You are introduced! You can now see each other's contact details, and we are "
+            "emailing you both.",
             "success",
         )
     else:
@@ -89,21 +88,22 @@ def dismiss(match_id: int) -> ResponseReturnValue:
     return redirect(_back())
 
 
-def _send_introductions(introductions: list[matches.Introduction]) -> bool:
-    """Mail each side; a failed send is logged and does not undo the introduction (the
-    contact details are on both dashboards)."""
+def _introduction_emails(introductions: list[matches.Introduction]) -> list[outbox.Email]:
+    """One mail per person introduced, keyed by the pair and the recipient."""
     base = current_app.config["TANDEM_BASE_URL"].rstrip("/")
-    ok = True
+    emails = []
     for intro in introductions:
         context = {"intro": intro, "dashboard_url": f"{base}{url_for('dashboard.index')}"}
-        try:
-            mail.send_email(
-                to=(intro.recipient.name, intro.recipient.email),
+        emails.append(
+            outbox.Email(
+                key=f"introduction:proposal-{intro.proposal_id}:offer-{intro.offer_id}:"
+                f"{intro.recipient.email}",
+                kind="introduction",
+                to_email=intro.recipient.email,
+                to_name=intro.recipient.name,
                 subject=f"Introduction: {intro.proposal_title} × {intro.offer_title}",
                 text=render_template("email/introduction.txt", **context),
                 html=render_template("email/introduction.html", **context),
             )
-        except (OSError, ValueError):
-            log.exception("could not send the introduction to %s", intro.recipient.email)
-            ok = False
-    return ok
+        )
+    return emails

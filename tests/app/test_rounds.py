@@ -173,7 +173,7 @@ def test_a_round_is_computed_reviewed_and_published_once(
     assert _mails(app) == []
 
     published = client.post(f"/admin/rounds/{stored.id}/publish", follow_redirects=True)
-    assert "is published: 2 pair(s) allocated, 4 email(s) sent" in _text(published.data)
+    assert "is published: 2 pair(s) allocated, 4 email(s) on their way" in _text(published.data)
     session.expire_all()
     stored = session.get(AllocationRound, stored.id)
     assert stored.status == AllocationRoundStatus.published and stored.published_at is not None
@@ -187,7 +187,7 @@ def test_a_round_is_computed_reviewed_and_published_once(
     assert matches[heat.id].status == MatchStatus.suggested
 
     mails = _mails(app)
-    by_recipient = {m["To"]: m for m in mails}
+    by_recipient = {m["To"].addresses[0].addr_spec: m for m in mails}
     academics, members = world["academics"], world["members"]
     assert sorted(by_recipient) == sorted([a.email for a in academics] + [m.email for m in members])
     alice = _body(by_recipient["alice@uni-a.example.org"], "plain")

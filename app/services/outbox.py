@@ -1,0 +1,167 @@
+"""The transactional outbox: emails are rows written in the same transaction as the event
+that causes them, and a sender delivers them afterwards.
+
+Delivery is at-least-once with one narrow window: a sender that dies after the SMTP server
+accepted a message but before it marked the row sent leaves the row `sending`. Once its lease
+(`LEASE`) expires, the next sender puts it back to pending and sends it again, with the same
+Message-ID, so mail clients that de-duplicate by Message-ID show it once. In normal operation
+(no crash) every row is sent exactly once: a row is claimed by one sender with a conditional
+UPDATE before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from models import Notification, NotificationStatus, utcnow
+
+LEASE = timedelta(minutes=10)
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=6)
+MAX_ATTEMPTS = 8
+SUBJECT_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class Email:
+    """One email an event causes; `key` names the event and the recipient, e.g.
+    `introduction:match-12:user-7`, and is what makes the row unique."""
+
+    key: str
+    kind: str
+    to_email: str
+    subject: str
+    text: str
+    html: str = ""
+    to_name: str = ""
+    user_id: int | None = None
+
+
+def enqueue(*, session: Session, emails: Iterable[Email], now: datetime | None = None) -> int:
+    """Add the emails to the outbox in the caller's transaction; an email whose key is
+    already there is left alone. Returns how many rows were added. Flushes, never commits."""
+    now = now or utcnow()
+    rows = [
+        {
+            "idempotency_key": email.key,
+            "kind": email.kind,
+            "user_id": email.user_id,
+            "recipient_name": email.to_name[:200],
+            "recipient_email": email.to_email,
+            "subject": email.subject[:SUBJECT_LIMIT],
+            "text_body": email.text,
+            "html_body": email.html,
+            "status": NotificationStatus.pending,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": "",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for email in emails
+    ]
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    statement = insert(Notification.__table__).values(rows)
+    result = session.execute(statement.on_conflict_do_nothing(index_elements=["idempotency_key"]))
+    session.flush()
+    return int(result.rowcount or 0)
+
+
+def claim_due(
+    *, session: Session, now: datetime | None = None, limit: int = 100
+) -> list[Notification]:
+    """Take up to `limit` due rows for this sender: each is moved from pending to sending by
+    a conditional UPDATE, so two senders never take the same row. Rows left `sending` longer
+    than LEASE (their sender died) are put back first. The caller commits."""
+    now = now or utcnow()
+    table = Notification.__table__
+    session.execute(
+        sa.update(table)
+        .where(
+            table.c.status == NotificationStatus.sending,
+            table.c.claimed_at < now - LEASE,
+        )
+        .values(status=NotificationStatus.pending, last_error="sender stopped before confirming")
+    )
+    due = session.exec(
+        select(Notification.id)
+        .where(
+            Notification.status == NotificationStatus.pending,
+            col(Notification.next_attempt_at) <= now,
+        )
+        .order_by(col(Notification.next_attempt_at), col(Notification.id))
+        .limit(limit)
+    ).all()
+    claimed: list[int] = []
+    for notification_id in due:
+        result = session.execute(
+            sa.update(table)
+            .where(table.c.id == notification_id, table.c.status == NotificationStatus.pending)
+            .values(status=NotificationStatus.sending, claimed_at=now, updated_at=now)
+        )
+        if result.rowcount == 1:
+            claimed.append(notification_id)
+    if not claimed:
+        return []
+    rows = session.exec(select(Notification).where(col(Notification.id).in_(claimed))).all()
+    return sorted(rows, key=lambda n: claimed.index(n.id))
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before attempt `attempts + 1`: 1, 2, 4, ... minutes, at most BACKOFF_CAP."""
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
+
+
+def mark_sent(*, session: Session, notification_id: int, now: datetime | None = None) -> None:
+    notification = _get(session, notification_id)
+    notification.status = NotificationStatus.sent
+    notification.sent_at = now or utcnow()
+    notification.attempts += 1
+    notification.last_error = ""
+    session.add(notification)
+    session.flush()
+
+
+def mark_temporary_failure(
+    *, session: Session, notification_id: int, error: str, now: datetime | None = None
+) -> NotificationStatus:
+    """Try again later, with exponential backoff; after MAX_ATTEMPTS give up (failed)."""
+    now = now or utcnow()
+    notification = _get(session, notification_id)
+    notification.attempts += 1
+    notification.last_error = error[:2_000]
+    if notification.attempts >= MAX_ATTEMPTS:
+        notification.status = NotificationStatus.failed
+        notification.last_error = f"gave up after {notification.attempts} attempts: {error}"[:2_000]
+    else:
+        notification.status = NotificationStatus.pending
+        notification.next_attempt_at = now + backoff(notification.attempts)
+    session.add(notification)
+    session.flush()
+    return notification.status
+
+
+def mark_failed(*, session: Session, notification_id: int, error: str) -> None:
+    """A permanent failure (the server refused the message or the address): never retried."""
+    notification = _get(session, notification_id)
+    notification.attempts += 1
+    notification.status = NotificationStatus.failed
+    notification.last_error = error[:2_000]
+    session.add(notification)
+    session.flush()
+
+
+def _get(session: Session, notification_id: int) -> Notification:
+    notification = session.get(Notification, notification_id)
+    if notification is None:
+        raise LookupError(f"no notification {notification_id}")
+    return notification

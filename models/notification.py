@@ -1,0 +1,36 @@
+"""The mail outbox: one row per email to send, written in the transaction of its event."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from models._base import TimestampMixin, enum_type, utcnow
+from models.enums import NotificationStatus
+
+
+class Notification(TimestampMixin, table=True):
+    """One email. `idempotency_key` (event kind + ids + recipient) is unique, so one event
+    can never produce two rows; the rendered message is frozen when the event happens."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=300, unique=True)
+    kind: str = Field(max_length=50, index=True, description="e.g. introduction, round")
+    user_id: int | None = Field(
+        default=None, foreign_key="user.id", ondelete="SET NULL", index=True
+    )
+    recipient_name: str = Field(default="", max_length=200)
+    recipient_email: str = Field(max_length=320)
+    subject: str = Field(max_length=300)
+    text_body: str = Field(sa_type=sa.Text)
+    html_body: str = Field(default="", sa_type=sa.Text)
+    status: NotificationStatus = Field(
+        default=NotificationStatus.pending,
+        sa_type=enum_type(NotificationStatus, "notification_status"),
+        index=True,
+    )
+    attempts: int = Field(default=0, ge=0)
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    claimed_at: datetime | None = Field(default=None, description="When a sender took it")
+    sent_at: datetime | None = Field(default=None)
+    last_error: str = Field(default="", max_length=2_000, sa_type=sa.Text)

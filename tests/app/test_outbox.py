@@ -1,0 +1,269 @@
+"""The outbox against a real SMTP server (aiosmtpd on 127.0.0.1): every mail delivered once,
+temporary failures retried, permanent ones recorded, nothing lost while the server is down."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import Session, select
+
+from app import mail
+from app.services import outbox
+from models import Notification, NotificationStatus, utcnow
+from tests.conftest import AuthActions
+
+
+def _free_port() -> int:
+    """aiosmtpd cannot listen on port 0, so pick a free port first."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ScriptedHandler:
+    """Accepts mail, or answers with the scripted replies first (one per DATA command)."""
+
+    replies: list[str] = field(default_factory=list)
+    refuse_recipients: set[str] = field(default_factory=set)
+    received: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
+        if address in self.refuse_recipients:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+        if self.replies:
+            return self.replies.pop(0)
+        self.received.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted for delivery"
+
+
+@dataclass
+class SmtpServer:
+    port: int
+    handler: ScriptedHandler
+    controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp(app: Flask) -> Iterator[SmtpServer]:
+    server = SmtpServer(port=_free_port(), handler=ScriptedHandler())
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _queue(session: Session, *keys: str, to: str = "ada@example.org") -> None:
+    outbox.enqueue(
+        session=session,
+        emails=[
+            outbox.Email(
+                key=key,
+                kind="test",
+                to_email=to,
+                to_name="Ada Okafor",
+                subject=f"Mail {key}",
+                text=f"Plain text of {key}: {'http://127.0.0.1:5000/dashboard'}",
+                html=f"<p>HTML of {key}</p>",
+            )
+            for key in keys
+        ],
+    )
+    session.commit()
+
+
+def _send(app: Flask) -> mail.SendReport:
+    with app.app_context():
+        return mail.send_pending()
+
+
+def _rows(session: Session) -> list[Notification]:
+    session.expire_all()
+    return list(session.exec(select(Notification).order_by(Notification.id)))
+
+
+def _make_due(session: Session) -> None:
+    for row in _rows(session):
+        row.next_attempt_at = utcnow() - timedelta(seconds=1)
+        session.add(row)
+    session.commit()
+
+
+def test_the_same_event_never_makes_two_rows(session: Session) -> None:
+    _queue(session, "introduction:proposal-1:offer-2:ada@example.org")
+    _queue(session, "introduction:proposal-1:offer-2:ada@example.org", "other")
+    assert [row.idempotency_key for row in _rows(session)] == [
+        "introduction:proposal-1:offer-2:ada@example.org",
+        "other",
+    ]
+
+
+def test_every_row_is_delivered_once_with_proper_headers_and_parts(
+    app: Flask, session: Session, smtp: SmtpServer
+) -> None:
+    _queue(session, "a", "b")
+    assert _send(app) == mail.SendReport(sent=2)
+    assert _send(app) == mail.SendReport()
+    assert [m["Subject"] for m in smtp.handler.received] == ["Mail a", "Mail b"]
+    message = smtp.handler.received[0]
+    assert message["To"] == "Ada Okafor <ada@example.org>"
+    assert message["From"] == app.config["MAIL_DEFAULT_SENDER"]
+    assert message["Date"] and message["Message-ID"].startswith("<tandem.")
+    assert "Plain text of a" in message.get_body(("plain",)).get_content()
+    assert "<p>HTML of a</p>" in message.get_body(("html",)).get_content()
+    assert all(row.status == NotificationStatus.sent for row in _rows(session))
+
+
+def test_a_temporary_refusal_is_retried_later_and_delivered_once(
+    app: Flask, session: Session, smtp: SmtpServer
+) -> None:
+    smtp.handler.replies = ["451 4.3.0 Mailbox busy, try again later"]
+    _queue(session, "a")
+    assert _send(app) == mail.SendReport(retried=1)
+    (row,) = _rows(session)
+    assert row.status == NotificationStatus.pending and row.attempts == 1
+    assert "451" in row.last_error and row.next_attempt_at > utcnow()
+    assert _send(app) == mail.SendReport()  # not due yet: backoff
+    _make_due(session)
+    assert _send(app) == mail.SendReport(sent=1)
+    assert _send(app) == mail.SendReport()
+    assert len(smtp.handler.received) == 1
+    assert _rows(session)[0].status == NotificationStatus.sent
+
+
+def test_a_permanent_refusal_is_recorded_and_never_retried(
+    app: Flask, session: Session, smtp: SmtpServer
+) -> None:
+    smtp.handler.refuse_recipients = {"ghost@example.org"}
+    _queue(session, "a", to="ghost@example.org")
+    smtp.handler.replies = []
+    assert _send(app) == mail.SendReport(failed=1)
+    _make_due(session)
+    assert _send(app) == mail.SendReport()
+    (row,) = _rows(session)
+    assert row.status == NotificationStatus.failed and "550" in row.last_error
+    assert smtp.handler.received == []
+
+    smtp.handler.replies = ["554 5.6.0 Message rejected"]
+    _queue(session, "b")
+    assert _send(app) == mail.SendReport(failed=1)
+    assert "554" in _rows(session)[1].last_error
+
+
+def test_mail_waits_while_the_server_is_down_and_goes_out_when_it_is_back(
+    app: Flask, session: Session, smtp: SmtpServer
+) -> None:
+    smtp.stop()
+    _queue(session, "a")
+    assert _send(app) == mail.SendReport(retried=1)
+    (row,) = _rows(session)
+    assert row.status == NotificationStatus.pending and "Connection" in row.last_error
+    smtp.start()
+    _make_due(session)
+    assert _send(app) == mail.SendReport(sent=1)
+    assert len(smtp.handler.received) == 1
+
+
+def test_retries_back_off_and_stop_after_the_cap(
+    app: Flask, session: Session, smtp: SmtpServer
+) -> None:
+    assert [outbox.backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [60, 120, 240, 480]
+    assert outbox.backoff(30) == outbox.BACKOFF_CAP
+    smtp.handler.replies = ["421 4.7.0 Try later"] * outbox.MAX_ATTEMPTS
+    _queue(session, "a")
+    for _ in range(outbox.MAX_ATTEMPTS):
+        _make_due(session)
+        _send(app)
+    (row,) = _rows(session)
+    assert row.status == NotificationStatus.failed
+    assert row.attempts == outbox.MAX_ATTEMPTS and "gave up" in row.last_error
+
+
+def test_a_sender_that_dies_after_the_smtp_reply_leads_to_one_resend_with_the_same_id(
+    app: Flask, session: Session, smtp: SmtpServer
+) -> None:
+    """The documented window: the server accepted the mail, the sender died before marking
+    the row. After the lease the row is sent again, with the same Message-ID."""
+    _queue(session, "a")
+    with app.app_context():
+        (claimed,) = outbox.claim_due(session=session)
+        session.commit()
+        mail.deliver(mail.message_for(claimed))  # ... and the process dies here.
+    assert _send(app) == mail.SendReport()  # still leased to the dead sender
+    row = _rows(session)[0]
+    row.claimed_at = utcnow() - outbox.LEASE - timedelta(seconds=1)
+    session.add(row)
+    session.commit()
+    assert _send(app) == mail.SendReport(sent=1)
+    first, second = smtp.handler.received
+    assert first["Message-ID"] == second["Message-ID"]
+    assert _rows(session)[0].status == NotificationStatus.sent
+
+
+def test_two_senders_never_take_the_same_row(app: Flask, session: Session) -> None:
+    _queue(session, "a", "b", "c")
+    with app.app_context():
+        first = outbox.claim_due(session=session, limit=2)
+        session.commit()
+        second = outbox.claim_due(session=session, limit=10)
+        session.commit()
+    assert {n.idempotency_key for n in first} == {"a", "b"}
+    assert [n.idempotency_key for n in second] == ["c"]
+
+
+def test_the_send_pending_command(app: Flask, session: Session, smtp: SmtpServer) -> None:
+    _queue(session, "a", "b")
+    result = app.test_cli_runner().invoke(args=["mail", "send-pending"])
+    assert result.exit_code == 0 and "2 sent, 0 to retry later, 0 failed." in result.output
+    assert len(smtp.handler.received) == 2
+
+
+def test_an_introduction_reaches_the_smtp_server_once_per_person_with_working_links(
+    app: Flask,
+    client: FlaskClient,
+    auth: AuthActions,
+    session: Session,
+    smtp: SmtpServer,
+    pair: dict[str, Any],
+) -> None:
+    app.config["TANDEM_BASE_URL"] = "http://127.0.0.1:5000"
+    match = pair["match"]
+    auth.login(pair["academic"].email)
+    client.post(f"/matches/{match.id}/interest")
+    auth.logout()
+    auth.login(pair["member"].email)
+    client.post(f"/matches/{match.id}/interest")
+    client.post(f"/matches/{match.id}/interest")  # a double click changes nothing
+    received = smtp.handler.received
+    assert sorted(m["To"].addresses[0].addr_spec for m in received) == [
+        "ada@nb.example.org",
+        "kim@helios.example.com",
+        "sam@helios.example.com",
+    ]
+    body = next(m for m in received if "sam@" in str(m["To"])).get_body(("plain",)).get_content()
+    link = next(word for word in body.split() if word.startswith("http://127.0.0.1:5000/"))
+    assert client.get(link.removeprefix("http://127.0.0.1:5000")).status_code in (200, 302)
+    assert len(_rows(session)) == 3
