@@ -11,13 +11,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+# Fields whose numbers read without thousands separators (a year is 2024, not 2,024).
+UNGROUPED_FIELDS = frozenset({"year"})
 
-def _number(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, int | float) and abs(value) >= 10_000 else str(value)
 
-
-def friendly(error: Mapping[str, Any]) -> str:
+def friendly(error: Mapping[str, Any], *, field: str = "") -> str:
     """One pydantic error as a sentence; chosen by the error's type code, never its text."""
+
+    def _number(value: Any) -> str:
+        grouped = isinstance(value, int | float) and field not in UNGROUPED_FIELDS
+        return f"{value:,}" if grouped else str(value)
+
     ctx = error.get("ctx") or {}
     kind = error["type"]
     if kind == "string_too_short":
@@ -49,7 +53,7 @@ def field_errors(exc: ValidationError) -> dict[str, list[str]]:
     for error in exc.errors():
         location = error["loc"]
         name = str(location[0]) if location else ""
-        message = friendly(error)
+        message = friendly(error, field=name)
         if len(location) > 1 and isinstance(location[1], int):
             message = f"Entry {location[1] + 1}: {message}"
         if message not in grouped.setdefault(name, []):

@@ -362,7 +362,7 @@ def test_bad_parameters_show_the_form_with_the_message_at_the_field(
         ("domain=nowhere", "Data domain", "Choose a data domain from the list."),
         ("terms=sometimes", "Publication terms", "Choose publication terms from the list."),
         ("gpu_type=" + "H" * 101, "GPU type", "Field cannot be longer than 100 characters."),
-        ("gpu_type=H100%00", "GPU type", "Use letters, digits, spaces"),
+        ("gpu_type=H100%3Bdrop", "GPU type", "Use letters, digits, spaces"),
     ]
     for query, label, message in cases:
         response = client.get(f"/search/?q=protein+folding&{query}")
@@ -372,6 +372,9 @@ def test_bad_parameters_show_the_form_with_the_message_at_the_field(
         assert page.control(label)["aria-invalid"] == "true", query
         assert page.control("Search proposals and offers")["value"] == "protein folding"
         assert _results(response.data) == []
+
+    # NUL and the other control characters are refused before any page runs (app/web.py).
+    assert client.get("/search/?q=protein+folding&gpu_type=H100%00").status_code == 400
 
     response = client.get("/search/?q=protein&type=xyz&min_hours=abc")
     assert response.status_code == 422
