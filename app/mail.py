@@ -71,11 +71,16 @@ def mail_dir() -> Path:
     )
 
 
-def deliver(message: EmailMessage) -> None:
-    """Send now: over SMTP when `MAIL_SERVER` is set, otherwise into the mail folder."""
+def deliver(message: EmailMessage, *, smtp: smtplib.SMTP | None = None) -> None:
+    """Send now: over SMTP when `MAIL_SERVER` is set (on `smtp` when given, a connection the
+    caller keeps open for a batch), otherwise into the mail folder."""
     config = current_app.config
     if config.get("MAIL_SERVER"):
-        _send_smtp(message)
+        if smtp is not None:
+            smtp.send_message(message)
+        else:
+            with connect() as connection:
+                connection.send_message(message)
         log.info("Mailed %r to %s", message["Subject"], message["To"])
         return
     folder = mail_dir()
@@ -99,7 +104,8 @@ def send_email(
     return message
 
 
-def _send_smtp(message: EmailMessage) -> None:
+def connect() -> smtplib.SMTP:
+    """An open, authenticated SMTP connection as the `MAIL_*` settings describe."""
     config = current_app.config
     host, port = config["MAIL_SERVER"], int(config.get("MAIL_PORT") or 0)
     timeout = 30
@@ -109,12 +115,15 @@ def _send_smtp(message: EmailMessage) -> None:
         )
     else:
         smtp = smtplib.SMTP(host, port or 25, timeout=timeout)
-    with smtp:
+    try:
         if config.get("MAIL_USE_TLS") and not config.get("MAIL_USE_SSL"):
             smtp.starttls(context=ssl.create_default_context())
         if config.get("MAIL_USERNAME"):
             smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
-        smtp.send_message(message)
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
 
 
 @dataclass(frozen=True)
@@ -171,30 +180,48 @@ def send_pending(*, limit: int = 100) -> SendReport:
         claimed = outbox.claim_due(session=session, limit=limit)
         session.commit()
     sent = retried = failed = 0
-    for notification in claimed:
-        try:
-            deliver(message_for(notification))
-        except (OSError, ValueError, smtplib.SMTPException) as exc:
-            permanent, reason = _classify(exc)
+    # One SMTP connection for the batch; a connection-level failure drops it and the next
+    # message opens a new one.
+    smtp: smtplib.SMTP | None = None
+    try:
+        for notification in claimed:
+            try:
+                if current_app.config.get("MAIL_SERVER") and smtp is None:
+                    smtp = connect()
+                deliver(message_for(notification), smtp=smtp)
+            except (OSError, ValueError, smtplib.SMTPException) as exc:
+                if isinstance(exc, OSError | smtplib.SMTPServerDisconnected) and smtp:
+                    smtp.close()
+                    smtp = None
+                permanent, reason = _classify(exc)
+                with Session(engine) as session:
+                    if permanent:
+                        outbox.mark_failed(
+                            session=session, notification_id=notification.id, error=reason
+                        )
+                        failed += 1
+                    else:
+                        status = outbox.mark_temporary_failure(
+                            session=session, notification_id=notification.id, error=reason
+                        )
+                        failed += status == NotificationStatus.failed
+                        retried += status == NotificationStatus.pending
+                    session.commit()
+                log.warning(
+                    "Mail %s to %s not sent: %s",
+                    notification.id,
+                    notification.recipient_email,
+                    reason,
+                )
+                continue
             with Session(engine) as session:
-                if permanent:
-                    outbox.mark_failed(
-                        session=session, notification_id=notification.id, error=reason
-                    )
-                    failed += 1
-                else:
-                    status = outbox.mark_temporary_failure(
-                        session=session, notification_id=notification.id, error=reason
-                    )
-                    failed += status == NotificationStatus.failed
-                    retried += status == NotificationStatus.pending
+                outbox.mark_sent(session=session, notification_id=notification.id)
                 session.commit()
-            log.warning(
-                "Mail %s to %s not sent: %s", notification.id, notification.recipient_email, reason
-            )
-            continue
-        with Session(engine) as session:
-            outbox.mark_sent(session=session, notification_id=notification.id)
-            session.commit()
-        sent += 1
+            sent += 1
+    finally:
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                smtp.close()
     return SendReport(sent=sent, retried=retried, failed=failed)
