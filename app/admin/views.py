@@ -36,6 +36,14 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 CONTENT_KINDS = ("proposals", "offers")
 
 
+@bp.before_request
+@login_required
+@roles_required("admin")
+def _administrators_only() -> None:
+    """Every route of this blueprint, present and future: signed in (else to the sign-in
+    page), and an administrator (else 403). Administrators always sign in with two factors."""
+
+
 def _refresh_options() -> dict[str, Any]:
     return {
         "encoder": get_encoder(),
@@ -57,8 +65,6 @@ def _back(default: str, **values: object) -> ResponseReturnValue:
 
 
 @bp.route("/")
-@login_required
-@roles_required("admin")
 def index() -> ResponseReturnValue:
     return render_template("admin/index.html", overview=admin.overview(session=db_session()))
 
@@ -67,8 +73,6 @@ def index() -> ResponseReturnValue:
 
 
 @bp.route("/organisations")
-@login_required
-@roles_required("admin")
 def organisations() -> ResponseReturnValue:
     unverified = request.args.get("unverified") == "1"
     rows = admin.list_organisations(session=db_session(), unverified_only=unverified)
@@ -92,15 +96,11 @@ def _set_verified(organisation_id: int, verified: bool) -> ResponseReturnValue:
 
 
 @bp.route("/organisations/<int:organisation_id>/verify", methods=["POST"])
-@login_required
-@roles_required("admin")
 def verify_organisation(organisation_id: int) -> ResponseReturnValue:
     return _set_verified(organisation_id, True)
 
 
 @bp.route("/organisations/<int:organisation_id>/unverify", methods=["POST"])
-@login_required
-@roles_required("admin")
 def unverify_organisation(organisation_id: int) -> ResponseReturnValue:
     return _set_verified(organisation_id, False)
 
@@ -109,8 +109,6 @@ def unverify_organisation(organisation_id: int) -> ResponseReturnValue:
 
 
 @bp.route("/users")
-@login_required
-@roles_required("admin")
 def users() -> ResponseReturnValue:
     query = (request.args.get("q") or "").strip()[:200]
     role = request.args.get("role") or ""
@@ -146,15 +144,11 @@ def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
 
 
 @bp.route("/users/<int:user_id>/suspend", methods=["POST"])
-@login_required
-@roles_required("admin")
 def suspend_user(user_id: int) -> ResponseReturnValue:
     return _set_active(user_id, False)
 
 
 @bp.route("/users/<int:user_id>/reinstate", methods=["POST"])
-@login_required
-@roles_required("admin")
 def reinstate_user(user_id: int) -> ResponseReturnValue:
     return _set_active(user_id, True)
 
@@ -163,8 +157,6 @@ def reinstate_user(user_id: int) -> ResponseReturnValue:
 
 
 @bp.route("/content")
-@login_required
-@roles_required("admin")
 def content() -> ResponseReturnValue:
     kind = request.args.get("kind", "proposals")
     kind = kind if kind in CONTENT_KINDS else "proposals"
@@ -217,29 +209,21 @@ def _moderate(kind: str, item_id: int, hidden: bool) -> ResponseReturnValue:
 
 
 @bp.route("/proposals/<int:proposal_id>/hide", methods=["POST"])
-@login_required
-@roles_required("admin")
 def hide_proposal(proposal_id: int) -> ResponseReturnValue:
     return _moderate("proposals", proposal_id, True)
 
 
 @bp.route("/proposals/<int:proposal_id>/unhide", methods=["POST"])
-@login_required
-@roles_required("admin")
 def unhide_proposal(proposal_id: int) -> ResponseReturnValue:
     return _moderate("proposals", proposal_id, False)
 
 
 @bp.route("/offers/<int:offer_id>/hide", methods=["POST"])
-@login_required
-@roles_required("admin")
 def hide_offer(offer_id: int) -> ResponseReturnValue:
     return _moderate("offers", offer_id, True)
 
 
 @bp.route("/offers/<int:offer_id>/unhide", methods=["POST"])
-@login_required
-@roles_required("admin")
 def unhide_offer(offer_id: int) -> ResponseReturnValue:
     return _moderate("offers", offer_id, False)
 
@@ -248,15 +232,11 @@ def unhide_offer(offer_id: int) -> ResponseReturnValue:
 
 
 @bp.route("/rounds")
-@login_required
-@roles_required("admin")
 def rounds() -> ResponseReturnValue:
     return render_template("admin/rounds.html", rounds=allocation.list_rounds(session=db_session()))
 
 
 @bp.route("/rounds/new", methods=["GET", "POST"])
-@login_required
-@roles_required("admin")
 def new_round() -> ResponseReturnValue:
     form = RoundForm()
     if form.validate_on_submit():
@@ -283,8 +263,6 @@ def new_round() -> ResponseReturnValue:
 
 
 @bp.route("/rounds/<int:round_id>")
-@login_required
-@roles_required("admin")
 def show_round(round_id: int) -> ResponseReturnValue:
     session = db_session()
     allocation_round = allocation.get_round(session=session, round_id=round_id)
@@ -316,8 +294,6 @@ def _round_emails(round_id: int, notices: list[allocation.Notice]) -> list[outbo
 
 
 @bp.route("/rounds/<int:round_id>/publish", methods=["POST"])
-@login_required
-@roles_required("admin")
 def publish_round(round_id: int) -> ResponseReturnValue:
     try:
         published = allocation.publish_round(session=db_session(), round_id=round_id)
@@ -347,8 +323,6 @@ def publish_round(round_id: int) -> ResponseReturnValue:
 
 
 @bp.route("/rounds/<int:round_id>/delete", methods=["POST"])
-@login_required
-@roles_required("admin")
 def delete_round(round_id: int) -> ResponseReturnValue:
     try:
         allocation.discard_round(session=db_session(), round_id=round_id)
@@ -366,8 +340,6 @@ def delete_round(round_id: int) -> ResponseReturnValue:
 
 
 @bp.route("/metrics")
-@login_required
-@roles_required("admin")
 def metrics_page() -> ResponseReturnValue:
     numbers = metrics.platform_metrics(session=db_session())
     status_chart = charts.horizontal_bars(
