@@ -17,11 +17,12 @@ from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 
 from flask import current_app
-from sqlmodel import Session
+from markupsafe import escape
+from sqlmodel import Session, col, select
 
-from app import db
+from app import db, unsubscribe
 from app.services import outbox
-from models import Notification, NotificationStatus, utcnow
+from models import Notification, NotificationStatus, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -155,21 +156,48 @@ def _classify(exc: Exception) -> tuple[bool, str]:
     return False, f"{type(exc).__name__}: {exc}"
 
 
-def message_for(notification: Notification) -> EmailMessage:
+def message_for(notification: Notification, *, unsubscribe_url: str | None = None) -> EmailMessage:
     """The outbox row as a message. Its Message-ID is derived from the row, so a message sent
-    again after a crash carries the same id and mail clients can show it once."""
+    again after a crash carries the same id and mail clients can show it once. With
+    `unsubscribe_url`, the footer and the List-Unsubscribe headers (RFC 2369, RFC 8058
+    one-click) carry the recipient's signed link."""
+    text, html = notification.text_body, notification.html_body
+    if unsubscribe_url:
+        text = f"{text}\n\n--\nStop match emails: {unsubscribe_url}\n"
+        if html:
+            html = (
+                f'{html}\n<p style="color:#4b5563;font-size:13px">'
+                f'<a href="{escape(unsubscribe_url)}">Stop match emails</a></p>'
+            )
     message = build_message(
         to=(notification.recipient_name, notification.recipient_email),
         subject=notification.subject,
-        text=notification.text_body,
-        html=notification.html_body or None,
+        text=text,
+        html=html or None,
     )
     sender = current_app.config["MAIL_DEFAULT_SENDER"]
     domain = sender.rsplit("@", 1)[-1].strip("> ") if "@" in sender else "tandem.invalid"
     key = hashlib.sha256(notification.idempotency_key.encode()).hexdigest()[:16]
     del message["Message-ID"]
     message["Message-ID"] = f"<tandem.{notification.id}.{key}@{domain}>"
+    if unsubscribe_url:
+        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return message
+
+
+def _unsubscribe_urls(session: Session, claimed: list[Notification]) -> dict[int, str]:
+    """Each claimed row's recipient's signed unsubscribe link, when they have an account."""
+    emails = {n.recipient_email.lower() for n in claimed}
+    users = session.exec(select(User).where(col(User.email).in_(emails))).all()
+    by_email = {u.email: u for u in users}
+    by_id = {u.id: u for u in users}
+    urls: dict[int, str] = {}
+    for notification in claimed:
+        user = by_id.get(notification.user_id) or by_email.get(notification.recipient_email.lower())
+        if user is not None and user.id is not None and notification.id is not None:
+            urls[notification.id] = unsubscribe.url_for_user(user.id, user.email)
+    return urls
 
 
 def send_pending(*, limit: int = 100) -> SendReport:
@@ -179,6 +207,7 @@ def send_pending(*, limit: int = 100) -> SendReport:
     with Session(engine, expire_on_commit=False) as session:
         claimed = outbox.claim_due(session=session, limit=limit)
         session.commit()
+        unsubscribe_urls = _unsubscribe_urls(session, claimed)
     sent = retried = failed = 0
     # One SMTP connection for the batch; a connection-level failure drops it and the next
     # message opens a new one.
@@ -188,7 +217,10 @@ def send_pending(*, limit: int = 100) -> SendReport:
             try:
                 if current_app.config.get("MAIL_SERVER") and smtp is None:
                     smtp = connect()
-                deliver(message_for(notification), smtp=smtp)
+                message = message_for(
+                    notification, unsubscribe_url=unsubscribe_urls.get(notification.id or 0)
+                )
+                deliver(message, smtp=smtp)
             except (OSError, ValueError, smtplib.SMTPException) as exc:
                 if isinstance(exc, OSError | smtplib.SMTPServerDisconnected) and smtp:
                     smtp.close()

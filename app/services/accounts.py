@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from app.services.errors import Conflict, NotFound
-from models import Organisation, OrganisationKind, Role, User
+from models import NotificationPreference, Organisation, OrganisationKind, Role, User
 
 # Addresses at these domains say nothing about where someone works.
 PUBLIC_MAIL_DOMAINS = frozenset(
@@ -89,3 +89,16 @@ def join_organisation(*, session: Session, user_id: int, name: str) -> Organisat
     session.add(user)
     session.flush()
     return organisation
+
+
+def set_notification_preference(
+    *, session: Session, user_id: int, preference: NotificationPreference
+) -> User:
+    """How the user hears about matches: instant, daily or weekly digest, or off."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    user.notification_preference = NotificationPreference(preference)
+    session.add(user)
+    session.flush()
+    return user

@@ -4,7 +4,7 @@ temporary failures retried, permanent ones recorded, nothing lost while the serv
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email import message_from_bytes, policy
@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from app import mail
 from app.services import outbox
-from models import Notification, NotificationStatus, utcnow
+from models import Notification, NotificationPreference, NotificationStatus, User, utcnow
 from tests.conftest import AuthActions
 
 
@@ -267,3 +267,51 @@ def test_an_introduction_reaches_the_smtp_server_once_per_person_with_working_li
     link = next(word for word in body.split() if word.startswith("http://127.0.0.1:5000/"))
     assert client.get(link.removeprefix("http://127.0.0.1:5000")).status_code in (200, 302)
     assert len(_rows(session)) == 3
+
+
+def test_every_mail_to_a_member_carries_a_one_click_unsubscribe_that_needs_no_login(
+    app: Flask, session: Session, smtp: SmtpServer, make_user: Callable[..., Any]
+) -> None:
+    from app import create_app
+
+    user = make_user(email="ada@example.org")
+    _queue(session, "a")
+    _send(app)
+    (message,) = smtp.handler.received
+    link = message["List-Unsubscribe"].strip("<>")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert link in message.get_body(("plain",)).get_content()
+    assert link in message.get_body(("html",)).get_content()
+    path = "/" + link.split("/", 3)[3]
+
+    # As a mail client would: a POST with no session and no CSRF token, CSRF enforced.
+    protected = create_app({**app.config, "WTF_CSRF_ENABLED": True})
+    visitor = protected.test_client()
+    assert "Unsubscribe from match emails" in visitor.get(path).get_data(as_text=True)
+    response = visitor.post(path)
+    assert response.status_code == 200 and "Done" in response.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(User, user.id).notification_preference == NotificationPreference.off
+
+    forged = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
+    assert visitor.post(forged).status_code == 404
+    protected.extensions["tandem.engine"].dispose()
+
+
+def test_the_account_page_sets_how_often_we_email(
+    client: FlaskClient, auth: AuthActions, session: Session, make_user: Callable[..., Any]
+) -> None:
+    user = make_user()
+    assert "/login" in client.post("/account", data={"notification_preference": "off"}).location
+    auth.login(user.email)
+    page = client.get("/account").get_data(as_text=True)
+    assert "A weekly digest" in page and "Match emails" in page
+    response = client.post("/account", data={"notification_preference": "weekly"})
+    assert response.status_code == 302
+    session.expire_all()
+    assert session.get(User, user.id).notification_preference == NotificationPreference.weekly
+    response = client.post("/account", data={"notification_preference": "hourly"})
+    assert response.status_code == 422
+    assert "Not a valid choice" in response.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(User, user.id).notification_preference == NotificationPreference.weekly
