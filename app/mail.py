@@ -209,14 +209,21 @@ def send_pending(*, limit: int = 100) -> SendReport:
         session.commit()
         unsubscribe_urls = _unsubscribe_urls(session, claimed)
     sent = retried = failed = 0
-    # One SMTP connection for the batch; a connection-level failure drops it and the next
-    # message opens a new one.
+    # One SMTP connection for the batch. If the server cannot be reached at all, the rest of
+    # the batch waits for a later run instead of each message waiting out its own timeout.
     smtp: smtplib.SMTP | None = None
+    unreachable: Exception | None = None
     try:
         for notification in claimed:
             try:
+                if unreachable is not None:
+                    raise unreachable
                 if current_app.config.get("MAIL_SERVER") and smtp is None:
-                    smtp = connect()
+                    try:
+                        smtp = connect()
+                    except OSError as exc:
+                        unreachable = exc
+                        raise
                 message = message_for(
                     notification, unsubscribe_url=unsubscribe_urls.get(notification.id or 0)
                 )
