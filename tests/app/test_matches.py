@@ -43,7 +43,18 @@ def test_mutual_interest_introduces_both_sides_and_mails_them(
     assert response.status_code == 302 and response.headers["Location"] == "/proposals/mine"
     match = _reload(session, match)
     assert match.status == MatchStatus.interested_academic
-    assert _mails(app) == []  # nobody's identity travels on one-sided interest
+    # The company hears of the interest at once, without learning who the researcher is.
+    notices = _mails(app)
+    assert sorted(m["To"].addresses[0].addr_spec for m in notices) == [
+        "kim@helios.example.com",
+        "sam@helios.example.com",
+    ]
+    for notice in notices:
+        body = notice.get_body(("plain",)).get_content()
+        assert "A researcher in reinforcement learning at a university" in body
+        assert "Ada" not in body and "ada@" not in body and "Ada" not in str(notice["Subject"])
+    client.post(f"/matches/{match.id}/interest")  # a second click mails nobody again
+    assert len(_mails(app)) == 2
 
     auth.logout()
     auth.login(pair["member"].email)
@@ -52,7 +63,7 @@ def test_mutual_interest_introduces_both_sides_and_mails_them(
     assert match.status == MatchStatus.introduced
     assert match.company_contact_id == pair["member"].id
 
-    mails = _mails(app)
+    mails = [m for m in _mails(app) if str(m["Subject"]).startswith("Introduction")]
     recipients = sorted(m["To"].addresses[0].addr_spec for m in mails)
     assert recipients == ["ada@nb.example.org", "kim@helios.example.com", "sam@helios.example.com"]
     to_academic = next(m for m in mails if "ada@" in str(m["To"]))
@@ -61,6 +72,31 @@ def test_mutual_interest_introduces_both_sides_and_mails_them(
     assert to_academic["Message-ID"] and to_academic["Date"]
     to_company = next(m for m in mails if "sam@" in str(m["To"]))
     assert "Ada Okafor <ada@nb.example.org>" in to_company.get_body(("plain",)).get_content()
+
+
+def test_interest_mails_only_those_who_want_them_at_once(
+    app: Flask, client: FlaskClient, auth: AuthActions, session: Session, pair: dict[str, Any]
+) -> None:
+    from models import NotificationPreference
+
+    for user in (pair["colleague"], pair["academic"]):
+        user.notification_preference = NotificationPreference.weekly
+        session.add(user)
+    session.commit()
+    auth.login(pair["academic"].email)
+    client.post(f"/matches/{pair['match'].id}/interest")
+    assert [m["To"].addresses[0].addr_spec for m in _mails(app)] == ["sam@helios.example.com"]
+    auth.logout()
+    # The academic asked for a weekly digest: the company's interest in another pair is not
+    # mailed to them at once.
+    other = session.exec(
+        select(Match).where(
+            Match.proposal_id == pair["proposal"].id, Match.offer_id == pair["second"].id
+        )
+    ).one()
+    auth.login(pair["member"].email)
+    client.post(f"/matches/{other.id}/interest")
+    assert len(_mails(app)) == 1
 
 
 def test_interest_from_people_not_on_the_match_changes_nothing(
@@ -196,7 +232,7 @@ def test_a_line_break_in_a_title_does_not_break_the_introduction_mail(
     auth.login(pair["member"].email)
     assert client.post(f"/matches/{pair['match'].id}/interest").status_code == 302
     assert _reload(session, pair["match"]).status == MatchStatus.introduced
-    subjects = {str(m["Subject"]) for m in _mails(app)}
+    subjects = {str(m["Subject"]) for m in _mails(app) if "Introduction" in str(m["Subject"])}
     assert subjects and all(
         "\n" not in s and "Offline RL for grid batteries" in s for s in subjects
     )
