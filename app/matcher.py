@@ -6,6 +6,7 @@ import functools
 
 from flask import current_app
 
+from app.services.recommendations import Rematch
 from matching import Encoder, load_model
 from matching.embeddings import PACKAGED_MODEL
 from matching.scoring import ScoreWeights
@@ -23,6 +24,13 @@ def get_encoder() -> Encoder:
         encoder = _encoder_for(current_app.config["TANDEM_MODEL"] or PACKAGED_MODEL)
         current_app.extensions["tandem.encoder"] = encoder
     return encoder
+
+
+def get_rematch() -> Rematch:
+    """Everything a service needs to re-rank recommendations after a change."""
+    return Rematch(
+        encoder=get_encoder(), k=current_app.config["TANDEM_TOP_K"], weights=get_weights()
+    )
 
 
 def get_weights() -> ScoreWeights:

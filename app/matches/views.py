@@ -8,8 +8,8 @@ from flask_security import current_user, login_required
 
 from app import mail
 from app.db import db_session
-from app.matcher import get_encoder, get_weights
-from app.services import matches, outbox, recommendations
+from app.matcher import get_rematch
+from app.services import matches, outbox
 from app.services.errors import Conflict
 from app.web import local_path
 
@@ -19,19 +19,6 @@ bp = Blueprint("matches", __name__, url_prefix="/matches")
 def _back() -> str:
     """The local page to return to (never another site)."""
     return local_path(request.form.get("next")) or url_for("dashboard.index")
-
-
-def _refresh(*, proposal_id: int | None = None, offer_id: int | None = None) -> None:
-    kwargs = {
-        "session": db_session(),
-        "encoder": get_encoder(),
-        "k": current_app.config["TANDEM_TOP_K"],
-        "weights": get_weights(),
-    }
-    if proposal_id is not None:
-        recommendations.refresh_proposal(proposal_id=proposal_id, **kwargs)
-    if offer_id is not None:
-        recommendations.refresh_offer(offer_id=offer_id, **kwargs)
 
 
 @bp.post("/<int:match_id>/interest")
@@ -47,7 +34,7 @@ def interest(match_id: int) -> ResponseReturnValue:
         return redirect(_back())
     if outcome.introduced:
         # The offer's remaining capacity changed: other proposals' lists must follow.
-        _refresh(offer_id=outcome.match.offer_id)
+        get_rematch().offer(session, outcome.match.offer_id)
         # The mails are written in the same transaction as the introduction (outbox).
         outbox.enqueue(session=session, emails=_introduction_emails(outcome.introductions))
     elif outcome.side is not None:
@@ -87,7 +74,7 @@ def dismiss(match_id: int) -> ResponseReturnValue:
         flash(str(exc), "error")
         return redirect(_back())
     # The pair is set aside for good; the next-best eligible pair moves up.
-    _refresh(proposal_id=match.proposal_id)
+    get_rematch().proposal(session, match.proposal_id)
     session.commit()
     flash("Dismissed. It will not be suggested again.", "success")
     return redirect(_back())

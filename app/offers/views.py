@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
 from app.db import db_session
-from app.matcher import get_encoder, get_weights
+from app.matcher import get_rematch
 from app.offers.forms import ExclusionsForm, OfferForm, lines
 from app.services import catalogue, offers, recommendations
 from app.services.errors import DomainError, InvalidInput, NotFound
@@ -17,12 +17,6 @@ from app.web import local_path
 from models import OfferKind, OfferStatus
 
 bp = Blueprint("offers", __name__, url_prefix="/offers")
-
-
-def _matching() -> offers.Matching:
-    return offers.Matching(
-        encoder=get_encoder(), k=current_app.config["TANDEM_TOP_K"], weights=get_weights()
-    )
 
 
 def _back(default: str) -> str:
@@ -86,7 +80,7 @@ def create() -> ResponseReturnValue:
                 session=session,
                 user_id=current_user.id,
                 data=form.to_data(),
-                matching=_matching(),
+                matching=get_rematch(),
                 open_now=bool(form.publish.data),
             )
         except InvalidInput as exc:
@@ -128,7 +122,7 @@ def edit(offer_id: int) -> ResponseReturnValue:
                 user_id=current_user.id,
                 offer_id=offer_id,
                 data=form.to_data(),
-                matching=_matching(),
+                matching=get_rematch(),
             )
         except InvalidInput as exc:
             session.rollback()
@@ -152,7 +146,7 @@ def _change_status(offer_id: int, action: str) -> ResponseReturnValue:
     session = db_session()
     change = offers.open_offer if action == "open" else offers.close_offer
     try:
-        change(session=session, user_id=current_user.id, offer_id=offer_id, matching=_matching())
+        change(session=session, user_id=current_user.id, offer_id=offer_id, matching=get_rematch())
     except NotFound:
         raise
     except DomainError as exc:
@@ -201,7 +195,7 @@ def exclusions() -> ResponseReturnValue:
                 session=session,
                 user_id=current_user.id,
                 entries=lines(form.excluded_institutions.data),
-                matching=_matching(),
+                matching=get_rematch(),
             )
         except InvalidInput as exc:
             session.rollback()

@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
 from app.db import db_session
-from app.matcher import get_encoder, get_weights
+from app.matcher import get_rematch
 from app.proposals.forms import ProposalForm
 from app.services import catalogue, matches, proposals, recommendations
 from app.services.errors import DomainError, InvalidInput, NotFound
@@ -16,12 +16,6 @@ from app.web import local_path
 from models import MatchStatus, ProposalStatus
 
 bp = Blueprint("proposals", __name__, url_prefix="/proposals")
-
-
-def _rematch() -> proposals.Rematch:
-    return proposals.Rematch(
-        encoder=get_encoder(), k=current_app.config["TANDEM_TOP_K"], weights=get_weights()
-    )
 
 
 def _back(default: str) -> str:
@@ -97,7 +91,7 @@ def create() -> ResponseReturnValue:
                 author_id=current_user.id,
                 data=form.to_data(),
                 publish=publish,
-                rematch=_rematch(),
+                rematch=get_rematch(),
             )
         except InvalidInput as exc:
             db_session().rollback()
@@ -138,7 +132,7 @@ def edit(proposal_id: int) -> ResponseReturnValue:
                 proposal_id=proposal_id,
                 author_id=current_user.id,
                 data=form.to_data(),
-                rematch=_rematch(),
+                rematch=get_rematch(),
             )
         except InvalidInput as exc:
             session.rollback()
@@ -156,14 +150,28 @@ def edit(proposal_id: int) -> ResponseReturnValue:
     return render_template("proposals/form.html", form=form, proposal=proposal), status
 
 
-@bp.post("/<int:proposal_id>/open", endpoint="open")
-@login_required
-@roles_required("academic")
-def open_(proposal_id: int) -> ResponseReturnValue:
+STATUS_CHANGES = {
+    "open": (
+        proposals.open_proposal,
+        "Your proposal is open: companies can see it and we are matching it.",
+    ),
+    "close": (
+        proposals.close_proposal,
+        "Your proposal is closed: it is no longer listed or matched. Introductions already "
+        "made are kept.",
+    ),
+}
+
+
+def _change_status(proposal_id: int, action: str) -> ResponseReturnValue:
+    change, done = STATUS_CHANGES[action]
     session = db_session()
     try:
-        proposals.open_proposal(
-            session=session, proposal_id=proposal_id, author_id=current_user.id, rematch=_rematch()
+        change(
+            session=session,
+            proposal_id=proposal_id,
+            author_id=current_user.id,
+            rematch=get_rematch(),
         )
     except NotFound:
         raise
@@ -172,32 +180,22 @@ def open_(proposal_id: int) -> ResponseReturnValue:
         flash(str(exc), "error")
     else:
         session.commit()
-        flash("Your proposal is open: companies can see it and we are matching it.", "success")
+        flash(done, "success")
     return redirect(_back(url_for("proposals.mine")))
+
+
+@bp.post("/<int:proposal_id>/open", endpoint="open")
+@login_required
+@roles_required("academic")
+def open_(proposal_id: int) -> ResponseReturnValue:
+    return _change_status(proposal_id, "open")
 
 
 @bp.post("/<int:proposal_id>/close")
 @login_required
 @roles_required("academic")
 def close(proposal_id: int) -> ResponseReturnValue:
-    session = db_session()
-    try:
-        proposals.close_proposal(
-            session=session, proposal_id=proposal_id, author_id=current_user.id, rematch=_rematch()
-        )
-    except NotFound:
-        raise
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-    else:
-        session.commit()
-        flash(
-            "Your proposal is closed: it is no longer listed or matched. Introductions already "
-            "made are kept.",
-            "success",
-        )
-    return redirect(_back(url_for("proposals.mine")))
+    return _change_status(proposal_id, "close")
 
 
 @bp.route("/mine")

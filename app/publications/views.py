@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
 from app.db import db_session
-from app.matcher import get_encoder, get_weights
+from app.matcher import get_rematch
 from app.publications.forms import BibtexForm, PublicationForm
 from app.services import bibtex, publications
 from app.services.errors import DomainError, InvalidInput
-from app.services.proposals import Rematch
 
 bp = Blueprint("publications", __name__, url_prefix="/publications")
-
-
-def _rematch() -> Rematch:
-    return Rematch(
-        encoder=get_encoder(), k=current_app.config["TANDEM_TOP_K"], weights=get_weights()
-    )
 
 
 def _page(
@@ -61,7 +54,7 @@ def add() -> ResponseReturnValue:
                 session=session,
                 author_id=current_user.id,
                 data=form.to_data(),
-                rematch=_rematch(),
+                rematch=get_rematch(),
             )
         except InvalidInput as exc:
             session.rollback()
@@ -88,7 +81,7 @@ def import_bibtex() -> ResponseReturnValue:
                 session=session,
                 author_id=current_user.id,
                 text=bibtex_form.text.data or "",
-                rematch=_rematch(),
+                rematch=get_rematch(),
             )
         except bibtex.InvalidBibtex as exc:
             session.rollback()
@@ -118,7 +111,7 @@ def delete(publication_id: int) -> ResponseReturnValue:
         session=session,
         author_id=current_user.id,
         publication_id=publication_id,
-        rematch=_rematch(),
+        rematch=get_rematch(),
     )
     session.commit()
     flash(f"Removed “{publication.title}” from your profile.", "success")

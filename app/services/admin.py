@@ -192,35 +192,6 @@ def list_users(
     return Page(items=rows, total=result.total, page=result.page, per_page=result.per_page)
 
 
-def _refresh_authored(
-    session: Session,
-    author_id: int,
-    *,
-    encoder: Encoder,
-    k: int,
-    weights: ScoreWeights | None,
-    today: date | None,
-) -> None:
-    """Recompute the recommendations of every matchable proposal by `author_id`."""
-    proposal_ids = session.exec(
-        select(Proposal.id)
-        .where(
-            Proposal.author_id == author_id,
-            col(Proposal.status).in_(recommendations.MATCHABLE_PROPOSALS),
-        )
-        .order_by(col(Proposal.id))
-    ).all()
-    for proposal_id in proposal_ids:
-        recommendations.refresh_proposal(
-            session=session,
-            encoder=encoder,
-            proposal_id=proposal_id,  # type: ignore[arg-type]
-            k=k,
-            weights=weights,
-            today=today,
-        )
-
-
 def set_user_active(
     *,
     session: Session,
@@ -254,7 +225,7 @@ def set_user_active(
         acting_user_id,
     )
     if user.role == Role.academic:
-        _refresh_authored(session, user.id, encoder=encoder, k=k, weights=weights, today=today)  # type: ignore[arg-type]
+        recommendations.Rematch(encoder, k, weights, today).author(session, user.id)  # type: ignore[arg-type]
     return user
 
 

@@ -19,11 +19,10 @@ from annotated_types import MaxLen
 from pydantic import ValidationError
 from sqlmodel import Session, col, func, select
 
-from app.services import catalogue, matches, recommendations
+from app.services import catalogue, matches
 from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.recommendations import Rematch
 from app.services.validation import field_errors
-from matching import Encoder
-from matching.scoring import ScoreWeights
 from models import (
     Match,
     MatchStatus,
@@ -46,15 +45,6 @@ DASHBOARD_STATUSES = (MatchStatus.suggested, *INTERESTED, MatchStatus.introduced
 # Names and domains are compared as the matcher compares them (matching/eligibility.py).
 DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 INSTITUTION_NAME_LENGTH = (2, 200)
-
-
-@dataclass(frozen=True)
-class Matching:
-    """What a recommendations refresh needs; passed in so this module stays Flask-free."""
-
-    encoder: Encoder
-    k: int
-    weights: ScoreWeights | None = None
 
 
 @dataclass(frozen=True)
@@ -270,17 +260,6 @@ def _defaults() -> dict[str, Any]:
     }
 
 
-def _refresh(session: Session, matching: Matching, offer: Offer) -> None:
-    assert offer.id is not None
-    recommendations.refresh_offer(
-        session=session,
-        encoder=matching.encoder,
-        offer_id=offer.id,
-        k=matching.k,
-        weights=matching.weights,
-    )
-
-
 # --- offers -------------------------------------------------------------------------------
 
 
@@ -314,7 +293,7 @@ def create_offer(
     session: Session,
     user_id: int,
     data: Mapping[str, Any],
-    matching: Matching,
+    matching: Rematch,
     open_now: bool = False,
     today: date | None = None,
 ) -> Offer:
@@ -331,7 +310,7 @@ def create_offer(
     )
     session.add(offer)
     session.flush()
-    _refresh(session, matching, offer)
+    matching.offer(session, offer.id)  # type: ignore[arg-type]
     return offer
 
 
@@ -341,7 +320,7 @@ def update_offer(
     user_id: int,
     offer_id: int,
     data: Mapping[str, Any],
-    matching: Matching,
+    matching: Rematch,
     today: date | None = None,
 ) -> Offer:
     """Apply `OfferUpdate` fields to an offer of the member's organisation (its status is
@@ -370,7 +349,7 @@ def update_offer(
         setattr(offer, name, value)
     session.add(offer)
     session.flush()
-    _refresh(session, matching, offer)
+    matching.offer(session, offer.id)  # type: ignore[arg-type]
     return offer
 
 
@@ -379,7 +358,7 @@ def open_offer(
     session: Session,
     user_id: int,
     offer_id: int,
-    matching: Matching,
+    matching: Rematch,
     today: date | None = None,
 ) -> Offer:
     """Publish a draft (or reopen a closed offer) so that it is listed and matched."""
@@ -395,11 +374,11 @@ def open_offer(
     offer.status = OfferStatus.open
     session.add(offer)
     session.flush()
-    _refresh(session, matching, offer)
+    matching.offer(session, offer.id)  # type: ignore[arg-type]
     return offer
 
 
-def close_offer(*, session: Session, user_id: int, offer_id: int, matching: Matching) -> Offer:
+def close_offer(*, session: Session, user_id: int, offer_id: int, matching: Rematch) -> Offer:
     """Stop taking projects: the offer leaves every list of suggestions; matches either side
     already acted on are kept."""
     offer = own_offer(session=session, user_id=user_id, offer_id=offer_id)
@@ -408,12 +387,12 @@ def close_offer(*, session: Session, user_id: int, offer_id: int, matching: Matc
     offer.status = OfferStatus.closed
     session.add(offer)
     session.flush()
-    _refresh(session, matching, offer)
+    matching.offer(session, offer.id)  # type: ignore[arg-type]
     return offer
 
 
 def save_exclusions(
-    *, session: Session, user_id: int, entries: Iterable[str], matching: Matching
+    *, session: Session, user_id: int, entries: Iterable[str], matching: Rematch
 ) -> list[Offer]:
     """Make `entries` the exclusion list of every offer of the member's organisation, and
     refresh the offers whose list changed. Returns the offers changed.
@@ -444,7 +423,7 @@ def save_exclusions(
         session.add(offer)
     session.flush()
     for offer in changed:
-        _refresh(session, matching, offer)
+        matching.offer(session, offer.id)  # type: ignore[arg-type]
     return changed
 
 

@@ -16,12 +16,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from app.services import catalogue, recommendations
+from app.services import catalogue
 from app.services.errors import Conflict, InvalidInput, NotFound
-from app.services.recommendations import MATCHABLE_PROPOSALS
+from app.services.recommendations import MATCHABLE_PROPOSALS, Rematch
 from app.services.validation import field_errors
-from matching import Encoder
-from matching.scoring import ScoreWeights
 from models import (
     Match,
     MatchStatus,
@@ -63,24 +61,6 @@ def get_for_viewer(*, session: Session, proposal_id: int, viewer_id: int | None)
     if proposal is not None and viewer_id is not None and proposal.author_id == viewer_id:
         return proposal
     return catalogue.get_proposal(session=session, proposal_id=proposal_id)
-
-
-@dataclass(frozen=True)
-class Rematch:
-    """What a change needs to re-rank recommendations: the encoder, k and the weights."""
-
-    encoder: Encoder
-    k: int
-    weights: ScoreWeights | None = None
-
-    def proposal(self, session: Session, proposal_id: int) -> None:
-        recommendations.refresh_proposal(
-            session=session,
-            encoder=self.encoder,
-            proposal_id=proposal_id,
-            k=self.k,
-            weights=self.weights,
-        )
 
 
 def check_proposal(*, data: Mapping[str, Any]) -> dict[str, list[str]]:

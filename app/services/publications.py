@@ -13,10 +13,9 @@ from sqlmodel import Session, col, select
 
 from app.services import bibtex
 from app.services.errors import InvalidInput, NotFound
-from app.services.proposals import Rematch
-from app.services.recommendations import MATCHABLE_PROPOSALS
+from app.services.recommendations import Rematch
 from app.services.validation import field_errors
-from models import Proposal, Publication, PublicationCreate
+from models import Publication, PublicationCreate
 
 
 def title_key(title: str) -> str:
@@ -33,16 +32,6 @@ def list_publications(*, session: Session, author_id: int) -> list[Publication]:
             .order_by(col(Publication.year).desc(), col(Publication.id).desc())
         )
     )
-
-
-def _refresh_open_proposals(session: Session, author_id: int, rematch: Rematch) -> None:
-    """The publication signal of each open proposal of the author follows the profile."""
-    for proposal_id in session.exec(
-        select(Proposal.id).where(
-            Proposal.author_id == author_id, col(Proposal.status).in_(MATCHABLE_PROPOSALS)
-        )
-    ).all():
-        rematch.proposal(session, proposal_id)  # type: ignore[arg-type]
 
 
 def _known_titles(session: Session, author_id: int) -> set[str]:
@@ -68,7 +57,7 @@ def add_publication(
     publication = Publication.model_validate({**valid.model_dump(), "author_id": author_id})
     session.add(publication)
     session.flush()
-    _refresh_open_proposals(session, author_id, rematch)
+    rematch.author(session, author_id)
     return publication
 
 
@@ -81,7 +70,7 @@ def delete_publication(
         raise NotFound(f"No publication {publication_id}")
     session.delete(publication)
     session.flush()
-    _refresh_open_proposals(session, author_id, rematch)
+    rematch.author(session, author_id)
     return publication
 
 
@@ -177,5 +166,5 @@ def import_bibtex(*, session: Session, author_id: int, text: str, rematch: Remat
         )
     if report.imported:
         session.flush()
-        _refresh_open_proposals(session, author_id, rematch)
+        rematch.author(session, author_id)
     return report

@@ -510,6 +510,46 @@ def ineligible_pairs(
     return failed
 
 
+@dataclass(frozen=True)
+class Rematch:
+    """What re-ranking after a change needs (the encoder, k, the weights), bundled so that
+    services can take one argument and stay Flask-free."""
+
+    encoder: Encoder
+    k: int
+    weights: ScoreWeights | None = None
+    today: date | None = None
+
+    def proposal(self, session: Session, proposal_id: int) -> RecomputeSummary:
+        return refresh_proposal(
+            session=session,
+            encoder=self.encoder,
+            proposal_id=proposal_id,
+            k=self.k,
+            weights=self.weights,
+            today=self.today,
+        )
+
+    def offer(self, session: Session, offer_id: int) -> RecomputeSummary:
+        return refresh_offer(
+            session=session,
+            encoder=self.encoder,
+            offer_id=offer_id,
+            k=self.k,
+            weights=self.weights,
+            today=self.today,
+        )
+
+    def author(self, session: Session, author_id: int) -> None:
+        """Every matchable proposal of the author: their publications or standing changed."""
+        for proposal_id in session.exec(
+            select(Proposal.id)
+            .where(Proposal.author_id == author_id, col(Proposal.status).in_(MATCHABLE_PROPOSALS))
+            .order_by(col(Proposal.id))
+        ).all():
+            self.proposal(session, proposal_id)  # type: ignore[arg-type]
+
+
 def explain_pair(
     *,
     session: Session,
