@@ -36,6 +36,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
 
+    from app import queue
+
+    queue.init_app(app)
+
     from app import auth, cli, errors, filters, web
     from app.admin.views import bp as admin_bp
     from app.dashboard.views import bp as dashboard_bp

@@ -39,6 +39,15 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "TANDEM_SIGNIN_LIMIT_ADDRESS": "30 per minute;300 per hour",
         "RATELIMIT_KEY_PREFIX": "tandem",
         "WTF_CSRF_TIME_LIMIT": None,
+        # Job queue: sqlite (embedded), redis (with REDIS_URL) or immediate (tests); None
+        # picks redis when REDIS_URL is set, else sqlite.
+        "TANDEM_QUEUE": None,
+        "TANDEM_QUEUE_NAME": "tandem",
+        "TANDEM_QUEUE_PATH": None,
+        # Consumer threads in the app process: None means 2 with sqlite, 0 with redis
+        # (Redis queues are consumed by `flask --app app worker` processes).
+        "TANDEM_QUEUE_THREADS": None,
+        "TANDEM_MAILS_PER_HOUR": 4,
     }
 
 
@@ -62,13 +71,22 @@ def from_environment() -> dict[str, Any]:
         "TANDEM_SUPPORT_EMAIL",
         "TANDEM_SIGNIN_LIMIT_ACCOUNT",
         "TANDEM_SIGNIN_LIMIT_ADDRESS",
+        "TANDEM_QUEUE",
+        "TANDEM_QUEUE_NAME",
+        "TANDEM_QUEUE_PATH",
     ):
         if os.environ.get(name):
             values[name] = os.environ[name]
     for name in ("MAIL_USE_TLS", "MAIL_USE_SSL"):
         if os.environ.get(name):
             values[name] = os.environ[name].strip().lower() in {"1", "true", "yes", "on"}
-    for name in ("TANDEM_TOP_K", "TANDEM_PAGE_SIZE", "MAIL_PORT"):
+    for name in (
+        "TANDEM_TOP_K",
+        "TANDEM_PAGE_SIZE",
+        "MAIL_PORT",
+        "TANDEM_QUEUE_THREADS",
+        "TANDEM_MAILS_PER_HOUR",
+    ):
         if os.environ.get(name):
             try:
                 values[name] = int(os.environ[name])

@@ -6,6 +6,8 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g
 from sqlmodel import Session
 
+from app.services import outbox
+
 
 def normalise_url(url: str) -> str:
     """Accept the usual `postgresql://` / `postgres://` spellings; we drive psycopg 3."""
@@ -44,8 +46,23 @@ def engine() -> sa.Engine:
 def db_session() -> Session:
     """The session of the current request or CLI command; the caller commits once."""
     if "db_session" not in g:
-        g.db_session = Session(engine(), expire_on_commit=False)
+        session = Session(engine(), expire_on_commit=False)
+        sa.event.listen(session, "after_commit", _deliver_after_commit)
+        sa.event.listen(session, "after_rollback", _forget_mail)
+        g.db_session = session
     return g.db_session
+
+
+def _deliver_after_commit(session: Session) -> None:
+    """A commit that wrote mail (outbox rows or match events) starts a delivery run."""
+    if session.info.pop(outbox.MAIL_WRITTEN, False):
+        from app.queue import deliver_soon
+
+        deliver_soon()
+
+
+def _forget_mail(session: Session) -> None:
+    session.info.pop(outbox.MAIL_WRITTEN, None)
 
 
 def _close_session(_exc: BaseException | None) -> None:

@@ -194,6 +194,8 @@ def _unsubscribe_urls(session: Session, claimed: list[Notification]) -> dict[int
     by_id = {u.id: u for u in users}
     urls: dict[int, str] = {}
     for notification in claimed:
+        if notification.kind == outbox.ACCOUNT_KIND:
+            continue
         user = by_id.get(notification.user_id) or by_email.get(notification.recipient_email.lower())
         if user is not None and user.id is not None and notification.id is not None:
             urls[notification.id] = unsubscribe.url_for_user(user.id, user.email)

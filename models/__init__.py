@@ -20,7 +20,7 @@ from models.enums import (
     Role,
 )
 from models.match import Match, MatchCreate, MatchPublic, MatchUpdate
-from models.notification import Notification
+from models.notification import MatchEvent, Notification
 from models.offer import Offer, OfferCreate, OfferPublic, OfferUpdate
 from models.organisation import (
     Organisation,
@@ -43,6 +43,7 @@ __all__ = [
     "IpStance",
     "LabResourceLevel",
     "Match",
+    "MatchEvent",
     "MatchCreate",
     "MatchPublic",
     "MatchStatus",

@@ -3,7 +3,7 @@
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import Field
+from sqlmodel import Field, SQLModel
 
 from models._base import TimestampMixin, enum_type, utcnow
 from models.enums import NotificationStatus
@@ -34,3 +34,26 @@ class Notification(TimestampMixin, table=True):
     claimed_at: datetime | None = Field(default=None, description="When a sender took it")
     sent_at: datetime | None = Field(default=None)
     last_error: str = Field(default="", max_length=2_000, sa_type=sa.Text)
+
+
+class MatchEvent(SQLModel, table=True):
+    """Something about a match one user should hear of: a new match above their threshold,
+    or interest from the other side. Written in the event's transaction; the dispatcher
+    mails it (at once, or in the user's daily or weekly digest) and records which mail
+    carried it in `mail_key`, so each event reaches each person once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300, unique=True, description="kind + ids + recipient")
+    kind: str = Field(max_length=20, description="new_match or interest")
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE", index=True)
+    proposal_id: int = Field(foreign_key="proposal.id", ondelete="CASCADE", index=True)
+    offer_id: int = Field(foreign_key="offer.id", ondelete="CASCADE", index=True)
+    side: str = Field(max_length=20, description="the recipient's side: academic or company")
+    score: float = Field(description="The match's score when the event happened")
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    mail_key: str | None = Field(
+        default=None,
+        max_length=300,
+        index=True,
+        description="The outbox key of the mail that carried it; null while pending",
+    )

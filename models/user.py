@@ -25,6 +25,12 @@ class UserBase(SQLModel):
         default=NotificationPreference.instant,
         sa_type=enum_type(NotificationPreference, "notification_preference"),
     )
+    notify_min_score: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description="Mail about a new match only when its score reaches this (0-1)",
+    )
 
     @field_validator("email")
     @classmethod
@@ -65,6 +71,7 @@ class UserCreate(UserBase):
 class UserUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     notification_preference: NotificationPreference | None = None
+    notify_min_score: float | None = Field(default=None, ge=0.0, le=1.0)
     organisation_id: int | None = None
 
 

@@ -123,6 +123,8 @@ def app(
             # Sign-in limits live in Redis when REDIS_URL is set; each test counts apart.
             "REDIS_URL": os.environ.get("REDIS_URL"),
             "RATELIMIT_KEY_PREFIX": f"tandem-test-{uuid.uuid4().hex}",
+            # Queued tasks run in the caller; tests/app/test_queue.py runs the real queues.
+            "TANDEM_QUEUE": "immediate",
         }
     )
     app.extensions["tandem.encoder"] = encoder

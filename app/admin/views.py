@@ -19,7 +19,6 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
-from app import mail
 from app.admin import charts
 from app.admin.forms import ModerationForm, RoundForm
 from app.db import db_session
@@ -305,8 +304,6 @@ def publish_round(round_id: int) -> ResponseReturnValue:
     # The notices are written in the publication's own transaction (the outbox).
     outbox.enqueue(session=db_session(), emails=_round_emails(round_id, published.notices))
     db_session().commit()
-    report = mail.send_pending()
-    failures = report.failed
     skipped = (
         f" {published.skipped} pair(s) were left out because a side had dismissed the match."
         if published.skipped
@@ -317,8 +314,6 @@ def publish_round(round_id: int) -> ResponseReturnValue:
         f"allocated, {len(published.notices)} email(s) on their way.{skipped}",
         "success",
     )
-    if failures:
-        flash(f"{failures} email(s) could not be delivered; see the log.", "error")
     return redirect(url_for("admin.show_round", round_id=round_id), 303)
 
 

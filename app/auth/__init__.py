@@ -18,15 +18,15 @@ from flask_limiter.util import get_remote_address
 from flask_security import MailUtil, Security, SQLAlchemySessionUserDatastore, user_registered
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect
+from sqlmodel import select
 from werkzeug.local import LocalProxy
 
-from app import mail
 from app.auth.account import Account
 from app.auth.forms import TandemRegisterForm
 from app.auth.passwords import TandemPasswordUtil
 from app.db import db_session
-from app.services import accounts
-from models import utcnow
+from app.services import accounts, outbox
+from models import User, utcnow
 
 csrf = CSRFProtect()
 
@@ -94,10 +94,29 @@ class TandemMailUtil(MailUtil):
         html: str | None,
         **kwargs: Any,
     ) -> None:
-        if isinstance(sender, tuple):
-            sender = f"{sender[0]} <{sender[1]}>"
-        to = recipient if isinstance(recipient, str) else f"{recipient[0]} <{recipient[1]}>"
-        mail.send_email(to=to, subject=str(subject), text=body or "", html=html, sender=str(sender))
+        """Through the outbox, like every mail: retried if the server is down, never lost.
+        Flask-Security calls this after it committed the account change, so the row gets
+        its own short transaction."""
+        name, email = recipient if isinstance(recipient, tuple) else ("", recipient)
+        digest = hashlib.sha256(f"{subject}\0{body}\0{html}".encode()).hexdigest()[:24]
+        session = db_session()
+        user_id = session.exec(select(User.id).where(User.email == email.lower())).first()
+        outbox.enqueue(
+            session=session,
+            emails=[
+                outbox.Email(
+                    key=f"account:{template}:{email.lower()}:{digest}",
+                    kind=outbox.ACCOUNT_KIND,
+                    to_email=email,
+                    to_name=name,
+                    user_id=user_id,
+                    subject=str(subject),
+                    text=body or "",
+                    html=html or "",
+                )
+            ],
+        )
+        session.commit()
 
     def normalize(self, email: str) -> str:
         return super().normalize(email).lower()

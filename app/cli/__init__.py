@@ -1,4 +1,4 @@
-"""Command-line interface, as blueprints: `flask --app app db|demo|mail|match ...`."""
+"""Command-line interface, as blueprints: `flask --app app db|demo|mail|match|worker ...`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from app.cli.db import bp as db_bp
 from app.cli.demo import bp as demo_bp
 from app.cli.mail import bp as mail_bp
 from app.cli.match import bp as match_bp
+from app.cli.worker import bp as worker_bp
 
 
 def register(app: Flask) -> None:
-    for blueprint in (allocate_bp, db_bp, demo_bp, mail_bp, match_bp):
+    for blueprint in (allocate_bp, db_bp, demo_bp, mail_bp, match_bp, worker_bp):
         app.register_blueprint(blueprint)

@@ -32,13 +32,15 @@ def account() -> ResponseReturnValue:
     form = NotificationForm(
         notification_preference=getattr(
             current_user.notification_preference, "value", current_user.notification_preference
-        )
+        ),
+        min_fit=round(current_user.notify_min_score * 100),
     )
     if form.validate_on_submit():
         accounts.set_notification_preference(
             session=db_session(),
             user_id=current_user.id,
             preference=NotificationPreference(form.notification_preference.data),
+            min_score=form.min_fit.data / 100,
         )
         db_session().commit()
         flash("Saved: we will email you about matches as you chose.", "success")

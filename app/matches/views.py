@@ -6,10 +6,9 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required
 
-from app import mail
 from app.db import db_session
 from app.matcher import get_rematch
-from app.services import matches, outbox
+from app.services import matches, notices, outbox
 from app.services.errors import Conflict
 from app.web import local_path
 
@@ -38,12 +37,9 @@ def interest(match_id: int) -> ResponseReturnValue:
         # The mails are written in the same transaction as the introduction (outbox).
         outbox.enqueue(session=session, emails=_introduction_emails(outcome.introductions))
     elif outcome.side is not None:
-        notices = matches.interest_notices(
-            session=session, match=outcome.match, interested_side=outcome.side
-        )
-        outbox.enqueue(session=session, emails=_interest_emails(notices))
+        # The other side hears of it at once or in their digest, as they chose.
+        notices.record_interest(session=session, match=outcome.match, interested_side=outcome.side)
     session.commit()
-    mail.send_pending()
     if outcome.introduced:
         flash(
             "You are introduced! You can now see each other's contact details, and we are "
@@ -96,35 +92,6 @@ def _introduction_emails(introductions: list[matches.Introduction]) -> list[outb
                 subject=f"Introduction: {intro.proposal_title} × {intro.offer_title}",
                 text=render_template("email/introduction.txt", **context),
                 html=render_template("email/introduction.html", **context),
-            )
-        )
-    return emails
-
-
-def _interest_emails(notices: list[matches.InterestNotice]) -> list[outbox.Email]:
-    """One mail per person on the other side who asked to hear at once; keyed by the match
-    and the side, so saying "interested" twice mails nobody twice."""
-    base = current_app.config["TANDEM_BASE_URL"].rstrip("/")
-    emails = []
-    for notice in notices:
-        context = {"notice": notice, "dashboard_url": f"{base}{url_for('dashboard.index')}"}
-        if notice.interested_side == "academic":
-            subject = f"A researcher is interested in your offer “{notice.offer_title}”"
-        else:
-            subject = (
-                f"{notice.organisation} is interested in your proposal “{notice.proposal_title}”"
-            )
-        emails.append(
-            outbox.Email(
-                key=f"interest:match-{notice.match_id}:{notice.interested_side}:"
-                f"{notice.recipient.email}",
-                kind="interest",
-                to_email=notice.recipient.email,
-                to_name=notice.recipient.name,
-                user_id=notice.recipient_id,
-                subject=subject,
-                text=render_template("email/interest.txt", **context),
-                html=render_template("email/interest.html", **context),
             )
         )
     return emails

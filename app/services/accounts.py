@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from app.services.errors import Conflict, NotFound
+from app.services.errors import Conflict, InvalidInput, NotFound
 from models import NotificationPreference, Organisation, OrganisationKind, Role, User
 
 # Addresses at these domains say nothing about where someone works.
@@ -92,13 +92,22 @@ def join_organisation(*, session: Session, user_id: int, name: str) -> Organisat
 
 
 def set_notification_preference(
-    *, session: Session, user_id: int, preference: NotificationPreference
+    *,
+    session: Session,
+    user_id: int,
+    preference: NotificationPreference,
+    min_score: float | None = None,
 ) -> User:
-    """How the user hears about matches: instant, daily or weekly digest, or off."""
+    """How the user hears about matches: instant, daily or weekly digest, or off; and, with
+    `min_score` (0-1), the lowest score of a new match worth an email."""
     user = session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")
     user.notification_preference = NotificationPreference(preference)
+    if min_score is not None:
+        if not 0.0 <= min_score <= 1.0:
+            raise InvalidInput({"min_fit": ["Please give a fit between 0 and 100."]})
+        user.notify_min_score = float(min_score)
     session.add(user)
     session.flush()
     return user

@@ -15,12 +15,10 @@ from typing import Literal
 from sqlmodel import Session, col, select
 
 from app.services import recommendations
-from app.services.catalogue import author_label
 from app.services.errors import Conflict, NotFound
 from models import (
     Match,
     MatchStatus,
-    NotificationPreference,
     Offer,
     OfferStatus,
     Organisation,
@@ -239,65 +237,3 @@ def _introductions(
                 Introduction(recipient=recipient, counterpart=academic, side="company", **common)
             )
     return introductions
-
-
-@dataclass(frozen=True)
-class InterestNotice:
-    """Tell the other side that this side is interested. It names the company to the
-    academic, but never the academic to the company (consent before contact)."""
-
-    recipient: Contact
-    recipient_id: int
-    interested_side: Side
-    match_id: int
-    proposal_id: int
-    proposal_title: str
-    proposal_label: str
-    offer_id: int
-    offer_title: str
-    organisation: str
-
-
-def interest_notices(
-    *, session: Session, match: Match, interested_side: Side
-) -> list[InterestNotice]:
-    """The people on the other side who asked to hear at once (preference `instant`)."""
-    proposal = session.get(Proposal, match.proposal_id)
-    offer = session.get(Offer, match.offer_id)
-    if proposal is None or offer is None or match.id is None:
-        return []
-    organisation = session.get(Organisation, offer.organisation_id)
-    if interested_side == "academic":
-        recipients = session.exec(
-            select(User).where(
-                User.organisation_id == offer.organisation_id,
-                User.role == Role.company,
-                col(User.active).is_(True),
-            )
-        ).all()
-    else:
-        author = session.get(User, proposal.author_id)
-        recipients = [author] if author is not None and author.active else []
-    label = author_label(session=session, proposal=proposal)
-    notices = []
-    for user in recipients:
-        contact = contact_of(session, user)
-        if contact is None or user.id is None:
-            continue
-        if user.notification_preference != NotificationPreference.instant:
-            continue
-        notices.append(
-            InterestNotice(
-                recipient=contact,
-                recipient_id=user.id,
-                interested_side=interested_side,
-                match_id=match.id,
-                proposal_id=proposal.id,  # type: ignore[arg-type]
-                proposal_title=proposal.title,
-                proposal_label=label,
-                offer_id=offer.id,  # type: ignore[arg-type]
-                offer_title=offer.title,
-                organisation=organisation.name if organisation else "",
-            )
-        )
-    return notices

@@ -26,6 +26,10 @@ BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=6)
 MAX_ATTEMPTS = 8
 SUBJECT_LIMIT = 300
+# Sign-up confirmation, password reset and the like: they carry no unsubscribe link.
+ACCOUNT_KIND = "account"
+# Set in `session.info` when a transaction wrote mail; the app delivers after the commit.
+MAIL_WRITTEN = "tandem.mail_written"
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,10 @@ def enqueue(*, session: Session, emails: Iterable[Email], now: datetime | None =
     statement = insert(Notification.__table__).values(rows)
     result = session.execute(statement.on_conflict_do_nothing(index_elements=["idempotency_key"]))
     session.flush()
-    return int(result.rowcount or 0)
+    added = int(result.rowcount or 0)
+    if added:
+        session.info[MAIL_WRITTEN] = True
+    return added
 
 
 def claim_due(

@@ -18,6 +18,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from app.services import notices
 from app.services.embedding_store import SqlEmbeddingStore
 from app.services.errors import DomainError, NotFound
 from app.services.texts import offer_text, proposal_text, publication_text
@@ -243,11 +244,14 @@ def _apply(
     matcher: Matcher,
     ranks: dict[tuple[int, int], tuple[int | None, int | None]],
     existing: Iterable[Match],
+    announce: bool = False,
 ) -> tuple[int, int]:
     """Make the stored matches among `existing` agree with `ranks` (corpus indices).
 
     A pair is kept when it is in either top-k or when either side has acted on it; kept pairs
-    get fresh scores, ranks and the weights version. Returns (kept, removed)."""
+    get fresh scores, ranks and the weights version. With `announce`, a pair that enters a
+    side's list records new-match events for the people on that side (`notices`).
+    Returns (kept, removed)."""
     proposal_index, offer_index = snapshot.proposal_index(), snapshot.offer_index()
     stored: dict[tuple[int, int], Match] = {}
     removed = 0
@@ -270,12 +274,14 @@ def _apply(
     for p, o in pairs:
         offers_of[p].append(o)
     version = matcher.weights.version
+    arrivals: list[tuple[Match, bool, bool]] = []
     for p, offers in offers_of.items():
         for o, explanation in zip(offers, matcher.explain(snapshot.corpus, p, offers), strict=True):
             key = (p, o)
             match = stored.get(key) or Match(
                 proposal_id=snapshot.proposals[p].id, offer_id=snapshot.offers[o].id
             )
+            before = (match.rank_for_proposal, match.rank_for_offer)
             details = explanation.to_dict()
             match.score = details["score"]
             match.components = details["components"]
@@ -283,7 +289,17 @@ def _apply(
             match.algorithm_version = version
             match.rank_for_proposal, match.rank_for_offer = ranks.get(key, (None, None))
             session.add(match)
+            # New to a side: it just entered that side's list.
+            academic = before[0] is None and match.rank_for_proposal is not None
+            company = before[1] is None and match.rank_for_offer is not None
+            if academic or company:
+                arrivals.append((match, academic, company))
     session.flush()
+    if announce:
+        notices.record_arrivals(
+            session=session,
+            arrivals=[notices.Arrival(m, academic, company) for m, academic, company in arrivals],
+        )
     return len(pairs), removed
 
 
@@ -294,8 +310,11 @@ def recompute_all(
     k: int,
     weights: ScoreWeights | None = None,
     today: date | None = None,
+    announce: bool = False,
 ) -> RecomputeSummary:
-    """Recompute every recommendation; suggestions that left every top-k are removed."""
+    """Recompute every recommendation; suggestions that left every top-k are removed.
+    Without `announce` (the default: a bulk recompute after loading data or changing the
+    weights) no new-match mails follow; changes to single items always announce."""
     encoded_before = encoder.encoded_count
     snapshot = load_snapshot(session=session)
     matcher = make_matcher(
@@ -308,6 +327,7 @@ def recompute_all(
         matcher=matcher,
         ranks=ranks,
         existing=session.exec(select(Match)),
+        announce=announce,
     )
     return RecomputeSummary(
         proposals=len(snapshot.proposals),
@@ -354,7 +374,12 @@ def _refresh(
             ranks[(p, o)] = (ranks.get((p, o), (None, None))[0], rank)
     ranks = {key: value for key, value in ranks.items() if value != (None, None)}
     return _apply(
-        session=session, snapshot=snapshot, matcher=matcher, ranks=ranks, existing=existing
+        session=session,
+        snapshot=snapshot,
+        matcher=matcher,
+        ranks=ranks,
+        existing=existing,
+        announce=True,
     )
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
 from sqlmodel import Session, select
 
 from app.services import recommendations
 from matching import Encoder
 from models import Match, OrganisationKind, Role
+from tests.smtp import ScriptedHandler, SmtpServer, free_port
 
 
 @pytest.fixture
@@ -64,3 +66,13 @@ def pair(
         "second": second,
         "match": match,
     }
+
+
+@pytest.fixture
+def smtp(app: Flask) -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 that the app sends to."""
+    server = SmtpServer(port=free_port(), handler=ScriptedHandler())
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
+    server.start()
+    yield server
+    server.stop()

@@ -3,16 +3,11 @@ temporary failures retried, permanent ones recorded, nothing lost while the serv
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
@@ -21,59 +16,7 @@ from app import mail
 from app.services import outbox
 from models import Notification, NotificationPreference, NotificationStatus, User, utcnow
 from tests.conftest import AuthActions
-
-
-def _free_port() -> int:
-    """aiosmtpd cannot listen on port 0, so pick a free port first."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class ScriptedHandler:
-    """Accepts mail, or answers with the scripted replies first (one per DATA command)."""
-
-    replies: list[str] = field(default_factory=list)
-    refuse_recipients: set[str] = field(default_factory=set)
-    received: list[EmailMessage] = field(default_factory=list)
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
-        if address in self.refuse_recipients:
-            return "550 5.1.1 No such user here"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
-        if self.replies:
-            return self.replies.pop(0)
-        self.received.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 Message accepted for delivery"
-
-
-@dataclass
-class SmtpServer:
-    port: int
-    handler: ScriptedHandler
-    controller: Controller | None = None
-
-    def start(self) -> None:
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-
-@pytest.fixture
-def smtp(app: Flask) -> Iterator[SmtpServer]:
-    server = SmtpServer(port=_free_port(), handler=ScriptedHandler())
-    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
-    server.start()
-    yield server
-    server.stop()
+from tests.smtp import SmtpServer
 
 
 def _queue(session: Session, *keys: str, to: str = "ada@example.org") -> None:
@@ -268,7 +211,7 @@ def test_an_introduction_reaches_the_smtp_server_once_per_person_with_working_li
     link = next(word for word in body.split() if word.startswith("http://127.0.0.1:5000/"))
     assert client.get(link.removeprefix("http://127.0.0.1:5000")).status_code in (200, 302)
     kinds = sorted(row.kind for row in _rows(session))
-    assert kinds == ["interest", "interest", "introduction", "introduction", "introduction"]
+    assert kinds == ["introduction"] * 3 + ["match-updates"] * 2
 
 
 def test_every_mail_to_a_member_carries_a_one_click_unsubscribe_that_needs_no_login(
@@ -308,12 +251,24 @@ def test_the_account_page_sets_how_often_we_email(
     auth.login(user.email)
     page = client.get("/account").get_data(as_text=True)
     assert "A weekly digest" in page and "Match emails" in page
-    response = client.post("/account", data={"notification_preference": "weekly"})
+    response = client.post("/account", data={"notification_preference": "weekly", "min_fit": "45"})
     assert response.status_code == 302
     session.expire_all()
-    assert session.get(User, user.id).notification_preference == NotificationPreference.weekly
-    response = client.post("/account", data={"notification_preference": "hourly"})
+    stored = session.get(User, user.id)
+    assert stored.notification_preference == NotificationPreference.weekly
+    assert stored.notify_min_score == pytest.approx(0.45)
+    response = client.post("/account", data={"notification_preference": "hourly", "min_fit": "45"})
     assert response.status_code == 422
     assert "Not a valid choice" in response.get_data(as_text=True)
+    for typed in ("150", "-1", "lots"):
+        response = client.post(
+            "/account", data={"notification_preference": "daily", "min_fit": typed}
+        )
+        page = response.get_data(as_text=True)
+        assert response.status_code == 422, typed
+        assert f'value="{typed}"' in page  # what the user typed is kept
+        assert "between 0 and 100" in page or "valid integer" in page
     session.expire_all()
-    assert session.get(User, user.id).notification_preference == NotificationPreference.weekly
+    stored = session.get(User, user.id)
+    assert stored.notification_preference == NotificationPreference.weekly
+    assert stored.notify_min_score == pytest.approx(0.45)

@@ -45,6 +45,8 @@ PHONE = {"width": 375, "height": 812}
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 E2E_DIR = Path(__file__).resolve().parent
 STARTUP_DEADLINE_S = 10.0
+# Mails are written by the queue threads, within seconds of the action that caused them.
+MAIL_DEADLINE_S = 20.0
 # Generous for a loaded 2-core machine, far below Playwright's 30 s default: a missing element
 # fails the test within seconds.
 ACTION_TIMEOUT_MS = 10_000
@@ -111,6 +113,10 @@ def live_server(
             "TANDEM_MAIL_DIR": str(mail_dir),
             "REDIS_URL": os.environ.get("REDIS_URL"),
             "RATELIMIT_KEY_PREFIX": f"tandem-e2e-{uuid.uuid4().hex}",
+            # The embedded default: a SQLite queue consumed by threads in this process.
+            "TANDEM_QUEUE": "sqlite",
+            "TANDEM_QUEUE_PATH": str(tmp_path / "queue.sqlite"),
+            "TANDEM_QUEUE_THREADS": 2,
         }
     )
     assert not app.testing and app.config["WTF_CSRF_ENABLED"]
@@ -128,6 +134,7 @@ def live_server(
     finally:
         server.shutdown()
         thread.join(timeout=10)
+        app.extensions["tandem.queue"].stop_threads()
         server.server_close()
         app_logger.removeHandler(errors)
         app.extensions["tandem.engine"].dispose()
@@ -192,11 +199,24 @@ def _parse(path: Path) -> EmailMessage:
     return message
 
 
-def latest_mail(mail_dir: Path) -> EmailMessage:
-    """The newest message in the mail folder."""
-    messages = mails(mail_dir)
-    assert messages, f"no mail was written to {mail_dir}"
-    return messages[-1]
+def wait_for_mail(
+    mail_dir: Path, subject_contains: str, *, count: int = 1, deadline_s: float = MAIL_DEADLINE_S
+) -> EmailMessage:
+    """The newest mail whose subject contains the text (any case), once at least `count`
+    such mails are there: the queue threads write them in the background."""
+    wanted = subject_contains.lower()
+    give_up = time.monotonic() + deadline_s
+    while True:
+        found = [m for m in mails(mail_dir) if wanted in str(m["Subject"]).lower()]
+        if len(found) >= count:
+            return found[-1]
+        if time.monotonic() > give_up:
+            subjects = [str(m["Subject"]) for m in mails(mail_dir)]
+            raise AssertionError(
+                f"after {deadline_s} s, {len(found)} of {count} mails about {subject_contains!r};"
+                f" written: {subjects}"
+            )
+        time.sleep(0.05)
 
 
 def mail_text(message: EmailMessage) -> str:

@@ -1,0 +1,38 @@
+"""`flask --app app worker`: consume the job queue (Redis in production) until stopped."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+from flask import Blueprint
+
+from app.queue import get_queue
+
+bp = Blueprint("worker", __name__, cli_group=None)
+
+
+@bp.cli.command("worker")
+@click.option(
+    "--threads", type=click.IntRange(1, 64), default=2, show_default=True, help="Worker threads."
+)
+@click.option("--no-periodic", is_flag=True, help="Leave the every-minute delivery to others.")
+def worker_command(threads: int, no_periodic: bool) -> None:
+    """Run queued jobs (mail delivery; the every-minute run for retries and digests).
+
+    Run as many of these as you like, on any machine that reaches the same Redis and
+    database. Jobs run on threads, not forked processes (torch cannot run inference in a
+    process forked after it ran). Stop with Ctrl-C or SIGTERM: running jobs finish first."""
+    queue = get_queue()
+    if queue.huey.immediate:
+        raise click.UsageError("TANDEM_QUEUE=immediate runs jobs in the caller: no worker.")
+    logging.getLogger("huey").setLevel(logging.INFO)
+    click.echo(f"Tandem worker: {threads} thread(s) on the {type(queue.huey).__name__} queue")
+    consumer = queue.huey.create_consumer(
+        workers=threads,
+        worker_type="thread",
+        periodic=not no_periodic,
+        max_delay=1.0,
+        graceful_signal="TERM",
+    )
+    consumer.run()

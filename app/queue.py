@@ -1,0 +1,123 @@
+"""The job queue (huey) for background work: delivering mail now and on a schedule.
+
+- Embedded default: huey's SQLite storage in `instance/queue.sqlite`, consumed by
+  `TANDEM_QUEUE_THREADS` threads started in the app process on its first request.
+- With `REDIS_URL`: huey's Redis storage, consumed by `flask --app app worker` processes
+  (on any number of machines); the app process starts no consumer threads.
+- Tests use immediate mode: a task runs in the caller when it is queued.
+
+Workers run tasks on threads, never on processes forked from the app: a process forked after
+torch has run inference hangs on its next inference.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+from huey import Huey, RedisExpireHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedConsumer(Consumer):
+    """A consumer that runs inside the web process: it leaves the server's signal handlers
+    alone (the server owns Ctrl-C) and its threads are daemons that end with the process."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+class Queue:
+    """The app's huey instance and its tasks."""
+
+    def __init__(self, app: Flask, huey: Huey) -> None:
+        self.app = app
+        self.huey = huey
+        self._consumer: EmbeddedConsumer | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+        @huey.task(name="tandem.deliver")
+        def deliver_task() -> dict[str, int]:
+            return self._deliver()
+
+        @huey.periodic_task(crontab(minute="*"), name="tandem.deliver-due")
+        def deliver_due_task() -> None:
+            # Retries, digests that came due, events held back by the hourly limit.
+            self._deliver()
+
+        self.deliver_task = deliver_task
+        self.deliver_due_task = deliver_due_task
+
+    def _deliver(self) -> dict[str, int]:
+        from app import notify
+
+        with self.app.app_context():
+            return asdict(notify.deliver())
+
+    def deliver(self) -> Any:
+        """Queue a delivery run (after a commit that wrote events or outbox rows)."""
+        return self.deliver_task()
+
+    def start_threads(self) -> None:
+        """Start the in-process consumer once per process (embedded mode only)."""
+        threads = self.app.config["TANDEM_QUEUE_THREADS"]
+        if self.huey.immediate or threads <= 0 or self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            consumer = EmbeddedConsumer(
+                self.huey, workers=threads, worker_type="thread", max_delay=1.0
+            )
+            consumer.start()
+            self._consumer, self._pid = consumer, os.getpid()
+            log.info("Started %d queue threads in process %d", threads, self._pid)
+
+    def stop_threads(self) -> None:
+        if self._consumer is not None:
+            self._consumer.stop(graceful=True)
+            self._consumer, self._pid = None, None
+
+
+def make_huey(app: Flask) -> Huey:
+    config = app.config
+    name = config["TANDEM_QUEUE_NAME"]
+    backend = config["TANDEM_QUEUE"] or ("redis" if config.get("REDIS_URL") else "sqlite")
+    if backend == "immediate":
+        return Huey(name, immediate=True)
+    if backend == "redis":
+        if not config.get("REDIS_URL"):
+            raise RuntimeError("TANDEM_QUEUE=redis needs REDIS_URL")
+        return RedisExpireHuey(name, url=config["REDIS_URL"], expire_time=3600)
+    if backend == "sqlite":
+        path = config["TANDEM_QUEUE_PATH"] or str(Path(app.instance_path) / "queue.sqlite")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey(name, filename=path)
+    raise RuntimeError(f"TANDEM_QUEUE must be sqlite, redis or immediate, not {backend!r}")
+
+
+def init_app(app: Flask) -> None:
+    huey = make_huey(app)
+    if app.config["TANDEM_QUEUE_THREADS"] is None:
+        app.config["TANDEM_QUEUE_THREADS"] = 2 if isinstance(huey, SqliteHuey) else 0
+    queue = Queue(app, huey)
+    app.extensions["tandem.queue"] = queue
+    if app.config["TANDEM_QUEUE_THREADS"] > 0:
+        app.before_request(queue.start_threads)
+
+
+def get_queue() -> Queue:
+    return current_app.extensions["tandem.queue"]
+
+
+def deliver_soon() -> None:
+    """After a commit that may have mailed someone: deliver now, in the background."""
+    get_queue().deliver()
