@@ -7,6 +7,7 @@ from flask import Flask, current_app, g
 from sqlmodel import Session
 
 from app.services import outbox
+from app.services.recommendations import REMATCH_REQUESTS
 
 
 def normalise_url(url: str) -> str:
@@ -47,21 +48,26 @@ def db_session() -> Session:
     """The session of the current request or CLI command; the caller commits once."""
     if "db_session" not in g:
         session = Session(engine(), expire_on_commit=False)
-        sa.event.listen(session, "after_commit", _deliver_after_commit)
-        sa.event.listen(session, "after_rollback", _forget_mail)
+        sa.event.listen(session, "after_commit", _after_commit)
+        sa.event.listen(session, "after_rollback", _forget_requests)
         g.db_session = session
     return g.db_session
 
 
-def _deliver_after_commit(session: Session) -> None:
-    """A commit that wrote mail (outbox rows or match events) starts a delivery run."""
+def _after_commit(session: Session) -> None:
+    """Queue the work the committed change asked for: re-ranking the items it changed, and
+    delivering the mail it wrote (outbox rows or match events)."""
+    from app.queue import get_queue
+
+    queue = get_queue()
+    for kind, item_id in session.info.pop(REMATCH_REQUESTS, []):
+        queue.rematch(kind, item_id)
     if session.info.pop(outbox.MAIL_WRITTEN, False):
-        from app.queue import deliver_soon
-
-        deliver_soon()
+        queue.deliver()
 
 
-def _forget_mail(session: Session) -> None:
+def _forget_requests(session: Session) -> None:
+    session.info.pop(REMATCH_REQUESTS, None)
     session.info.pop(outbox.MAIL_WRITTEN, None)
 
 

@@ -6,7 +6,7 @@ import functools
 
 from flask import current_app
 
-from app.services.recommendations import Rematch
+from app.services.recommendations import DeferredRematch, Rematch
 from matching import Encoder, load_model
 from matching.embeddings import PACKAGED_MODEL
 from matching.scoring import ScoreWeights
@@ -27,7 +27,7 @@ def get_encoder() -> Encoder:
 
 
 def get_rematch() -> Rematch:
-    """Everything a service needs to re-rank recommendations after a change."""
+    """Everything a service needs to re-rank recommendations after a change, now."""
     return Rematch(
         encoder=get_encoder(), k=current_app.config["TANDEM_TOP_K"], weights=get_weights()
     )
@@ -36,3 +36,9 @@ def get_rematch() -> Rematch:
 def get_weights() -> ScoreWeights:
     """The score weights configured for this app (validated at start-up)."""
     return current_app.extensions["tandem.weights"]
+
+
+def queued_rematch() -> DeferredRematch:
+    """For web requests: re-rank on the job queue once the request's change has committed
+    (the page shows "finding matches" until then)."""
+    return DeferredRematch()

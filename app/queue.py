@@ -1,4 +1,5 @@
-"""The job queue (huey) for background work: delivering mail now and on a schedule.
+"""The job queue (huey) for background work: re-ranking (and re-embedding) an item after a
+change, and delivering mail, now and on a schedule.
 
 - Embedded default: huey's SQLite storage in `instance/queue.sqlite`, consumed by
   `TANDEM_QUEUE_THREADS` threads started in the app process on its first request.
@@ -20,10 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
-from huey import Huey, RedisExpireHuey, SqliteHuey, crontab
+from huey import Huey, RedisExpireHuey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
+from sqlmodel import Session
+
+from app import db, notify
+from app.matcher import get_rematch
+from app.services.errors import NotFound
 
 log = logging.getLogger(__name__)
+
+LOCK_TTL_S = 600
 
 
 class EmbeddedConsumer(Consumer):
@@ -53,14 +61,39 @@ class Queue:
             # Retries, digests that came due, events held back by the hourly limit.
             self._deliver()
 
+        @huey.task(name="tandem.rematch", retries=300, retry_delay=1)
+        def rematch_task(kind: str, item_id: int) -> None:
+            # One re-ranking at a time: they read and rewrite the same ranked lists. A task
+            # that finds the lock taken is retried a second later. On Redis the lock expires
+            # if its worker dies; the embedded consumer clears stale locks when it starts.
+            ttl = LOCK_TTL_S if isinstance(self.huey, RedisHuey) else None
+            with self.huey.lock_task("rematch", ttl=ttl):
+                self._rematch(kind, item_id)
+            self._deliver()
+
         self.deliver_task = deliver_task
         self.deliver_due_task = deliver_due_task
+        self.rematch_task = rematch_task
 
     def _deliver(self) -> dict[str, int]:
-        from app import notify
-
         with self.app.app_context():
             return asdict(notify.deliver())
+
+    def _rematch(self, kind: str, item_id: int) -> None:
+        with self.app.app_context(), Session(db.engine(), expire_on_commit=False) as session:
+            rematch = get_rematch()
+            recompute = rematch.offer if kind == "offer" else rematch.proposal
+            try:
+                recompute(session, item_id)
+            except NotFound:
+                return  # deleted since
+            session.commit()
+
+    def rematch(self, kind: str, item_id: int) -> Any:
+        """Queue re-ranking one proposal's or offer's recommendations (re-embedding it)."""
+        if kind not in ("proposal", "offer"):
+            raise ValueError(f"cannot re-rank a {kind!r}")
+        return self.rematch_task(kind, item_id)
 
     def deliver(self) -> Any:
         """Queue a delivery run (after a commit that wrote events or outbox rows)."""
@@ -75,7 +108,7 @@ class Queue:
             if self._pid == os.getpid():
                 return
             consumer = EmbeddedConsumer(
-                self.huey, workers=threads, worker_type="thread", max_delay=1.0
+                self.huey, workers=threads, worker_type="thread", max_delay=1.0, flush_locks=True
             )
             consumer.start()
             self._consumer, self._pid = consumer, os.getpid()

@@ -60,6 +60,11 @@ def main(n: int) -> None:
                 "MAIL_SERVER": "127.0.0.1",
                 "MAIL_PORT": port,
                 "TANDEM_MAIL_DIR": str(workdir / "mail"),
+                # Commits queue a delivery job; keep it in this run's folder, unconsumed, so
+                # the sender below is measured alone.
+                "TANDEM_QUEUE": "sqlite",
+                "TANDEM_QUEUE_PATH": str(workdir / "queue.sqlite"),
+                "TANDEM_QUEUE_THREADS": 0,
             }
         )
         with app.app_context():

@@ -1,6 +1,6 @@
 """Offers: GPU time, dataset access, or both, that a company makes available with its terms."""
 
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Optional
 
 import sqlalchemy as sa
@@ -69,6 +69,12 @@ class Offer(OfferBase, TimestampMixin, table=True):
     hidden: bool = Field(
         default=False, description="Hidden by an administrator: listed nowhere, matched with none"
     )
+    rematch_requested_at: datetime | None = Field(
+        default=None, description="When a change asked for its matches to be recomputed"
+    )
+    rematched_at: datetime | None = Field(
+        default=None, description="When the last recomputation that saw that change began"
+    )
     organisation_id: int = Field(foreign_key="organisation.id", index=True, ondelete="CASCADE")
     created_by_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     status: OfferStatus = Field(
@@ -77,6 +83,12 @@ class Offer(OfferBase, TimestampMixin, table=True):
 
     organisation: "Organisation" = Relationship(back_populates="offers")
     created_by: Optional["User"] = Relationship()
+    @property
+    def matching_pending(self) -> bool:
+        """Its matches are being recomputed in the background after a change."""
+        requested, done = self.rematch_requested_at, self.rematched_at
+        return requested is not None and (done is None or done < requested)
+
     matches: list["Match"] = Relationship(back_populates="offer", cascade_delete=True)
 
 

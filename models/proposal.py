@@ -1,6 +1,6 @@
 """Proposals: the research an academic wants to do with industry, and what it needs."""
 
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -57,6 +57,12 @@ class Proposal(ProposalBase, TimestampMixin, table=True):
     hidden: bool = Field(
         default=False, description="Hidden by an administrator: listed nowhere, matched with none"
     )
+    rematch_requested_at: datetime | None = Field(
+        default=None, description="When a change asked for its matches to be recomputed"
+    )
+    rematched_at: datetime | None = Field(
+        default=None, description="When the last recomputation that saw that change began"
+    )
     author_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     status: ProposalStatus = Field(
         default=ProposalStatus.draft,
@@ -65,6 +71,12 @@ class Proposal(ProposalBase, TimestampMixin, table=True):
     )
 
     author: "User" = Relationship(back_populates="proposals")
+    @property
+    def matching_pending(self) -> bool:
+        """Its matches are being recomputed in the background after a change."""
+        requested, done = self.rematch_requested_at, self.rematched_at
+        return requested is not None and (done is None or done < requested)
+
     matches: list["Match"] = Relationship(back_populates="proposal", cascade_delete=True)
 
 

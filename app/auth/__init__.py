@@ -12,7 +12,7 @@ import hmac
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, has_request_context, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_security import MailUtil, Security, SQLAlchemySessionUserDatastore, user_registered
@@ -98,6 +98,7 @@ class TandemMailUtil(MailUtil):
         Flask-Security calls this after it committed the account change, so the row gets
         its own short transaction."""
         name, email = recipient if isinstance(recipient, tuple) else ("", recipient)
+        body, html = _public_links(body or ""), _public_links(html or "")
         digest = hashlib.sha256(f"{subject}\0{body}\0{html}".encode()).hexdigest()[:24]
         session = db_session()
         user_id = session.exec(select(User.id).where(User.email == email.lower())).first()
@@ -111,8 +112,8 @@ class TandemMailUtil(MailUtil):
                     to_name=name,
                     user_id=user_id,
                     subject=str(subject),
-                    text=body or "",
-                    html=html or "",
+                    text=body,
+                    html=html,
                 )
             ],
         )
@@ -123,6 +124,15 @@ class TandemMailUtil(MailUtil):
 
     def validate(self, email: str) -> str:
         return super().validate(email).lower()
+
+
+def _public_links(text: str) -> str:
+    """Flask-Security builds its links from the request's host; mails carry the public
+    address, `TANDEM_BASE_URL`, like every other mail."""
+    base = current_app.config["TANDEM_BASE_URL"].rstrip("/")
+    if not text or not has_request_context():
+        return text
+    return text.replace(request.host_url.rstrip("/"), base)
 
 
 def render_with_status(template: str, **context: Any) -> Any:

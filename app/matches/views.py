@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required
 
 from app.db import db_session
-from app.matcher import get_rematch
+from app.matcher import queued_rematch
 from app.services import matches, notices, outbox
 from app.services.errors import Conflict
 from app.web import local_path
@@ -33,7 +33,7 @@ def interest(match_id: int) -> ResponseReturnValue:
         return redirect(_back())
     if outcome.introduced:
         # The offer's remaining capacity changed: other proposals' lists must follow.
-        get_rematch().offer(session, outcome.match.offer_id)
+        queued_rematch().offer(session, outcome.match.offer_id)
         # The mails are written in the same transaction as the introduction (outbox).
         outbox.enqueue(session=session, emails=_introduction_emails(outcome.introductions))
     elif outcome.side is not None:
@@ -70,7 +70,7 @@ def dismiss(match_id: int) -> ResponseReturnValue:
         flash(str(exc), "error")
         return redirect(_back())
     # The pair is set aside for good; the next-best eligible pair moves up.
-    get_rematch().proposal(session, match.proposal_id)
+    queued_rematch().proposal(session, match.proposal_id)
     session.commit()
     flash("Dismissed. It will not be suggested again.", "success")
     return redirect(_back())

@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
 from app.db import db_session
-from app.matcher import get_rematch
+from app.matcher import queued_rematch
 from app.offers.forms import ExclusionsForm, OfferForm, lines
 from app.services import catalogue, offers, recommendations
 from app.services.errors import DomainError, InvalidInput, NotFound
@@ -80,7 +80,7 @@ def create() -> ResponseReturnValue:
                 session=session,
                 user_id=current_user.id,
                 data=form.to_data(),
-                matching=get_rematch(),
+                matching=queued_rematch(),
                 open_now=bool(form.publish.data),
             )
         except InvalidInput as exc:
@@ -122,7 +122,7 @@ def edit(offer_id: int) -> ResponseReturnValue:
                 user_id=current_user.id,
                 offer_id=offer_id,
                 data=form.to_data(),
-                matching=get_rematch(),
+                matching=queued_rematch(),
             )
         except InvalidInput as exc:
             session.rollback()
@@ -146,7 +146,9 @@ def _change_status(offer_id: int, action: str) -> ResponseReturnValue:
     session = db_session()
     change = offers.open_offer if action == "open" else offers.close_offer
     try:
-        change(session=session, user_id=current_user.id, offer_id=offer_id, matching=get_rematch())
+        change(
+            session=session, user_id=current_user.id, offer_id=offer_id, matching=queued_rematch()
+        )
     except NotFound:
         raise
     except DomainError as exc:
@@ -195,7 +197,7 @@ def exclusions() -> ResponseReturnValue:
                 session=session,
                 user_id=current_user.id,
                 entries=lines(form.excluded_institutions.data),
-                matching=get_rematch(),
+                matching=queued_rematch(),
             )
         except InvalidInput as exc:
             session.rollback()

@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
 from app.db import db_session
-from app.matcher import get_rematch
+from app.matcher import queued_rematch
 from app.proposals.forms import ProposalForm
 from app.services import catalogue, matches, proposals, recommendations
 from app.services.errors import DomainError, InvalidInput, NotFound
@@ -91,7 +91,7 @@ def create() -> ResponseReturnValue:
                 author_id=current_user.id,
                 data=form.to_data(),
                 publish=publish,
-                rematch=get_rematch(),
+                rematch=queued_rematch(),
             )
         except InvalidInput as exc:
             db_session().rollback()
@@ -132,7 +132,7 @@ def edit(proposal_id: int) -> ResponseReturnValue:
                 proposal_id=proposal_id,
                 author_id=current_user.id,
                 data=form.to_data(),
-                rematch=get_rematch(),
+                rematch=queued_rematch(),
             )
         except InvalidInput as exc:
             session.rollback()
@@ -171,7 +171,7 @@ def _change_status(proposal_id: int, action: str) -> ResponseReturnValue:
             session=session,
             proposal_id=proposal_id,
             author_id=current_user.id,
-            rematch=get_rematch(),
+            rematch=queued_rematch(),
         )
     except NotFound:
         raise

@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
 from app.db import db_session
-from app.matcher import get_rematch
+from app.matcher import queued_rematch
 from app.publications.forms import BibtexForm, PublicationForm
 from app.services import bibtex, publications
 from app.services.errors import DomainError, InvalidInput
@@ -54,7 +54,7 @@ def add() -> ResponseReturnValue:
                 session=session,
                 author_id=current_user.id,
                 data=form.to_data(),
-                rematch=get_rematch(),
+                rematch=queued_rematch(),
             )
         except InvalidInput as exc:
             session.rollback()
@@ -81,7 +81,7 @@ def import_bibtex() -> ResponseReturnValue:
                 session=session,
                 author_id=current_user.id,
                 text=bibtex_form.text.data or "",
-                rematch=get_rematch(),
+                rematch=queued_rematch(),
             )
         except bibtex.InvalidBibtex as exc:
             session.rollback()
@@ -111,7 +111,7 @@ def delete(publication_id: int) -> ResponseReturnValue:
         session=session,
         author_id=current_user.id,
         publication_id=publication_id,
-        rematch=get_rematch(),
+        rematch=queued_rematch(),
     )
     session.commit()
     flash(f"Removed “{publication.title}” from your profile.", "success")

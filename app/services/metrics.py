@@ -18,6 +18,8 @@ from models import (
     AllocationRoundStatus,
     Match,
     MatchStatus,
+    Notification,
+    NotificationStatus,
     Offer,
     OfferKind,
     OfferStatus,
@@ -69,6 +71,8 @@ class PlatformMetrics:
     areas)."""
     introductions_per_week: list[tuple[date, int]]
     """Introductions per week (weeks start on Monday), oldest first, ending this week."""
+    mails_by_status: dict[str, int]
+    """Outbox rows per status: pending and failed ones need a look."""
 
 
 def _count_by(
@@ -180,4 +184,5 @@ def platform_metrics(
         ),
         proposals_per_area=proposals_per_area(session=session),
         introductions_per_week=introductions_per_week(session=session, weeks=weeks, today=today),
+        mails_by_status=_count_by(session, col(Notification.status), NotificationStatus),
     )

@@ -73,9 +73,15 @@ def _insert_events(session: Session, rows: list[dict]) -> int:
     dialect = session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
     statement = insert(MatchEvent.__table__).values(rows)
-    result = session.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
+    # RETURNING counts the rows really added (rowcount is -1 for multi-row inserts on psycopg).
+    added = len(
+        session.execute(
+            statement.on_conflict_do_nothing(index_elements=["key"]).returning(
+                MatchEvent.__table__.c.id
+            )
+        ).all()
+    )
     session.flush()
-    added = int(result.rowcount or 0)
     if added:
         session.info[outbox.MAIL_WRITTEN] = True
     return added

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, func, select
 
 from app.services import catalogue, matches
 from app.services.errors import Conflict, InvalidInput, NotFound
-from app.services.recommendations import Rematch
+from app.services.recommendations import Rematcher
 from app.services.validation import field_errors
 from models import (
     Match,
@@ -293,7 +293,7 @@ def create_offer(
     session: Session,
     user_id: int,
     data: Mapping[str, Any],
-    matching: Rematch,
+    matching: Rematcher,
     open_now: bool = False,
     today: date | None = None,
 ) -> Offer:
@@ -320,7 +320,7 @@ def update_offer(
     user_id: int,
     offer_id: int,
     data: Mapping[str, Any],
-    matching: Rematch,
+    matching: Rematcher,
     today: date | None = None,
 ) -> Offer:
     """Apply `OfferUpdate` fields to an offer of the member's organisation (its status is
@@ -358,7 +358,7 @@ def open_offer(
     session: Session,
     user_id: int,
     offer_id: int,
-    matching: Rematch,
+    matching: Rematcher,
     today: date | None = None,
 ) -> Offer:
     """Publish a draft (or reopen a closed offer) so that it is listed and matched."""
@@ -378,7 +378,7 @@ def open_offer(
     return offer
 
 
-def close_offer(*, session: Session, user_id: int, offer_id: int, matching: Rematch) -> Offer:
+def close_offer(*, session: Session, user_id: int, offer_id: int, matching: Rematcher) -> Offer:
     """Stop taking projects: the offer leaves every list of suggestions; matches either side
     already acted on are kept."""
     offer = own_offer(session=session, user_id=user_id, offer_id=offer_id)
@@ -392,7 +392,7 @@ def close_offer(*, session: Session, user_id: int, offer_id: int, matching: Rema
 
 
 def save_exclusions(
-    *, session: Session, user_id: int, entries: Iterable[str], matching: Rematch
+    *, session: Session, user_id: int, entries: Iterable[str], matching: Rematcher
 ) -> list[Offer]:
     """Make `entries` the exclusion list of every offer of the member's organisation, and
     refresh the offers whose list changed. Returns the offers changed.

@@ -75,9 +75,15 @@ def enqueue(*, session: Session, emails: Iterable[Email], now: datetime | None =
     dialect = session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
     statement = insert(Notification.__table__).values(rows)
-    result = session.execute(statement.on_conflict_do_nothing(index_elements=["idempotency_key"]))
+    # RETURNING counts the rows really added (rowcount is -1 for multi-row inserts on psycopg).
+    added = len(
+        session.execute(
+            statement.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(
+                Notification.__table__.c.id
+            )
+        ).all()
+    )
     session.flush()
-    added = int(result.rowcount or 0)
     if added:
         session.info[MAIL_WRITTEN] = True
     return added

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from app.services import catalogue
 from app.services.errors import Conflict, InvalidInput, NotFound
-from app.services.recommendations import MATCHABLE_PROPOSALS, Rematch
+from app.services.recommendations import MATCHABLE_PROPOSALS, Rematcher
 from app.services.validation import field_errors
 from models import (
     Match,
@@ -79,7 +79,7 @@ def create_proposal(
     author_id: int,
     data: Mapping[str, Any],
     publish: bool,
-    rematch: Rematch,
+    rematch: Rematcher,
 ) -> Proposal:
     """A new proposal by `author_id`, open at once when `publish`, else a private draft.
 
@@ -110,7 +110,7 @@ def update_proposal(
     proposal_id: int,
     author_id: int,
     data: Mapping[str, Any],
-    rematch: Rematch,
+    rematch: Rematcher,
 ) -> Proposal:
     """Change the author's proposal (status excepted: see `open_proposal`, `close_proposal`).
 
@@ -137,7 +137,7 @@ def update_proposal(
 
 
 def open_proposal(
-    *, session: Session, proposal_id: int, author_id: int, rematch: Rematch
+    *, session: Session, proposal_id: int, author_id: int, rematch: Rematcher
 ) -> Proposal:
     """Publish a draft (or reopen a closed proposal) so that it is listed and matched."""
     proposal = _own(session, proposal_id, author_id)
@@ -151,7 +151,7 @@ def open_proposal(
 
 
 def close_proposal(
-    *, session: Session, proposal_id: int, author_id: int, rematch: Rematch
+    *, session: Session, proposal_id: int, author_id: int, rematch: Rematcher
 ) -> Proposal:
     """Stop matching the proposal. Suggestions nobody acted on are removed; introductions
     already made are kept."""

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from app.services import bibtex
 from app.services.errors import InvalidInput, NotFound
-from app.services.recommendations import Rematch
+from app.services.recommendations import Rematcher
 from app.services.validation import field_errors
 from models import Publication, PublicationCreate
 
@@ -44,7 +44,7 @@ def _known_titles(session: Session, author_id: int) -> set[str]:
 
 
 def add_publication(
-    *, session: Session, author_id: int, data: Mapping[str, Any], rematch: Rematch
+    *, session: Session, author_id: int, data: Mapping[str, Any], rematch: Rematcher
 ) -> Publication:
     """Add one publication by hand. Raises InvalidInput (by field) when `data` breaks a
     limit of `PublicationCreate` or the title is already on the profile."""
@@ -62,7 +62,7 @@ def add_publication(
 
 
 def delete_publication(
-    *, session: Session, author_id: int, publication_id: int, rematch: Rematch
+    *, session: Session, author_id: int, publication_id: int, rematch: Rematcher
 ) -> Publication:
     """Remove one of the author's publications; anyone else's is NotFound."""
     publication = session.get(Publication, publication_id)
@@ -122,7 +122,9 @@ def _skip_reason(
     return None
 
 
-def import_bibtex(*, session: Session, author_id: int, text: str, rematch: Rematch) -> ImportReport:
+def import_bibtex(
+    *, session: Session, author_id: int, text: str, rematch: Rematcher
+) -> ImportReport:
     """Add every usable entry of pasted BibTeX to the author's profile.
 
     An entry is skipped, with its reason, when it has no title or no year, breaks a limit of

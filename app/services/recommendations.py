@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import sqlalchemy as sa
@@ -44,6 +44,7 @@ from models import (
     ProposalStatus,
     Publication,
     User,
+    utcnow,
 )
 
 MATCHABLE_PROPOSALS = (ProposalStatus.open, ProposalStatus.matched)
@@ -406,6 +407,7 @@ def _refresh_one(
     own, other = ("proposal_id", "offer_id") if side == "proposal" else ("offer_id", "proposal_id")
     other_rank = "rank_for_offer" if side == "proposal" else "rank_for_proposal"
     encoded_before = encoder.encoded_count
+    started = utcnow()
     snapshot = load_snapshot(session=session)
     matcher = make_matcher(
         session=session, encoder=encoder, snapshot=snapshot, weights=weights, today=today
@@ -450,6 +452,13 @@ def _refresh_one(
         k=k,
         touched_match_filter=(getattr(Match, own) == item_id)
         | col(getattr(Match, other)).in_(their_ids),
+    )
+    # Every change requested before `started` is now reflected in its matches.
+    table = (Proposal if side == "proposal" else Offer).__table__
+    session.execute(
+        sa.update(table)
+        .where(table.c.id == item_id)
+        .values(rematched_at=started, updated_at=table.c.updated_at)
     )
     return RecomputeSummary(
         proposals=len(rows),
@@ -535,6 +544,61 @@ def ineligible_pairs(
     return failed
 
 
+class Rematcher(Protocol):
+    """What services call after a change that moves recommendations: now (`Rematch`) or
+    after the commit, on the job queue (`DeferredRematch`)."""
+
+    def proposal(self, session: Session, proposal_id: int) -> object: ...
+
+    def offer(self, session: Session, offer_id: int) -> object: ...
+
+    def author(self, session: Session, author_id: int) -> None: ...
+
+
+# `session.info` key: the (kind, id) pairs a transaction asked to recompute after its commit.
+REMATCH_REQUESTS = "tandem.rematch_requests"
+
+
+def _authors_proposals(session: Session, author_id: int) -> list[int]:
+    return [
+        proposal_id  # type: ignore[misc]
+        for proposal_id in session.exec(
+            select(Proposal.id)
+            .where(Proposal.author_id == author_id, col(Proposal.status).in_(MATCHABLE_PROPOSALS))
+            .order_by(col(Proposal.id))
+        ).all()
+    ]
+
+
+class DeferredRematch:
+    """Marks the item as waiting for new matches (`matching_pending`) and records the request
+    in `session.info`; the app queues the work once the transaction has committed."""
+
+    def proposal(self, session: Session, proposal_id: int) -> None:
+        self._defer(session, Proposal, "proposal", proposal_id)
+
+    def offer(self, session: Session, offer_id: int) -> None:
+        self._defer(session, Offer, "offer", offer_id)
+
+    def author(self, session: Session, author_id: int) -> None:
+        for proposal_id in _authors_proposals(session, author_id):
+            self.proposal(session, proposal_id)
+
+    @staticmethod
+    def _defer(
+        session: Session, model: type[Proposal] | type[Offer], kind: str, item_id: int
+    ) -> None:
+        item = session.get(model, item_id)
+        if item is None:
+            raise NotFound(f"No {kind} {item_id}")
+        item.rematch_requested_at = utcnow()
+        session.add(item)
+        session.flush()
+        requests = session.info.setdefault(REMATCH_REQUESTS, [])
+        if (kind, item_id) not in requests:
+            requests.append((kind, item_id))
+
+
 @dataclass(frozen=True)
 class Rematch:
     """What re-ranking after a change needs (the encoder, k, the weights), bundled so that
@@ -567,12 +631,8 @@ class Rematch:
 
     def author(self, session: Session, author_id: int) -> None:
         """Every matchable proposal of the author: their publications or standing changed."""
-        for proposal_id in session.exec(
-            select(Proposal.id)
-            .where(Proposal.author_id == author_id, col(Proposal.status).in_(MATCHABLE_PROPOSALS))
-            .order_by(col(Proposal.id))
-        ).all():
-            self.proposal(session, proposal_id)  # type: ignore[arg-type]
+        for proposal_id in _authors_proposals(session, author_id):
+            self.proposal(session, proposal_id)
 
 
 def explain_pair(

@@ -135,6 +135,7 @@ def test_platform_metrics_counts_and_rates(session: Session, platform: dict[str,
         (date(2026, 3, 2), 1),
         (date(2026, 3, 9), 1),
     ]
+    assert numbers.mails_by_status == {"pending": 0, "sending": 0, "sent": 0, "failed": 0}
 
 
 def test_rates_on_an_empty_platform_are_undefined_not_errors(session: Session) -> None:

@@ -310,7 +310,51 @@ def test_account_mails_go_through_the_outbox_and_wait_while_the_server_is_down(
     (received,) = smtp.handler.received
     assert _to(received) == "newcomer@nb.example.org"
     assert received["List-Unsubscribe"] is None, "account mails are not match mails"
-    assert "/confirm/" in _text(received)
+    assert "http://127.0.0.1:5000/confirm/" in _text(received), "links use TANDEM_BASE_URL"
     session.expire_all()
     assert session.exec(select(Notification.status)).one().value == "sent"
     assert session.exec(select(col(User.email))).all() == ["newcomer@nb.example.org"]
+
+
+def test_new_match_mails_reach_the_smtp_server_once_each_through_failures(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    auth: AuthActions,
+    smtp: SmtpServer,
+    company: dict[str, Any],
+    make_user: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    make_offer(
+        organisation_id=company["organisation"].id,
+        title="H100 hours for energy research",
+        description="H100 hours for reinforcement learning on grid and battery data.",
+    )
+    ada = make_user(email="ada@nb.example.org", name="Ada Okafor")
+    auth.login(ada.email)
+    # The first message gets a 451 (retried later); then the server goes down entirely.
+    smtp.handler.replies.append("451 4.3.0 Try again later")
+    assert client.post("/proposals/new", data={**FULL, "publish": "Publish"}).status_code == 302
+    delivered = {_to(m) for m in smtp.handler.received}
+    rows = session.exec(select(Notification)).all()
+    assert len(rows) == 3 and len(delivered) == 2, "one of three waits after the 451"
+    smtp.stop()
+    for row in rows:
+        row.next_attempt_at = row.created_at
+        session.add(row)
+    session.commit()
+    assert app.test_cli_runner().invoke(args=["mail", "send-pending"]).exit_code == 0
+    assert len(smtp.handler.received) == 2, "the server is down: nothing more arrived"
+    smtp.start()
+    session.expire_all()
+    for row in session.exec(select(Notification)).all():
+        row.next_attempt_at = row.created_at
+        session.add(row)
+    session.commit()
+    for _ in range(2):  # a second run sends nothing again
+        assert app.test_cli_runner().invoke(args=["mail", "send-pending"]).exit_code == 0
+    received = sorted(_to(m) for m in smtp.handler.received)
+    assert received == ["ada@nb.example.org", "kim@helios.example.com", "sam@helios.example.com"]
+    session.expire_all()
+    assert {r.status.value for r in session.exec(select(Notification))} == {"sent"}

@@ -171,3 +171,47 @@ def test_a_worker_process_delivers_from_the_redis_queue(
     finally:
         queue.huey.flush()
         queued.extensions["tandem.engine"].dispose()
+
+
+def test_pages_say_matches_are_being_found_until_the_queued_reranking_ran(
+    app: Flask,
+    encoder: Encoder,
+    session: Session,
+    tmp_path: Path,
+    make_organisation: Callable[..., Any],
+    make_user: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    queued = _app_with_queue(
+        app,
+        encoder,
+        TANDEM_QUEUE="sqlite",
+        TANDEM_QUEUE_PATH=str(tmp_path / "queue.sqlite"),
+        TANDEM_QUEUE_THREADS=0,  # nothing consumes: this test runs the jobs itself
+    )
+    huey = queued.extensions["tandem.queue"].huey
+    try:
+        _fitting_offer(make_organisation, make_user, make_offer)
+        ada = make_user(email="ada@nb.example.org", name="Ada Okafor")
+        client = queued.test_client()
+        AuthActions(client).login(ada.email)
+        response = client.post("/proposals/new", data={**FULL, "publish": "Publish"})
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "Finding offers for this proposal" in page
+        assert '<meta http-equiv="refresh" content="2">' in page
+        assert "H100 hours for energy research" not in page
+        assert session.exec(select(Notification)).all() == []
+
+        assert [task.name for task in huey.pending()] == ["tandem.rematch"]
+        huey.execute(huey.dequeue())
+
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "Finding offers" not in page and 'http-equiv="refresh"' not in page
+        assert "H100 hours for energy research" in page
+        mine = client.get("/proposals/mine").get_data(as_text=True)
+        assert "Finding offers" not in mine and "H100 hours for energy research" in mine
+        # The re-ranking found the match and delivered its mails in the same job.
+        assert len(session.exec(select(Notification)).all()) == 2
+    finally:
+        huey.flush()
+        queued.extensions["tandem.engine"].dispose()

@@ -126,6 +126,8 @@ def live_server(
     app_logger = logging.getLogger("app")
     app_logger.addHandler(errors)
     server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+    # Links in mails point at the public address: here, this server.
+    app.config["TANDEM_BASE_URL"] = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
     thread.start()
     try:
