@@ -83,6 +83,7 @@ class Offer(OfferBase, TimestampMixin, table=True):
 
     organisation: "Organisation" = Relationship(back_populates="offers")
     created_by: Optional["User"] = Relationship()
+
     @property
     def matching_pending(self) -> bool:
         """Its matches are being recomputed in the background after a change."""

@@ -71,6 +71,7 @@ class Proposal(ProposalBase, TimestampMixin, table=True):
     )
 
     author: "User" = Relationship(back_populates="proposals")
+
     @property
     def matching_pending(self) -> bool:
         """Its matches are being recomputed in the background after a change."""
