@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, func, select
 
 from app.services import outbox
@@ -68,20 +67,7 @@ class Arrival:
 
 
 def _insert_events(session: Session, rows: list[dict]) -> int:
-    if not rows:
-        return 0
-    dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    statement = insert(MatchEvent.__table__).values(rows)
-    # RETURNING counts the rows really added (rowcount is -1 for multi-row inserts on psycopg).
-    added = len(
-        session.execute(
-            statement.on_conflict_do_nothing(index_elements=["key"]).returning(
-                MatchEvent.__table__.c.id
-            )
-        ).all()
-    )
-    session.flush()
+    added = outbox.insert_new(session=session, table=MatchEvent.__table__, rows=rows, key="key")
     if added:
         session.info[outbox.MAIL_WRITTEN] = True
     return added

@@ -70,22 +70,25 @@ def enqueue(*, session: Session, emails: Iterable[Email], now: datetime | None =
         }
         for email in emails
     ]
+    added = insert_new(
+        session=session, table=Notification.__table__, rows=rows, key="idempotency_key"
+    )
+    if added:
+        session.info[MAIL_WRITTEN] = True
+    return added
+
+
+def insert_new(*, session: Session, table: sa.Table, rows: list[dict], key: str) -> int:
+    """Insert the rows whose unique `key` column is not there yet (ON CONFLICT DO NOTHING, on
+    SQLite and PostgreSQL alike); returns how many were added. Flushes, never commits."""
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    statement = insert(Notification.__table__).values(rows)
+    statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=[key])
     # RETURNING counts the rows really added (rowcount is -1 for multi-row inserts on psycopg).
-    added = len(
-        session.execute(
-            statement.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(
-                Notification.__table__.c.id
-            )
-        ).all()
-    )
+    added = len(session.execute(statement.returning(table.c.id)).all())
     session.flush()
-    if added:
-        session.info[MAIL_WRITTEN] = True
     return added
 
 
