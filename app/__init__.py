@@ -8,17 +8,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from apiflask import APIFlask
 from flask import Flask
 
 from app import config, db
 
 ROOT = Path(__file__).resolve().parent.parent
+API_VERSION = "1.0.0"
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then environment variables, then `test_config`."""
-    app = Flask(
+    # APIFlask is Flask plus the partner API's schemas and OpenAPI document; the portal's
+    # pages are plain Flask blueprints and keep their HTML error pages.
+    app = APIFlask(
         __name__,
+        title="Tandem partner API",
+        version=API_VERSION,
+        spec_path="/api/v1/openapi.json",
+        docs_path=None,
+        json_errors=False,
         instance_path=os.environ.get("TANDEM_INSTANCE_PATH") or str(ROOT / "instance"),
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
@@ -40,8 +49,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     queue.init_app(app)
 
-    from app import auth, cli, errors, filters, web
+    from app import api, auth, cli, errors, filters, web
     from app.admin.views import bp as admin_bp
+    from app.api import views as api_views
     from app.dashboard.views import bp as dashboard_bp
     from app.main.views import bp as main_bp
     from app.matches.views import bp as matches_bp
@@ -63,4 +73,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     cli.register(app)
     errors.register(app)
     filters.register(app)
+    api.init_app(app, api_views)
     return app

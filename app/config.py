@@ -48,6 +48,11 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # (Redis queues are consumed by `flask --app app worker` processes).
         "TANDEM_QUEUE_THREADS": None,
         "TANDEM_MAILS_PER_HOUR": 4,
+        # Partner API: requests per token, and how long a change waits before the feed
+        # shows it (a transaction stamps updated_at a moment before it commits).
+        "TANDEM_API_RATE_LIMIT": "600 per minute",
+        "TANDEM_API_SETTLE_SECONDS": 2,
+        "RATELIMIT_HEADERS_ENABLED": True,
     }
 
 
@@ -74,6 +79,7 @@ def from_environment() -> dict[str, Any]:
         "TANDEM_QUEUE",
         "TANDEM_QUEUE_NAME",
         "TANDEM_QUEUE_PATH",
+        "TANDEM_API_RATE_LIMIT",
     ):
         if os.environ.get(name):
             values[name] = os.environ[name]
@@ -94,6 +100,11 @@ def from_environment() -> dict[str, Any]:
                 raise RuntimeError(
                     f"{name} must be a whole number, got {os.environ[name]!r}"
                 ) from exc
+    if os.environ.get("TANDEM_API_SETTLE_SECONDS"):
+        try:
+            values["TANDEM_API_SETTLE_SECONDS"] = float(os.environ["TANDEM_API_SETTLE_SECONDS"])
+        except ValueError as exc:
+            raise RuntimeError("TANDEM_API_SETTLE_SECONDS must be a number of seconds") from exc
     return values
 
 

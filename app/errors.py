@@ -8,12 +8,28 @@ from flask import Flask, render_template
 from werkzeug.exceptions import Forbidden as HttpForbidden
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app import api
 from app.services.errors import Forbidden, NotFound
 
 log = logging.getLogger(__name__)
 
 
 def register(app: Flask) -> None:
+    @app.errorhandler(api.ProblemError)
+    def api_problem(exc: api.ProblemError):  # type: ignore[no-untyped-def]
+        return api.from_problem(exc)
+
+    if hasattr(app, "error_processor"):
+        # APIFlask's own errors (invalid query parameters) as problem details too.
+        @app.error_processor
+        def api_validation(error):  # type: ignore[no-untyped-def]
+            return api.problem_response(
+                400 if error.status_code == 422 else error.status_code,
+                "Some values in the request are not valid." if error.detail else error.message,
+                errors=api.validation_errors(error.detail),
+                headers=error.headers,
+            )
+
     @app.errorhandler(NotFound)
     def not_found_domain(exc: NotFound):  # type: ignore[no-untyped-def]
         return render_template("errors/404.html", message=str(exc)), 404
@@ -24,6 +40,11 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        if api.is_api_request():
+            headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+            return api.problem_response(
+                exc.code or 500, exc.description or exc.name, headers=headers
+            )
         if exc.code == 404:
             return render_template("errors/404.html", message=None), 404
         if isinstance(exc, InternalServerError):
@@ -33,4 +54,6 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
         log.exception("unhandled error", exc_info=exc)
+        if api.is_api_request():
+            return api.problem_response(500, "Something went wrong on our side; retry later.")
         return render_template("errors/500.html"), 500

@@ -1,4 +1,5 @@
-"""Turn pending match events into mails (at once or as digests), then send what is due.
+"""Turn pending match events into mails (at once or as digests), then send what is due
+(mails and partner webhooks).
 
 `deliver()` is what the queue runs after every change that may mail someone, and once a
 minute: dispatch (events -> outbox rows, each batch in its own transaction with the events
@@ -14,7 +15,7 @@ from datetime import datetime
 from flask import current_app, render_template
 from sqlmodel import Session
 
-from app import db, mail
+from app import db, mail, webhooks
 from app.services import notices, outbox
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ class DeliveryReport:
     sent: int
     retried: int
     failed: int
+    webhooks_sent: int = 0
+    webhooks_failed: int = 0
 
 
 def deliver(*, now: datetime | None = None, batch_size: int = 100) -> DeliveryReport:
@@ -116,6 +119,7 @@ def deliver(*, now: datetime | None = None, batch_size: int = 100) -> DeliveryRe
         sent, retried, failed = sent + report.sent, retried + report.retried, failed + report.failed
         if report.sent + report.retried + report.failed < batch_size:
             break
+    hooks = webhooks.send_pending(limit=batch_size)
     if dispatched or sent or retried or failed:
         log.info(
             "Delivery: %d digests/updates written, %d sent, %d to retry, %d failed",
@@ -124,4 +128,11 @@ def deliver(*, now: datetime | None = None, batch_size: int = 100) -> DeliveryRe
             retried,
             failed,
         )
-    return DeliveryReport(dispatched=dispatched, sent=sent, retried=retried, failed=failed)
+    return DeliveryReport(
+        dispatched=dispatched,
+        sent=sent,
+        retried=retried,
+        failed=failed,
+        webhooks_sent=hooks.sent,
+        webhooks_failed=hooks.failed,
+    )

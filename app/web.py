@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from flask import Flask, render_template, request
 from werkzeug.routing import IntegerConverter
 
+from app import api
+
 # Ids are 32-bit in PostgreSQL; a larger number in a URL is simply not found (never a 500).
 MAX_ID = 2**31 - 1
 # C0 control characters other than tab, line feed and carriage return, and DEL: nobody types
@@ -47,5 +49,7 @@ def init_app(app: Flask) -> None:
                 "Your request contained invisible control characters (such as NUL), which "
                 "text on Tandem cannot hold. Please retype or paste the text again."
             )
+            if api.is_api_request():
+                return api.problem_response(400, message)
             return render_template("errors/400.html", message=message), 400
         return None

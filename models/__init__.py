@@ -28,6 +28,7 @@ from models.organisation import (
     OrganisationPublic,
     OrganisationUpdate,
 )
+from models.partner import PartnerToken, Webhook, WebhookDelivery
 from models.proposal import Proposal, ProposalCreate, ProposalPublic, ProposalUpdate
 from models.publication import Publication, PublicationCreate, PublicationPublic, PublicationUpdate
 from models.user import User, UserCreate, UserPublic, UserUpdate
@@ -62,6 +63,7 @@ __all__ = [
     "OrganisationKind",
     "OrganisationPublic",
     "OrganisationUpdate",
+    "PartnerToken",
     "Proposal",
     "ProposalCreate",
     "ProposalPublic",
@@ -74,6 +76,8 @@ __all__ = [
     "PublicationTerms",
     "Role",
     "User",
+    "Webhook",
+    "WebhookDelivery",
     "UserCreate",
     "UserPublic",
     "UserUpdate",

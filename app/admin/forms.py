@@ -7,6 +7,9 @@ from wtforms import FloatField, RadioField, SelectChoice, StringField
 from wtforms.validators import InputRequired, Length, NumberRange
 from wtforms.widgets import NumberInput
 
+from app.proposals.forms import MultiCheckboxField
+from app.services.partners import SCOPES
+
 
 class RoundForm(FlaskForm):
     """The options of a new allocation round (solved and stored as a draft on submit)."""
@@ -43,4 +46,25 @@ class ModerationForm(FlaskForm):
         "Reason (optional)",
         validators=[Length(max=500, message="Keep the reason under 500 characters.")],
         description="Recorded in the log, e.g. Duplicate of proposal 12.",
+    )
+
+
+class TokenForm(FlaskForm):
+    """A new partner API token: who holds it and what it may read."""
+
+    name = StringField(
+        "Partner",
+        validators=[
+            InputRequired(message="Give the partner's name."),
+            Length(max=200, message="Keep the name under 200 characters."),
+        ],
+        description="Who will hold the token, e.g. Northern Research Council.",
+    )
+    scopes = MultiCheckboxField(
+        "What it may read",
+        choices=[SelectChoice(scope, f"{scope}: {what}") for scope, what in SCOPES.items()],
+        default=[scope for scope in SCOPES if scope != "contacts"],
+        validators=[InputRequired(message="Choose at least one scope.")],
+        description="Contacts shares the names and emails of introduced people: give it only "
+        "to partners who need them.",
     )

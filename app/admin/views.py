@@ -20,11 +20,12 @@ from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
 from app.admin import charts
-from app.admin.forms import ModerationForm, RoundForm
+from app.admin.forms import ModerationForm, RoundForm, TokenForm
+from app.api import events
 from app.db import db_session
 from app.matcher import get_encoder, get_weights
-from app.services import admin, allocation, metrics, outbox
-from app.services.errors import DomainError, NotFound
+from app.services import admin, allocation, metrics, outbox, partners
+from app.services.errors import DomainError, InvalidInput, NotFound
 from app.web import local_path
 from models import Role
 
@@ -303,6 +304,7 @@ def publish_round(round_id: int) -> ResponseReturnValue:
         return redirect(url_for("admin.show_round", round_id=round_id), 303)
     # The notices are written in the publication's own transaction (the outbox).
     outbox.enqueue(session=db_session(), emails=_round_emails(round_id, published.notices))
+    events.round_published(db_session(), round_id)
     db_session().commit()
     skipped = (
         f" {published.skipped} pair(s) were left out because a side had dismissed the match."
@@ -332,6 +334,40 @@ def delete_round(round_id: int) -> ResponseReturnValue:
 
 
 # Metrics
+
+
+# Partner API tokens
+
+
+@bp.route("/partners", methods=["GET", "POST"])
+def partner_tokens() -> ResponseReturnValue:
+    form = TokenForm()
+    created = None
+    if form.validate_on_submit():
+        try:
+            created = partners.create_token(
+                session=db_session(),
+                name=form.name.data or "",
+                scopes=form.scopes.data or [],
+                created_by_id=current_user.id,
+            )
+        except InvalidInput as exc:
+            for name, messages in exc.field_errors.items():
+                getattr(form, name, form.name).errors = list(messages)
+        else:
+            db_session().commit()
+            form = TokenForm(formdata=None)
+    status = 422 if form.errors else 200
+    tokens = partners.list_tokens(session=db_session())
+    return render_template("admin/partners.html", form=form, created=created, tokens=tokens), status
+
+
+@bp.route("/partners/<int:token_id>/revoke", methods=["POST"])
+def revoke_partner_token(token_id: int) -> ResponseReturnValue:
+    token = partners.revoke_token(session=db_session(), token_id=token_id)
+    db_session().commit()
+    flash(f"The token of {token.name} is revoked: it stops working at once.", "success")
+    return redirect(url_for("admin.partner_tokens"), 303)
 
 
 @bp.route("/metrics")

@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required
 
+from app.api import events
 from app.db import db_session
 from app.matcher import queued_rematch
 from app.services import matches, notices, outbox
@@ -36,6 +37,7 @@ def interest(match_id: int) -> ResponseReturnValue:
         queued_rematch().offer(session, outcome.match.offer_id)
         # The mails are written in the same transaction as the introduction (outbox).
         outbox.enqueue(session=session, emails=_introduction_emails(outcome.introductions))
+        events.match_introduced(session, outcome.match)
     elif outcome.side is not None:
         # The other side hears of it at once or in their digest, as they chose.
         notices.record_interest(session=session, match=outcome.match, interested_side=outcome.side)

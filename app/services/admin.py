@@ -29,6 +29,7 @@ from models import (
     Proposal,
     Role,
     User,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,12 @@ def set_user_active(
         acting_user_id,
     )
     if user.role == Role.academic:
+        # Their proposals stop (or start again) being public: the partner feed, which reads
+        # changes in updated_at order, must see each of them change.
+        table = Proposal.__table__
+        session.execute(
+            sa.update(table).where(table.c.author_id == user.id).values(updated_at=utcnow())
+        )
         recommendations.Rematch(encoder, k, weights, today).author(session, user.id)  # type: ignore[arg-type]
     return user
 

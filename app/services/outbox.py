@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -93,13 +94,13 @@ def insert_new(*, session: Session, table: sa.Table, rows: list[dict], key: str)
 
 
 def claim_due(
-    *, session: Session, now: datetime | None = None, limit: int = 100
-) -> list[Notification]:
+    *, session: Session, now: datetime | None = None, limit: int = 100, model: Any = Notification
+) -> list[Any]:
     """Take up to `limit` due rows for this sender: each is moved from pending to sending by
     a conditional UPDATE, so two senders never take the same row. Rows left `sending` longer
     than LEASE (their sender died) are put back first. The caller commits."""
     now = now or utcnow()
-    table = Notification.__table__
+    table = model.__table__
     session.execute(
         sa.update(table)
         .where(
@@ -109,12 +110,9 @@ def claim_due(
         .values(status=NotificationStatus.pending, last_error="sender stopped before confirming")
     )
     due = session.exec(
-        select(Notification.id)
-        .where(
-            Notification.status == NotificationStatus.pending,
-            col(Notification.next_attempt_at) <= now,
-        )
-        .order_by(col(Notification.next_attempt_at), col(Notification.id))
+        select(model.id)
+        .where(model.status == NotificationStatus.pending, col(model.next_attempt_at) <= now)
+        .order_by(col(model.next_attempt_at), col(model.id))
         .limit(limit)
     ).all()
     claimed: list[int] = []
@@ -128,7 +126,7 @@ def claim_due(
             claimed.append(notification_id)
     if not claimed:
         return []
-    rows = session.exec(select(Notification).where(col(Notification.id).in_(claimed))).all()
+    rows = session.exec(select(model).where(col(model.id).in_(claimed))).all()
     return sorted(rows, key=lambda n: claimed.index(n.id))
 
 
@@ -137,8 +135,14 @@ def backoff(attempts: int) -> timedelta:
     return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
 
 
-def mark_sent(*, session: Session, notification_id: int, now: datetime | None = None) -> None:
-    notification = _get(session, notification_id)
+def mark_sent(
+    *,
+    session: Session,
+    notification_id: int,
+    now: datetime | None = None,
+    model: Any = Notification,
+) -> None:
+    notification = _get(session, notification_id, model)
     notification.status = NotificationStatus.sent
     notification.sent_at = now or utcnow()
     notification.attempts += 1
@@ -148,11 +152,16 @@ def mark_sent(*, session: Session, notification_id: int, now: datetime | None = 
 
 
 def mark_temporary_failure(
-    *, session: Session, notification_id: int, error: str, now: datetime | None = None
+    *,
+    session: Session,
+    notification_id: int,
+    error: str,
+    now: datetime | None = None,
+    model: Any = Notification,
 ) -> NotificationStatus:
     """Try again later, with exponential backoff; after MAX_ATTEMPTS give up (failed)."""
     now = now or utcnow()
-    notification = _get(session, notification_id)
+    notification = _get(session, notification_id, model)
     notification.attempts += 1
     notification.last_error = error[:2_000]
     if notification.attempts >= MAX_ATTEMPTS:
@@ -166,9 +175,11 @@ def mark_temporary_failure(
     return notification.status
 
 
-def mark_failed(*, session: Session, notification_id: int, error: str) -> None:
+def mark_failed(
+    *, session: Session, notification_id: int, error: str, model: Any = Notification
+) -> None:
     """A permanent failure (the server refused the message or the address): never retried."""
-    notification = _get(session, notification_id)
+    notification = _get(session, notification_id, model)
     notification.attempts += 1
     notification.status = NotificationStatus.failed
     notification.last_error = error[:2_000]
@@ -176,8 +187,8 @@ def mark_failed(*, session: Session, notification_id: int, error: str) -> None:
     session.flush()
 
 
-def _get(session: Session, notification_id: int) -> Notification:
-    notification = session.get(Notification, notification_id)
-    if notification is None:
-        raise LookupError(f"no notification {notification_id}")
-    return notification
+def _get(session: Session, row_id: int, model: Any) -> Any:
+    row = session.get(model, row_id)
+    if row is None:
+        raise LookupError(f"no {model.__name__} {row_id}")
+    return row

@@ -152,7 +152,7 @@ def test_a_worker_process_delivers_from_the_redis_queue(
         try:
             # One worker thread runs tasks in order: once this one is done, so is the first.
             summary = queue.deliver().get(blocking=True, timeout=WORKER_DEADLINE_S)
-            assert summary == {"dispatched": 0, "sent": 0, "retried": 0, "failed": 0}
+            assert summary["dispatched"] == summary["sent"] == summary["failed"] == 0
         finally:
             worker.send_signal(signal.SIGTERM)
             returncode = worker.wait(timeout=60)

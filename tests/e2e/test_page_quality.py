@@ -104,7 +104,10 @@ def _check(page: Page, url: str, name: str) -> list[str]:
 @pytest.mark.parametrize(
     ("role", "paths"),
     [
-        (None, ["/", "/proposals/", "/offers/", "/search/?q=medical+imaging", "/register"]),
+        (
+            None,
+            ["/", "/proposals/", "/offers/", "/search/?q=medical+imaging", "/register", "/api/"],
+        ),
         (Role.academic, ["/proposals/mine", "/proposals/new", "/publications/", "/account"]),
         (Role.company, ["/offers/mine", "/offers/new", "/offers/exclusions"]),
         (
@@ -116,6 +119,7 @@ def _check(page: Page, url: str, name: str) -> list[str]:
                 "/admin/content",
                 "/admin/rounds/new",
                 "/admin/metrics",
+                "/admin/partners",
             ],
         ),
     ],

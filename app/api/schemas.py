@@ -1,0 +1,314 @@
+"""The partner API's request and response schemas. The same classes serialise the responses
+and generate the OpenAPI document (APIFlask reads them), so the two cannot drift apart."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+from models import (
+    AccessMode,
+    AllocationRoundStatus,
+    IpStance,
+    LabResourceLevel,
+    MatchStatus,
+    OfferKind,
+    OfferStatus,
+    OrganisationKind,
+    ProposalStatus,
+    PublicationTerms,
+)
+
+STAMP = "2026-11-28T09:30:00Z"
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _iso_text(value: object) -> object:
+    """Only ISO 8601 text: pydantic would otherwise read `0` or `1.5` as Unix times."""
+    if isinstance(value, str) and "T" in value.upper() and "-" in value:
+        return value
+    if isinstance(value, datetime):
+        return value
+    raise ValueError("give an ISO 8601 time with a time zone, e.g. 2026-11-28T09:30:00Z")
+
+
+# A time as query text: ISO 8601 with a time zone, nothing else.
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+
+
+class ListQuery(Schema):
+    """Query parameters of every list endpoint. Unknown parameters are refused."""
+
+    cursor: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="`next_cursor` from the previous page; omit it for the first page.",
+    )
+    updated_since: IsoTime | None = Field(
+        default=None,
+        description="Only records changed at or after this time (ISO 8601 with a time zone). "
+        "Ignored when `cursor` is given.",
+        json_schema_extra={"examples": [STAMP]},
+    )
+    limit: int = Field(default=100, ge=1, le=500, description="Records per page.")
+
+
+class Deleted(Schema):
+    """A record that is no longer public (or no longer exists): remove your copy."""
+
+    id: int
+    updated_at: datetime
+
+
+class ProposalOut(Schema):
+    id: int
+    title: str
+    abstract: str
+    researcher: str = Field(
+        description="Who proposes it, without naming them: field and institution type.",
+        json_schema_extra={"examples": ["A researcher in computational biology at a university"]},
+    )
+    research_areas: list[str]
+    gpu_hours_needed: int
+    gpu_memory_min_gb: int | None
+    gpu_type: str | None
+    duration_months: int
+    earliest_start: date | None
+    data_need: str
+    data_domains: list[str]
+    collaboration_kinds: list[str]
+    requires_open_publication: bool
+    requires_open_source: bool
+    ip_stance: IpStance
+    lab_resource_level: LabResourceLevel
+    status: ProposalStatus
+    created_at: datetime
+    updated_at: datetime
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 12,
+                    "title": "Learning protein structure from sparse cryo-EM maps",
+                    "abstract": "We will train structure prediction networks that use sparse "
+                    "cryo-EM density maps as extra evidence.",
+                    "researcher": "A researcher in computational biology at a university",
+                    "research_areas": ["computational biology", "structure prediction"],
+                    "gpu_hours_needed": 3000,
+                    "gpu_memory_min_gb": 40,
+                    "gpu_type": "H100",
+                    "duration_months": 6,
+                    "earliest_start": "2027-01-01",
+                    "data_need": "",
+                    "data_domains": [],
+                    "collaboration_kinds": ["compute"],
+                    "requires_open_publication": True,
+                    "requires_open_source": False,
+                    "ip_stance": "open",
+                    "lab_resource_level": "under_resourced",
+                    "status": "open",
+                    "created_at": STAMP,
+                    "updated_at": STAMP,
+                }
+            ]
+        },
+    )
+
+
+class OfferOut(Schema):
+    id: int
+    kind: OfferKind
+    title: str
+    description: str
+    organisation_id: int
+    organisation: str = Field(json_schema_extra={"examples": ["Helios Compute"]})
+    gpu_type: str | None
+    gpu_memory_gb: int | None
+    gpu_hours_budget: int
+    max_hours_per_project: int
+    max_projects: int
+    dataset_description: str
+    data_domains: list[str]
+    access_mode: AccessMode
+    publication_terms: PublicationTerms
+    ip_stance: IpStance
+    nda_required: bool
+    code_release_allowed: bool
+    deadline: date | None
+    available_until: date | None
+    status: OfferStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrganisationOut(Schema):
+    id: int
+    name: str = Field(json_schema_extra={"examples": ["Northbridge University"]})
+    kind: OrganisationKind
+    email_domains: list[str] = Field(json_schema_extra={"examples": [["nb.example.org"]]})
+    verified: bool = Field(description="An administrator checked that it is who it says")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContactOut(Schema):
+    name: str
+    email: str
+    organisation: str
+
+
+class MatchOut(Schema):
+    """An introduced match: both sides said they are interested."""
+
+    id: int
+    proposal_id: int
+    offer_id: int
+    score: float = Field(description="Weighted total; higher is a better fit")
+    components: dict[str, float] = Field(
+        json_schema_extra={
+            "examples": [{"proposal": 0.61, "publications": 0.48, "lexical": 0.2, "fit": 1.0}]
+        }
+    )
+    explanation: dict[str, Any] = Field(
+        description="Why the pair scored as it did: shared terms, closest publications, "
+        "resource fit."
+    )
+    algorithm_version: str
+    status: MatchStatus
+    introduced_at: datetime | None
+    allocation_round_id: int | None
+    academic: ContactOut | None = Field(
+        default=None, description="Only for tokens with the `contacts` scope"
+    )
+    company: ContactOut | None = Field(
+        default=None, description="Only for tokens with the `contacts` scope"
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class AssignmentOut(Schema):
+    proposal_id: int
+    offer_id: int
+    score: float
+    gpu_hours: int
+
+
+class AllocationRoundOut(Schema):
+    id: int
+    status: AllocationRoundStatus
+    equity: str = Field(description="none, priority or maxmin")
+    min_score: float
+    objective: float = Field(description="Total score of the assignment")
+    published_at: datetime | None
+    assignments: list[AssignmentOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+def _page(name: str, item: type[Schema]) -> type[Schema]:
+    fields = {
+        "items": (list[item], Field(description="Public records changed, oldest change first")),
+        "deleted": (list[Deleted], Field(description="Records to remove from your copy")),
+        "next_cursor": (
+            str | None,
+            Field(description="Pass as `cursor` for the next page; keep it to sync later."),
+        ),
+        "has_more": (bool, Field(description="Whether another page is ready now")),
+    }
+    return create_model(name, __base__=Schema, **fields)  # type: ignore[call-overload]
+
+
+ProposalPage = _page("ProposalPage", ProposalOut)
+OfferPage = _page("OfferPage", OfferOut)
+OrganisationPage = _page("OrganisationPage", OrganisationOut)
+MatchPage = _page("MatchPage", MatchOut)
+AllocationRoundPage = _page("AllocationRoundPage", AllocationRoundOut)
+
+
+class Problem(Schema):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+
+    type: str = Field(
+        description="A URI naming the kind of error; stable across versions",
+        json_schema_extra={"examples": ["https://tandem.example.org/api/problems/unauthorized"]},
+    )
+    title: str
+    status: int
+    detail: str
+    errors: dict[str, list[str]] | None = Field(
+        default=None, description="For invalid requests: the messages per parameter"
+    )
+
+
+class ExportQuery(Schema):
+    since: IsoTime | None = Field(
+        default=None,
+        description="Only records changed at or after this time (ISO 8601 with a time zone); "
+        "records that stopped being public since then come as `deleted` lines.",
+        json_schema_extra={"examples": [STAMP]},
+    )
+
+
+class ExportLine(Schema):
+    """One line of the NDJSON export: a record, a tombstone, or (last) the cursors."""
+
+    resource: str | None = Field(default=None, json_schema_extra={"examples": ["proposals"]})
+    record: dict[str, Any] | None = Field(
+        default=None, description="As the resource's detail endpoint shows it"
+    )
+    deleted: dict[str, Any] | None = Field(
+        default=None, description="`{id, updated_at}` of a record to remove"
+    )
+    cursors: dict[str, str | None] | None = Field(
+        default=None,
+        description="Last line only: per resource, the cursor its list endpoint continues from",
+    )
+
+
+class WebhookIn(Schema):
+    """A webhook to register. Strict: unknown fields and wrong types are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        # ASCII only (hosts in punycode); the same in Python and JSON Schema regexes.
+        pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$",
+        description="Where to POST notifications (https; http only in development)",
+        json_schema_extra={"examples": ["https://funder.example.org/tandem/hooks"]},
+    )
+    events: list[Literal["match.introduced", "round.published"]] = Field(
+        min_length=1,
+        max_length=10,
+        description="Which events: match.introduced (scope matches), round.published (scope "
+        "allocations)",
+        json_schema_extra={"examples": [["match.introduced", "round.published"]]},
+    )
+
+
+class WebhookOut(Schema):
+    id: int
+    url: str
+    events: list[str]
+    created_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(
+        description="Verifies our `Tandem-Signature` header: HMAC-SHA256 of `<t>.<body>`. "
+        "Shown once."
+    )
+
+
+class WebhookList(Schema):
+    items: list[WebhookOut]

@@ -1,0 +1,210 @@
+"""The partner feed: every record a partner may see, in change order, for incremental sync.
+
+Each resource is read in `(updated_at, id)` order with a keyset cursor, so a partner that
+pages on from its last cursor sees every change exactly once per version: no offset that
+shifts when rows are inserted, no record skipped or repeated. A record that stops being
+public (a proposal hidden by an administrator, an author suspended, an offer back to draft)
+moves to the end of the order like any change, and comes out as a *tombstone* (its id in
+`deleted`): the partner removes its copy.
+
+Records changed in the last `settle` seconds are held back, so that a transaction that
+stamped `updated_at` a moment before committing cannot commit behind a cursor already
+handed out.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.services.errors import InvalidInput
+from models import (
+    AllocationRound,
+    AllocationRoundStatus,
+    Match,
+    MatchStatus,
+    Offer,
+    OfferStatus,
+    Organisation,
+    Proposal,
+    ProposalStatus,
+    User,
+    utcnow,
+)
+
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One exported kind of record: its table, the scope that reads it, and which rows are
+    public (the others are tombstones)."""
+
+    name: str
+    model: Any
+    scope: str
+    public: Callable[[], sa.ColumnElement[bool]]
+
+
+def _public_proposal() -> sa.ColumnElement[bool]:
+    return sa.and_(
+        Proposal.status != ProposalStatus.draft,
+        col(Proposal.hidden).is_(False),
+        col(Proposal.author_id).in_(select(User.id).where(col(User.active).is_(True))),
+    )
+
+
+def _public_offer() -> sa.ColumnElement[bool]:
+    return sa.and_(Offer.status != OfferStatus.draft, col(Offer.hidden).is_(False))
+
+
+RESOURCES = {
+    "proposals": Resource("proposals", Proposal, "proposals", _public_proposal),
+    "offers": Resource("offers", Offer, "offers", _public_offer),
+    "organisations": Resource("organisations", Organisation, "organisations", sa.true),
+    # Only introduced matches: suggestions and one-sided interest are private to the sides.
+    "matches": Resource(
+        "matches", Match, "matches", lambda: Match.status == MatchStatus.introduced
+    ),
+    "allocation-rounds": Resource(
+        "allocation-rounds",
+        AllocationRound,
+        "allocations",
+        lambda: AllocationRound.status == AllocationRoundStatus.published,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Cursor:
+    updated_at: datetime
+    id: int
+
+    def encode(self) -> str:
+        raw = json.dumps([self.updated_at.isoformat(), self.id]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            padded = text + "=" * (-len(text) % 4)
+            stamp, record_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            when = datetime.fromisoformat(stamp)
+            if when.tzinfo is None or not isinstance(record_id, int) or record_id < 0:
+                raise ValueError
+            return cls(when, record_id)
+        except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+            raise InvalidInput(
+                {"cursor": ["Not a cursor this API gave out: pass next_cursor unchanged."]}
+            ) from exc
+
+
+@dataclass(frozen=True)
+class Page:
+    public: list[Any]
+    deleted: list[tuple[int, datetime]]
+    next_cursor: Cursor | None
+    has_more: bool
+
+
+def as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ordered(
+    resource: Resource,
+    *,
+    after: Cursor | None,
+    since: datetime | None,
+    settled_before: datetime,
+) -> sa.Select:
+    model = resource.model
+    statement = select(model, resource.public().label("public")).where(
+        col(model.updated_at) <= settled_before
+    )
+    if after is not None:
+        statement = statement.where(
+            sa.tuple_(col(model.updated_at), col(model.id)) > (after.updated_at, after.id)
+        )
+    elif since is not None:
+        statement = statement.where(col(model.updated_at) >= since)
+    return statement.order_by(col(model.updated_at), col(model.id))
+
+
+def page(
+    *,
+    session: Session,
+    resource: Resource,
+    cursor: str | None = None,
+    updated_since: datetime | None = None,
+    limit: int = 100,
+    settle: timedelta = timedelta(seconds=2),
+    now: datetime | None = None,
+) -> Page:
+    """One page of the resource's changes after `cursor` (or since `updated_since`, or from
+    the beginning)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput({"limit": [f"Give a limit from 1 to {MAX_LIMIT}."]})
+    after = Cursor.decode(cursor) if cursor else None
+    try:
+        since = as_utc(updated_since) if updated_since is not None else None
+    except OverflowError as exc:
+        raise InvalidInput({"updated_since": ["That time is out of range."]}) from exc
+    settled_before = (now or utcnow()) - settle
+    rows = session.exec(
+        _ordered(resource, after=after, since=since, settled_before=settled_before).limit(limit + 1)
+    ).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    public = [record for record, visible in rows if visible]
+    deleted = [(record.id, as_utc(record.updated_at)) for record, visible in rows if not visible]
+    last = rows[-1][0] if rows else None
+    next_cursor = Cursor(as_utc(last.updated_at), last.id) if last is not None else after
+    return Page(public=public, deleted=deleted, next_cursor=next_cursor, has_more=has_more)
+
+
+def one(*, session: Session, resource: Resource, record_id: int) -> Any | None:
+    """The public record with this id, or None (missing and private look the same)."""
+    model = resource.model
+    return session.exec(select(model).where(col(model.id) == record_id, resource.public())).first()
+
+
+def everything(
+    *,
+    session: Session,
+    resource: Resource,
+    since: datetime | None = None,
+    batch: int = 500,
+    settle: timedelta = timedelta(0),
+    now: datetime | None = None,
+) -> Iterator[tuple[Any, bool]]:
+    """Every record (public, or a tombstone when `since` is given) in change order, read in
+    keyset batches so memory stays flat however many there are."""
+    cursor: str | None = None
+    while True:
+        chunk = page(
+            session=session,
+            resource=resource,
+            cursor=cursor,
+            updated_since=since,
+            limit=batch,
+            settle=settle,
+            now=now,
+        )
+        for record in chunk.public:
+            yield record, True
+        if since is not None:
+            for record_id, updated_at in chunk.deleted:
+                yield (record_id, updated_at), False
+        session.expunge_all()
+        if not chunk.has_more or chunk.next_cursor is None:
+            return
+        cursor = chunk.next_cursor.encode()

@@ -1,0 +1,202 @@
+"""Partner webhooks against a real HTTP server on 127.0.0.1: registration through the API,
+signed deliveries written with the event, retries, permanent failures, private addresses."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import Session, select
+
+from app import notify
+from app.services import partners
+from models import Webhook, WebhookDelivery, utcnow
+from tests.conftest import AuthActions
+
+
+@dataclass
+class Endpoint:
+    """A partner's endpoint: answers with the scripted statuses first, then 200."""
+
+    replies: list[int] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    state = Endpoint()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.received.append({"headers": dict(self.headers), "body": body})
+            self.send_response(state.replies.pop(0) if state.replies else 200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_port}/tandem/hooks"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def _token(session: Session, *scopes: str) -> str:
+    created = partners.create_token(session=session, name="Funder", scopes=scopes)
+    session.commit()
+    return created.secret
+
+
+def _register(client: FlaskClient, token: str, **body: Any) -> Any:
+    return client.post("/api/v1/webhooks", json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def _deliver(app: Flask) -> notify.DeliveryReport:
+    with app.app_context():
+        return notify.deliver()
+
+
+def _make_due(session: Session) -> None:
+    session.expire_all()
+    for delivery in session.exec(select(WebhookDelivery)):
+        delivery.next_attempt_at = utcnow()
+        session.add(delivery)
+    session.commit()
+
+
+def _introduce(client: FlaskClient, auth: AuthActions, pair: dict[str, Any]) -> None:
+    match = pair["match"]
+    auth.login(pair["academic"].email)
+    client.post(f"/matches/{match.id}/interest")
+    auth.logout()
+    auth.login(pair["member"].email)
+    client.post(f"/matches/{match.id}/interest")
+    auth.logout()
+
+
+def test_registration_checks_scope_url_events_and_fields(
+    app: Flask, client: FlaskClient, session: Session, endpoint: Endpoint
+) -> None:
+    token = _token(session, "matches", "webhooks")
+    reader = _token(session, "matches")
+    headers = {"Authorization": f"Bearer {token}"}
+    refused = _register(client, reader, url=endpoint.url, events=["match.introduced"])
+    assert refused.status_code == 403
+    for body, field_name in [
+        ({"url": "ftp://x.example.org", "events": ["match.introduced"]}, "url"),
+        ({"url": endpoint.url, "events": ["round.published"]}, "events"),  # no allocations scope
+        ({"url": endpoint.url, "events": ["everything"]}, "events"),
+        ({"url": endpoint.url, "events": ["match.introduced"], "colour": "blue"}, "colour"),
+        ({"url": endpoint.url, "events": "match.introduced"}, "events"),  # strict: not a list
+    ]:
+        response = _register(client, token, **body)
+        assert response.status_code == 400, body
+        assert response.mimetype == "application/problem+json"
+        assert field_name in response.get_json()["errors"], response.get_json()
+    assert session.exec(select(Webhook)).all() == []
+
+    created = _register(client, token, url=endpoint.url, events=["match.introduced"])
+    assert created.status_code == 201
+    body = created.get_json()
+    assert body["url"] == endpoint.url and len(body["secret"]) == 64
+    listing = client.get("/api/v1/webhooks", headers=headers).get_json()
+    assert [h["id"] for h in listing["items"]] == [body["id"]]
+    assert "secret" not in listing["items"][0], "shown once"
+
+    other = _token(session, "matches", "webhooks")
+    gone = client.delete(
+        f"/api/v1/webhooks/{body['id']}", headers={"Authorization": f"Bearer {other}"}
+    )
+    assert gone.status_code == 404, "another partner's webhook is not found"
+    assert client.delete(f"/api/v1/webhooks/{body['id']}", headers=headers).status_code == 204
+    assert client.get("/api/v1/webhooks", headers=headers).get_json()["items"] == []
+
+
+def test_an_introduction_is_delivered_signed_once_through_a_server_error(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    auth: AuthActions,
+    pair: dict[str, Any],
+    endpoint: Endpoint,
+) -> None:
+    token = _token(session, "matches", "webhooks")
+    secret = _register(client, token, url=endpoint.url, events=["match.introduced"]).get_json()[
+        "secret"
+    ]
+    endpoint.replies = [500]
+    _introduce(client, auth, pair)  # the delivery runs after the commit, and gets a 500
+    (delivery,) = session.exec(select(WebhookDelivery)).all()
+    assert delivery.status.value == "pending" and delivery.attempts == 1
+    assert "HTTP 500" in delivery.last_error
+    _make_due(session)
+    assert _deliver(app).webhooks_sent == 1
+    _make_due(session)
+    assert _deliver(app).webhooks_sent == 0, "delivered once"
+
+    first, second = endpoint.received
+    assert first["headers"]["Tandem-Delivery"] == second["headers"]["Tandem-Delivery"]
+    signature = dict(
+        part.split("=", 1) for part in second["headers"]["Tandem-Signature"].split(",")
+    )
+    expected = hmac.new(
+        secret.encode(), f"{signature['t']}.".encode() + second["body"], hashlib.sha256
+    ).hexdigest()
+    assert hmac.compare_digest(signature["v1"], expected)
+    payload = json.loads(second["body"])
+    assert payload["event"] == "match.introduced"
+    assert payload["data"]["id"] == pair["match"].id and payload["data"]["status"] == "introduced"
+    assert payload["data"]["academic"] is None, "no contact details in notifications"
+
+
+def test_refusals_are_final_and_gone_removes_the_webhook(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    auth: AuthActions,
+    pair: dict[str, Any],
+    endpoint: Endpoint,
+) -> None:
+    token = _token(session, "matches", "webhooks")
+    _register(client, token, url=endpoint.url, events=["match.introduced"])
+    endpoint.replies = [410]
+    _introduce(client, auth, pair)
+    (delivery,) = session.exec(select(WebhookDelivery)).all()
+    assert delivery.status.value == "failed" and "410" in delivery.last_error
+    _make_due(session)
+    _deliver(app)
+    assert len(endpoint.received) == 1, "a refusal is not retried"
+    session.expire_all()
+    assert session.exec(select(Webhook)).one().disabled_at is not None
+
+
+def test_private_addresses_are_refused_outside_development(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    auth: AuthActions,
+    pair: dict[str, Any],
+    endpoint: Endpoint,
+) -> None:
+    token = _token(session, "matches", "webhooks")
+    _register(client, token, url=endpoint.url, events=["match.introduced"])
+    app.config["TANDEM_WEBHOOKS_ALLOW_PRIVATE"] = False
+    _introduce(client, auth, pair)
+    (delivery,) = session.exec(select(WebhookDelivery)).all()
+    assert delivery.status.value == "failed" and "private address" in delivery.last_error
+    assert endpoint.received == []
