@@ -53,6 +53,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        if isinstance(exc, RecursionError) and api.is_api_request():
+            # A request body nested too deeply to parse: the client's mistake.
+            return api.problem_response(400, "The request body is nested too deeply.")
         log.exception("unhandled error", exc_info=exc)
         if api.is_api_request():
             return api.problem_response(500, "Something went wrong on our side; retry later.")

@@ -27,13 +27,14 @@ class PartnerToken(SQLModel, table=True):
 
 
 class Webhook(SQLModel, table=True):
-    """A partner's URL for signed notifications. Its signing secret is derived from the app's
-    SECRET_KEY and the webhook's id (shown once at registration; never stored)."""
+    """A partner's URL for signed notifications. Its random signing secret is shown once, at
+    registration; it is kept (we sign with it), unlike tokens, which are only hashed."""
 
     id: int | None = Field(default=None, primary_key=True)
     token_id: int = Field(foreign_key="partnertoken.id", ondelete="CASCADE", index=True)
     url: str = Field(max_length=2_000)
     events: list[str] = Field(default_factory=list, sa_type=json_list())
+    secret: str = Field(max_length=64, description="HMAC-SHA256 key for the signatures")
     created_at: datetime = Field(default_factory=utcnow)
     disabled_at: datetime | None = Field(default=None)
 

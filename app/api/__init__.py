@@ -55,7 +55,7 @@ KINDS = {
 
 
 def is_api_request() -> bool:
-    return request.path.startswith(API_PREFIX)
+    return request.path.startswith(API_PREFIX) or request.path == API_PREFIX.rstrip("/")
 
 
 def problem_type(kind: str) -> str:

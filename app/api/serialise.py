@@ -55,8 +55,33 @@ def _contact(contact: matches.Contact | None) -> schemas.ContactOut | None:
     )
 
 
+# What of a match's explanation partners see. Left out: the academic's closest publications
+# (their titles identify the researcher) and the identity checks (who excluded whom).
+PUBLIC_EXPLANATION = (
+    "score",
+    "eligible",
+    "components",
+    "component_labels",
+    "weights",
+    "fit_parts",
+    "shared_terms",
+)
+PRIVATE_CHECKS = ("same_organisation", "excluded_by_offer", "excluded_by_proposal")
+
+
+def public_explanation(explanation: dict[str, Any]) -> dict[str, Any]:
+    shown = {key: explanation[key] for key in PUBLIC_EXPLANATION if key in explanation}
+    shown["checks"] = [
+        check
+        for check in explanation.get("checks", [])
+        if isinstance(check, dict) and check.get("name") not in PRIVATE_CHECKS
+    ]
+    return shown
+
+
 def match(session: Session, record: Match, scopes: frozenset[str]) -> schemas.MatchOut:
     fields = record.model_dump(include=set(schemas.MatchOut.model_fields) - {"academic", "company"})
+    fields["explanation"] = public_explanation(record.explanation or {})
     if "contacts" in scopes:
         proposal_row = session.get(Proposal, record.proposal_id)
         author = session.get(User, proposal_row.author_id) if proposal_row else None

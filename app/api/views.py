@@ -25,7 +25,6 @@ from app.api.serialise import SERIALISERS
 from app.db import db_session
 from app.services import feed, partners, webhooks
 from app.services.errors import Conflict, InvalidInput, NotFound
-from app.services.partners import hash_token
 from app.webhooks import allow_private
 
 bp = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="Partner API")
@@ -39,11 +38,14 @@ AUTH_RESPONSES: dict[int | str, Any] = {
 
 
 def token_key() -> str:
-    """Rate-limit key: the token (hashed), or the address when there is none."""
+    """Rate-limit key: a valid token (so each partner has its own allowance), else the
+    address (so inventing tokens buys no extra requests)."""
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() == "bearer" and secret.strip():
-        return "api-token:" + hash_token(secret.strip())[:32]
+        token = partners.find_token(session=db_session(), secret=secret.strip())
+        if token is not None and token.active:
+            return f"api-token:{token.id}"
     return "api-address:" + (request.remote_addr or "unknown")
 
 
@@ -195,6 +197,13 @@ _endpoints(
 )
 def export_ndjson(query: schemas.ExportQuery) -> Response:
     scopes = g.partner_scopes
+    try:
+        # Checked before the stream starts: once it has, the status is already 200.
+        since = feed.as_utc(query.since, "since") if query.since else None
+    except InvalidInput as exc:
+        raise ProblemError(
+            400, "invalid-request", "Some parameters are not valid.", errors=exc.field_errors
+        ) from exc
     settle = timedelta(seconds=current_app.config["TANDEM_API_SETTLE_SECONDS"])
     engine = db.engine()
 
@@ -203,7 +212,7 @@ def export_ndjson(query: schemas.ExportQuery) -> Response:
         # or not the server closes the response.
         with Session(engine) as session:
             yield from export.ndjson(
-                export.lines(session=session, scopes=scopes, since=query.since, settle=settle)
+                export.lines(session=session, scopes=scopes, since=since, settle=settle)
             )
 
     return Response(body(), mimetype="application/x-ndjson")
@@ -249,8 +258,7 @@ def create_webhook(body: schemas.WebhookIn) -> dict[str, Any]:
     except Conflict as exc:
         raise ProblemError(409, "conflict", str(exc)) from exc
     session.commit()
-    secret = webhooks.secret_for(key=current_app.config["SECRET_KEY"], webhook_id=hook.id)  # type: ignore[arg-type]
-    return {**hook.model_dump(include=set(schemas.WebhookOut.model_fields)), "secret": secret}
+    return {**hook.model_dump(include=set(schemas.WebhookOut.model_fields)), "secret": hook.secret}
 
 
 @bp.delete("/webhooks/<int:webhook_id>")

@@ -10,7 +10,8 @@ from flask import Blueprint
 
 from app.api import export
 from app.db import db_session
-from app.services import partners
+from app.services import feed, partners
+from app.services.errors import InvalidInput
 
 bp = Blueprint("export", __name__, cli_group=None)
 
@@ -22,7 +23,10 @@ def _timestamp(_ctx: click.Context, _param: click.Parameter, value: str | None) 
         when = datetime.fromisoformat(value)
     except ValueError as exc:
         raise click.BadParameter("give an ISO 8601 time, e.g. 2026-11-28T09:30:00Z") from exc
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        return feed.as_utc(when if when.tzinfo else when.replace(tzinfo=UTC), "since")
+    except InvalidInput as exc:
+        raise click.BadParameter("that time is out of range") from exc
 
 
 @bp.cli.command("export")

@@ -24,6 +24,7 @@ from matching import Encoder, ScoreWeights
 from models import (
     AllocationRound,
     AllocationRoundStatus,
+    Match,
     Offer,
     Organisation,
     Proposal,
@@ -33,6 +34,13 @@ from models import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _touch_matches(session: Session, which: sa.ColumnElement[bool]) -> None:
+    """Their proposal or offer stopped (or started again) being public: the partner feed,
+    which reads changes in updated_at order, must see these matches change too."""
+    table = Match.__table__
+    session.execute(sa.update(table).where(which).values(updated_at=utcnow()))
 
 
 def _page(session: Session, statement: sa.Select, page: int, per_page: int) -> Page:
@@ -232,6 +240,10 @@ def set_user_active(
         session.execute(
             sa.update(table).where(table.c.author_id == user.id).values(updated_at=utcnow())
         )
+        _touch_matches(
+            session,
+            col(Match.proposal_id).in_(select(Proposal.id).where(Proposal.author_id == user.id)),
+        )
         recommendations.Rematch(encoder, k, weights, today).author(session, user.id)  # type: ignore[arg-type]
     return user
 
@@ -315,6 +327,7 @@ def set_proposal_hidden(
     proposal.hidden = hidden
     session.add(proposal)
     session.flush()
+    _touch_matches(session, Match.proposal_id == proposal_id)
     log.info(
         "Proposal %s %s by administrator %s; reason: %s",
         proposal_id,
@@ -353,6 +366,7 @@ def set_offer_hidden(
     offer.hidden = hidden
     session.add(offer)
     session.flush()
+    _touch_matches(session, Match.offer_id == offer_id)
     log.info(
         "Offer %s %s by administrator %s; reason: %s",
         offer_id,

@@ -41,6 +41,7 @@ from models import (
 )
 
 MAX_LIMIT = 500
+MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,21 @@ def _public_offer() -> sa.ColumnElement[bool]:
     return sa.and_(Offer.status != OfferStatus.draft, col(Offer.hidden).is_(False))
 
 
+def _public_match() -> sa.ColumnElement[bool]:
+    return sa.and_(
+        Match.status == MatchStatus.introduced,
+        col(Match.proposal_id).in_(select(Proposal.id).where(_public_proposal())),
+        col(Match.offer_id).in_(select(Offer.id).where(_public_offer())),
+    )
+
+
 RESOURCES = {
     "proposals": Resource("proposals", Proposal, "proposals", _public_proposal),
     "offers": Resource("offers", Offer, "offers", _public_offer),
     "organisations": Resource("organisations", Organisation, "organisations", sa.true),
-    # Only introduced matches: suggestions and one-sided interest are private to the sides.
-    "matches": Resource(
-        "matches", Match, "matches", lambda: Match.status == MatchStatus.introduced
-    ),
+    # Only introduced matches (suggestions and one-sided interest are private to the sides),
+    # and only while both their proposal and their offer are public.
+    "matches": Resource("matches", Match, "matches", lambda: _public_match()),
     "allocation-rounds": Resource(
         "allocation-rounds",
         AllocationRound,
@@ -81,6 +89,14 @@ RESOURCES = {
         lambda: AllocationRound.status == AllocationRoundStatus.published,
     ),
 }
+
+
+def as_utc(value: datetime, field: str = "updated_since") -> datetime:
+    """In UTC (a time without a zone is taken as UTC); InvalidInput when out of range."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidInput({field: ["That time is out of range."]}) from exc
 
 
 @dataclass(frozen=True)
@@ -98,10 +114,18 @@ class Cursor:
             padded = text + "=" * (-len(text) % 4)
             stamp, record_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
             when = datetime.fromisoformat(stamp)
-            if when.tzinfo is None or not isinstance(record_id, int) or record_id < 0:
+            if when.tzinfo is None or not isinstance(record_id, int):
                 raise ValueError
-            return cls(when, record_id)
-        except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+            if not 0 <= record_id <= MAX_ID:
+                raise ValueError
+            return cls(when.astimezone(UTC), record_id)
+        except (
+            ValueError,
+            TypeError,
+            OverflowError,
+            binascii.Error,
+            json.JSONDecodeError,
+        ) as exc:
             raise InvalidInput(
                 {"cursor": ["Not a cursor this API gave out: pass next_cursor unchanged."]}
             ) from exc
@@ -113,10 +137,6 @@ class Page:
     deleted: list[tuple[int, datetime]]
     next_cursor: Cursor | None
     has_more: bool
-
-
-def as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _ordered(
@@ -154,10 +174,7 @@ def page(
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput({"limit": [f"Give a limit from 1 to {MAX_LIMIT}."]})
     after = Cursor.decode(cursor) if cursor else None
-    try:
-        since = as_utc(updated_since) if updated_since is not None else None
-    except OverflowError as exc:
-        raise InvalidInput({"updated_since": ["That time is out of range."]}) from exc
+    since = as_utc(updated_since) if updated_since is not None else None
     settled_before = (now or utcnow()) - settle
     rows = session.exec(
         _ordered(resource, after=after, since=since, settled_before=settled_before).limit(limit + 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +53,8 @@ def _check_url(url: str, *, allow_insecure: bool) -> str:
         problems.append("Give a full https:// address.")
     elif parts.scheme == "http" and not allow_insecure:
         problems.append("Use https://: notifications carry data that must travel encrypted.")
+    elif not _valid_host(parts.hostname):
+        problems.append("That host name is not valid.")
     if parts.username or parts.password:
         problems.append("Leave credentials out of the address; verify our signature instead.")
     if len(url) > 2_000:
@@ -59,6 +62,16 @@ def _check_url(url: str, *, allow_insecure: bool) -> str:
     if problems:
         raise InvalidInput({"url": problems})
     return url
+
+
+def _valid_host(host: str) -> bool:
+    """A name DNS can hold: IDNA-encodable, labels of 1-63 characters, 253 at most."""
+    try:
+        encoded = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = encoded.rstrip(".").split(".")
+    return len(encoded) <= 253 and all(1 <= len(label) <= 63 for label in labels)
 
 
 def register(
@@ -83,7 +96,12 @@ def register(
         raise InvalidInput({"events": errors})
     if len(list_for(session=session, token_id=token.id)) >= MAX_WEBHOOKS_PER_TOKEN:  # type: ignore[arg-type]
         raise Conflict(f"A token may have at most {MAX_WEBHOOKS_PER_TOKEN} webhooks.")
-    webhook = Webhook(token_id=token.id, url=url, events=chosen)  # type: ignore[arg-type]
+    webhook = Webhook(
+        token_id=token.id,  # type: ignore[arg-type]
+        url=url,
+        events=chosen,
+        secret=secrets.token_hex(32),
+    )
     session.add(webhook)
     session.flush()
     return webhook

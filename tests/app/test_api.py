@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Callable
@@ -56,6 +57,11 @@ def _problem(response: Any, status: int, kind: str) -> dict[str, Any]:
     assert body["status"] == status and body["type"].endswith(f"/api/#problem-{kind}")
     assert body["title"] and body["detail"]
     return body
+
+
+def _cursor(stamp: str, record_id: int) -> str:
+    """A cursor as a client could forge one."""
+    return base64.urlsafe_b64encode(json.dumps([stamp, record_id]).encode()).decode()
 
 
 def _mirror(client: FlaskClient, token: str, name: str, **params: Any) -> dict[int, Any]:
@@ -139,6 +145,11 @@ def test_matches_are_exported_once_introduced_and_contacts_need_their_scope(
 
     (item,) = _get(client, "/api/v1/matches", plain).get_json()["items"]
     assert item["id"] == match.id and item["components"] and item["explanation"]
+    # Publication titles identify the researcher; who excluded whom is private.
+    assert "best_publications" not in item["explanation"]
+    assert not {"same_organisation", "excluded_by_offer", "excluded_by_proposal"} & {
+        check["name"] for check in item["explanation"]["checks"]
+    }
     assert item["academic"] is None and item["company"] is None
     detail = _get(client, f"/api/v1/matches/{match.id}", with_contacts).get_json()
     assert detail["academic"]["email"] == "ada@nb.example.org"
@@ -279,6 +290,9 @@ def test_updated_since_etags_and_the_settle_delay(
         ({"limit": "501"}, "limit"),
         ({"limit": "many"}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": _cursor("2020-01-01T00:00:00+00:00", 2**63)}, "cursor"),
+        ({"cursor": _cursor("9999-12-31T23:59:59-05:00", 1)}, "cursor"),
+        ({"updated_since": "9999-12-31T23:59:59-05:00"}, "updated_since"),
         ({"updated_since": "yesterday"}, "updated_since"),
         ({"colour": "blue"}, "colour"),
     ],
@@ -448,3 +462,51 @@ def test_the_export_command_writes_ndjson_and_json_with_the_same_records(
     assert [json.loads(line) for line in later.stdout.splitlines()][:-1] == []
     bad = runner.invoke(args=["export", "--since", "last week"])
     assert bad.exit_code != 0 and "ISO 8601" in bad.output
+
+
+def test_an_introduced_match_leaves_the_feed_when_its_proposal_is_hidden(
+    api_app: Flask,
+    client: FlaskClient,
+    session: Session,
+    auth: AuthActions,
+    pair: dict[str, Any],
+    make_admin: Callable[..., Any],
+) -> None:
+    match = session.get(Match, pair["match"].id)
+    match.status, match.introduced_at = MatchStatus.introduced, utcnow()
+    session.add(match)
+    session.commit()
+    token = _token(session, "matches")
+    first = _get(client, "/api/v1/matches", token).get_json()
+    assert [m["id"] for m in first["items"]] == [match.id]
+    auth.login(make_admin().email)
+    client.post(f"/admin/proposals/{pair['proposal'].id}/hide", data={"reason": "spam"})
+    later = _get(client, "/api/v1/matches", token, cursor=first["next_cursor"]).get_json()
+    assert later["items"] == [] and [d["id"] for d in later["deleted"]] == [match.id]
+
+
+def test_edge_requests_are_problems_not_server_errors(
+    api_app: Flask, client: FlaskClient, session: Session
+) -> None:
+    token = _token(session, "offers", "webhooks")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    nested = "[" * 100_000 + "]" * 100_000
+    _problem(client.post("/api/v1/webhooks", data=nested, headers=headers), 400, "invalid-request")
+    _problem(client.get("/api/v1"), 404, "not-found")
+    late = _get(client, "/api/v1/export.ndjson", token, since="9999-12-31T23:59:59-05:00")
+    _problem(late, 400, "invalid-request")
+    bad = api_app.test_cli_runner().invoke(args=["export", "--since", "9999-12-31T23:59:59-05:00"])
+    assert bad.exit_code != 0 and "out of range" in bad.output
+
+
+def test_invented_tokens_share_the_address_limit(
+    app: Flask, encoder: Encoder, session: Session
+) -> None:
+    limited = create_app({**app.config, "TANDEM_API_RATE_LIMIT": "3 per minute"})
+    limited.extensions["tandem.encoder"] = encoder
+    client = limited.test_client()
+    statuses = [
+        _get(client, "/api/v1/offers", f"tdm_invented-{number}").status_code for number in range(5)
+    ]
+    assert statuses == [401, 401, 401, 429, 429]
+    limited.extensions["tandem.engine"].dispose()

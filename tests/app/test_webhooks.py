@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -99,6 +100,8 @@ def test_registration_checks_scope_url_events_and_fields(
     assert refused.status_code == 403
     for body, field_name in [
         ({"url": "ftp://x.example.org", "events": ["match.introduced"]}, "url"),
+        ({"url": "https://a..example.org/x", "events": ["match.introduced"]}, "url"),
+        ({"url": f"https://{'a' * 64}.example.org/", "events": ["match.introduced"]}, "url"),
         ({"url": endpoint.url, "events": ["round.published"]}, "events"),  # no allocations scope
         ({"url": endpoint.url, "events": ["everything"]}, "events"),
         ({"url": endpoint.url, "events": ["match.introduced"], "colour": "blue"}, "colour"),
@@ -113,6 +116,9 @@ def test_registration_checks_scope_url_events_and_fields(
     created = _register(client, token, url=endpoint.url, events=["match.introduced"])
     assert created.status_code == 201
     body = created.get_json()
+    again = _register(client, token, url=endpoint.url, events=["match.introduced"]).get_json()
+    assert again["secret"] != body["secret"], "each webhook has its own random secret"
+    client.delete(f"/api/v1/webhooks/{again['id']}", headers=headers)
     assert body["url"] == endpoint.url and len(body["secret"]) == 64
     listing = client.get("/api/v1/webhooks", headers=headers).get_json()
     assert [h["id"] for h in listing["items"]] == [body["id"]]
@@ -200,3 +206,39 @@ def test_private_addresses_are_refused_outside_development(
     (delivery,) = session.exec(select(WebhookDelivery)).all()
     assert delivery.status.value == "failed" and "private address" in delivery.last_error
     assert endpoint.received == []
+
+
+def test_one_broken_endpoint_does_not_hold_up_the_others(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    auth: AuthActions,
+    pair: dict[str, Any],
+    endpoint: Endpoint,
+) -> None:
+    # A server that answers with something that is not HTTP at all.
+    broken = socket.socket()
+    broken.bind(("127.0.0.1", 0))
+    broken.listen()
+
+    def babble() -> None:
+        connection, _ = broken.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HELLO\r\n\r\n")
+
+    thread = threading.Thread(target=babble, daemon=True)
+    thread.start()
+    token = _token(session, "matches", "webhooks")
+    broken_url = f"http://127.0.0.1:{broken.getsockname()[1]}/hooks"
+    _register(client, token, url=broken_url, events=["match.introduced"])
+    _register(client, token, url=endpoint.url, events=["match.introduced"])
+    _introduce(client, auth, pair)
+    thread.join(timeout=10)
+    broken.close()
+    statuses = {
+        d.webhook_id: (d.status.value, d.last_error) for d in session.exec(select(WebhookDelivery))
+    }
+    assert len(endpoint.received) == 1, "the working endpoint got its notification"
+    assert sorted(state for state, _ in statuses.values()) == ["pending", "sent"]
+    assert any("BadStatusLine" in error for _, error in statuses.values())
