@@ -53,6 +53,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "TANDEM_API_RATE_LIMIT": "600 per minute",
         "TANDEM_API_SETTLE_SECONDS": 2,
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Webhooks to private addresses: None means only in development and test.
+        "TANDEM_WEBHOOKS_ALLOW_PRIVATE": None,
     }
 
 
@@ -83,7 +85,7 @@ def from_environment() -> dict[str, Any]:
     ):
         if os.environ.get(name):
             values[name] = os.environ[name]
-    for name in ("MAIL_USE_TLS", "MAIL_USE_SSL"):
+    for name in ("MAIL_USE_TLS", "MAIL_USE_SSL", "TANDEM_WEBHOOKS_ALLOW_PRIVATE"):
         if os.environ.get(name):
             values[name] = os.environ[name].strip().lower() in {"1", "true", "yes", "on"}
     for name in (

@@ -283,7 +283,7 @@ class WebhookIn(Schema):
         min_length=1,
         max_length=2000,
         # ASCII only (hosts in punycode); the same in Python and JSON Schema regexes.
-        pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$",
+        pattern=r"^https?://[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*(:[0-9]{1,5})?(/[!-~]*)?$",
         description="Where to POST notifications (https; http only in development)",
         json_schema_extra={"examples": ["https://funder.example.org/tandem/hooks"]},
     )

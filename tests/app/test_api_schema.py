@@ -44,6 +44,9 @@ def test_the_api_keeps_its_documented_contract(
                 max_examples=MAX_EXAMPLES,
                 deadline=None,
                 database=None,
+                # The same requests on every run, so CI does not flip; widen MAX_EXAMPLES or
+                # drop this locally to explore further.
+                derandomize=True,
                 suppress_health_check=list(HealthCheck),
             )
             def check(case: Any) -> None:

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlmodel import Session
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -67,6 +68,8 @@ class LiveServer:
     url: str
     app: Flask
     mail_dir: Path
+    # Notified each time the app's queue finishes a job (a delivery writes mail in one).
+    jobs_done: threading.Condition = field(default_factory=threading.Condition)
 
     def session(self) -> Session:
         """A database session outside any request, for checking what the pages wrote."""
@@ -132,7 +135,14 @@ def live_server(
     thread.start()
     try:
         _wait_until_listening("127.0.0.1", server.server_port, STARTUP_DEADLINE_S)
-        yield LiveServer(url=f"http://127.0.0.1:{server.server_port}", app=app, mail_dir=mail_dir)
+        live = LiveServer(url=f"http://127.0.0.1:{server.server_port}", app=app, mail_dir=mail_dir)
+
+        @app.extensions["tandem.queue"].huey.signal(SIGNAL_COMPLETE, SIGNAL_ERROR)
+        def _job_done(_signal: str, _task: object, *_: object) -> None:
+            with live.jobs_done:
+                live.jobs_done.notify_all()
+
+        yield live
     finally:
         server.shutdown()
         thread.join(timeout=10)
@@ -202,23 +212,30 @@ def _parse(path: Path) -> EmailMessage:
 
 
 def wait_for_mail(
-    mail_dir: Path, subject_contains: str, *, count: int = 1, deadline_s: float = MAIL_DEADLINE_S
+    server: LiveServer,
+    subject_contains: str,
+    *,
+    count: int = 1,
+    deadline_s: float = MAIL_DEADLINE_S,
 ) -> EmailMessage:
     """The newest mail whose subject contains the text (any case), once at least `count`
-    such mails are there: the queue threads write them in the background."""
+    such mails are there. The queue threads write them in the background: the folder is
+    looked at again each time the queue finishes a job, up to the deadline."""
     wanted = subject_contains.lower()
     give_up = time.monotonic() + deadline_s
-    while True:
-        found = [m for m in mails(mail_dir) if wanted in str(m["Subject"]).lower()]
-        if len(found) >= count:
-            return found[-1]
-        if time.monotonic() > give_up:
-            subjects = [str(m["Subject"]) for m in mails(mail_dir)]
-            raise AssertionError(
-                f"after {deadline_s} s, {len(found)} of {count} mails about {subject_contains!r};"
-                f" written: {subjects}"
-            )
-        time.sleep(0.05)
+    with server.jobs_done:
+        while True:
+            found = [m for m in mails(server.mail_dir) if wanted in str(m["Subject"]).lower()]
+            if len(found) >= count:
+                return found[-1]
+            remaining = give_up - time.monotonic()
+            if remaining <= 0:
+                subjects = [str(m["Subject"]) for m in mails(server.mail_dir)]
+                raise AssertionError(
+                    f"after {deadline_s} s, {len(found)} of {count} mails about "
+                    f"{subject_contains!r}; written: {subjects}"
+                )
+            server.jobs_done.wait(timeout=remaining)
 
 
 def mail_text(message: EmailMessage) -> str:

@@ -86,7 +86,7 @@ def _sign_up_and_confirm(page: Page, server: LiveServer) -> None:
     page.get_by_label("Retype Password").fill(ACADEMIC_PASSWORD)
     page.get_by_role("button", name="Sign up").click()
     expect(page.locator(".flashes")).to_contain_text("grace@kestrel.example.org")
-    page.goto(mail_link(wait_for_mail(server.mail_dir, "confirm"), "/confirm/"))
+    page.goto(mail_link(wait_for_mail(server, "confirm"), "/confirm/"))
     _sign_in(page, base, "grace@kestrel.example.org", ACADEMIC_PASSWORD)
     expect(page).to_have_url(base + "/proposals/mine")
 
@@ -129,7 +129,7 @@ def test_from_the_home_page_to_an_introduction(browser: Browser, live_server: Li
         expect(academic_page.locator("body")).to_contain_text("H100 hours for protein structure")
         # Within seconds, the queue mails both sides about the new match (the researcher
         # stays anonymous to the company).
-        wait_for_mail(live_server.mail_dir, "New match", count=2)
+        wait_for_mail(live_server, "New match", count=2)
         new_matches = [m for m in mails(live_server.mail_dir) if "New match" in m["Subject"]]
         by_recipient = {m["To"].addresses[0].addr_spec: m for m in new_matches}
         assert sorted(by_recipient) == ["grace@kestrel.example.org", "sam.reyes@helios.example.com"]
@@ -166,7 +166,7 @@ def test_from_the_home_page_to_an_introduction(browser: Browser, live_server: Li
         expect(academic_page.locator("body")).to_contain_text("sam.reyes@helios.example.com")
         screenshot(academic_page, "academic-introduced")
 
-        wait_for_mail(live_server.mail_dir, "Introduction", count=2)
+        wait_for_mail(live_server, "Introduction", count=2)
         introductions = [m for m in mails(live_server.mail_dir) if "Introduction" in m["Subject"]]
         recipients = sorted(m["To"].addresses[0].addr_spec for m in introductions)
         assert recipients == ["grace@kestrel.example.org", "sam.reyes@helios.example.com"]
