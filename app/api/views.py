@@ -37,23 +37,26 @@ AUTH_RESPONSES: dict[int | str, Any] = {
 }
 
 
+def _bearer() -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, if there is one."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    return (secret.strip() or None) if scheme.lower() == "bearer" else None
+
+
 def token_key() -> str:
     """Rate-limit key: a valid token (so each partner has its own allowance), else the
     address (so inventing tokens buys no extra requests)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() == "bearer" and secret.strip():
-        token = partners.find_token(session=db_session(), secret=secret.strip())
-        if token is not None and token.active:
-            return f"api-token:{token.id}"
+    secret = _bearer()
+    token = partners.find_token(session=db_session(), secret=secret) if secret else None
+    if token is not None and token.active:
+        return f"api-token:{token.id}"
     return "api-address:" + (request.remote_addr or "unknown")
 
 
 @bp.before_request
 def authenticate() -> None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+    secret = _bearer()
+    if secret is None:
         raise ProblemError(
             401,
             "unauthorized",
@@ -61,7 +64,7 @@ def authenticate() -> None:
             headers={"WWW-Authenticate": 'Bearer realm="tandem"'},
         )
     session = db_session()
-    token = partners.find_token(session=session, secret=secret.strip())
+    token = partners.find_token(session=session, secret=secret)
     if token is None or not token.active:
         raise ProblemError(
             401,
