@@ -9,9 +9,16 @@ from werkzeug.exceptions import Forbidden as HttpForbidden
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app import api
-from app.services.errors import Forbidden, NotFound
+from app.services.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
+
+API_STATUS: dict[type[DomainError], int] = {
+    InvalidInput: 400,
+    NotFound: 404,
+    Forbidden: 403,
+    Conflict: 409,
+}
 
 
 def register(app: Flask) -> None:
@@ -30,13 +37,20 @@ def register(app: Flask) -> None:
                 headers=error.headers,
             )
 
-    @app.errorhandler(NotFound)
-    def not_found_domain(exc: NotFound):  # type: ignore[no-untyped-def]
-        return render_template("errors/404.html", message=str(exc)), 404
-
-    @app.errorhandler(Forbidden)
-    def forbidden_domain(exc: Forbidden):  # type: ignore[no-untyped-def]
-        return render_template("errors/http.html", error=HttpForbidden(str(exc))), 403
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):  # type: ignore[no-untyped-def]
+        """A service refused: problem details in the API; pages for the portal, whose views
+        handle invalid input and conflicts themselves (so those reaching here are bugs)."""
+        if api.is_api_request():
+            status = API_STATUS.get(type(exc), 400)
+            detail = "Some values in the request are not valid." if status == 400 else str(exc)
+            errors = exc.field_errors if isinstance(exc, InvalidInput) else None
+            return api.problem_response(status, detail, errors=errors)
+        if isinstance(exc, NotFound):
+            return render_template("errors/404.html", message=str(exc)), 404
+        if isinstance(exc, Forbidden):
+            return render_template("errors/http.html", error=HttpForbidden(str(exc))), 403
+        return unexpected(exc)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

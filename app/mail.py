@@ -92,19 +92,6 @@ def deliver(message: EmailMessage, *, smtp: smtplib.SMTP | None = None) -> None:
     log.info("Wrote mail %r to %s: %s", message["Subject"], message["To"], path)
 
 
-def send_email(
-    *,
-    to: Recipient,
-    subject: str,
-    text: str,
-    html: str | None = None,
-    sender: str | None = None,
-) -> EmailMessage:
-    message = build_message(to=to, subject=subject, text=text, html=html, sender=sender)
-    deliver(message)
-    return message
-
-
 def connect() -> smtplib.SMTP:
     """An open, authenticated SMTP connection as the `MAIL_*` settings describe."""
     config = current_app.config

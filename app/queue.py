@@ -72,7 +72,6 @@ class Queue:
             self._deliver()
 
         self.deliver_task = deliver_task
-        self.deliver_due_task = deliver_due_task
         self.rematch_task = rematch_task
 
     def _deliver(self) -> dict[str, int]:
@@ -149,8 +148,3 @@ def init_app(app: Flask) -> None:
 
 def get_queue() -> Queue:
     return current_app.extensions["tandem.queue"]
-
-
-def deliver_soon() -> None:
-    """After a commit that may have mailed someone: deliver now, in the background."""
-    get_queue().deliver()

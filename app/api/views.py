@@ -20,12 +20,13 @@ from flask.typing import ResponseReturnValue
 from sqlmodel import Session
 
 from app import db
-from app.api import ProblemError, export, problem_response, schemas
+from app.api import ProblemError, export, schemas
 from app.api.serialise import SERIALISERS
 from app.db import db_session
 from app.services import feed, partners, webhooks
-from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.errors import NotFound
 from app.webhooks import allow_private
+from models import PartnerToken
 
 bp = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="Partner API")
 docs = Blueprint("api_docs", __name__, url_prefix="/api")
@@ -43,11 +44,21 @@ def _bearer() -> str | None:
     return (secret.strip() or None) if scheme.lower() == "bearer" else None
 
 
+def _presented_token() -> PartnerToken | None:
+    """The stored token the request presents (revoked or not), looked up once per request:
+    the rate limiter and the authentication both need it."""
+    if "partner_token" not in g:
+        secret = _bearer()
+        g.partner_token = (
+            partners.find_token(session=db_session(), secret=secret) if secret else None
+        )
+    return g.partner_token
+
+
 def token_key() -> str:
     """Rate-limit key: a valid token (so each partner has its own allowance), else the
     address (so inventing tokens buys no extra requests)."""
-    secret = _bearer()
-    token = partners.find_token(session=db_session(), secret=secret) if secret else None
+    token = _presented_token()
     if token is not None and token.active:
         return f"api-token:{token.id}"
     return "api-address:" + (request.remote_addr or "unknown")
@@ -55,8 +66,7 @@ def token_key() -> str:
 
 @bp.before_request
 def authenticate() -> None:
-    secret = _bearer()
-    if secret is None:
+    if _bearer() is None:
         raise ProblemError(
             401,
             "unauthorized",
@@ -64,7 +74,7 @@ def authenticate() -> None:
             headers={"WWW-Authenticate": 'Bearer realm="tandem"'},
         )
     session = db_session()
-    token = partners.find_token(session=session, secret=secret)
+    token = _presented_token()
     if token is None or not token.active:
         raise ProblemError(
             401,
@@ -96,19 +106,14 @@ def _requires(scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 def _list(name: str, query: schemas.ListQuery) -> dict[str, Any]:
     resource = feed.RESOURCES[name]
     session = db_session()
-    try:
-        chunk = feed.page(
-            session=session,
-            resource=resource,
-            cursor=query.cursor,
-            updated_since=query.updated_since,
-            limit=query.limit,
-            settle=timedelta(seconds=current_app.config["TANDEM_API_SETTLE_SECONDS"]),
-        )
-    except InvalidInput as exc:
-        raise ProblemError(
-            400, "invalid-request", "Some parameters are not valid.", errors=exc.field_errors
-        ) from exc
+    chunk = feed.page(
+        session=session,
+        resource=resource,
+        cursor=query.cursor,
+        updated_since=query.updated_since,
+        limit=query.limit,
+        settle=timedelta(seconds=current_app.config["TANDEM_API_SETTLE_SECONDS"]),
+    )
     serialise = SERIALISERS[name]
     return {
         "items": [serialise(session, record, g.partner_scopes) for record in chunk.public],
@@ -122,7 +127,7 @@ def _detail(name: str, record_id: int) -> schemas.Schema:
     session = db_session()
     record = feed.one(session=session, resource=feed.RESOURCES[name], record_id=record_id)
     if record is None:
-        raise ProblemError(404, "not-found", f"No public record {record_id} in {name}.")
+        raise NotFound(f"No public record {record_id} in {name}.")
     return SERIALISERS[name](session, record, g.partner_scopes)
 
 
@@ -200,13 +205,8 @@ _endpoints(
 )
 def export_ndjson(query: schemas.ExportQuery) -> Response:
     scopes = g.partner_scopes
-    try:
-        # Checked before the stream starts: once it has, the status is already 200.
-        since = feed.as_utc(query.since, "since") if query.since else None
-    except InvalidInput as exc:
-        raise ProblemError(
-            400, "invalid-request", "Some parameters are not valid.", errors=exc.field_errors
-        ) from exc
+    # Checked before the stream starts: once it has, the status is already 200.
+    since = feed.as_utc(query.since, "since") if query.since else None
     settle = timedelta(seconds=current_app.config["TANDEM_API_SETTLE_SECONDS"])
     engine = db.engine()
 
@@ -246,20 +246,13 @@ def list_webhooks() -> dict[str, Any]:
 @_requires("webhooks")
 def create_webhook(body: schemas.WebhookIn) -> dict[str, Any]:
     session = db_session()
-    try:
-        hook = webhooks.register(
-            session=session,
-            token=partners.get_token(session=session, token_id=g.partner_token_id),
-            url=body.url,
-            events=body.events,
-            allow_insecure=allow_private(),
-        )
-    except InvalidInput as exc:
-        raise ProblemError(
-            400, "invalid-request", "The webhook is not valid.", errors=exc.field_errors
-        ) from exc
-    except Conflict as exc:
-        raise ProblemError(409, "conflict", str(exc)) from exc
+    hook = webhooks.register(
+        session=session,
+        token=partners.get_token(session=session, token_id=g.partner_token_id),
+        url=body.url,
+        events=body.events,
+        allow_insecure=allow_private(),
+    )
     session.commit()
     return {**hook.model_dump(include=set(schemas.WebhookOut.model_fields)), "secret": hook.secret}
 
@@ -273,10 +266,7 @@ def create_webhook(body: schemas.WebhookIn) -> dict[str, Any]:
 @_requires("webhooks")
 def delete_webhook(webhook_id: int) -> ResponseReturnValue:
     session = db_session()
-    try:
-        webhooks.remove(session=session, token_id=g.partner_token_id, webhook_id=webhook_id)
-    except NotFound as exc:
-        raise ProblemError(404, "not-found", str(exc)) from exc
+    webhooks.remove(session=session, token_id=g.partner_token_id, webhook_id=webhook_id)
     session.commit()
     return "", 204
 
@@ -312,6 +302,3 @@ PROBLEM_TYPES = {
     "conflict": "409: the request clashes with what exists (e.g. too many webhooks).",
     "server-error": "500: our fault; retry later.",
 }
-
-
-__all__ = ["bp", "docs", "problem_response", "token_key"]

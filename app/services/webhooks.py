@@ -31,14 +31,6 @@ EVENTS = {
 MAX_WEBHOOKS_PER_TOKEN = 5
 
 
-def secret_for(*, key: str, webhook_id: int) -> str:
-    """The webhook's signing secret, derived from the app's SECRET_KEY: nothing to store,
-    and a new SECRET_KEY gives every webhook a new secret."""
-    return hmac.new(
-        key.encode(), f"tandem-webhook:{webhook_id}".encode(), hashlib.sha256
-    ).hexdigest()
-
-
 def signature(*, secret: str, timestamp: int, body: bytes) -> str:
     """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, the `Tandem-Signature` header."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
