@@ -3,6 +3,12 @@
 Each part is a (P, O) float array in [0, 1] (1: fully covered) with a (P, O) boolean mask of
 where it applies; `fit` is the mean of the parts that apply to a pair (1.0 where none does:
 nothing is left unmet).
+
+An offer is judged on what it offers: the compute parts (hours, memory) apply only to offers
+with compute, and the data part (domains) only to offers with data. A compute-only offer is
+not marked down because the proposal also needs data, since an allocation round pairs a
+proposal with one compute and one data offer; whether the catalogue covers each need at all
+is told to the proposal's author separately.
 """
 
 from __future__ import annotations
@@ -147,7 +153,7 @@ def resource_fit(inputs: FitInputs, *, today: date) -> Fit:
         "hours": compute_pair,
         "memory": compute_pair & memory_known,
         "timeline": timeline_known,
-        "domains": np.broadcast_to(wants_domains[:, None], compute_pair.shape),
+        "domains": wants_domains[:, None] & x.has_data[None, :],
     }
     total = np.zeros(compute_pair.shape, dtype=np.float64)
     count = np.zeros(compute_pair.shape, dtype=np.float64)

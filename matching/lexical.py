@@ -136,13 +136,38 @@ PLATFORM_STOP_WORDS: frozenset[str] = frozenset(
     open partner project projects proposal proposals provide research researchers results team
     use used using work working year years""".split()
 )
+# Words about the ask rather than the topic: quantities and time, the terms of a collaboration
+# (publication, code, review) and generic modifiers. Two texts sharing "needed", "GB",
+# "published" or "fine" tells a reader nothing about why they fit.
+REQUEST_STOP_WORDS: frozenset[str] = frozenset(
+    """need needed needs needing want wants wanted expect expected expects require requires
+    required requirement requirements gb tb mb month months week weeks day days budget time
+    publish published publishing publication publications paper papers preprint preprints
+    openly jointly release released releases releasing share shared sharing code licence
+    license licensed nda ip review reviewed reviews terms agreement outputs output findings
+    multi mid single small long high real inside cover covers covering resulting built
+    support supports supported run runs running fine tune tuned tuning plus make makes made
+    hold holds request requests roughly aware owned confidential commercial publicly
+    university universities""".split()
+)
 WORD_PATTERN = r"(?u)\b[^\W\d_][^\W\d_]+\b"
+# A term used by more than this share of all texts is common vocabulary on the platform, not a
+# reason two texts fit (applied once the corpus has `COMMON_TERM_MIN_TEXTS` texts or more).
+COMMON_TERM_SHARE = 0.2
+COMMON_TERM_MIN_TEXTS = 20
 
 
 def explanation_vectorizer(texts: Sequence[str]) -> TfidfSimilarity:
     """A TF-IDF model fitted on `texts` for naming shared terms: words only (no numbers),
-    English and platform stop words removed, so the terms shown are the telling ones."""
+    without English, platform and request stop words, and without the words that more than a
+    fifth of the texts use, so the terms shown are the telling ones."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    stop_words = sorted(ENGLISH_STOP_WORDS | PLATFORM_STOP_WORDS)
-    return TfidfSimilarity(stop_words=stop_words, token_pattern=WORD_PATTERN).fit(texts)
+    texts = list(texts)
+    stop_words = sorted(ENGLISH_STOP_WORDS | PLATFORM_STOP_WORDS | REQUEST_STOP_WORDS)
+    common = COMMON_TERM_SHARE if len(texts) >= COMMON_TERM_MIN_TEXTS else 1.0
+    terms = TfidfSimilarity(stop_words=stop_words, token_pattern=WORD_PATTERN, max_df=common)
+    try:
+        return terms.fit(texts)
+    except ValueError:  # every term is common: name none rather than common ones
+        return TfidfSimilarity(stop_words=stop_words, token_pattern=WORD_PATTERN).fit([])

@@ -82,3 +82,27 @@ def test_a_start_date_in_the_past_counts_from_today() -> None:
         available_until=np.array([np.datetime64("2027-06-28"), NAT]),
     )
     assert resource_fit(past, today=TODAY).parts["timeline"][0, 0] == pytest.approx(1.0)
+
+
+def test_a_compute_only_offer_is_judged_on_compute_alone() -> None:
+    """A proposal needing 1,000 GPU hours and healthcare data: the compute-only offer covering
+    every hour fits fully (the data must come from a data offer, as in an allocation round),
+    and the data-only offer is judged on its domains alone."""
+    result = resource_fit(
+        inputs(
+            hours_needed=np.array([1000.0]),
+            memory_needed_gb=np.array([np.nan]),
+            needs_data=np.array([True]),
+            proposal_domains=[frozenset({"healthcare"})],
+            start=np.array([NAT]),
+            duration_months=np.array([6.0]),
+            max_hours_per_project=np.array([1000.0, 0.0]),
+            memory_gb=np.array([np.nan, np.nan]),
+            offer_domains=[frozenset(), frozenset({"healthcare"})],
+            available_until=np.array([NAT, NAT]),
+        ),
+        today=TODAY,
+    )
+    assert not result.applies["domains"][0, 0] and not result.applies["hours"][0, 1]
+    assert result.fit[0, 0] == pytest.approx(1.0)
+    assert result.fit[0, 1] == pytest.approx(1.0)

@@ -9,7 +9,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from matching import Encoder, affinity, aggregate_profiles
-from matching.lexical import TfidfSimilarity, shared_terms
+from matching.lexical import TfidfSimilarity, explanation_vectorizer, shared_terms
 
 ROBOTS = "Reinforcement learning policies for legged robots trained in physics simulation."
 WALKING = "Legged robots learn to walk: reinforcement learning from simulation to the real world."
@@ -174,3 +174,29 @@ def test_lexical_and_title_blends(encoder: Encoder) -> None:
     assert titled.shape == (2, 3)
     assert titled[0, 0] > titled[0, 1] and titled[1, 1] > titled[1, 0]
     np.testing.assert_array_equal(titled[:, 2], 0.0)
+
+
+def test_explanations_name_the_topic_not_the_ask_or_common_words() -> None:
+    """Two texts about protein folding that also both ask for GPU memory, a fine-tuning run and
+    open publication: the terms shown are the topic's, not "needed", "gb", "fine" or
+    "published", and not a word that most of the catalogue uses."""
+    proposal = (
+        "Protein folding with diffusion models\nWe want to fine-tune a folding model on "
+        "cryo-EM maps with learning systems; 80 GB of GPU memory needed, results published "
+        "openly with code."
+    )
+    offer = (
+        "Cryo-EM maps for folding research\nWe share cryo-EM density maps of membrane "
+        "proteins and folding trajectories for learning systems; fine-tuning runs on 80 GB "
+        "GPUs, published after review."
+    )
+    filler = [
+        f"Learning systems for topic {i}: evaluation and benchmarks needed, code released."
+        for i in range(30)
+    ]
+    terms = shared_terms(
+        proposal, offer, top=8, vectorizer=explanation_vectorizer([proposal, offer, *filler])
+    )
+    assert {"cryo", "folding", "maps"} <= set(terms)
+    ask_or_common = {"needed", "gb", "fine", "published", "openly", "code", "learning", "systems"}
+    assert not ask_or_common & set(terms)
