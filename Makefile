@@ -27,12 +27,15 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+# `flask run` takes its host and port from FLASK_RUN_HOST/FLASK_RUN_PORT; every command here
+# sees them, so links in mail (confirmation, reset, matches) name this port unless
+# TANDEM_BASE_URL says otherwise.
 run: install
-	export TANDEM_ENV=$${TANDEM_ENV:-development}; \
+	export TANDEM_ENV=$${TANDEM_ENV:-development} FLASK_RUN_HOST=127.0.0.1 FLASK_RUN_PORT=$(PORT); \
 	$(FLASK) db upgrade && \
 	$(FLASK) demo load --if-empty && \
 	echo "Tandem is starting on http://127.0.0.1:$(PORT)" && \
-	$(FLASK) run --host 127.0.0.1 --port $(PORT)
+	$(FLASK) run
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

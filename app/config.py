@@ -7,18 +7,24 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask
+from flask.cli import run_command
 
 from matching.scoring import ScoreWeights
 
 DEV_ENVIRONMENTS = {"development", "test"}
+DEFAULT_PORT = 5000
+# Addresses a server listens on that no browser should be sent to.
+WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
 
 
 def defaults(instance_path: str) -> dict[str, Any]:
     return {
         "DATABASE_URL": f"sqlite:///{Path(instance_path) / 'tandem.db'}",
         "TANDEM_MODEL": None,
-        "TANDEM_BASE_URL": "http://127.0.0.1:5000",
+        # Set, it wins (see from_environment); unset, links name the running server.
+        "TANDEM_BASE_URL": None if os.environ.get("TANDEM_BASE_URL") else served_address(),
         "TANDEM_TOP_K": 5,
         "TANDEM_PAGE_SIZE": 20,
         "TANDEM_ENV": "production",
@@ -56,6 +62,40 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # Webhooks to private addresses: None means only in development and test.
         "TANDEM_WEBHOOKS_ALLOW_PRIVATE": None,
     }
+
+
+def served_address() -> str:
+    """Where this process's portal answers, for links that leave it (mail) when
+    `TANDEM_BASE_URL` is not set.
+
+    Under `flask run` (what `make run` starts) it is the server's own --host and --port (or
+    FLASK_RUN_HOST / FLASK_RUN_PORT, which click reads into them), https with --cert. Any
+    other command (the queue worker, `demo load`, gunicorn) has no server of its own to ask:
+    it takes FLASK_RUN_HOST / FLASK_RUN_PORT, then PORT (which `make run` and most hosting
+    platforms set), then Flask's default port, 5000. A wildcard host (0.0.0.0) is not an
+    address to visit: links then name 127.0.0.1, and other machines need TANDEM_BASE_URL.
+    """
+    host = os.environ.get("FLASK_RUN_HOST") or "127.0.0.1"
+    port = DEFAULT_PORT
+    for name in ("PORT", "FLASK_RUN_PORT"):  # the later one wins
+        if os.environ.get(name):
+            try:
+                port = int(os.environ[name])
+            except ValueError as exc:
+                raise RuntimeError(
+                    f"{name} must be a whole number (a port), got {os.environ[name]!r}"
+                ) from exc
+    scheme = "http"
+    context = click.get_current_context(silent=True)
+    if context is not None and context.command is run_command:
+        host = context.params.get("host") or host
+        port = context.params.get("port") or port
+        scheme = "https" if context.params.get("cert") else "http"
+    if host in WILDCARD_HOSTS:
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    return f"{scheme}://{host}:{port}"
 
 
 def from_environment() -> dict[str, Any]:

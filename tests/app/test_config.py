@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from flask.cli import run_command
 
 from app import create_app
 from app.db import normalise_url
@@ -64,3 +65,46 @@ def test_score_weights_come_from_the_environment_and_are_checked(
     monkeypatch.setenv("TANDEM_SCORE_WEIGHTS", "speed=2")
     with pytest.raises(RuntimeError, match="TANDEM_SCORE_WEIGHTS: unknown score components"):
         create_app({"TESTING": True})
+
+
+@pytest.fixture
+def no_address_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment that says nothing about where the portal answers."""
+    monkeypatch.setenv("TANDEM_INSTANCE_PATH", str(tmp_path))
+    for name in ("TANDEM_BASE_URL", "PORT", "FLASK_RUN_PORT", "FLASK_RUN_HOST"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("no_address_settings")
+def test_mail_links_name_the_port_flask_run_serves_on() -> None:
+    assert create_app({"TESTING": True}).config["TANDEM_BASE_URL"] == "http://127.0.0.1:5000"
+    with run_command.make_context("run", ["--port", "8123"]):
+        app = create_app({"TESTING": True})
+    assert app.config["TANDEM_BASE_URL"] == "http://127.0.0.1:8123"
+    # Listening on every interface: links still need an address a browser can open.
+    with run_command.make_context("run", ["--host", "0.0.0.0", "--port", "8124"]):
+        app = create_app({"TESTING": True})
+    assert app.config["TANDEM_BASE_URL"] == "http://127.0.0.1:8124"
+
+
+@pytest.mark.usefixtures("no_address_settings")
+def test_mail_links_follow_the_port_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `PORT=8000 make run` sets, for every command it runs (and the queue worker)."""
+    monkeypatch.setenv("PORT", "8000")
+    assert create_app({"TESTING": True}).config["TANDEM_BASE_URL"] == "http://127.0.0.1:8000"
+    monkeypatch.setenv("FLASK_RUN_PORT", "8001")
+    monkeypatch.setenv("FLASK_RUN_HOST", "::1")
+    assert create_app({"TESTING": True}).config["TANDEM_BASE_URL"] == "http://[::1]:8001"
+    monkeypatch.setenv("FLASK_RUN_PORT", "eighty")
+    with pytest.raises(RuntimeError, match="FLASK_RUN_PORT must be a whole number"):
+        create_app({"TESTING": True})
+
+
+@pytest.mark.usefixtures("no_address_settings")
+def test_tandem_base_url_wins_over_the_served_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a proxy the public address is not the port the server listens on."""
+    monkeypatch.setenv("TANDEM_BASE_URL", "https://tandem.example.org")
+    monkeypatch.setenv("PORT", "not-used")
+    with run_command.make_context("run", ["--port", "8123"]):
+        app = create_app({"TESTING": True})
+    assert app.config["TANDEM_BASE_URL"] == "https://tandem.example.org"
