@@ -65,7 +65,9 @@ class CommaListField(StringField):
     def _value(self) -> str:
         if self.raw_data:
             return str(self.raw_data[0])
-        return ", ".join(self.data or [])
+        # A text area shows one entry a line, as its help suggests typing them.
+        separator = "\n" if isinstance(self.widget, TextArea) else ", "
+        return separator.join(self.data or [])
 
 
 COLLABORATION_LABELS = {
@@ -110,6 +112,7 @@ class ProposalForm(FlaskForm):
     gpu_hours_needed = IntegerField(
         "GPU hours needed",
         validators=[Optional()],
+        invalid_value_message="Please enter a whole number of GPU hours, e.g. 2000.",
         render_kw=limits("gpu_hours_needed"),
         description="Total GPU hours for the whole project; leave empty or 0 if you need no "
         "compute, e.g. 2000 (about 8 GPUs for 10 days).",
@@ -117,6 +120,7 @@ class ProposalForm(FlaskForm):
     gpu_memory_min_gb = IntegerField(
         "Minimum GPU memory (GB)",
         validators=[Optional()],
+        invalid_value_message="Please enter a whole number of gigabytes, e.g. 40.",
         render_kw=limits("gpu_memory_min_gb"),
         description="Memory per GPU that your models need, in GB; leave empty if any GPU "
         "will do, e.g. 40.",
@@ -129,6 +133,7 @@ class ProposalForm(FlaskForm):
     duration_months = IntegerField(
         "Duration (months)",
         validators=[InputRequired("Please give the duration in months, e.g. 6.")],
+        invalid_value_message="Please enter a whole number of months, e.g. 6.",
         default=6,
         render_kw=limits("duration_months"),
         description="How long the project runs, in whole months, e.g. 6.",
@@ -136,6 +141,7 @@ class ProposalForm(FlaskForm):
     earliest_start = DateField(
         "Earliest start",
         validators=[Optional()],
+        invalid_value_message="Please enter a date such as 2026-09-01.",
         description="The first day the work can start; leave empty if it can start any time, "
         "e.g. 2026-09-01.",
     )
@@ -153,6 +159,7 @@ class ProposalForm(FlaskForm):
     collaboration_kinds = MultiCheckboxField(
         "Collaboration wanted",
         choices=[SelectChoice(kind.value, label) for kind, label in COLLABORATION_LABELS.items()],
+        invalid_choice_message="Please tick only the kinds of collaboration listed.",
         description="Tick every kind of help you would welcome, e.g. compute and co-authorship.",
     )
     requires_open_publication = BooleanField(
@@ -172,6 +179,7 @@ class ProposalForm(FlaskForm):
         choices=[SelectChoice(stance.value, label) for stance, label in IP_LABELS.items()],
         default=IpStance.open.value,
         validators=[InputRequired("Please choose the IP terms you accept.")],
+        invalid_choice_message="Please choose one of the IP terms listed.",
         description="Offers asking for more than this are never matched, e.g. choose “Joint” "
         "if shared ownership with the company is fine.",
     )
@@ -180,6 +188,7 @@ class ProposalForm(FlaskForm):
         choices=[SelectChoice(level.value, label) for level, label in LAB_LABELS.items()],
         default=LabResourceLevel.typical.value,
         validators=[InputRequired("Please describe your lab's resources.")],
+        invalid_choice_message="Please choose one of the levels listed.",
         description="Self-declared; allocation rounds may favour under-resourced labs, e.g. "
         "a small group with no GPU cluster of its own.",
     )

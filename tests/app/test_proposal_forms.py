@@ -253,8 +253,10 @@ def test_invalid_input_is_shown_at_the_field_and_nothing_is_written(
     page = FormPage(response.data)
     assert page.error("Title") == "Please write at least 5 characters."
     assert page.error("Duration (months)") == "Please enter a number of at most 60."
-    assert "Not a valid integer" in page.error("GPU hours needed")
-    assert "not a valid choice" in page.error("Collaboration wanted")
+    assert page.error("GPU hours needed") == "Please enter a whole number of GPU hours, e.g. 2000."
+    assert page.error("Collaboration wanted") == (
+        "Please tick only the kinds of collaboration listed."
+    )
     assert page.value("Title") == "RL"
     assert page.value("Duration (months)") == "99"
     assert page.value("GPU hours needed") == "lots"

@@ -1,0 +1,90 @@
+"""What the form tests share: people written to the database, signing in through the sign-in
+page, and reading a field's inline error the way assistive technology does (through the
+input's aria-describedby)."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Locator, Page, expect
+
+from models import Organisation, OrganisationKind, Role, User, utcnow
+from tests.conftest import TEST_PASSWORD
+from tests.conftest import test_password_hash as shared_password_hash
+from tests.e2e.conftest import LiveServer
+
+# Every visible form control a person fills in, without a label of its own.
+UNLABELLED_INPUTS = """() => Array.from(document.querySelectorAll('input, select, textarea'))
+  .filter(el => !['hidden', 'submit', 'button'].includes(el.type))
+  .filter(el => el.offsetParent !== null || el.getClientRects().length > 0)
+  .filter(el => el.labels.length === 0 && !el.getAttribute('aria-label'))
+  .map(el => el.outerHTML)"""
+# Forms that leave checking to the browser (its bubbles) instead of Tandem's inline messages.
+FORMS_WITHOUT_NOVALIDATE = """() => Array.from(document.querySelectorAll('form[method=post]'))
+  .filter(form => form.querySelector('input:not([type=hidden]):not([type=submit]), textarea'))
+  .filter(form => !form.noValidate).map(form => form.name || form.action)"""
+NO_HORIZONTAL_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
+EMAIL_LABEL = re.compile(r"^email address$", re.IGNORECASE)
+
+
+def make_person(
+    server: LiveServer,
+    *,
+    email: str,
+    name: str,
+    role: Role,
+    organisation: str,
+    kind: OrganisationKind,
+) -> User:
+    """A confirmed user whose password is TEST_PASSWORD, with a verified organisation."""
+    with server.session() as session:
+        org = Organisation(
+            name=organisation,
+            kind=kind,
+            email_domains=[email.rsplit("@", 1)[1]],
+            verified=True,
+        )
+        session.add(org)
+        session.flush()
+        user = User(
+            email=email,
+            name=name,
+            role=role,
+            organisation_id=org.id,
+            password_hash=shared_password_hash(),
+            confirmed_at=utcnow(),
+        )
+        session.add(user)
+        session.commit()
+        return user
+
+
+def sign_in(page: Page, server: LiveServer, email: str) -> None:
+    """From the home page, through the header's Sign in link and the sign-in form; the
+    portal then opens the person's dashboard."""
+    page.goto(server.url + "/")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign in").click()
+    page.get_by_label(EMAIL_LABEL).fill(email)
+    page.get_by_label("Password", exact=True).fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def error_at(control: Locator) -> Locator:
+    """The inline error tied to a control (an input, or a fieldset for a group of choices):
+    the control is marked invalid and names the message in its aria-describedby."""
+    if control.evaluate("el => el.tagName !== 'FIELDSET'"):
+        expect(control).to_have_attribute("aria-invalid", "true")
+    described = control.get_attribute("aria-describedby") or ""
+    error_ids = [name for name in described.split() if name.endswith("-error")]
+    assert error_ids, f"no error is tied to the control; aria-describedby={described!r}"
+    return control.page.locator(f"[id='{error_ids[0]}']")
+
+
+def error_summary(page: Page) -> Locator:
+    """The summary at the top of the form that was submitted."""
+    return page.get_by_role("alert").filter(has_text="Please correct")
+
+
+def flash(page: Page) -> Locator:
+    return page.locator(".flashes")
