@@ -21,8 +21,9 @@ from flask_wtf.csrf import CSRFProtect
 from sqlmodel import select
 from werkzeug.local import LocalProxy
 
+from app.auth import forms
 from app.auth.account import Account
-from app.auth.forms import TandemRegisterForm
+from app.auth.messages import MESSAGES
 from app.auth.passwords import TandemPasswordUtil
 from app.db import db_session
 from app.services import accounts, outbox
@@ -69,15 +70,7 @@ def security_defaults(app: Flask) -> dict[str, Any]:
         "SECURITY_EMAIL_SUBJECT_PASSWORD_RESET": "Reset your Tandem password",
         "SECURITY_EMAIL_SUBJECT_PASSWORD_NOTICE": "Your Tandem password was reset",
         "SECURITY_EMAIL_SUBJECT_PASSWORD_CHANGE_NOTICE": "Your Tandem password was changed",
-        "SECURITY_MSG_LOGIN": ("Please sign in to see this page.", "info"),
-        "SECURITY_MSG_CONFIRMATION_REQUIRED": (
-            "Please confirm your email first: follow the link we sent you.",
-            "error",
-        ),
-        "SECURITY_MSG_DISABLED_ACCOUNT": (
-            "This account is suspended. Contact an administrator if you think this is a mistake.",
-            "error",
-        ),
+        **{f"SECURITY_MSG_{name}": message for name, message in MESSAGES.items()},
     }
 
 
@@ -167,7 +160,15 @@ def init_app(app: Flask) -> None:
     Security(
         app,
         datastore,
-        register_form=TandemRegisterForm,
+        login_form=forms.TandemLoginForm,
+        register_form=forms.TandemRegisterForm,
+        forgot_password_form=forms.TandemForgotPasswordForm,
+        reset_password_form=forms.TandemResetPasswordForm,
+        change_password_form=forms.TandemChangePasswordForm,
+        send_confirmation_form=forms.TandemSendConfirmationForm,
+        two_factor_setup_form=forms.TandemTwoFactorSetupForm,
+        two_factor_verify_code_form=forms.TandemTwoFactorVerifyCodeForm,
+        two_factor_rescue_form=forms.TandemTwoFactorRescueForm,
         mail_util_cls=TandemMailUtil,
         password_util_cls=TandemPasswordUtil,
         render_template=render_with_status,

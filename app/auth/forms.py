@@ -1,15 +1,58 @@
-"""Sign-up form: Flask-Security's registration plus name, role and organisation."""
+"""Flask-Security's account forms in Tandem's words.
+
+Each form is the library's own (its validation is kept) with Tandem's labels in sentence case
+and, where the library's message for an empty field would be vague ("This field is
+required."), one that says what to enter. Messages the library raises itself are configured
+as SECURITY_MSG_* in `app/auth/messages.py`. The forms are handed to `Security(...)`, the
+documented way to customise them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from flask_security import RegisterFormV2
+from flask_security import (
+    ChangePasswordForm,
+    ForgotPasswordForm,
+    LoginForm,
+    RegisterFormV2,
+    ResetPasswordForm,
+    SendConfirmationForm,
+    TwoFactorRescueForm,
+    TwoFactorSetupForm,
+    TwoFactorVerifyCodeForm,
+    current_user,
+)
 from wtforms import RadioField, SelectChoice, StringField
 from wtforms.validators import DataRequired, Length
 
 from app.db import db_session
 from app.services import accounts
+
+EMAIL = "Email address"
+RETYPE = "Retype password"
+NEW_PASSWORD_IF_EMPTY = "Choose a new password: at least 12 characters, e.g. four unrelated words."
+CODE_IF_EMPTY = "Enter the six-digit code your authenticator app shows for Tandem, e.g. 123456."
+
+
+class TandemWording:
+    """Relabels a Flask-Security form's fields (`labels`) and words the message for a field
+    left empty (`if_empty`), after the library has built the form."""
+
+    labels: ClassVar[dict[str, str]] = {}
+    if_empty: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, text in self.labels.items():
+            self[name].label.text = text  # type: ignore[index]
+        for name, message in self.if_empty.items():
+            field = self[name]  # type: ignore[index]
+            # A new list for this form only: the library's validators are shared.
+            field.validators = [
+                DataRequired(message) if isinstance(validator, DataRequired) else validator
+                for validator in field.validators
+            ]
 
 
 def one_line(value: str | None) -> str | None:
@@ -17,10 +60,32 @@ def one_line(value: str | None) -> str | None:
     return " ".join(value.split()) if isinstance(value, str) else value
 
 
-class TandemRegisterForm(RegisterFormV2):
+class TandemLoginForm(TandemWording, LoginForm):
+    labels: ClassVar[dict[str, str]] = {
+        "email": EMAIL,
+        "remember": "Keep me signed in on this device",
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The library puts a "Forgot password?" link under the password field; the page
+        # already offers one with the other ways out, below the form.
+        self.password.description = ""
+
+
+class TandemRegisterForm(TandemWording, RegisterFormV2):
+    labels: ClassVar[dict[str, str]] = {"email": EMAIL, "password_confirm": RETYPE}
+    if_empty: ClassVar[dict[str, str]] = {
+        "password": "Choose a password: at least 12 characters, e.g. four unrelated words.",
+        "password_confirm": "Type your password again.",
+    }
+
     name = StringField(
         "Your name",
-        validators=[DataRequired("Please enter your name."), Length(max=200)],
+        validators=[
+            DataRequired("Enter your name, e.g. Ada Lovelace."),
+            Length(max=200, message="Shorten your name to at most 200 characters."),
+        ],
         filters=[one_line],
         description="Shown to a company only once you have both agreed to meet.",
     )
@@ -34,11 +99,21 @@ class TandemRegisterForm(RegisterFormV2):
                 "company", "A company member: I will offer compute or data to research projects"
             ),
         ],
-        validators=[DataRequired("Please choose how you are joining.")],
+        validators=[DataRequired("Choose whether you join as an academic or a company member.")],
     )
     organisation = StringField(
         "Organisation",
-        validators=[DataRequired("Please name your organisation."), Length(min=2, max=200)],
+        validators=[
+            DataRequired(
+                "Enter your university, institute or company, e.g. Northbridge University."
+            ),
+            Length(
+                min=2,
+                max=200,
+                message="Enter your organisation's name in 2 to 200 characters, "
+                "e.g. Northbridge University.",
+            ),
+        ],
         filters=[one_line],
         description="Your university, institute or company, e.g. Northbridge University. "
         "Members with an address at the same email domain join the same organisation.",
@@ -58,3 +133,54 @@ class TandemRegisterForm(RegisterFormV2):
                 self.organisation.errors = [*self.organisation.errors, str(exc)]
                 valid = False
         return valid
+
+
+class TandemForgotPasswordForm(TandemWording, ForgotPasswordForm):
+    labels: ClassVar[dict[str, str]] = {"email": EMAIL}
+
+
+class TandemSendConfirmationForm(TandemWording, SendConfirmationForm):
+    labels: ClassVar[dict[str, str]] = {"email": EMAIL}
+
+
+class TandemResetPasswordForm(TandemWording, ResetPasswordForm):
+    labels: ClassVar[dict[str, str]] = {"password": "New password", "password_confirm": RETYPE}
+    if_empty: ClassVar[dict[str, str]] = {
+        "password": NEW_PASSWORD_IF_EMPTY,
+        "password_confirm": "Type your new password again.",
+    }
+
+
+class TandemChangePasswordForm(TandemWording, ChangePasswordForm):
+    labels: ClassVar[dict[str, str]] = {
+        "password": "Current password",
+        "new_password": "New password",
+        "new_password_confirm": "Retype new password",
+    }
+    if_empty: ClassVar[dict[str, str]] = {
+        "new_password": NEW_PASSWORD_IF_EMPTY,
+        "new_password_confirm": "Type your new password again.",
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The library checks the current password only once the other fields pass; asking
+        # for it with them shows every missing field on the first submit.
+        if current_user.password:
+            self.password.validators = [DataRequired("Enter your current password.")]
+
+
+class TandemTwoFactorSetupForm(TandemWording, TwoFactorSetupForm):
+    labels: ClassVar[dict[str, str]] = {
+        "setup": "How do you want to get your codes?",
+        "phone": "Mobile phone number",
+    }
+
+
+class TandemTwoFactorVerifyCodeForm(TandemWording, TwoFactorVerifyCodeForm):
+    labels: ClassVar[dict[str, str]] = {"code": "Authentication code"}
+    if_empty: ClassVar[dict[str, str]] = {"code": CODE_IF_EMPTY}
+
+
+class TandemTwoFactorRescueForm(TandemWording, TwoFactorRescueForm):
+    labels: ClassVar[dict[str, str]] = {"help_setup": "What would help?"}

@@ -10,8 +10,10 @@ import re
 from functools import cache
 from typing import Any
 
-from flask_security import PasswordUtil
+from flask_security import PasswordUtil, password_length_validator
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+from app.auth.messages import MESSAGES
 
 COMMON_PASSWORD_MESSAGE = (
     "This password is on a list of common passwords that attackers try first. "
@@ -35,10 +37,17 @@ def is_common(password: str) -> bool:
 
 
 class TandemPasswordUtil(PasswordUtil):
+    """The library's checks (length, then zxcvbn's strength estimate) in Tandem's words:
+    zxcvbn's own warnings ("This is similar to a commonly used password") are not, so a
+    password it refuses gets Tandem's PASSWORD_TOO_SIMPLE message, or the common-password
+    message when that is the reason."""
+
     def validate(self, password: str, is_register: bool, **kwargs: Any) -> tuple[list | None, str]:
         messages, normalised = super().validate(password, is_register, **kwargs)
-        if messages:
+        if password_length_validator(normalised):
             return messages, normalised
         if is_common(normalised):
             return [COMMON_PASSWORD_MESSAGE], normalised
+        if messages:
+            return [MESSAGES["PASSWORD_TOO_SIMPLE"][0]], normalised
         return None, normalised

@@ -92,7 +92,7 @@ def test_an_outsider_cannot_claim_an_existing_organisation(
     [
         ("short-pw", "at least 12"),
         ("password1234", "common"),
-        ("qwertyuiopas", "common"),
+        ("qwertyuiopas", "easy to guess"),  # a row of keys: zxcvbn's estimate refuses it
     ],
 )
 def test_weak_passwords_are_refused_at_the_field(
@@ -113,17 +113,96 @@ def test_the_shipped_common_password_list_catches_decorated_passwords() -> None:
 def test_sign_up_rejects_missing_fields_and_a_duplicate_email(
     client: FlaskClient, make_user: Callable[..., Any]
 ) -> None:
-    response = _signup(client, name="", role="", organisation="")
+    response = _signup(
+        client, name="", email="", role="", organisation="", password="", password_confirm=""
+    )
     assert response.status_code == 422
-    errors = _field_errors(response)
-    assert "Please enter your name." in errors
-    assert "Please choose how you are joining." in errors
-    assert "Please name your organisation." in errors
+    # Every empty field says what to enter, in Tandem's words (not the library's defaults).
+    assert _field_errors(response) == [
+        "Enter your name, e.g. Ada Lovelace.",
+        "Enter your email address, e.g. ada@example.com.",
+        "Choose whether you join as an academic or a company member.",
+        "Enter your university, institute or company, e.g. Northbridge University.",
+        "Choose a password: at least 12 characters, e.g. four unrelated words.",
+        "Type your password again.",
+    ]
+    response = _signup(client, email="grace.example.com", password_confirm=STRONG + "!")
+    assert _field_errors(response) == [
+        "Enter your whole email address, with an @, e.g. ada@example.com.",
+        "The two passwords differ. Type the same password in both fields.",
+    ]
 
     existing = make_user(email="taken@example.org")
     response = _signup(client, email=existing.email.upper())
     assert response.status_code == 422
-    assert any("already associated" in e for e in _field_errors(response))
+    assert _field_errors(response) == [
+        "taken@example.org already has a Tandem account. Sign in, or reset its password if "
+        "you forgot it."
+    ]
+
+
+def _labels(response: Any) -> list[str]:
+    """The text of every <label> and <legend> on the page, in order."""
+    html = response.get_data(as_text=True)
+    found = re.findall(r"<(?:label|legend)\b[^>]*>(.*?)</(?:label|legend)>", html, re.DOTALL)
+    return [" ".join(re.sub(r"<[^>]+>", " ", text).split()) for text in found]
+
+
+def test_account_pages_label_their_fields_in_sentence_case(
+    client: FlaskClient, auth: AuthActions, make_user: Callable[..., Any]
+) -> None:
+    assert _labels(client.get("/login")) == [
+        "Email address",
+        "Password",
+        "Keep me signed in on this device",
+    ]
+    assert _labels(client.get("/register")) == [
+        "Your name",
+        "Email address",
+        "I am joining as",
+        "An academic: I will propose research and look for compute or data",
+        "A company member: I will offer compute or data to research projects",
+        "Organisation",
+        "Password",
+        "Retype password",
+    ]
+    assert _labels(client.get("/reset")) == ["Email address"]
+    assert _labels(client.get("/confirm")) == ["Email address"]
+    user = make_user()
+    auth.login(user.email)
+    assert _labels(client.get("/change")) == [
+        "Current password",
+        "New password",
+        "Retype new password",
+    ]
+
+
+def test_the_sign_in_page_offers_one_way_to_reset_a_password(client: FlaskClient) -> None:
+    page = client.get("/login").get_data(as_text=True)
+    assert page.count('href="/reset"') == 1
+    assert page.count("Forgot your password?") == 1
+
+
+def test_every_missing_field_of_a_password_change_is_named_on_the_first_submit(
+    client: FlaskClient, auth: AuthActions, make_user: Callable[..., Any]
+) -> None:
+    auth.login(make_user().email)
+    response = client.post("/change", data={})
+    assert response.status_code == 422
+    assert _field_errors(response) == [
+        "Enter your current password.",
+        "Choose a new password: at least 12 characters, e.g. four unrelated words.",
+        "Type your new password again.",
+    ]
+    response = client.post(
+        "/change",
+        data={
+            "password": "not-my-password-9",
+            "new_password": STRONG,
+            "new_password_confirm": STRONG,
+        },
+    )
+    assert _field_errors(response) == ["That password is not right. Check it and try again."]
 
 
 def test_nobody_can_sign_up_as_an_administrator(client: FlaskClient, session: Session) -> None:
