@@ -21,6 +21,7 @@ class PublicationForm(FlaskForm):
     year = IntegerField(
         "Year",
         validators=[InputRequired("Please give the year of publication, e.g. 2023.")],
+        invalid_value_message="Please give the year as four digits, e.g. 2023.",
         render_kw={"min": 1900, "max": 2100},
         description="The year it appeared, e.g. 2023.",
     )

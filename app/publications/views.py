@@ -10,7 +10,7 @@ from app.db import db_session
 from app.matcher import queued_rematch
 from app.publications.forms import BibtexForm, PublicationForm
 from app.services import bibtex, publications
-from app.services.errors import DomainError, InvalidInput
+from app.services.errors import DomainError, InvalidInput, NotFound
 
 bp = Blueprint("publications", __name__, url_prefix="/publications")
 
@@ -47,7 +47,17 @@ def index() -> ResponseReturnValue:
 @roles_required("academic")
 def add() -> ResponseReturnValue:
     form = PublicationForm()
-    if form.validate_on_submit():
+    if not form.validate_on_submit():
+        # A value that did not parse stops the form; the model's limits are still checked
+        # on the other fields, so that every mistake shows after the first submission.
+        form.show_errors(
+            {
+                name: messages
+                for name, messages in publications.check_publication(data=form.to_data()).items()
+                if name in form and not form[name].errors
+            }
+        )
+    else:
         session = db_session()
         try:
             publication = publications.add_publication(
@@ -107,12 +117,17 @@ def import_bibtex() -> ResponseReturnValue:
 @roles_required("academic")
 def delete(publication_id: int) -> ResponseReturnValue:
     session = db_session()
-    publication = publications.delete_publication(
-        session=session,
-        author_id=current_user.id,
-        publication_id=publication_id,
-        rematch=queued_rematch(),
-    )
-    session.commit()
-    flash(f"Removed “{publication.title}” from your profile.", "success")
+    try:
+        publication = publications.delete_publication(
+            session=session,
+            author_id=current_user.id,
+            publication_id=publication_id,
+            rematch=queued_rematch(),
+        )
+    except NotFound:
+        # Usually deleted a moment ago from another tab: the list below shows what is left.
+        flash("That publication is no longer on your profile.", "error")
+    else:
+        session.commit()
+        flash(f"Removed “{publication.title}” from your profile.", "success")
     return redirect(url_for("publications.index"))

@@ -101,7 +101,8 @@ def parse(text: str) -> list[BibEntry]:
             start = " ".join((block.raw or "").split())[:60]
             raise InvalidBibtex(
                 f"The BibTeX could not be read at line {line} (“{start}…”): check that "
-                "every brace and quote is closed. Nothing was imported."
+                "the key is followed by a comma and that every brace and quote is closed. "
+                "Nothing was imported."
             )
     entries.sort(key=lambda entry: entry.line)
     if not entries:

@@ -186,7 +186,10 @@ def test_delete_own_publication_only(
 
     page = client.get("/publications/").get_data(as_text=True)
     assert "My paper" in page and "Their unpublished-looking title" not in page
-    assert client.post(f"/publications/{theirs.id}/delete").status_code == 404
+    # Someone else's paper reads like one deleted a moment ago: nothing is removed or shown.
+    refused = client.post(f"/publications/{theirs.id}/delete", follow_redirects=True)
+    assert "That publication is no longer on your profile." in refused.get_data(as_text=True)
+    assert "Their unpublished-looking title" not in refused.get_data(as_text=True)
     assert client.post(f"/publications/{mine.id}/delete").status_code == 302
     assert titles(session, academic.id) == set()
     assert titles(session, other_author.id) == {"Their unpublished-looking title"}
