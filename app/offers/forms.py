@@ -14,15 +14,16 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
-    IntegerField,
+    Field,
     RadioField,
     SelectChoice,
     StringField,
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import InputRequired, Optional
+from wtforms.validators import Optional
 
+from app.fields import ValueRequired, WholeNumberField
 from models import AccessMode, IpStance, OfferKind, PublicationTerms
 
 KIND_CHOICES = [
@@ -49,6 +50,11 @@ IP_CHOICES = [
     SelectChoice(IpStance.joint.value, "Joint: we own the results together"),
     SelectChoice(IpStance.company_owned.value, "Company-owned: we own the results"),
 ]
+
+COMPUTE_KINDS = frozenset({OfferKind.compute.value, OfferKind.compute_data.value})
+DATA_KINDS = frozenset({OfferKind.data.value, OfferKind.compute_data.value})
+COMPUTE_FIELDS = ("gpu_type", "gpu_memory_gb", "gpu_hours_budget", "max_hours_per_project")
+DATA_FIELDS = ("dataset_description", "data_domains")
 
 EXCLUSIONS_HELP = (
     "One per line: an institution's name as it is registered on Tandem (capitals do not "
@@ -105,36 +111,34 @@ class OfferForm(ServiceErrors, FlaskForm):
     gpu_type = StringField(
         "GPU type",
         validators=[Optional()],
-        description="The hardware, if you offer compute, e.g. H100, A100 or L40S. Leave empty "
-        "for data only.",
+        description="The hardware, e.g. H100, A100 or L40S.",
     )
-    gpu_memory_gb = IntegerField(
+    gpu_memory_gb = WholeNumberField(
         "GPU memory (GB per GPU)",
-        validators=[Optional()],
-        description="Memory of one GPU in gigabytes, e.g. 80 for an H100. Leave empty if not "
-        "relevant.",
+        invalid_value_message="Enter the memory of one GPU as a whole number of GB, e.g. 80.",
+        description="Memory of one GPU in gigabytes, e.g. 80 for an H100. Optional.",
     )
-    gpu_hours_budget = IntegerField(
+    gpu_hours_budget = WholeNumberField(
         "GPU-hour budget (total)",
-        validators=[Optional()],
-        description="All the GPU hours you offer, across every project, e.g. 20000. Needed for "
-        "an offer of compute; leave empty for data only.",
+        invalid_value_message="Enter the budget as a whole number of GPU hours, e.g. 20000.",
+        description="All the GPU hours you offer, across every project, e.g. 20000.",
     )
-    max_hours_per_project = IntegerField(
+    max_hours_per_project = WholeNumberField(
         "Most GPU hours for one project",
-        validators=[Optional()],
+        invalid_value_message="Enter the limit as a whole number of GPU hours, e.g. 5000.",
         description="The largest share one project can get, at most the total budget, e.g. 5000.",
     )
-    max_projects = IntegerField(
+    max_projects = WholeNumberField(
         "Most projects",
         default=1,
-        validators=[InputRequired("Please enter how many projects you can take, e.g. 4.")],
+        validators=[ValueRequired("Please enter how many projects you can take, e.g. 4.")],
+        invalid_value_message="Enter how many projects as a whole number, e.g. 4.",
         description="How many projects you can back at the same time, at least 1, e.g. 4.",
     )
     dataset_description = TextAreaField(
         "The dataset",
-        description="Needed for an offer of data: what it contains, its size, licence and "
-        "conditions, e.g. “2 million de-identified chest X-rays with reports, 2015–2023, "
+        description="What it contains, its size, licence and conditions, e.g. “2 million "
+        "de-identified chest X-rays with reports, 2015–2023, "
         "research licence.”",
     )
     data_domains = StringField(
@@ -188,11 +192,58 @@ class OfferForm(ServiceErrors, FlaskForm):
         "Institutions and email domains never to be matched",
         description=EXCLUSIONS_HELP,
     )
-    save = SubmitField("Save")
-    publish = SubmitField("Save and open")
+    save = SubmitField("Save as draft")
+    publish = SubmitField("Publish offer")
+
+    def ignored_fields(self) -> tuple[str, ...]:
+        """The fields of a section that does not apply to the chosen kind of offer (compute
+        for a data offer, data for a compute offer). The page hides that section; whatever it
+        still holds is neither checked nor saved, so nothing out of sight can block a submit.
+        With no valid kind chosen, every field counts."""
+        kind = self.kind.data
+        if kind not in COMPUTE_KINDS | DATA_KINDS:
+            return ()
+        ignored: tuple[str, ...] = ()
+        if kind not in COMPUTE_KINDS:
+            ignored += COMPUTE_FIELDS
+        if kind not in DATA_KINDS:
+            ignored += DATA_FIELDS
+        return ignored
+
+    def validate(self, extra_validators: Mapping[str, Any] | None = None) -> bool:
+        super().validate(extra_validators)
+        for name in self.ignored_fields():
+            self[name].errors = []
+        return not self.errors
+
+    def refused_fields(self) -> dict[str, Field]:
+        """The fields this form itself refused (e.g. text where a number belongs)."""
+        return {name: field for name, field in self._fields.items() if field.errors}
 
     def to_data(self) -> dict[str, Any]:
-        """The typed values, named as `OfferCreate`'s fields (blank hours mean none)."""
+        """The typed values, named as `OfferCreate`'s fields (blank hours mean none); the
+        fields of a section that does not apply to the kind are left empty."""
+        data = self._typed_data()
+        ignored = self.ignored_fields()
+        if "gpu_hours_budget" in ignored:
+            data.update(
+                gpu_type=None, gpu_memory_gb=None, gpu_hours_budget=0, max_hours_per_project=0
+            )
+        if "dataset_description" in ignored:
+            data.update(dataset_description="", data_domains=[])
+        return data
+
+    def to_checked_data(self) -> dict[str, Any]:
+        """`to_data`, except that a field this form refused carries the text as typed, so
+        that the service's checks skip the rules that involve it instead of reading a
+        default in its place (an unreadable budget is not a budget of 0)."""
+        data = self.to_data()
+        for name, field in self.refused_fields().items():
+            if name in data:
+                data[name] = field.raw_data[0] if field.raw_data else None
+        return data
+
+    def _typed_data(self) -> dict[str, Any]:
         return {
             "kind": self.kind.data,
             "title": (self.title.data or "").strip(),

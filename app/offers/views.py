@@ -24,6 +24,26 @@ def _back(default: str) -> str:
     return local_path(request.form.get("next")) or default
 
 
+def _submitted_and_valid(form: OfferForm, *, check_deadline: bool = True) -> bool:
+    """Like `validate_on_submit`, but when some values do not even parse, the service's
+    checks run on the others too, so that every problem shows at once, at its field."""
+    if not form.is_submitted():
+        return False
+    if form.validate():
+        return True
+    refused = form.refused_fields()
+    problems = offers.check_offer(data=form.to_checked_data(), check_deadline=check_deadline)
+    ignored = form.ignored_fields()
+    form.show_errors(
+        {
+            name: messages
+            for name, messages in problems.items()
+            if name not in refused and name not in ignored
+        }
+    )
+    return False
+
+
 @bp.route("/")
 def index() -> ResponseReturnValue:
     kind = request.args.get("kind") or None
@@ -74,7 +94,7 @@ def create() -> ResponseReturnValue:
             offers.organisation_exclusions(session=session, organisation_id=member.organisation.id)
         )
     failed = False
-    if form.validate_on_submit():
+    if _submitted_and_valid(form):
         try:
             offer = offers.create_offer(
                 session=session,
@@ -115,7 +135,7 @@ def edit(offer_id: int) -> ResponseReturnValue:
     if request.method == "GET":
         form.fill_from(offer)
     failed = False
-    if form.validate_on_submit():
+    if _submitted_and_valid(form, check_deadline=form.deadline.data != offer.deadline):
         try:
             offers.update_offer(
                 session=session,

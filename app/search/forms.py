@@ -6,16 +6,16 @@ from typing import Any, cast
 
 from flask_wtf import FlaskForm
 from wtforms import (
-    IntegerField,
+    Field,
     RadioField,
     SearchField,
     SelectChoice,
     SelectField,
     StringField,
 )
-from wtforms.validators import Length, NumberRange, Optional, Regexp, StopValidation
-from wtforms.widgets import TextInput
+from wtforms.validators import Length, NumberRange, Optional, Regexp
 
+from app.fields import WholeNumberField
 from app.services.search import FilterOptions, SearchCriteria, SearchKind
 from models import PublicationTerms
 
@@ -24,17 +24,6 @@ TERMS_LABELS = {
     PublicationTerms.after_review: "Publication after the company's review",
     PublicationTerms.not_allowed: "No publication",
 }
-
-
-class WholeNumberField(IntegerField):
-    """A whole number typed as text, so that whatever was typed stays visible with its error;
-    a value that is not a number gets one message, not one per validator."""
-
-    widget = TextInput()
-
-    def pre_validate(self, form: Any) -> None:
-        if self.process_errors:
-            raise StopValidation()
 
 
 class SearchForm(FlaskForm):
@@ -49,17 +38,17 @@ class SearchForm(FlaskForm):
     type = RadioField(
         "Show",
         choices=[
-            SelectChoice("all", "Proposals and offers"),
-            SelectChoice("proposals", "Proposals only"),
-            SelectChoice("offers", "Offers only"),
+            SelectChoice("all", "All"),
+            SelectChoice("proposals", "Proposals"),
+            SelectChoice("offers", "Offers"),
         ],
         default="all",
-        invalid_choice_message="Choose proposals and offers, proposals only or offers only.",
+        invalid_choice_message="Choose all, proposals or offers.",
     )
     area = SelectField(
         "Research area",
         default="",
-        description="Proposals only (offers have no research area), e.g. robotics",
+        description="Proposals only: offers have no research area",
         invalid_choice_message="Choose a research area from the list.",
     )
     gpu_type = StringField(
@@ -72,19 +61,26 @@ class SearchForm(FlaskForm):
                 message="Use letters, digits, spaces and . + - / ( ) only, e.g. RTX 6000 Ada.",
             ),
         ],
-        description="The GPU offered or asked for, in any letter case, e.g. H100",
+        description="Offered or asked for, in any letter case, e.g. H100",
     )
     min_hours = WholeNumberField(
         "Minimum GPU hours",
-        validators=[Optional(), NumberRange(min=0, max=100_000_000)],
+        validators=[
+            Optional(),
+            NumberRange(
+                min=0,
+                max=100_000_000,
+                message="Enter a number of GPU hours from 0 to 100,000,000, e.g. 500.",
+            ),
+        ],
         invalid_value_message="Enter a whole number of GPU hours, e.g. 500.",
-        description="Offers with at least this GPU-hour budget, proposals needing at least "
-        "this many hours, e.g. 500",
+        description="Offers with at least this budget, proposals needing at least this many, "
+        "e.g. 500",
     )
     domain = SelectField(
         "Data domain",
         default="",
-        description="Data offered or needed in this domain, e.g. healthcare",
+        description="Data offered or needed, e.g. healthcare",
         invalid_choice_message="Choose a data domain from the list.",
     )
     terms = SelectField(
@@ -94,8 +90,7 @@ class SearchForm(FlaskForm):
             *(SelectChoice(terms.value, label) for terms, label in TERMS_LABELS.items()),
         ],
         default="",
-        description="Offers with these terms and proposals that accept them, "
-        "e.g. Publication allowed",
+        description="Offers with these terms and proposals that accept them",
         invalid_choice_message="Choose publication terms from the list.",
     )
     page = WholeNumberField(
@@ -116,6 +111,18 @@ class SearchForm(FlaskForm):
             *(SelectChoice(domain) for domain in options.domains),
         ]
         self.gpu_types = options.gpu_types
+
+    def filters(self) -> tuple[Field, ...]:
+        """The fields folded under "Filters" (the search words and "Show" stay in view)."""
+        return (self.area, self.gpu_type, self.min_hours, self.domain, self.terms)
+
+    def active_filters(self) -> int:
+        """How many filters hold something, valid or not: what the folded "Filters" counts."""
+        return sum(1 for f in self.filters() if str(f.raw_data[0] if f.raw_data else "").strip())
+
+    def filters_open(self) -> bool:
+        """Show the filters unfolded when one is set or refused, so it is never out of sight."""
+        return bool(self.active_filters() or any(f.errors for f in self.filters()))
 
     def criteria(self) -> SearchCriteria:
         return SearchCriteria(

@@ -288,6 +288,20 @@ def offer_count(*, session: Session, organisation_id: int) -> int:
     )
 
 
+def check_offer(
+    *, data: Mapping[str, Any], check_deadline: bool = True, today: date | None = None
+) -> dict[str, list[str]]:
+    """The problems `data` (`OfferCreate` fields) has, by field, without writing anything
+    (empty when none), so a form can show every problem at once even when some values did
+    not parse. A past deadline is a problem only when `check_deadline` (an edit may keep one
+    that has passed)."""
+    try:
+        _validated(data, today=today or date.today(), check_deadline=check_deadline)
+    except InvalidInput as exc:
+        return {name: list(messages) for name, messages in exc.field_errors.items()}
+    return {}
+
+
 def create_offer(
     *,
     session: Session,

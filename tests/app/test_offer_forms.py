@@ -157,7 +157,8 @@ def test_member_creates_a_draft_others_cannot_see_then_opens_and_closes_it(
     assert "e.g. 20000" in text_of(page.data)
     assert "shown marked “unverified” until an administrator verifies" in text_of(page.data)
 
-    response = client.post("/offers/new", data={**VALID, "save": "Save as draft"})
+    both = {**VALID, "kind": "compute+data", "dataset_description": "Forty years of reanalysis"}
+    response = client.post("/offers/new", data={**both, "save": "Save as draft"})
     assert response.status_code == 302
     [offer] = offers_in(session)
     assert response.headers["Location"] == f"/offers/{offer.id}"
@@ -247,9 +248,100 @@ def test_invalid_offer_is_refused_at_each_field_keeping_what_was_typed(
     response = client.post("/offers/new", data={**VALID, "gpu_memory_gb": "lots"})
     assert response.status_code == 422
     form = FormPage(response.data)
-    assert "Not a valid integer" in form.error("GPU memory (GB per GPU)")
+    assert "Enter the memory of one GPU as a whole number of GB" in form.error(
+        "GPU memory (GB per GPU)"
+    )
     assert form.value("GPU memory (GB per GPU)") == "lots"
     assert offers_in(session) == []
+
+
+def test_the_form_leaves_checking_to_the_server_and_shows_every_problem_at_once(
+    client: FlaskClient, auth: AuthActions, session: Session, company: dict[str, Any]
+) -> None:
+    auth.login(company["member"].email)
+    page = client.get("/offers/new").data.decode()
+    form_tag = re.search(r"<form[^>]*offer-form[^>]*>", page)
+    assert form_tag and "novalidate" in form_tag.group(0)  # no browser bubbles
+    number = FormPage(page.encode()).control("GPU-hour budget (total)")
+    assert (number["type"], number["inputmode"]) == ("text", "numeric")  # keeps what is typed
+
+    # A value that does not parse, a value the model refuses and a missing number: all three
+    # at their fields in the first answer, and the unreadable budget is not read as 0 (no
+    # "per-project limit exceeds the budget" at the next field).
+    bad = {
+        **VALID,
+        "title": "GPUs",
+        "gpu_hours_budget": "lots",
+        "max_hours_per_project": "4000",
+        "max_projects": "  ",
+        "publish": "Publish offer",
+    }
+    response = client.post("/offers/new", data=bad)
+    assert response.status_code == 422
+    form = FormPage(response.data)
+    assert "Please correct the 3 fields marked below" in text_of(response.data)
+    assert "at least 5 characters" in form.error("Title")
+    assert "Enter the budget as a whole number of GPU hours" in form.error(
+        "GPU-hour budget (total)"
+    )
+    assert "how many projects you can take" in form.error("Most projects")
+    assert form.error("Most GPU hours for one project") == ""
+    assert form.value("GPU-hour budget (total)") == "lots"
+    assert form.value("Title") == "GPUs"
+    assert offers_in(session) == []
+
+    # Numbers as Tandem prints them, with spaces around them, are read as numbers.
+    grouped = {**VALID, "gpu_hours_budget": "20,000", "max_hours_per_project": " 5000 "}
+    response = client.post("/offers/new", data={**grouped, "publish": "Publish offer"})
+    assert response.status_code == 302
+    [offer] = offers_in(session)
+    assert (offer.gpu_hours_budget, offer.max_hours_per_project) == (20_000, 5_000)
+    assert offer.status == OfferStatus.open
+
+
+def test_a_section_that_does_not_apply_to_the_kind_is_ignored(
+    client: FlaskClient, auth: AuthActions, session: Session, company: dict[str, Any]
+) -> None:
+    """Without JavaScript the page shows every section; what a section that does not apply to
+    the kind holds can neither block the offer nor end up in it."""
+    auth.login(company["member"].email)
+    page = client.get("/offers/new").data.decode()
+    assert re.search(r'id="compute-section"[^>]*data-offer-kinds="compute compute\+data"', page)
+    assert re.search(r'id="data-section"[^>]*data-offer-kinds="data compute\+data"', page)
+
+    data_only = {
+        **VALID,
+        "kind": "data",
+        "title": "Chest X-ray archive for research",
+        "gpu_type": "H100",
+        "gpu_memory_gb": "lots",
+        "gpu_hours_budget": "100",
+        "max_hours_per_project": "4000",
+        "dataset_description": "Two million de-identified chest X-rays with reports.",
+        "data_domains": "medical imaging",
+    }
+    response = client.post("/offers/new", data={**data_only, "publish": "Publish offer"})
+    assert response.status_code == 302
+    compute_only = {**VALID, "dataset_description": "x" * 20_000, "data_domains": "weather"}
+    response = client.post("/offers/new", data={**compute_only, "save": "Save as draft"})
+    assert response.status_code == 302
+
+    data_offer, compute_offer = offers_in(session)
+    assert data_offer.kind == OfferKind.data
+    assert (data_offer.gpu_type, data_offer.gpu_memory_gb) == (None, None)
+    assert (data_offer.gpu_hours_budget, data_offer.max_hours_per_project) == (0, 0)
+    assert data_offer.data_domains == ["medical imaging"]
+    assert compute_offer.kind == OfferKind.compute
+    assert (compute_offer.dataset_description, compute_offer.data_domains) == ("", [])
+    assert compute_offer.gpu_hours_budget == 10_000
+
+    # The same section counts again as soon as the kind includes it.
+    both = {**data_only, "kind": "compute+data"}
+    response = client.post("/offers/new", data=both)
+    assert response.status_code == 422
+    form = FormPage(response.data)
+    assert "whole number of GB" in form.error("GPU memory (GB per GPU)")
+    assert "cannot exceed the total budget" in form.error("Most GPU hours for one project")
 
 
 def test_colleague_edits_and_outsiders_cannot(

@@ -128,7 +128,9 @@ def test_a_query_finds_an_offer_by_meaning_without_a_shared_word(
     page = Html(response.data)
     assert page.control("Search proposals and offers")["value"] == "protein folding"
     assert page.control("Search proposals and offers")["type"] == "search"
-    assert re.search(r"<fieldset[^>]*>\s*<legend>Filters</legend>", response.data.decode())
+    assert re.search(
+        r"<details class=\"search-filters\">\s*<summary>Filters</summary>", response.data.decode()
+    )
     for label in ("Research area", "GPU type", "Minimum GPU hours", "Data domain"):
         assert page.control(label)  # every filter has a visible label
 
@@ -232,7 +234,7 @@ def test_each_filter_narrows_the_results(
     assert found("q=robot+grasping&gpu_type=H100&min_hours=10000") == _ids(factory)
 
     page = Html(client.get("/search/?type=offers&gpu_type=h100&min_hours=1000&terms=allowed").data)
-    assert "checked" in page.control("Offers only")
+    assert "checked" in page.control("Offers")
     assert page.control("GPU type")["value"] == "h100"
     assert page.control("Minimum GPU hours")["value"] == "1000"
     assert page.selected[page.labels["Publication terms"]] == "allowed"
@@ -319,6 +321,38 @@ def test_proposals_are_anonymous_and_authors_cannot_be_searched_for(
         assert _results(response.data) == [], query
 
 
+def test_the_form_as_the_page_submits_it_finds_results(
+    client: FlaskClient, make_offer: Callable[..., Any], make_proposal: Callable[..., Any]
+) -> None:
+    """The page's one form sends every control, empty filters included: an empty or blank
+    number is no filter, never an error."""
+    molecules = make_offer(**MOLECULES)
+    make_proposal()
+    empty = "type=all&area=&gpu_type=&min_hours=&domain=&terms="
+    for query in (f"q=protein+structure&{empty}", "q=protein+structure&min_hours=+++&page="):
+        response = client.get(f"/search/?{query}")
+        assert response.status_code == 200, query
+        assert _results(response.data)[0] == f"offers/{molecules.id}"
+        assert "Please correct" not in _text(response.data)
+        html = response.data.decode()
+        # No filter set: the filters stay folded and the page has one submit button.
+        assert '<details class="search-filters">' in html
+        assert len(re.findall(r'<button[^>]*type="submit"', html)) == 1
+
+    response = client.get("/search/?q=protein+structure&type=offers&min_hours=1,000&gpu_type=a100")
+    assert response.status_code == 200
+    assert _results(response.data) == [f"offers/{molecules.id}"]
+    html = response.data.decode()
+    assert '<details class="search-filters" open>' in html  # a filter set stays in view
+    assert "Filters (2 active)" in _text(response.data)
+    assert Html(response.data).control("Minimum GPU hours")["value"] == "1,000"
+
+    # A refused filter unfolds the filters too, so its message is in view.
+    response = client.get("/search/?q=protein&min_hours=lots")
+    assert response.status_code == 422
+    assert '<details class="search-filters" open>' in response.data.decode()
+
+
 def test_pages_of_results_keep_the_search_and_filters(
     client: FlaskClient, make_offer: Callable[..., Any], make_proposal: Callable[..., Any]
 ) -> None:
@@ -354,8 +388,9 @@ def test_bad_parameters_show_the_form_with_the_message_at_the_field(
     make_offer(**MOLECULES)
     cases = [
         ("min_hours=abc", "Minimum GPU hours", "Enter a whole number of GPU hours"),
-        ("min_hours=-5", "Minimum GPU hours", "Number must be between 0 and 100000000"),
-        ("min_hours=" + "9" * 40, "Minimum GPU hours", "Number must be between 0 and"),
+        ("min_hours=-5", "Minimum GPU hours", "from 0 to 100,000,000"),
+        ("min_hours=" + "9" * 40, "Minimum GPU hours", "from 0 to 100,000,000"),
+        ("min_hours=2.5", "Minimum GPU hours", "Enter a whole number of GPU hours"),
         ("page=-3", "Page", "Pages start at 1."),
         ("page=two", "Page", "Enter a page number"),
         ("area=astrology", "Research area", "Choose a research area from the list."),
@@ -379,7 +414,7 @@ def test_bad_parameters_show_the_form_with_the_message_at_the_field(
     response = client.get("/search/?q=protein&type=xyz&min_hours=abc")
     assert response.status_code == 422
     html = response.data.decode()
-    assert re.search(r'id="type-field".*?Choose proposals and offers', html, re.S)
+    assert re.search(r'id="type-field".*?Choose all, proposals or offers', html, re.S)
     assert Html(response.data).control("Minimum GPU hours")["value"] == "abc"
     assert "Please correct the 2 fields marked below" in _text(response.data)
     session.expire_all()

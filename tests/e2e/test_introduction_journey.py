@@ -70,7 +70,7 @@ def _post_offer(page: Page, base: str) -> None:
     page.get_by_label("Most projects", exact=True).fill("5")
     page.get_by_label("Researchers may publish freely").check()
     screenshot(page, "offer-form")
-    page.get_by_role("button", name="Save and open").click()
+    page.get_by_role("button", name="Publish offer").click()
     expect(page.locator("body")).to_contain_text("H100 hours for protein structure research")
 
 
