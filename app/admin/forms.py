@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import FloatField, RadioField, SelectChoice, StringField
+from wtforms import BooleanField, IntegerField, RadioField, SelectChoice, StringField
 from wtforms.validators import InputRequired, Length, NumberRange
-from wtforms.widgets import NumberInput
 
 from app.proposals.forms import MultiCheckboxField
 from app.services.partners import SCOPES
@@ -26,16 +25,22 @@ class RoundForm(FlaskForm):
         description="How to trade total score for fairness, e.g. Priority to give small labs "
         "a better chance at scarce GPU hours.",
     )
-    min_score = FloatField(
-        "Minimum score",
-        default=0.3,
-        widget=NumberInput(step="0.01", min=0, max=1),
+    min_fit = IntegerField(
+        "Minimum fit (out of 100)",
+        default=30,
         validators=[
-            InputRequired(message="Enter a minimum score between 0 and 1."),
-            NumberRange(min=0, max=1, message="The minimum score must be between 0 and 1."),
+            InputRequired(message="Enter a minimum fit between 0 and 100."),
+            NumberRange(min=0, max=100, message="The minimum fit must be between 0 and 100."),
         ],
-        description="Pairs scoring below this are never assigned, e.g. 0.3; 0 allows any "
-        "positive score.",
+        render_kw={"inputmode": "numeric", "min": 0, "max": 100},
+        description="Pairs that fit less than this are never assigned, e.g. 30 (the fit "
+        "shown on match cards); 0 allows any positive fit.",
+    )
+    include_unverified = BooleanField(
+        "Include offers from unverified organisations",
+        default=False,
+        description="Off by default: a round promises capacity on Tandem's word, so only "
+        "verified organisations' offers take part. The review lists the offers left out.",
     )
 
 

@@ -247,7 +247,8 @@ def new_round() -> ResponseReturnValue:
                 weights=get_weights(),
                 created_by_id=current_user.id,
                 equity=form.equity.data,
-                min_score=form.min_score.data,
+                min_score=form.min_fit.data / 100,
+                include_unverified=form.include_unverified.data,
             )
         except DomainError as exc:
             flash(str(exc), "error")
@@ -259,17 +260,18 @@ def new_round() -> ResponseReturnValue:
             )
             return redirect(url_for("admin.show_round", round_id=allocation_round.id), 303)
     failed = form.errors or request.method == "POST"
-    return render_template("admin/round_new.html", form=form), 422 if failed else 200
+    page = render_template(
+        "admin/round_new.html",
+        form=form,
+        unverified_offers=allocation.unverified_open_offers(session=db_session()),
+    )
+    return page, 422 if failed else 200
 
 
 @bp.route("/rounds/<int:round_id>")
 def show_round(round_id: int) -> ResponseReturnValue:
-    session = db_session()
-    allocation_round = allocation.get_round(session=session, round_id=round_id)
     return render_template(
-        "admin/round.html",
-        round=allocation_round,
-        pairs=allocation.round_pairs(session=session, round_id=round_id),
+        "admin/round.html", review=allocation.review_round(session=db_session(), round_id=round_id)
     )
 
 

@@ -1,4 +1,6 @@
-"""`flask --app app allocate --preview`: solve an allocation round and print it."""
+"""`flask --app app allocate --preview`: solve an allocation round and print it, with the
+reason each unassigned proposal got nothing. Offers of unverified organisations are left out
+unless `--include-unverified` is given, as on the new-round page."""
 
 from __future__ import annotations
 
@@ -27,7 +29,14 @@ bp = Blueprint("allocate", __name__, cli_group=None)
     show_default=True,
     help="Never assign pairs scoring below this (0 to allow any positive score).",
 )
-def allocate_command(preview: bool, equity: str | None, min_score: float) -> None:
+@click.option(
+    "--include-unverified",
+    is_flag=True,
+    help="Let offers of unverified organisations take part (left out by default).",
+)
+def allocate_command(
+    preview: bool, equity: str | None, min_score: float, include_unverified: bool
+) -> None:
     """Allocate open offers to open proposals (compute pass, then data pass)."""
     result = allocation.preview_round(
         session=db_session(),
@@ -35,9 +44,15 @@ def allocate_command(preview: bool, equity: str | None, min_score: float) -> Non
         weights=get_weights(),
         equity=equity,  # type: ignore[arg-type]
         min_score=min_score or None,
+        include_unverified=include_unverified,
     )
     click.echo(f"Allocation preview{f' (equity: {equity})' if equity else ''}")
     click.echo(f"Total score of assigned pairs: {result.objective:.3f}")
+    if result.unverified_offers:
+        state = "included" if include_unverified else "left out (--include-unverified adds them)"
+        click.echo(f"Offers of unverified organisations, {state}: {len(result.unverified_offers)}")
+        for offer in result.unverified_offers:
+            click.echo(f"   O{offer.id:<4} {offer.title[:48]:<48} {offer.organisation.name}")
     for solved in result.passes:
         outcome = solved.allocation
         click.echo("")
@@ -54,6 +69,8 @@ def allocate_command(preview: bool, equity: str | None, min_score: float) -> Non
             click.echo(f"   {score:5.3f}  P{proposal.id} {proposal.title[:48]:<48} -> O{offer.id}")
         click.echo("   Offer utilisation:")
         for use in solved.offers:
+            if not include_unverified and not use.offer.organisation.verified:
+                continue
             hours = (
                 f"{use.hours_used:>9,.0f} / {use.hours_available:>9,.0f} h"
                 if use.hours_available
@@ -65,5 +82,6 @@ def allocate_command(preview: bool, equity: str | None, min_score: float) -> Non
             )
         if solved.unassigned:
             click.echo("   Unassigned proposals:")
-            for proposal in solved.unassigned:
+            for proposal, reason in zip(solved.unassigned, solved.reasons, strict=True):
                 click.echo(f"   P{proposal.id:<4} {proposal.title[:70]}")
+                click.echo(f"         {reason.text}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Literal
 
@@ -28,8 +28,15 @@ from app.services.recommendations import (
     visible_offers,
     visible_proposals,
 )
-from matching import Encoder, ScoreWeights
+from matching import Encoder, ScoreWeights, check_eligibility, strength
 from matching.allocation import Allocation, allocate
+from matching.round_report import (
+    REASON_HEADINGS,
+    EquityEffect,
+    UnassignedReason,
+    equity_effect,
+    explain_unassigned,
+)
 from models import (
     AllocationAssignment,
     AllocationRound,
@@ -48,6 +55,9 @@ from models import (
 
 Equity = Literal["priority", "maxmin"]
 
+REASON_CHUNK_ROWS = 1024
+"""Unassigned proposals explained per block (their per-constraint failures are (rows, O))."""
+
 
 @dataclass(frozen=True)
 class OfferUse:
@@ -60,23 +70,80 @@ class OfferUse:
 
 @dataclass(frozen=True)
 class Pass:
-    """One pass (compute or data) of a round: who gets what, and how full each offer is."""
+    """One pass (compute or data) of a round: who gets what, how full each offer is, why each
+    unassigned proposal got nothing (`reasons`, aligned with `unassigned`) and, with an equity
+    option, what the option changed."""
 
     name: str
     allocation: Allocation
     assigned: list[tuple[Proposal, Offer, float]]
     unassigned: list[Proposal]
     offers: list[OfferUse]
+    reasons: list[UnassignedReason] = field(default_factory=list)
+    equity_effect: EquityEffect | None = None
 
 
 @dataclass(frozen=True)
 class RoundPreview:
+    """A solved round. `unverified_offers` are the open offers of unverified organisations:
+    left out of every pass unless `include_unverified`."""
+
     passes: list[Pass]
     equity: Equity | None
+    include_unverified: bool = False
+    unverified_offers: list[Offer] = field(default_factory=list)
 
     @property
     def objective(self) -> float:
         return sum(p.allocation.objective for p in self.passes)
+
+
+def _block(mask: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """`mask[rows][:, columns]` for a (P, O) mask, or for an (1, O) mask of whole columns."""
+    if mask.shape[0] == 1:
+        return np.broadcast_to(mask[:, columns], (len(rows), len(columns)))
+    return mask[np.ix_(rows, columns)]
+
+
+def _reasons(
+    snapshot: Snapshot,
+    totals: np.ndarray,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    hours_needed: np.ndarray,
+    budget: np.ndarray,
+    caps: np.ndarray,
+    left_out: dict[str, np.ndarray],
+    *,
+    today: date,
+    min_score: float | None,
+    equity: bool,
+) -> list[UnassignedReason]:
+    """Why each proposal of `rows` got no offer among `columns`, in chunks so that the
+    per-constraint failures never cover more than a block of pairs at once."""
+    corpus = snapshot.corpus
+    reasons: list[UnassignedReason] = []
+    for start in range(0, len(rows), REASON_CHUNK_ROWS):
+        chunk = rows[start : start + REASON_CHUNK_ROWS]
+        failures: dict[str, np.ndarray] = {}
+        if len(columns):
+            failures = dict(
+                check_eligibility(
+                    corpus.proposals.take(chunk), corpus.offers.take(columns), today=today
+                ).failures
+            )
+        reasons += explain_unassigned(
+            totals[np.ix_(chunk, columns)],
+            failures,
+            hours_needed[chunk],
+            budget,
+            caps,
+            left_out={code: _block(mask, chunk, columns) for code, mask in left_out.items()},
+            min_score=min_score,
+            max_hours_per_project=corpus.offers.max_hours_per_project[columns],
+            equity=equity,
+        )
+    return reasons
 
 
 def _pass(
@@ -89,9 +156,13 @@ def _pass(
     hours_needed: np.ndarray,
     *,
     projects_left: np.ndarray,
+    left_out: dict[str, np.ndarray],
     equity: Equity | None,
     min_score: float | None,
+    today: date,
 ) -> Pass:
+    """Solve one pass over `proposal_rows` x `offer_columns`. `eligible` is the hard-constraint
+    mask; `left_out` names the pairs the round itself sets aside ((P, O) or (1, O) masks)."""
     facts = snapshot.corpus.offers
     budget = np.where(facts.has_compute, facts.hours_left, np.inf)[offer_columns]
     caps = np.maximum(projects_left, 0)[offer_columns]
@@ -102,12 +173,16 @@ def _pass(
         ],
         dtype=bool,
     )
+    allowed = eligible[np.ix_(proposal_rows, offer_columns)].copy()
+    for mask in left_out.values():
+        allowed &= ~_block(mask, proposal_rows, offer_columns)
+    scores = totals[np.ix_(proposal_rows, offer_columns)]
     result = allocate(
-        totals[np.ix_(proposal_rows, offer_columns)],
+        scores,
         hours_needed[proposal_rows],
         budget,
         caps,
-        eligible=eligible[np.ix_(proposal_rows, offer_columns)],
+        eligible=allowed,
         min_score=min_score,
         equity=equity,
         priority=priority if equity == "priority" else None,
@@ -136,7 +211,45 @@ def _pass(
         )
         for local, j in enumerate(offer_columns)
     ]
-    return Pass(name, result, assigned, unassigned, uses)
+    reasons = _reasons(
+        snapshot,
+        totals,
+        proposal_rows[result.assignment < 0],
+        offer_columns,
+        hours_needed,
+        budget,
+        caps,
+        left_out,
+        today=today,
+        min_score=min_score,
+        equity=equity is not None,
+    )
+    effect = None
+    if equity is not None and result.plain_assignment is not None:
+        effect = equity_effect(
+            result.assignment,
+            result.plain_assignment,
+            scores,
+            priority=priority if equity == "priority" else None,
+        )
+    return Pass(name, result, assigned, unassigned, uses, reasons, effect)
+
+
+def unverified_organisations(*, session: Session) -> set[int]:
+    """Ids of the organisations an administrator has not verified."""
+    return set(session.exec(select(Organisation.id).where(col(Organisation.verified).is_(False))))
+
+
+def unverified_open_offers(*, session: Session) -> int:
+    """How many offers a new round would leave out unless told to include unverified ones."""
+    return int(
+        session.exec(
+            select(sa.func.count())
+            .select_from(Offer)
+            .join(Organisation, col(Organisation.id) == Offer.organisation_id)
+            .where(*visible_offers(), col(Organisation.verified).is_(False))
+        ).one()
+    )
 
 
 def preview_round(
@@ -146,9 +259,15 @@ def preview_round(
     weights: ScoreWeights | None = None,
     equity: Equity | None = None,
     min_score: float | None = None,
+    include_unverified: bool = False,
     today: date | None = None,
 ) -> RoundPreview:
-    """Solve a round over every open proposal and offer, without changing anything."""
+    """Solve a round over every open proposal and offer, without changing anything.
+
+    Offers of unverified organisations take part only with `include_unverified`: a round
+    hands out capacity on the platform's word, so by default only verified organisations'
+    offers are promised."""
+    today = today or date.today()
     snapshot = load_snapshot(session=session)
     corpus = snapshot.corpus
     n_proposals, n_offers = corpus.shape
@@ -164,8 +283,16 @@ def preview_round(
             totals[rows] = block.total
             eligible[rows] = block.eligible
     # A pair either side dismissed is never assigned.
+    dismissed = np.zeros((n_proposals, n_offers), dtype=bool)
     for p, offers_set_aside in corpus.set_aside.items():
-        eligible[p, list(offers_set_aside)] = False
+        dismissed[p, list(offers_set_aside)] = True
+    unverified_ids = unverified_organisations(session=session)
+    unverified = np.array(
+        [[o.organisation_id in unverified_ids for o in snapshot.offers]], dtype=bool
+    ).reshape(1, n_offers)
+    left_out = {"dismissed": dismissed}
+    if not include_unverified:
+        left_out["unverified"] = unverified
     proposals, offers = corpus.proposals, corpus.offers
     # A proposal already introduced to an offer of a kind has that need met: it takes no part
     # in the pass for that kind (else the round could hand it the same offer twice).
@@ -188,31 +315,40 @@ def preview_round(
         np.flatnonzero(offers.has_compute),
         proposals.gpu_hours_needed,
         projects_left=offers.projects_left,
+        left_out=left_out,
         equity=equity,
         min_score=min_score,
+        today=today,
     )
     # The data pass runs on what the compute pass left: compute+data offers can also serve
     # data-only needs, within their remaining project places, and never twice to one proposal.
     projects_left = offers.projects_left.copy()
-    data_eligible = eligible.copy()
+    already_served = np.zeros((n_proposals, n_offers), dtype=bool)
     compute_offers = np.flatnonzero(offers.has_compute)
     for local, column in enumerate(compute.allocation.assignment):
         if column >= 0:
             projects_left[compute_offers[column]] -= 1
-            data_eligible[compute_rows[local], compute_offers[column]] = False
+            already_served[compute_rows[local], compute_offers[column]] = True
     data = _pass(
         "data",
         snapshot,
         totals,
-        data_eligible,
+        eligible,
         data_rows,
         np.flatnonzero(offers.has_data),
         np.zeros(n_proposals),
         projects_left=projects_left,
+        left_out={**left_out, "already_served": already_served},
         equity=equity,
         min_score=min_score,
+        today=today,
     )
-    return RoundPreview(passes=[compute, data], equity=equity)
+    return RoundPreview(
+        passes=[compute, data],
+        equity=equity,
+        include_unverified=include_unverified,
+        unverified_offers=[o for o in snapshot.offers if o.organisation_id in unverified_ids],
+    )
 
 
 # Stored rounds: a preview becomes a draft an administrator reviews, then publishes.
@@ -226,11 +362,28 @@ def _finite(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
+def _offer_ref(offer: Offer) -> dict[str, Any]:
+    return {
+        "offer_id": offer.id,
+        "title": offer.title,
+        "organisation": offer.organisation.name,
+        "organisation_id": offer.organisation_id,
+    }
+
+
 def _summary(preview: RoundPreview, algorithm_version: str) -> dict[str, Any]:
     """What the review page shows, frozen at preview time (offers may change afterwards)."""
     passes = []
+    taking_part: set[int] = set()
+    served: set[int] = set()
+    scores: list[float] = []
     for solved in preview.passes:
         outcome = solved.allocation
+        taking_part.update(p.id for p in solved.unassigned)  # type: ignore[misc]
+        taking_part.update(p.id for p, _, _ in solved.assigned)  # type: ignore[misc]
+        served.update(p.id for p, _, _ in solved.assigned)  # type: ignore[misc]
+        scores += [score for _, _, score in solved.assigned]
+        effect = solved.equity_effect
         passes.append(
             {
                 "name": solved.name,
@@ -239,27 +392,46 @@ def _summary(preview: RoundPreview, algorithm_version: str) -> dict[str, Any]:
                 "gap": _finite(outcome.gap),
                 "mode": outcome.mode,
                 "equity_cost": _finite(outcome.equity_cost),
+                "equity_effect": None
+                if effect is None
+                else {
+                    key: _finite(v) if isinstance(v, float) else v
+                    for key, v in asdict(effect).items()
+                },
                 "message": outcome.message,
                 "assigned": len(solved.assigned),
+                "proposals": len(solved.assigned) + len(solved.unassigned),
                 "offers": [
                     {
-                        "offer_id": use.offer.id,
-                        "title": use.offer.title,
-                        "organisation": use.offer.organisation.name,
+                        **_offer_ref(use.offer),
+                        "organisation_verified": use.offer.organisation.verified,
                         "hours_used": _finite(use.hours_used) or 0.0,
                         "hours_available": _finite(use.hours_available) or 0.0,
                         "projects_used": use.projects_used,
                         "projects_available": use.projects_available,
                     }
                     for use in solved.offers
+                    if preview.include_unverified or use.offer.organisation.verified
                 ],
                 "unassigned": [
-                    {"proposal_id": proposal.id, "title": proposal.title}
-                    for proposal in solved.unassigned
+                    {
+                        "proposal_id": proposal.id,
+                        "title": proposal.title,
+                        "reason_code": reason.code,
+                        "reason": reason.text,
+                    }
+                    for proposal, reason in zip(solved.unassigned, solved.reasons, strict=True)
                 ],
             }
         )
-    return {"algorithm_version": algorithm_version, "passes": passes}
+    return {
+        "algorithm_version": algorithm_version,
+        "include_unverified": preview.include_unverified,
+        "unverified_offers": [_offer_ref(offer) for offer in preview.unverified_offers],
+        "proposals": {"taking_part": len(taking_part), "assigned": len(served)},
+        "average_score": _finite(sum(scores) / len(scores)) if scores else None,
+        "passes": passes,
+    }
 
 
 def create_round(
@@ -269,14 +441,16 @@ def create_round(
     created_by_id: int | None,
     equity: str = "none",
     min_score: float = 0.0,
+    include_unverified: bool = False,
     weights: ScoreWeights | None = None,
     today: date | None = None,
 ) -> AllocationRound:
     """Solve a round (see `preview_round`) and store it as a draft with its assignments.
 
     `equity` is "none", "priority" or "maxmin"; `min_score` in [0, 1], where 0 allows any
-    positive score. A compute-pass assignment promises the proposal's GPU hours; a data-pass
-    one promises 0 hours."""
+    positive score; offers of unverified organisations take part only with
+    `include_unverified`. A compute-pass assignment promises the proposal's GPU hours; a
+    data-pass one promises 0 hours."""
     if equity not in EQUITY_CHOICES:
         raise DomainError(f"Equity must be one of {', '.join(EQUITY_CHOICES)}.")
     if not 0.0 <= min_score <= 1.0:
@@ -287,6 +461,7 @@ def create_round(
         weights=weights,
         equity=None if equity == "none" else equity,  # type: ignore[arg-type]
         min_score=min_score or None,
+        include_unverified=include_unverified,
         today=today,
     )
     allocation_round = AllocationRound(
@@ -337,6 +512,16 @@ class AssignedPair:
     match: Match | None
 
     @property
+    def fit(self) -> int | None:
+        """The pair's fit out of 100, as match cards show it."""
+        return fit_score(self.assignment.score)
+
+    @property
+    def strength(self) -> str:
+        """The plain word for the fit ("Strong", "Good", "Fair", "Weak")."""
+        return strength(self.assignment.score).split()[0]
+
+    @property
     def dismissed(self) -> bool:
         """A side dismissed this match: publishing leaves the pair out."""
         return self.match is not None and self.match.status in DISMISSED
@@ -378,6 +563,236 @@ def round_pairs(*, session: Session, round_id: int) -> list[AssignedPair]:
     ]
 
 
+# The review page: a round's summary as a person reads it.
+
+EQUITY_NAMES = {
+    "none": "None",
+    "priority": "Priority for under-resourced labs",
+    "maxmin": "Max-min: raise the lowest fit",
+}
+
+
+def fit_score(score: float | None) -> int | None:
+    """A score as the fit out of 100 the pages show (clipped to 0-100)."""
+    if score is None or not math.isfinite(score):
+        return None
+    return round(max(0.0, min(1.0, score)) * 100)
+
+
+@dataclass(frozen=True)
+class OfferReview:
+    """One offer in one pass: its capacity used, and the pairs the round gave it."""
+
+    offer_id: int
+    title: str
+    organisation: str
+    organisation_verified: bool
+    hours_used: float
+    hours_available: float
+    projects_used: int
+    projects_available: int
+    pairs: list[AssignedPair]
+
+
+@dataclass(frozen=True)
+class UnassignedGroup:
+    """Unassigned proposals of a pass that share a reason; each item is a summary entry
+    (`proposal_id`, `title`, `reason`)."""
+
+    code: str
+    heading: str
+    items: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PassReview:
+    name: str
+    proposals: int
+    assigned: int
+    used_offers: list[OfferReview]
+    unused_offers: list[OfferReview]
+    unassigned: list[UnassignedGroup]
+    solver_note: str
+
+    @property
+    def unassigned_count(self) -> int:
+        return sum(len(group.items) for group in self.unassigned)
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The round at a glance. `average_fit` is out of 100 (None when nothing is assigned);
+    `equity` holds one sentence per effect of the equity option."""
+
+    proposals_assigned: int
+    proposals_total: int
+    hours_allocated: float
+    hours_available: float
+    offers_used: int
+    offers_total: int
+    average_fit: int | None
+    average_word: str | None
+    equity_name: str
+    equity: list[str]
+
+
+@dataclass(frozen=True)
+class RoundReview:
+    """Everything the review page of a round shows. `include_unverified` is None for rounds
+    computed before the option existed (they included every organisation's offers)."""
+
+    round: AllocationRound
+    headline: Headline
+    passes: list[PassReview]
+    include_unverified: bool | None
+    unverified_offers: list[dict[str, Any]]
+    dismissed_pairs: int
+
+
+def _solver_note(solved: dict[str, Any]) -> str:
+    status, gap = solved.get("status"), solved.get("gap")
+    if status == "optimal":
+        return "The best possible allocation (proven)."
+    if status == "feasible":
+        within = f", at most {gap * 100:.1f}% below the best possible" if gap else ""
+        return f"A good allocation{within}; the solver stopped before proving it the best."
+    if status == "empty":
+        return {
+            "no proposals": "No proposal needed this kind of offer.",
+            "no offers": "No offer of this kind took part.",
+            "no allowed pair": "No proposal could take any offer: see the reasons below.",
+        }.get(solved.get("message") or "", "Nothing to allocate.")
+    return f"The solver failed: {solved.get('message') or status}."
+
+
+def _equity_sentences(equity: str, passes: list[dict[str, Any]]) -> list[str]:
+    if equity == "none":
+        return []
+    effects = [p["equity_effect"] for p in passes if p.get("equity_effect")]
+    if not effects:
+        return ["Its effect was not recorded for this round."]
+    sentences = []
+    if equity == "priority":
+        now = sum(e.get("priority_assigned") or 0 for e in effects)
+        plain = sum(e.get("priority_assigned_plain") or 0 for e in effects)
+        sentences.append(
+            f"Under-resourced labs: {now} assignment{'s' if now != 1 else ''} "
+            f"({plain} without the option)."
+        )
+    else:
+        lowest = [e["lowest_fit"] for e in effects if e.get("lowest_fit") is not None]
+        plain = [e["lowest_fit_plain"] for e in effects if e.get("lowest_fit_plain") is not None]
+        if lowest:
+            without = f" ({min(plain)}/100 without the option)" if plain else ""
+            sentences.append(f"Lowest fit among assigned pairs: {min(lowest)}/100{without}.")
+    assigned = sum(e.get("assigned") or 0 for e in effects)
+    assigned_plain = sum(e.get("assigned_plain") or 0 for e in effects)
+    total = sum(e.get("total") or 0.0 for e in effects)
+    total_plain = sum(e.get("total_plain") or 0.0 for e in effects)
+    change = (total - total_plain) / total_plain * 100 if total_plain > 0 else 0.0
+    cost = (
+        "the same total fit"
+        if abs(change) < 0.05
+        else f"a total fit {abs(change):.1f}% {'lower' if change < 0 else 'higher'}"
+    )
+    sentences.append(
+        f"{assigned} assignment{'s' if assigned != 1 else ''} ({assigned_plain} without the "
+        f"option), for {cost}."
+    )
+    return sentences
+
+
+def review_round(*, session: Session, round_id: int) -> RoundReview:
+    """A stored round as its review page shows it: the headline figures, each pass's offers
+    with the pairs they got, and the unassigned proposals grouped by reason."""
+    allocation_round = get_round(session=session, round_id=round_id)
+    pairs = round_pairs(session=session, round_id=round_id)
+    summary = allocation_round.summary or {}
+    passes = summary.get("passes", [])
+    by_offer: dict[tuple[str, int], list[AssignedPair]] = defaultdict(list)
+    for pair in pairs:
+        name = "compute" if pair.assignment.gpu_hours > 0 else "data"
+        by_offer[(name, pair.offer.id)].append(pair)  # type: ignore[index]
+
+    reviews, offer_ids, offers_used = [], set(), set()
+    hours_allocated = hours_available = 0.0
+    for solved in passes:
+        name = solved.get("name", "")
+        used, unused = [], []
+        for use in solved.get("offers", []):
+            offer_id = use["offer_id"]
+            offer_ids.add(offer_id)
+            review = OfferReview(
+                offer_id=offer_id,
+                title=use["title"],
+                organisation=use["organisation"],
+                organisation_verified=use.get("organisation_verified", True),
+                hours_used=use["hours_used"],
+                hours_available=use["hours_available"],
+                projects_used=use["projects_used"],
+                projects_available=use["projects_available"],
+                pairs=by_offer.get((name, offer_id), []),
+            )
+            if name == "compute":
+                hours_allocated += review.hours_used
+                hours_available += review.hours_available
+            if review.projects_used:
+                offers_used.add(offer_id)
+                used.append(review)
+            else:
+                unused.append(review)
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for item in solved.get("unassigned", []):
+            groups[item.get("reason_code") or "unknown"].append(item)
+        reviews.append(
+            PassReview(
+                name=name,
+                proposals=solved.get(
+                    "proposals", solved.get("assigned", 0) + len(solved.get("unassigned", []))
+                ),
+                assigned=solved.get("assigned", 0),
+                used_offers=used,
+                unused_offers=unused,
+                unassigned=[
+                    UnassignedGroup(code, REASON_HEADINGS.get(code, "Reason not recorded"), items)
+                    for code, items in sorted(
+                        groups.items(), key=lambda group: (-len(group[1]), group[0])
+                    )
+                ],
+                solver_note=_solver_note(solved),
+            )
+        )
+    counts = summary.get("proposals") or {}
+    assigned_ids = {pair.proposal.id for pair in pairs}
+    total = counts.get("taking_part")
+    if total is None:
+        unassigned_ids = {i["proposal_id"] for p in passes for i in p.get("unassigned", [])}
+        total = len(assigned_ids | unassigned_ids)
+    average = summary.get("average_score")
+    if average is None and pairs:
+        average = sum(pair.assignment.score for pair in pairs) / len(pairs)
+    headline = Headline(
+        proposals_assigned=counts.get("assigned", len(assigned_ids)),
+        proposals_total=total,
+        hours_allocated=hours_allocated,
+        hours_available=hours_available,
+        offers_used=len(offers_used),
+        offers_total=len(offer_ids),
+        average_fit=fit_score(average),
+        average_word=strength(average).split()[0] if average is not None else None,
+        equity_name=EQUITY_NAMES.get(allocation_round.equity, allocation_round.equity),
+        equity=_equity_sentences(allocation_round.equity, passes),
+    )
+    return RoundReview(
+        round=allocation_round,
+        headline=headline,
+        passes=reviews,
+        include_unverified=summary.get("include_unverified"),
+        unverified_offers=summary.get("unverified_offers", []),
+        dismissed_pairs=sum(1 for pair in pairs if pair.dismissed),
+    )
+
+
 @dataclass(frozen=True)
 class AllocatedItem:
     """One allocated pair as a notification describes it. `proposal_label` is the anonymous
@@ -402,6 +817,13 @@ class Notice:
     template: str
     subject: str
     context: dict[str, Any]
+
+
+def round_subject(round_id: int, proposals: int) -> str:
+    """The company mail's subject: short enough never to be folded over two header lines
+    (mail readers showed the organisation's name on a continuation line, after a space)."""
+    allocated = "1 proposal" if proposals == 1 else f"{proposals} proposals"
+    return f"Tandem round {round_id}: {allocated} allocated to your offers"
 
 
 @dataclass(frozen=True)
@@ -539,8 +961,7 @@ def publish_round(*, session: Session, round_id: int) -> PublishedRound:
                 to=member.email,
                 name=member.name,
                 template="round_published_company",
-                subject=f"Allocation round {allocation_round.id}: proposals allocated to "
-                f"{items[0].organisation}'s offers",
+                subject=round_subject(allocation_round.id, len(items)),  # type: ignore[arg-type]
                 context={
                     "name": member.name,
                     "organisation": items[0].organisation,

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from app.services import allocation, recommendations
 from matching import check_eligibility
+from matching.round_report import REASON_HEADINGS
 from models import LabResourceLevel, OfferKind
 
 
@@ -96,6 +97,7 @@ def test_allocate_preview_command_prints_objective_use_and_unassigned(
         "Offer utilisation",
         "Unassigned proposals",
         "status optimal",
+        "below the round's minimum of 45/100",
     ):
         assert phrase in result.output
     refused = runner.invoke(args=["allocate"])
@@ -127,3 +129,46 @@ def test_data_only_needs_can_be_met_by_compute_plus_data_offers(preview) -> None
     kinds = {offer.kind for _, offer, _ in data.assigned}
     assert OfferKind.compute_data in {use.offer.kind for use in data.offers}
     assert kinds <= {OfferKind.data, OfferKind.compute_data}
+
+
+def test_every_unassigned_proposal_gets_a_reason_that_holds(preview) -> None:
+    """On the demo, each unassigned proposal's reason agrees with the round's own numbers."""
+    result = preview(min_score=0.45)
+    explained = 0
+    for solved in result.passes:
+        assert len(solved.reasons) == len(solved.unassigned)
+        for proposal, reason in zip(solved.unassigned, solved.reasons, strict=True):
+            assert reason.code in REASON_HEADINGS and reason.text.endswith(".")
+            explained += 1
+            if reason.code == "below_min_score":
+                assert reason.best_fit is not None and reason.best_fit < 45
+            if reason.code == "per_project_limit":
+                assert f"{proposal.gpu_hours_needed:,}" in reason.text
+    assert explained > 0
+    codes = {reason.code for solved in result.passes for reason in solved.reasons}
+    assert "below_min_score" in codes
+
+
+def test_unverified_organisations_offers_take_part_only_when_included(preview) -> None:
+    left_out, included = preview(min_score=0.3), preview(min_score=0.3, include_unverified=True)
+    names = {offer.organisation.name for offer in left_out.unverified_offers}
+    assert names == {"Brightclause Legal Technologies", "Transitmesh Data"}
+    assert [o.id for o in included.unverified_offers] == [o.id for o in left_out.unverified_offers]
+    unverified = {offer.id for offer in left_out.unverified_offers}
+    assert not any(o.id in unverified for s in left_out.passes for _, o, _ in s.assigned)
+    assert any(o.id in unverified for s in included.passes for _, o, _ in s.assigned)
+
+
+def test_allocate_command_leaves_unverified_offers_out_unless_asked(
+    runner: FlaskCliRunner, demo_loaded: str
+) -> None:
+    plain = runner.invoke(args=["allocate", "--preview"])
+    assert plain.exit_code == 0, plain.output
+    assert (
+        "Offers of unverified organisations, left out (--include-unverified adds them): 2"
+        in plain.output
+    )
+    assert "Brightclause Legal Technologies" in plain.output
+    included = runner.invoke(args=["allocate", "--preview", "--include-unverified"])
+    assert included.exit_code == 0, included.output
+    assert "Offers of unverified organisations, included: 2" in included.output

@@ -121,20 +121,29 @@ def test_the_new_round_form_refuses_bad_options_and_keeps_them(
     assert form.status_code == 200
     html = form.text
     assert "<legend>Equity option</legend>" in html
-    assert re.search(r'<label for="min_score">Minimum score</label>', html)
-    assert "e.g. 0.3" in html
+    assert re.search(r'<label for="min_fit">Minimum fit \(out of 100\)</label>', html)
+    assert re.search(r'<input[^>]*id="min_fit"[^>]*value="30"', html)
+    assert "e.g. 30" in html
+    box = re.search(r'<input[^>]*id="include_unverified"[^>]*>', html)
+    assert box and "checked" not in box[0]
+    assert "Include offers from unverified organisations" in html
 
-    response = client.post("/admin/rounds/new", data={"equity": "priority", "min_score": "1.5"})
+    response = client.post("/admin/rounds/new", data={"equity": "priority", "min_fit": "150"})
     assert response.status_code == 422
-    error = re.search(r'id="min_score-error">(.*?)</div>', response.text, re.S)
-    assert error and "The minimum score must be between 0 and 1." in error[1]
-    assert re.search(r'<input[^>]*id="min_score"[^>]*value="1.5"', response.text)
+    error = re.search(r'id="min_fit-error">(.*?)</div>', response.text, re.S)
+    assert error and "The minimum fit must be between 0 and 100." in error[1]
+    assert re.search(r'<input[^>]*id="min_fit"[^>]*value="150"', response.text)
     assert re.search(r'<input[^>]*checked[^>]*value="priority"', response.text) or re.search(
         r'<input[^>]*value="priority"[^>]*checked', response.text
     )
-    bogus = client.post("/admin/rounds/new", data={"equity": "lottery", "min_score": "0.2"})
+    bogus = client.post(
+        "/admin/rounds/new",
+        data={"equity": "lottery", "min_fit": "20", "include_unverified": "y"},
+    )
     assert bogus.status_code == 422
     assert re.search(r'id="equity-error">.*?Not a valid choice', bogus.text, re.S)
+    kept = re.search(r'<input[^>]*id="include_unverified"[^>]*>', bogus.text)
+    assert kept and "checked" in kept[0]
     assert session.exec(select(AllocationRound)).all() == []
 
 
@@ -144,7 +153,7 @@ def test_a_round_is_computed_reviewed_and_published_once(
     batteries, heat, huge = world["proposals"]
     offer = world["offer"]
     auth.login(world["admin"].email)
-    response = client.post("/admin/rounds/new", data={"equity": "none", "min_score": "0"})
+    response = client.post("/admin/rounds/new", data={"equity": "none", "min_fit": "0"})
     assert response.status_code == 303
     stored = session.exec(select(AllocationRound)).one()
     assert response.headers["Location"].endswith(f"/admin/rounds/{stored.id}")
@@ -164,11 +173,20 @@ def test_a_round_is_computed_reviewed_and_published_once(
 
     review = client.get(f"/admin/rounds/{stored.id}")
     text = _text(review.data)
-    assert f"{stored.objective:.3f}" in text
-    assert "Offer use in the compute pass" in text and "3,000 / 20,000" in text and "2 / 4" in text
+    average = round((assignments[0].score + assignments[1].score) / 2 * 100)
+    assert "2 of 3 proposals assigned" in text
+    assert "3,000 of 20,000 GPU hours allocated" in text
+    assert "1 of 1 offers used" in text
+    assert f"{average}/100 average fit" in text
+    assert "Total score" not in text and f"{stored.objective:.3f}" not in text
+    assert "2 of 4 project places · 3,000 of 20,000 GPU hours" in text
     assert batteries.title in text and heat.title in text
-    unassigned = text.split("Unassigned proposals (compute)", 1)[1]
-    assert huge.title in unassigned.split("Assigned pairs", 1)[0]
+    not_assigned = text.split("Not assigned (1)", 1)[1]
+    assert "Needs more GPU hours than any offer gives one project (1)" in not_assigned
+    assert (
+        f"{huge.title} : It needs 50,000 GPU hours, more than any offer gives one project "
+        "(the largest limit is 5,000)." in not_assigned
+    )
     assert "created on publishing" in text
     assert _mails(app) == []
 
@@ -286,3 +304,103 @@ def test_publishing_leaves_out_pairs_a_side_dismissed(
     ]
     with pytest.raises(Conflict):
         allocation.publish_round(session=session, round_id=draft.id)  # type: ignore[arg-type]
+
+
+def test_offers_of_unverified_organisations_are_left_out_unless_included(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    auth: Any,
+    world: dict[str, Any],
+    make_organisation: Callable[..., Any],
+    make_offer: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+) -> None:
+    """A new round promises only verified organisations' capacity unless the administrator
+    ticks the box; the review says which offers were left out and where to verify them."""
+    shadow = make_organisation(
+        name="Shadowbyte Compute", kind=OrganisationKind.company, verified=False
+    )
+    unverified_offer = make_offer(
+        organisation_id=shadow.id,
+        title="A100 hours for reinforcement learning",
+        description="GPU hours for reinforcement learning on energy systems and batteries.",
+    )
+    wary = make_proposal(
+        author_id=world["academics"][0].id,
+        title="Reinforcement learning for wind farm control",
+        research_areas=["reinforcement learning"],
+        excluded_companies=["Nimbus Labs"],
+    )
+    auth.login(world["admin"].email)
+    form = _text(client.get("/admin/rounds/new").data)
+    assert "1 open offer is from unverified organisations and will be left out" in form
+
+    response = client.post("/admin/rounds/new", data={"equity": "none", "min_fit": "0"})
+    assert response.status_code == 303
+    left_out = session.exec(select(AllocationRound)).one()
+    assert left_out.summary["include_unverified"] is False
+    offers = {a.offer_id for a in session.exec(select(AllocationAssignment))}
+    assert unverified_offer.id not in offers
+    page = client.get(f"/admin/rounds/{left_out.id}").text
+    text = _text(page.encode())
+    assert (
+        "1 offer was left out because its organisation is not verified: Shadowbyte Compute." in text
+    )
+    assert "A100 hours for reinforcement learning (Shadowbyte Compute)" in text
+    assert 'href="/admin/organisations?unverified=1"' in page
+    assert "Only offers of unverified organisations fit (1)" in text
+    assert (
+        "The 1 offer it is eligible for is from unverified organisations, which this round "
+        "leaves out." in text
+    )
+    assert wary.title in text.split("Not assigned", 1)[1]
+
+    client.post(f"/admin/rounds/{left_out.id}/delete")
+    response = client.post(
+        "/admin/rounds/new",
+        data={"equity": "none", "min_fit": "0", "include_unverified": "y"},
+    )
+    assert response.status_code == 303
+    session.expire_all()
+    included = session.exec(select(AllocationRound)).one()
+    assert included.summary["include_unverified"] is True
+    pairs = {(a.proposal_id, a.offer_id) for a in session.exec(select(AllocationAssignment))}
+    assert (wary.id, unverified_offer.id) in pairs
+    text = _text(client.get(f"/admin/rounds/{included.id}").data)
+    assert (
+        "This round includes 1 offer from unverified organisations (Shadowbyte Compute), "
+        "as you asked." in text
+    )
+    assert "Shadowbyte Compute (unverified)" in text
+
+
+def test_the_company_mail_subject_is_one_line_without_a_leading_space(
+    app: Flask, client: FlaskClient, session: Session, auth: Any, world: dict[str, Any]
+) -> None:
+    """Mail readers showed the long subject's folded second line, starting with a space."""
+    company = world["company"]
+    company.name = "Nimbus Labs for Reinforcement Learning and Energy Systems Research"
+    session.add(company)
+    session.commit()
+    draft = allocation.create_round(
+        session=session, encoder=app.extensions["tandem.encoder"], created_by_id=None
+    )
+    session.commit()
+    auth.login(world["admin"].email)
+    client.post(f"/admin/rounds/{draft.id}/publish")
+    subjects = {}
+    for path in Path(app.config["TANDEM_MAIL_DIR"]).glob("*.eml"):
+        raw = path.read_bytes().decode()
+        header = re.search(r"^Subject:(.*)$((?:\n[ \t].*)*)", raw, re.M)
+        assert header is not None
+        assert header[2] == "", f"folded subject: {header[0]!r}"
+        message = email.message_from_bytes(path.read_bytes())
+        subjects[message["To"]] = message["Subject"]
+    members = [m.email for m in world["members"]]
+    for address, subject in subjects.items():
+        assert subject == subject.strip() and not subject.startswith(" ")
+        if any(member in address for member in members):
+            assert subject == f"Tandem round {draft.id}: 2 proposals allocated to your offers"
+    assert len(subjects) == 4
+    assert allocation.round_subject(7, 1) == "Tandem round 7: 1 proposal allocated to your offers"
