@@ -88,6 +88,15 @@ def test_add_by_hand_and_invalid_input_is_kept_at_the_field(
     assert page.value("Venue") == "NeurIPS" and page.value("Abstract") == "Short."
     assert titles(session, academic.id) == set()
 
+    # A year that does not parse still lets the title's limit be reported in the same answer.
+    response = client.post("/publications/", data={**bad, "title": " ", "year": "twenty"})
+    assert response.status_code == 422
+    page = FormPage(response.data)
+    assert page.error("Year") == "Please give the year as four digits, e.g. 2023."
+    assert page.error("Title") == "This field is required."
+    assert page.value("Year") == "twenty"
+    assert titles(session, academic.id) == set()
+
     response = client.post("/publications/", data={**bad, "year": "2022"})
     assert response.status_code == 302
     assert titles(session, academic.id) == {"Grid batteries"}

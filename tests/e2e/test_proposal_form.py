@@ -255,6 +255,18 @@ def test_close_and_reopen_from_the_dashboard(page: Page, live_server: LiveServer
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Proposals").click()
     expect(page.get_by_role("link", name=TITLE)).to_be_visible()
 
+    # The same buttons on the proposal's own page bring the author back to it.
+    page.get_by_role("link", name=TITLE).click()
+    proposal_page = page.url
+    page.get_by_role("button", name="Close").click()
+    expect(flash(page)).to_contain_text("Your proposal is closed")
+    assert page.url == proposal_page
+    assert _proposals(live_server)[0].status == ProposalStatus.closed
+    page.get_by_role("button", name="Reopen").click()
+    expect(flash(page)).to_contain_text("Your proposal is open")
+    assert page.url == proposal_page
+    assert _proposals(live_server)[0].status == ProposalStatus.open
+
 
 def test_a_button_on_a_stale_page_says_what_happened_and_changes_nothing(
     page: Page, live_server: LiveServer
