@@ -70,6 +70,7 @@ def security_defaults(app: Flask) -> dict[str, Any]:
         "SECURITY_EMAIL_SUBJECT_PASSWORD_RESET": "Reset your Tandem password",
         "SECURITY_EMAIL_SUBJECT_PASSWORD_NOTICE": "Your Tandem password was reset",
         "SECURITY_EMAIL_SUBJECT_PASSWORD_CHANGE_NOTICE": "Your Tandem password was changed",
+        "SECURITY_EMAIL_SUBJECT_TWO_FACTOR_RESCUE": "Two-factor help: a member cannot sign in",
         **{f"SECURITY_MSG_{name}": message for name, message in MESSAGES.items()},
     }
 
