@@ -63,7 +63,7 @@ def sign_in(page: Page, server: LiveServer, email: str) -> None:
     """From the home page, through the header's Sign in link and the sign-in form; the
     portal then opens the person's dashboard."""
     page.goto(server.url + "/")
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign in").click()
+    page.get_by_role("banner").get_by_role("link", name="Sign in", exact=True).click()
     page.get_by_label(EMAIL_LABEL).fill(email)
     page.get_by_label("Password", exact=True).fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
