@@ -1,125 +1,89 @@
-"""Geometry for the small server-rendered SVG charts of the admin pages.
+"""The small bar charts of the admin pages, as numbers for HTML and CSS to draw.
 
-Coordinates are SVG user units in a `viewBox` of `width` x `height`; the SVG scales to its
-container, so the numbers only fix proportions (the defaults keep 15-unit text legible when
-a phone shrinks the chart to about 340 px). Bars are proportional to their values, the
-largest value filling the plot; an all-zero chart draws no bars (never divides by zero).
+A chart is a list of horizontal bars, one per (label, count), with the exact count printed
+beside each bar. The labels and counts are page text, so they keep the page's font size at
+any width (an SVG scaled to a phone shrank them to about 7 px) and never get clipped.
+
+Counts on the admin pages span orders of magnitude (214 suggested matches next to 1
+introduction): on a linear scale every small count is a hairline. When the largest count is
+at least `LOG_RATIO` times the smallest non-zero one, bar lengths follow log10(1 + count),
+and the chart says so and draws marks at 1, 10, 100, ...; every non-zero count then gets a
+visible bar. Otherwise lengths are proportional to the counts.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+LOG_RATIO = 20
+"""Largest / smallest non-zero count from which a chart uses a logarithmic scale: on a linear
+one, the smallest bar would be under 5 % of the longest."""
+
+Scale = Literal["linear", "log"]
 
 
 @dataclass(frozen=True)
 class Bar:
+    """One row: `length` is the bar's share of the plot width, in percent (0-100)."""
+
     label: str
     value: float
-    x: float
-    y: float
-    width: float
-    height: float
-    label_x: float
-    label_y: float
-    value_x: float
-    value_y: float
+    length: float
 
 
 @dataclass(frozen=True)
-class Chart:
-    width: float
-    height: float
-    maximum: float
+class Tick:
+    """A scale mark at `position` percent of the plot width."""
+
+    label: str
+    position: float
+
+
+@dataclass(frozen=True)
+class BarChart:
     bars: list[Bar]
-    baseline: tuple[float, float, float, float]
-    """The axis line (x1, y1, x2, y2) the bars grow from."""
+    scale: Scale
+    ticks: list[Tick]
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to draw: no rows, or every count is zero."""
+        return not any(bar.value for bar in self.bars)
 
 
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def choose_scale(values: Sequence[float], *, log_ratio: float = LOG_RATIO) -> Scale:
+    """ "log" when the non-zero counts span a factor of `log_ratio` or more, else "linear"."""
+    positive = [value for value in values if value > 0]
+    if len(positive) < 2:
+        return "linear"
+    return "log" if max(positive) >= log_ratio * min(positive) else "linear"
 
 
-def horizontal_bars(
-    data: Sequence[tuple[str, float]],
-    *,
-    width: float = 480,
-    label_width: float = 180,
-    value_width: float = 50,
-    bar_height: float = 24,
-    gap: float = 10,
-    label_chars: int = 19,
-) -> Chart:
-    """One horizontal bar per (label, value), top to bottom in the given order. Labels sit
-    left of the bars (shortened to `label_chars`), values just right of each bar's end."""
-    plot = width - label_width - value_width
-    maximum = max((value for _, value in data), default=0.0)
-    bars = []
-    for index, (label, value) in enumerate(data):
-        y = gap + index * (bar_height + gap)
-        length = plot * value / maximum if maximum > 0 else 0.0
-        bars.append(
-            Bar(
-                label=_short(label, label_chars),
-                value=value,
-                x=label_width,
-                y=y,
-                width=length,
-                height=bar_height,
-                label_x=label_width - 8,
-                label_y=y + bar_height * 0.7,
-                value_x=label_width + length + 6,
-                value_y=y + bar_height * 0.7,
-            )
-        )
-    height = gap + len(data) * (bar_height + gap)
-    return Chart(
-        width=width,
-        height=height,
-        maximum=maximum,
-        bars=bars,
-        baseline=(label_width, 0, label_width, height),
-    )
+def bar_chart(
+    data: Sequence[tuple[str, float]], *, scale: Scale | None = None, log_ratio: float = LOG_RATIO
+) -> BarChart:
+    """Bars for (label, count) rows, in the given order; `scale` None chooses it
+    (`choose_scale`). The longest bar fills the plot; a zero count has no bar; an all-zero
+    chart divides by nothing."""
+    values = [max(0.0, float(value)) for _, value in data]
+    chosen = scale or choose_scale(values, log_ratio=log_ratio)
+    maximum = max(values, default=0.0)
 
+    def length(value: float) -> float:
+        if maximum <= 0 or value <= 0:
+            return 0.0
+        if chosen == "log":
+            return 100.0 * math.log10(1 + value) / math.log10(1 + maximum)
+        return 100.0 * value / maximum
 
-def columns(
-    data: Sequence[tuple[str, float]],
-    *,
-    width: float = 480,
-    height: float = 220,
-    top: float = 24,
-    bottom: float = 36,
-    gap_ratio: float = 0.3,
-) -> Chart:
-    """One vertical column per (label, value), left to right. Labels sit under the
-    baseline, values above each column."""
-    plot_height = height - top - bottom
-    slot = width / len(data) if data else width
-    column_width = slot * (1 - gap_ratio)
-    maximum = max((value for _, value in data), default=0.0)
-    baseline_y = height - bottom
-    bars = []
-    for index, (label, value) in enumerate(data):
-        length = plot_height * value / maximum if maximum > 0 else 0.0
-        x = index * slot + (slot - column_width) / 2
-        bars.append(
-            Bar(
-                label=label,
-                value=value,
-                x=x,
-                y=baseline_y - length,
-                width=column_width,
-                height=length,
-                label_x=x + column_width / 2,
-                label_y=baseline_y + 18,
-                value_x=x + column_width / 2,
-                value_y=baseline_y - length - 6,
-            )
-        )
-    return Chart(
-        width=width,
-        height=height,
-        maximum=maximum,
-        bars=bars,
-        baseline=(0, baseline_y, width, baseline_y),
-    )
+    bars = [Bar(label=label, value=value, length=length(value)) for label, value in data]
+    ticks: list[Tick] = []
+    if chosen == "log" and maximum > 0:
+        power = 1
+        while power <= maximum:
+            ticks.append(Tick(label=f"{power:,}", position=length(power)))
+            power *= 10
+    return BarChart(bars=bars, scale=chosen, ticks=ticks)

@@ -375,12 +375,15 @@ def revoke_partner_token(token_id: int) -> ResponseReturnValue:
 @bp.route("/metrics")
 def metrics_page() -> ResponseReturnValue:
     numbers = metrics.platform_metrics(session=db_session())
-    status_chart = charts.horizontal_bars(
-        [(status.replace("_", " "), count) for status, count in numbers.matches_by_status.items()]
+    status_chart = charts.bar_chart(
+        [
+            (metrics.MATCH_STATUS_WORDS.get(status, status), count)
+            for status, count in numbers.matches_by_status.items()
+        ]
     )
-    area_chart = charts.horizontal_bars(numbers.proposals_per_area)
-    week_chart = charts.columns(
-        [(week.strftime("%d %b"), count) for week, count in numbers.introductions_per_week]
+    area_chart = charts.bar_chart(numbers.proposals_per_area)
+    week_chart = charts.bar_chart(
+        [(f"Week of {week.day} {week:%b}", count) for week, count in numbers.introductions_per_week]
     )
     return render_template(
         "admin/metrics.html",

@@ -32,6 +32,16 @@ from models import (
 
 INTERESTED = (MatchStatus.interested_academic, MatchStatus.interested_company)
 
+MATCH_STATUS_WORDS: dict[str, str] = {
+    MatchStatus.suggested.value: "Suggested",
+    MatchStatus.interested_academic.value: "Academic interested",
+    MatchStatus.interested_company.value: "Company interested",
+    MatchStatus.introduced.value: "Introduced",
+    MatchStatus.declined.value: "Declined",
+    MatchStatus.withdrawn.value: "Withdrawn",
+}
+"""Match statuses as the metrics charts name them."""
+
 
 @dataclass(frozen=True)
 class Rate:
@@ -43,6 +53,31 @@ class Rate:
     @property
     def value(self) -> float | None:
         return self.numerator / self.denominator if self.denominator else None
+
+    @property
+    def percent(self) -> str:
+        """The share as a person should read it (see `percent_of`)."""
+        return percent_of(self.numerator, self.denominator)
+
+
+def percent_of(part: int, whole: int) -> str:
+    """`part` of `whole` as a percentage that never rounds a real count away: "0%" and
+    "100%" only when exact, "<1%" and ">99%" at the edges, one decimal under 10%
+    ("2.3%"), whole numbers above ("23%"); "—" when there is nothing to count."""
+    if whole <= 0:
+        return "—"
+    if part <= 0:
+        return "0%"
+    if part >= whole:
+        return "100%"
+    share = 100 * part / whole
+    if share < 1:
+        return "<1%"
+    if share > 99:
+        return ">99%"
+    if round(share, 1) < 10:
+        return f"{share:.1f}%"
+    return f"{share:.0f}%"
 
 
 @dataclass(frozen=True)

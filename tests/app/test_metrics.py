@@ -5,20 +5,23 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from html import unescape
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.admin import charts
 from app.services import metrics
 from models import (
     Match,
     MatchStatus,
+    Offer,
     OfferKind,
     OfferStatus,
     OrganisationKind,
+    Proposal,
     ProposalStatus,
     Role,
 )
@@ -145,56 +148,112 @@ def test_rates_on_an_empty_platform_are_undefined_not_errors(session: Session) -
     assert numbers.introductions_per_week[-1] == (TODAY - timedelta(days=2), 0)
 
 
-def test_horizontal_bars_are_proportional_to_their_values() -> None:
-    chart = charts.horizontal_bars(
-        [("introduced", 10), ("suggested", 5), ("declined", 0)],
-        width=500,
-        label_width=150,
-        value_width=50,
-        bar_height=20,
-        gap=10,
-    )
-    assert [bar.width for bar in chart.bars] == [300, 150, 0]
-    assert [bar.y for bar in chart.bars] == [10, 40, 70]
-    assert chart.height == 100 and chart.maximum == 10
-    assert all(bar.x == 150 for bar in chart.bars)
-    assert chart.bars[0].value_x == 150 + 300 + 6
-    assert max(bar.value_x for bar in chart.bars) < 500
-    long = charts.horizontal_bars([("a" * 40, 1)], label_chars=10)
-    assert long.bars[0].label == "a" * 9 + "…"
-    empty = charts.horizontal_bars([("none", 0)])
-    assert empty.bars[0].width == 0
+def test_bars_are_proportional_when_the_counts_are_alike() -> None:
+    chart = charts.bar_chart([("suggested", 10), ("introduced", 5), ("declined", 0)])
+    assert chart.scale == "linear" and chart.ticks == []
+    assert [bar.length for bar in chart.bars] == [100, 50, 0]
+    assert [bar.label for bar in chart.bars] == ["suggested", "introduced", "declined"]
+    assert not chart.empty
+    assert charts.bar_chart([("none", 0)]).empty and charts.bar_chart([]).empty
+    assert charts.bar_chart([("none", 0), ("also none", 0)]).bars[0].length == 0
 
 
-def test_columns_stand_on_the_baseline_and_fit_the_width() -> None:
-    chart = charts.columns(
-        [("w1", 0), ("w2", 4), ("w3", 2)], width=300, height=200, top=20, bottom=40
-    )
-    baseline = 200 - 40
-    assert chart.baseline == (0, baseline, 300, baseline)
-    assert [bar.height for bar in chart.bars] == [0, 140, 70]
-    assert all(bar.y + bar.height == baseline for bar in chart.bars)
-    assert chart.bars[0].x >= 0 and chart.bars[-1].x + chart.bars[-1].width <= 300
-    assert chart.bars[1].x - chart.bars[0].x == pytest.approx(100)
-    assert charts.columns([]).bars == []
+def test_a_small_count_next_to_a_big_one_gets_a_visible_bar_on_a_labelled_log_scale() -> None:
+    """214 suggestions and 1 introduction: linear, the 1 would be a 0.5 % hairline."""
+    chart = charts.bar_chart([("Suggested", 214), ("Introduced", 1), ("Declined", 0)])
+    assert chart.scale == "log"
+    suggested, introduced, declined = chart.bars
+    assert suggested.length == pytest.approx(100)
+    assert introduced.length > 10 and declined.length == 0
+    assert [tick.label for tick in chart.ticks] == ["1", "10", "100"]
+    assert [round(tick.position) for tick in chart.ticks] == [13, 45, 86]
+    assert chart.ticks[0].position == pytest.approx(introduced.length)
+    assert charts.choose_scale([100, 6]) == "linear" and charts.choose_scale([100, 5]) == "log"
+    assert charts.bar_chart([("a", 100), ("b", 5)], scale="linear").bars[1].length == 5
 
 
-def test_metrics_page_draws_accessible_charts_with_the_same_numbers(
-    client: FlaskClient, auth: Any, platform: dict[str, Any]
+@pytest.mark.parametrize(
+    ("part", "whole", "shown"),
+    [
+        (1, 214, "<1%"),
+        (0, 214, "0%"),
+        (214, 214, "100%"),
+        (213, 214, ">99%"),
+        (5, 214, "2.3%"),
+        (2, 3, "67%"),
+        (1, 10, "10%"),
+        (0, 0, "—"),
+    ],
+)
+def test_rates_never_round_a_real_count_to_zero(part: int, whole: int, shown: str) -> None:
+    assert metrics.percent_of(part, whole) == shown
+    assert metrics.Rate(part, whole).percent == shown
+
+
+def test_metrics_page_charts_print_every_count_beside_its_bar(
+    client: FlaskClient, auth: Any, platform: dict[str, Any], session: Session
 ) -> None:
     auth.login(platform["admin"].email)
     response = client.get("/admin/metrics")
     assert response.status_code == 200
     html = response.text
-    svgs = re.findall(r"<svg class=\"chart\".*?</svg>", html, re.S)
-    assert len(svgs) == 3
-    for svg in svgs:
-        assert 'role="img"' in svg and "<title id=" in svg and "<desc id=" in svg
-    status_svg = next(svg for svg in svgs if "Matches by status</title>" in svg)
-    assert "introduced: 2" in status_svg and "suggested: 1" in status_svg
-    assert len(re.findall(r'<rect class="chart-bar"', status_svg)) == 6
-    table = re.search(r"<caption>Matches by status</caption>(.*?)</table>", html, re.S)
-    assert table and re.search(r'introduced</th><td class="number">2<', table[1])
+    assert '<svg class="chart"' not in html
+    status = re.search(r'<table class="bar-chart" id="chart-status">(.*?)</table>', html, re.S)
+    assert status
+    rows = re.findall(
+        r'<th scope="row">([^<]+)</th>\s*<td><span class="bar-cell"><span class="bar-fill" '
+        r'style="--length: ([\d.]+)"></span><span class="bar-value">([\d,]+)</span>',
+        status[1],
+    )
+    assert [(label, int(value)) for label, _, value in rows] == [
+        ("Suggested", 1),
+        ("Academic interested", 1),
+        ("Company interested", 0),
+        ("Introduced", 2),
+        ("Declined", 1),
+        ("Withdrawn", 1),
+    ]
+    assert float(rows[3][1]) == 100 and float(rows[2][1]) == 0 and float(rows[0][1]) == 50
+    assert "Logarithmic scale" not in html
+    # The fixture's introductions were in March 2026; the page counts the last 12 weeks.
+    weeks = re.search(r'id="chart-weeks-caption">.*?</figure>', html, re.S)
+    assert weeks and "Nothing to show yet: every count is 0." in weeks[0]
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
     assert "67% (2 of 3)" in text and "50% (2 of 4)" in text
     assert "20,000 in open offers" in text
+
+    # Hundreds of suggestions and a few interests: the rate is small, never "0%", and the
+    # status chart switches to a labelled log scale so the small counts keep their bars.
+    proposal = session.exec(select(Proposal)).first()
+    organisation_id = session.exec(select(Offer)).first().organisation_id
+    offers = [
+        Offer(
+            organisation_id=organisation_id,
+            kind=OfferKind.compute,
+            title=f"Spare GPUs {number}",
+            description="Spare GPU hours.",
+            gpu_hours_budget=100,
+            max_hours_per_project=100,
+            max_projects=1,
+        )
+        for number in range(500)
+    ]
+    session.add_all(offers)
+    session.flush()
+    for offer in offers:
+        session.add(
+            Match(
+                proposal_id=proposal.id,
+                offer_id=offer.id,
+                status=MatchStatus.suggested,
+                score=0.3,
+                algorithm_version="test",
+            )
+        )
+    session.commit()
+    html = client.get("/admin/metrics").text
+    text = unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
+    assert "Interest rate <1% (4 of 506)" in text
+    assert "Logarithmic scale: each mark is ten times the one before" in text
+    axis = re.search(r'<div class="bar-axis">(.*?)</div>', html)
+    assert axis and re.findall(r">([\d,]+)</span>", axis[1]) == ["1", "10", "100"]
