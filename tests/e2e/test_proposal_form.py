@@ -172,6 +172,7 @@ def test_two_mistakes_show_at_their_fields_at_once_and_everything_typed_is_kept(
     page.get_by_label("GPU hours needed").fill("2.5")  # not a whole number
     page.get_by_label("Earliest start").fill("2026-09-01")
     page.get_by_label("Data access").check()
+    page.get_by_label("I must be free to publish the results").uncheck()
     page.get_by_label(re.compile("^Joint:")).check()
     page.get_by_label("Never match me with").fill("Acme AI")
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
@@ -189,6 +190,7 @@ def test_two_mistakes_show_at_their_fields_at_once_and_everything_typed_is_kept(
     expect(page.get_by_label("GPU hours needed")).to_have_value("2.5")
     expect(page.get_by_label("Earliest start")).to_have_value("2026-09-01")
     expect(page.get_by_label("Data access")).to_be_checked()
+    expect(page.get_by_label("I must be free to publish the results")).not_to_be_checked()
     expect(page.get_by_label(re.compile("^Joint:"))).to_be_checked()
     expect(page.get_by_label("Never match me with")).to_have_value("Acme AI")
     assert _proposals(live_server) == []
@@ -201,6 +203,7 @@ def test_two_mistakes_show_at_their_fields_at_once_and_everything_typed_is_kept(
     expect(flash(page)).to_contain_text("Your proposal is open")
     [proposal] = _proposals(live_server)
     assert proposal.gpu_hours_needed == 2500 and proposal.excluded_companies == ["Acme AI"]
+    assert proposal.collaboration_kinds == ["data"] and not proposal.requires_open_publication
 
 
 def test_editing_with_mistakes_keeps_the_saved_proposal_unchanged(
