@@ -62,9 +62,9 @@ def test_each_account_form_sent_as_it_comes_says_what_to_enter(
     page: Page, live_server: LiveServer
 ) -> None:
     page.goto(live_server.url + "/")
-    nav = page.get_by_role("navigation", name="Main")
+    header = page.get_by_role("banner")
 
-    nav.get_by_role("link", name="Sign up").click()
+    header.get_by_role("link", name="Sign up").click()
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         page.get_by_role("button", name="Sign up").click()
     assert answer.value.status == 422
@@ -80,7 +80,7 @@ def test_each_account_form_sent_as_it_comes_says_what_to_enter(
         "Choose whether you join as an academic or a company member."
     )
 
-    page.get_by_role("link", name="Sign in").last.click()
+    page.get_by_role("main").get_by_role("link", name="Sign in").click()
     page.get_by_role("button", name="Sign in").click()
     assert _message_at(page, "Email address") == "Enter your email address, e.g. ada@example.com."
     assert _message_at(page, "Password") == "Enter your password."
@@ -97,7 +97,7 @@ def test_each_account_form_sent_as_it_comes_says_what_to_enter(
     page.get_by_role("button", name="Email me a reset link").click()
     assert _message_at(page, "Email address").startswith("No Tandem account uses this email")
 
-    page.get_by_role("link", name="Sign in").last.click()
+    page.get_by_role("main").get_by_role("link", name="Sign in").click()
     page.get_by_role("link", name="Did not get the confirmation email?").click()
     page.get_by_role("button", name="Send the link again").click()
     assert _message_at(page, "Email address") == "Enter your email address, e.g. ada@example.com."
@@ -109,7 +109,7 @@ def test_email_settings_save_as_shown_and_as_changed(page: Page, live_server: Li
     page.get_by_label("Email address").fill(user.email)
     page.get_by_label("Password", exact=True).fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("navigation", name="Account").get_by_role("link", name="Account").click()
+    page.get_by_role("banner").get_by_role("link", name="Account").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Your account")
 
     # Saved as the page shows it: nothing changes, and nothing is refused.
@@ -147,7 +147,7 @@ def test_a_sign_in_gone_stale_asks_for_the_password_before_two_factor_setup(
     page.get_by_label("Email address").fill(user.email)
     page.get_by_label("Password", exact=True).fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("navigation", name="Account").get_by_role("link", name="Account").click()
+    page.get_by_role("banner").get_by_role("link", name="Account").click()
 
     # The sign-in ages past SECURITY_FRESHNESS (a day, normally) while the tab stays open.
     usual_freshness = config["SECURITY_FRESHNESS"]

@@ -71,7 +71,7 @@ def test_sign_up_confirm_sign_in_out_and_reset_password(
     page.goto(base + "/")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Academics propose the work")
     screenshot(page, "home")
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign up").click()
+    page.get_by_role("banner").get_by_role("link", name="Sign up").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign up for Tandem")
 
     page.get_by_label("Your name").fill("Grace Hopper")
@@ -108,9 +108,7 @@ def test_sign_up_confirm_sign_in_out_and_reset_password(
     screenshot(page, "dashboard")
 
     page.get_by_role("button", name="Sign out").click()
-    expect(
-        page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign in")
-    ).to_be_visible()
+    expect(page.get_by_role("banner").get_by_role("link", name="Sign in")).to_be_visible()
     page.goto(base + "/dashboard")
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
 

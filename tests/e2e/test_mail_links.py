@@ -186,7 +186,7 @@ def test_make_run_on_another_port_mails_links_that_reach_it(
     served.wait_for(rf"Running on http://127\.0\.0\.1:{port}", MAKE_RUN_DEADLINE_S)
 
     page.goto(base + "/")
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign up").click()
+    page.get_by_role("banner").get_by_role("link", name="Sign up").click()
     page.get_by_label("Your name").fill("Grace Hopper")
     page.get_by_label("Email address").fill(email)
     page.get_by_label("An academic").check()
@@ -213,7 +213,7 @@ def test_make_run_on_another_port_mails_links_that_reach_it(
     page.get_by_role("button", name="Sign out").click()
 
     # A forgotten password: the reset link reaches this port too.
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign in").click()
+    page.get_by_role("banner").get_by_role("link", name="Sign in").click()
     page.get_by_role("link", name="Forgot your password?").click()
     page.get_by_label("Email address").fill(email)
     page.get_by_role("button", name="Email me a reset link").click()
