@@ -4,6 +4,21 @@ from __future__ import annotations
 
 from flask import Flask
 
+from matching import strength
+
+# Stored values that do not read well with underscores turned into spaces.
+LABELS = {
+    "co_authorship": "co-authorship",
+    "compute+data": "compute and data",
+    "company_owned": "company-owned",
+    "under_resourced": "under-resourced",
+    "well_resourced": "well-resourced",
+    "on_premises": "on premises",
+    "api": "API",
+    "after_review": "after the company's review",
+    "not_allowed": "not allowed",
+}
+
 
 def register(app: Flask) -> None:
     @app.context_processor
@@ -17,8 +32,13 @@ def register(app: Flask) -> None:
 
     @app.template_filter("label")
     def label(value: object) -> str:
-        text = getattr(value, "value", value)
-        return str(text).replace("_", " ").replace("+", " + ")
+        text = str(getattr(value, "value", value))
+        return LABELS.get(text, text.replace("_", " "))
+
+    @app.template_filter("strength")
+    def strength_label(score: float | None) -> str:
+        """A total match score in words, e.g. "Strong match" (matching.scoring.strength)."""
+        return "" if score is None else strength(score)
 
     @app.template_filter("percent")
     def percent(score: float | None) -> str:

@@ -25,7 +25,7 @@ from matching.engine import Corpus, Explanation, Matcher, Recommendations
 from matching.fit import FitInputs, resource_fit
 from matching.lexical import TfidfSimilarity, shared_terms
 from matching.recommend import top_k
-from matching.scoring import COMPONENTS, ScoreWeights, combine
+from matching.scoring import COMPONENTS, ScoreWeights, combine, strength
 from matching.topk import iter_top_k, top_k_similar
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "resolve_model",
     "resource_fit",
     "shared_terms",
+    "strength",
     "top_k",
     "top_k_similar",
 ]

@@ -6,8 +6,11 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, RadioField, SelectChoice
 from wtforms.validators import InputRequired, NumberRange
 
+from matching.scoring import STRENGTH_BANDS
 from models import NotificationPreference
 
+# "Strong match from 50, Good match from 38, …": what the score's words mean.
+BANDS = ", ".join(f"{label} from {round(lowest * 100)}" for lowest, label in STRENGTH_BANDS[:-1])
 PREFERENCE_CHOICES = [
     SelectChoice(NotificationPreference.instant.value, "Right away, as things happen"),
     SelectChoice(NotificationPreference.daily.value, "A daily digest"),
@@ -28,13 +31,13 @@ class NotificationForm(FlaskForm):
         "unsubscribe link.",
     )
     min_fit = IntegerField(
-        "Lowest fit worth an email (%)",
+        "Lowest match score worth an email (0 to 100)",
         validators=[
-            InputRequired("Please give a fit between 0 and 100."),
-            NumberRange(0, 100, "Please give a fit between 0 and 100."),
+            InputRequired("Please give a score between 0 and 100, e.g. 30."),
+            NumberRange(0, 100, "Please give a score between 0 and 100, e.g. 30."),
         ],
-        description="We email you about a new match only when its fit (the score on your "
-        "dashboard) is at least this, e.g. 30. Interest from the other side is always "
-        "emailed. At most 4 emails an hour: more events than that arrive together.",
+        description="We email you about a new match only when its score (shown on each match "
+        f"out of 100) is at least this, e.g. 30. {BANDS}. Interest from the other side is "
+        "always emailed. At most 4 emails an hour: more events than that arrive together.",
         render_kw={"inputmode": "numeric", "min": 0, "max": 100},
     )

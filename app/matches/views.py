@@ -9,11 +9,15 @@ from flask_security import current_user, login_required
 from app.api import events
 from app.db import db_session
 from app.matcher import queued_rematch
+from app.matches import cards
 from app.services import matches, notices, outbox
 from app.services.errors import Conflict
 from app.web import local_path
 
 bp = Blueprint("matches", __name__, url_prefix="/matches")
+
+
+bp.add_app_template_global(cards.public_checks, "public_checks")
 
 
 def _back() -> str:
@@ -75,6 +79,39 @@ def dismiss(match_id: int) -> ResponseReturnValue:
     queued_rematch().proposal(session, match.proposal_id)
     session.commit()
     flash("Dismissed. It will not be suggested again.", "success")
+    return redirect(_back())
+
+
+@bp.post("/<int:match_id>/withdraw")
+@login_required
+def withdraw(match_id: int) -> ResponseReturnValue:
+    session = db_session()
+    try:
+        matches.withdraw_interest(session=session, match_id=match_id, user_id=current_user.id)
+    except Conflict as exc:
+        flash(str(exc), "error")
+        return redirect(_back())
+    session.commit()
+    flash(
+        "Interest withdrawn. The match stays among your suggestions; nothing was shared.",
+        "success",
+    )
+    return redirect(_back())
+
+
+@bp.post("/<int:match_id>/restore")
+@login_required
+def restore(match_id: int) -> ResponseReturnValue:
+    session = db_session()
+    try:
+        match = matches.undo_dismissal(session=session, match_id=match_id, user_id=current_user.id)
+    except Conflict as exc:
+        flash(str(exc), "error")
+        return redirect(_back())
+    # Ranked again with the others: it returns to the list if it still ranks among the best.
+    queued_rematch().proposal(session, match.proposal_id)
+    session.commit()
+    flash("Dismissal undone. The match is back among the suggestions.", "success")
     return redirect(_back())
 
 

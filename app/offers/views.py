@@ -10,11 +10,12 @@ from flask_security import current_user, login_required, roles_required
 
 from app.db import db_session
 from app.matcher import queued_rematch
+from app.matches import cards
 from app.offers.forms import ExclusionsForm, OfferForm, lines
-from app.services import catalogue, offers, recommendations
+from app.services import catalogue, matches, offers, recommendations
 from app.services.errors import DomainError, InvalidInput, NotFound
 from app.web import local_path
-from models import OfferKind, OfferStatus
+from models import MatchStatus, OfferKind, OfferStatus
 
 bp = Blueprint("offers", __name__, url_prefix="/offers")
 
@@ -62,18 +63,33 @@ def _render_show(offer_id: int, status: int = 200) -> ResponseReturnValue:
     session = db_session()
     viewer_id = current_user.id if current_user.is_authenticated else None
     offer = offers.viewable_offer(session=session, offer_id=offer_id, viewer_id=viewer_id)
-    ranked = [
-        (match, proposal, catalogue.author_label(session=session, proposal=proposal))
-        for match, proposal in catalogue.recommended_proposals(
-            session=session, offer_id=offer_id, limit=current_app.config["TANDEM_TOP_K"]
+    is_member = offers.is_member(session=session, user_id=viewer_id, offer=offer)
+    takes_projects = offers.offer_takes_projects(offer)
+    ranked = []
+    for match, proposal in catalogue.recommended_proposals(
+        session=session, offer_id=offer_id, limit=current_app.config["TANDEM_TOP_K"]
+    ):
+        side = cards.viewer_side(current_user, proposal, offer)
+        contact = (
+            matches.counterpart(session=session, match=match, viewer_id=viewer_id)
+            if side and viewer_id and match.status == MatchStatus.introduced
+            else None
         )
-    ]
+        card = cards.build(
+            match=match,
+            proposal=proposal,
+            offer=offer,
+            side=side,
+            contact=contact,
+            takes_interest=takes_projects,
+        )
+        ranked.append((card, proposal, catalogue.author_label(session=session, proposal=proposal)))
     return render_template(
         "offers/show.html",
         offer=offer,
         recommendations=ranked,
         eligibility=recommendations.eligibility_summary(session=session, offer_id=offer_id),
-        is_member=offers.is_member(session=session, user_id=viewer_id, offer=offer),
+        is_member=is_member,
     ), status
 
 
@@ -253,4 +269,16 @@ def exclusions() -> ResponseReturnValue:
 def mine() -> ResponseReturnValue:
     """The company's dashboard: its offers, each with its ranked proposals and capacity."""
     dashboard = offers.company_dashboard(session=db_session(), user_id=current_user.id)
-    return render_template("dashboard/company.html", dashboard=dashboard)
+    proposal_cards = {
+        row.match.id: cards.build(
+            match=row.match,
+            proposal=row.proposal,
+            offer=panel.offer,
+            side="company",
+            contact=row.contact,
+            takes_interest=panel.takes_projects,
+        )
+        for panel in dashboard.panels
+        for row in [*panel.proposals, *panel.set_aside]
+    }
+    return render_template("dashboard/company.html", dashboard=dashboard, cards=proposal_cards)

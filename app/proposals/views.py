@@ -9,11 +9,12 @@ from flask_security import current_user, login_required, roles_required
 
 from app.db import db_session
 from app.matcher import queued_rematch
+from app.matches import cards
 from app.proposals.forms import ProposalForm
 from app.services import catalogue, matches, proposals, recommendations
 from app.services.errors import DomainError, InvalidInput, NotFound
 from app.web import local_path
-from models import MatchStatus, ProposalStatus
+from models import MatchStatus
 
 bp = Blueprint("proposals", __name__, url_prefix="/proposals")
 
@@ -65,14 +66,27 @@ def show(proposal_id: int) -> ResponseReturnValue:
     proposal = proposals.get_for_viewer(
         session=session, proposal_id=proposal_id, viewer_id=viewer_id
     )
+    ranked = catalogue.recommended_offers(
+        session=session, proposal_id=proposal_id, limit=current_app.config["TANDEM_TOP_K"]
+    )
+    offer_cards = []
+    for match, offer in ranked:
+        side = cards.viewer_side(current_user, proposal, offer)
+        contact = (
+            matches.counterpart(session=session, match=match, viewer_id=viewer_id)
+            if side and viewer_id and match.status == MatchStatus.introduced
+            else None
+        )
+        card = cards.build(match=match, proposal=proposal, offer=offer, side=side, contact=contact)
+        offer_cards.append((card, offer))
+    is_author = viewer_id is not None and proposal.author_id == viewer_id
     return render_template(
         "proposals/show.html",
         proposal=proposal,
-        is_author=viewer_id is not None and proposal.author_id == viewer_id,
+        is_author=is_author,
         author=catalogue.author_label(session=session, proposal=proposal),
-        recommendations=catalogue.recommended_offers(
-            session=session, proposal_id=proposal_id, limit=current_app.config["TANDEM_TOP_K"]
-        ),
+        recommendations=offer_cards,
+        coverage=proposals.coverage(proposal, [offer for _, offer in ranked]),
         eligibility=recommendations.eligibility_summary(session=session, proposal_id=proposal_id),
     )
 
@@ -205,18 +219,29 @@ def mine() -> ResponseReturnValue:
     """The academic's dashboard: their proposals, each with its ranked offers."""
     session = db_session()
     overview = proposals.dashboard(session=session, author_id=current_user.id)
-    contacts = {
-        item.match.id: matches.counterpart(
-            session=session, match=item.match, viewer_id=current_user.id
-        )
-        for entry in overview.proposals
-        for item in entry.offers
-        if item.match.status == MatchStatus.introduced
-    }
+    offer_cards = {}
+    for entry in overview.proposals:
+        for item in [*entry.offers, *entry.set_aside]:
+            contact = (
+                matches.counterpart(session=session, match=item.match, viewer_id=current_user.id)
+                if item.match.status == MatchStatus.introduced
+                else None
+            )
+            offer_cards[item.match.id] = cards.build(
+                match=item.match,
+                proposal=entry.proposal,
+                offer=item.offer,
+                side="academic",
+                contact=contact,
+            )
     return render_template(
         "dashboard/academic.html",
         overview=overview,
-        contacts=contacts,
-        MatchStatus=MatchStatus,
-        ProposalStatus=ProposalStatus,
+        cards=offer_cards,
+        coverage={
+            entry.proposal.id: proposals.coverage(
+                entry.proposal, [item.offer for item in entry.offers]
+            )
+            for entry in overview.proposals
+        },
     )

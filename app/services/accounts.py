@@ -106,7 +106,7 @@ def set_notification_preference(
     user.notification_preference = NotificationPreference(preference)
     if min_score is not None:
         if not 0.0 <= min_score <= 1.0:
-            raise InvalidInput({"min_fit": ["Please give a fit between 0 and 100."]})
+            raise InvalidInput({"min_fit": ["Please give a score between 0 and 100, e.g. 30."]})
         user.notify_min_score = float(min_score)
     session.add(user)
     session.flush()

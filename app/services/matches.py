@@ -170,6 +170,58 @@ def dismiss(
     return match
 
 
+def withdraw_interest(*, session: Session, match_id: int, user_id: int) -> Match:
+    """Take back the user's side's interest before the other side has answered: the pair
+    returns to a plain suggestion. After an introduction, contact details have been shared;
+    withdrawing from it is a dismissal (`dismiss`)."""
+    match, side = _get_for(session, match_id, user_id)
+    if match.status == MatchStatus.introduced:
+        raise Conflict(
+            "You are already introduced. To step back, dismiss the match; the other side "
+            "keeps the contact details already shared."
+        )
+    if match.status != MatchStatus(f"interested_{side}"):
+        return match  # nothing of this side's to withdraw (already withdrawn, or never said)
+    if side == "academic":
+        match.academic_interested_at = None
+    else:
+        match.company_interested_at = None
+        match.company_contact_id = None
+    match.status = MatchStatus.suggested
+    session.add(match)
+    session.flush()
+    return match
+
+
+def undo_dismissal(*, session: Session, match_id: int, user_id: int) -> Match:
+    """Bring back a pair the user's side dismissed before any introduction: it becomes a
+    suggestion again (with the other side's interest, if it had said so) and is ranked with
+    the others at the next re-ranking. Only the side that dismissed it can; a pair the other
+    side declined stays declined."""
+    match, side = _get_for(session, match_id, user_id)
+    if match.status in OPEN_FOR_INTEREST or match.status == MatchStatus.introduced:
+        return match
+    if match.status != MatchStatus.declined or match.declined_by != side:
+        raise Conflict("Only a suggestion your side dismissed before an introduction can return.")
+    # The dismissal overrode this side's interest; the other side's interest still stands.
+    if side == "academic":
+        match.academic_interested_at = None
+        other_interested = match.company_interested_at is not None
+        match.status = MatchStatus.interested_company if other_interested else MatchStatus.suggested
+    else:
+        match.company_interested_at = None
+        match.company_contact_id = None
+        other_interested = match.academic_interested_at is not None
+        match.status = (
+            MatchStatus.interested_academic if other_interested else MatchStatus.suggested
+        )
+    match.declined_by = None
+    match.decline_reason = ""
+    session.add(match)
+    session.flush()
+    return match
+
+
 def contact_of(session: Session, user: User | None) -> Contact | None:
     if user is None:
         return None

@@ -505,6 +505,7 @@ class OfferPanel:
     capacity: Capacity
     proposals: list[ProposalRow] = field(default_factory=list)
     takes_projects: bool = False
+    set_aside: list[ProposalRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -512,6 +513,16 @@ class CompanyDashboard:
     organisation: Organisation
     panels: list[OfferPanel]
     exclusions: list[str]
+
+
+def offer_takes_projects(offer: Offer, *, today: date | None = None) -> bool:
+    """Open, not hidden and not past its deadline: the offer can still take up a match."""
+    today = today or date.today()
+    return (
+        offer.status == OfferStatus.open
+        and not offer.hidden
+        and (offer.deadline is None or offer.deadline >= today)
+    )
 
 
 def _proposal_is_public(session: Session, proposal: Proposal) -> bool:
@@ -546,7 +557,7 @@ def company_dashboard(
             .join(Proposal, col(Proposal.id) == Match.proposal_id)
             .where(
                 col(Match.offer_id).in_([offer.id for offer in offers]),
-                col(Match.status).in_(DASHBOARD_STATUSES),
+                col(Match.status).in_((*DASHBOARD_STATUSES, MatchStatus.declined)),
             )
             .order_by(
                 col(Match.rank_for_offer).is_(None),
@@ -559,15 +570,25 @@ def company_dashboard(
 
     panels = []
     for offer in offers:
-        takes_projects = (
-            offer.status == OfferStatus.open
-            and not offer.hidden
-            and (offer.deadline is None or offer.deadline >= today)
-        )
+        takes_projects = offer_takes_projects(offer, today=today)
         hours = {"introduced": 0, "interested": 0}
         places = {"introduced": 0, "interested": 0}
         listed: list[ProposalRow] = []
+        set_aside: list[ProposalRow] = []
         for match, proposal in rows[offer.id]:
+            if match.status == MatchStatus.declined:
+                # What this side dismissed can be undone while the proposal is still public.
+                if match.declined_by == "company" and _proposal_is_public(session, proposal):
+                    set_aside.append(
+                        ProposalRow(
+                            match=match,
+                            proposal=proposal,
+                            author=catalogue.author_label(session=session, proposal=proposal),
+                            contact=None,
+                            public=True,
+                        )
+                    )
+                continue
             stage = (
                 "introduced"
                 if match.status == MatchStatus.introduced
@@ -604,7 +625,11 @@ def company_dashboard(
         )
         panels.append(
             OfferPanel(
-                offer=offer, capacity=capacity, proposals=listed, takes_projects=takes_projects
+                offer=offer,
+                capacity=capacity,
+                proposals=listed,
+                takes_projects=takes_projects,
+                set_aside=set_aside,
             )
         )
     return CompanyDashboard(

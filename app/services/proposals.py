@@ -24,6 +24,7 @@ from models import (
     Match,
     MatchStatus,
     Offer,
+    OfferKind,
     OfferStatus,
     Organisation,
     Proposal,
@@ -267,4 +268,50 @@ def dashboard(*, session: Session, author_id: int, today: date | None = None) ->
             for p in proposals
         ],
         publication_count=publication_count,
+    )
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Whether the offers that fit a proposal cover each of its needs. Offers are judged on
+    what they offer (a compute offer on compute, a data offer on data), so a proposal needing
+    both is covered by a compute offer and a data offer together; a need that no fitting offer
+    covers is told to the author instead of lowering the scores."""
+
+    needs_compute: bool
+    needs_data: bool
+    data_domains: tuple[str, ...]
+    compute_offers: int
+    data_offers: int
+
+    @property
+    def uncovered(self) -> list[str]:
+        """The needs no fitting offer covers: "compute" and/or "data"."""
+        missing = []
+        if self.needs_compute and not self.compute_offers:
+            missing.append("compute")
+        if self.needs_data and not self.data_offers:
+            missing.append("data")
+        return missing
+
+
+def coverage(proposal: Proposal, offers: Iterable[Offer]) -> Coverage:
+    """How the fitting `offers` (the proposal's recommendations) cover its compute and data
+    needs; a data offer counts for a proposal naming data domains only if it shares one."""
+    needs_data = bool((proposal.data_need or "").strip() or proposal.data_domains)
+    wanted = set(proposal.data_domains or [])
+    compute = data = 0
+    for offer in offers:
+        if offer.kind in (OfferKind.compute, OfferKind.compute_data):
+            compute += 1
+        if offer.kind in (OfferKind.data, OfferKind.compute_data) and (
+            not wanted or wanted & set(offer.data_domains or [])
+        ):
+            data += 1
+    return Coverage(
+        needs_compute=(proposal.gpu_hours_needed or 0) > 0,
+        needs_data=needs_data,
+        data_domains=tuple(sorted(wanted)),
+        compute_offers=compute,
+        data_offers=data,
     )

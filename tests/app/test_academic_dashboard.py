@@ -111,7 +111,7 @@ def test_dashboard_ranks_offers_and_says_where_each_match_stands(
             offer_id=the_offer.id,
             score=0.9 - (rank or 5) / 10,
             components={"semantic": 0.7, "fit": 0.5},
-            explanation={"shared_terms": ["battery"]},
+            explanation={"shared_terms": ["battery", "dispatch"]},
             algorithm_version="test",
             rank_for_proposal=rank,
             **fields,
@@ -125,20 +125,28 @@ def test_dashboard_ranks_offers_and_says_where_each_match_stands(
     html = response.get_data(as_text=True)
     text = text_of(response.data)
 
-    shown = re.findall(r'<a href="/offers/\d+">(Offer [^<]+)</a>', html)
+    shown = re.findall(
+        r'class="match-title"[^>]*><span class="rank">\d+\.</span> '
+        r'<a href="/offers/\d+">(Offer [^<]+)</a>',
+        html,
+    )
     assert shown == ["Offer wanting you", "Offer suggested", "Offer waiting", "Offer introduced"]
-    assert "The company is interested in your proposal" in text
-    assert "You are interested — waiting for the company" in text
-    assert "Introduced: contact Sam Reyes (Helios Compute) <sam@helios.example.com>" in text
+    assert "The company is interested. Say you are interested too" in text
+    assert "You said you are interested. Waiting for the company" in text
+    assert "Introduced: contact Sam Reyes (Helios Compute), sam@helios.example.com" in text
     assert "1 dismissed offer" in text and "Too little memory" in text
     assert "Someone else's proposal" not in text and "Offer for someone else" not in text
-    assert "Shared key terms" in text
+    assert "Both mention battery and dispatch" in text and "Strong match score 80 /100" in text
 
     interest = set(re.findall(r'action="/matches/(\d+)/interest"', html))
     assert interest == {str(matches["suggested"].id), str(matches["wanted"].id)}
     dismiss = set(re.findall(r'action="/matches/(\d+)/dismiss"', html))
     assert dismiss == {str(matches[n].id) for n in ("suggested", "wanted", "waiting")}
-    assert html.count('name="next" value="/proposals/mine"') == 5
+    withdraw = set(re.findall(r'action="/matches/(\d+)/withdraw"', html))
+    assert withdraw == {str(matches["waiting"].id)}
+    restore = set(re.findall(r'action="/matches/(\d+)/restore"', html))
+    assert restore == {str(matches["declined"].id)}
+    assert html.count('name="next" value="/proposals/mine"') == 7
     page = FormPage(html)
     assert page.labels.keys() >= {"Reason (optional)"}
     assert "I'm interested" in text

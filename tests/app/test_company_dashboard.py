@@ -3,6 +3,7 @@ proposals, researchers anonymous until introduced; nobody else sees it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -77,9 +78,9 @@ def test_dashboard_shows_capacity_and_ranked_proposals_without_revealing_researc
         "to matches where someone is interested. 19,000 left." in page
     )
     assert "Project places: 1 of 4 places promised" in page
-    assert "The researcher is interested in your offer" in page
-    assert f"Introduced: contact Researcher 0 < {researchers[0].email} >" in page
-    assert "Suggested: neither side has said it is interested yet" in page
+    assert "The researcher is interested. Say you are interested too" in page
+    assert re.search(rf"Introduced: contact Researcher 0 \([^)]+\), {researchers[0].email}", page)
+    assert "Suggested by Tandem. Neither side has said it is interested yet" in page
     assert "A researcher in reinforcement learning at a university" in page
     for hidden in (researchers[1], researchers[2]):
         assert hidden.name not in page and hidden.email not in page
@@ -91,7 +92,8 @@ def test_dashboard_shows_capacity_and_ranked_proposals_without_revealing_researc
     )
     positions = [page.index(proposal.title) for _, proposal in ranked]
     assert positions == sorted(positions)
-    assert "/100 fit" in page and "Shared key terms" in page
+    assert re.search(r"(Strong|Good|Fair|Weak) match score \d+ /100", page)
+    assert "Why this match" in page
     # The match buttons: interest where it can still be said, dismiss with an optional reason.
     html = response.data.decode()
     for match in (interested, suggested):
@@ -105,7 +107,7 @@ def test_dashboard_shows_capacity_and_ranked_proposals_without_revealing_researc
     response = client.post(f"/offers/{offer.id}/close", data={"next": "/offers/mine"})
     assert response.status_code == 302 and response.headers["Location"] == "/offers/mine"
     page = text_of(client.get("/offers/mine").data)
-    assert f"Introduced: contact Researcher 0 < {researchers[0].email} >" in page
+    assert re.search(rf"Introduced: contact Researcher 0 \([^)]+\), {researchers[0].email}", page)
     assert proposals[2].title not in page
     assert "1,000 of 20,000 GPU hours promised to introduced projects" in page
 

@@ -236,3 +236,122 @@ def test_a_line_break_in_a_title_does_not_break_the_introduction_mail(
     assert subjects and all(
         "\n" not in s and "Offline RL for grid batteries" in s for s in subjects
     )
+
+
+def test_interest_can_be_withdrawn_until_the_other_side_answers(
+    client: FlaskClient, auth: AuthActions, session: Session, pair: dict[str, Any]
+) -> None:
+    match = pair["match"]
+    auth.login(pair["academic"].email)
+    client.post(f"/matches/{match.id}/interest")
+    response = client.post(f"/matches/{match.id}/withdraw", follow_redirects=True)
+    assert "Interest withdrawn" in response.get_data(as_text=True)
+    match = _reload(session, match)
+    assert match.status == MatchStatus.suggested and match.academic_interested_at is None
+    auth.logout()
+
+    # The company's interest now waits for the researcher instead of introducing anyone.
+    auth.login(pair["member"].email)
+    client.post(f"/matches/{match.id}/interest")
+    assert _reload(session, match).status == MatchStatus.interested_company
+    auth.logout()
+
+    auth.login(pair["academic"].email)
+    client.post(f"/matches/{match.id}/interest")
+    assert _reload(session, match).status == MatchStatus.introduced
+    response = client.post(f"/matches/{match.id}/withdraw", follow_redirects=True)
+    assert "You are already introduced" in response.get_data(as_text=True)
+    assert _reload(session, match).status == MatchStatus.introduced
+
+
+def test_a_dismissal_can_be_undone_by_the_side_that_dismissed(
+    client: FlaskClient,
+    auth: AuthActions,
+    session: Session,
+    pair: dict[str, Any],
+    make_user: Callable[..., Any],
+) -> None:
+    match = pair["match"]
+    auth.login(pair["member"].email)
+    client.post(f"/matches/{match.id}/interest")
+    auth.logout()
+    auth.login(pair["academic"].email)
+    client.post(f"/matches/{match.id}/dismiss", data={"reason": "Wrong hardware"})
+    assert _reload(session, match).status == MatchStatus.declined
+    page = client.get("/proposals/mine").get_data(as_text=True)
+    assert f'action="/matches/{match.id}/restore"' in page and "Wrong hardware" in page
+    auth.logout()
+
+    # The company cannot bring back what the researcher dismissed; a stranger sees nothing.
+    auth.login(pair["member"].email)
+    response = client.post(f"/matches/{match.id}/restore", follow_redirects=True)
+    assert "Only a suggestion your side dismissed" in response.get_data(as_text=True)
+    assert _reload(session, match).status == MatchStatus.declined
+    auth.logout()
+    make_user(email="eve@elsewhere.example.org")
+    auth.login("eve@elsewhere.example.org")
+    assert client.post(f"/matches/{match.id}/restore").status_code == 404
+    assert _reload(session, match).status == MatchStatus.declined
+    auth.logout()
+
+    auth.login(pair["academic"].email)
+    response = client.post(f"/matches/{match.id}/restore", follow_redirects=True)
+    assert "Dismissal undone" in response.get_data(as_text=True)
+    match = _reload(session, match)
+    assert match.status == MatchStatus.interested_company, "the company's interest still stands"
+    assert match.declined_by is None and match.decline_reason == ""
+
+
+def test_each_side_acts_on_a_match_where_it_is_listed(
+    client: FlaskClient,
+    auth: AuthActions,
+    session: Session,
+    pair: dict[str, Any],
+    make_user: Callable[..., Any],
+) -> None:
+    """The ranked lists on the proposal's and the offer's pages carry the same actions as the
+    dashboards, for the two sides only."""
+    match, proposal, offer = pair["match"], pair["proposal"], pair["offer"]
+    interest = f'action="/matches/{match.id}/interest"'
+    proposal_page, offer_page = f"/proposals/{proposal.id}", f"/offers/{offer.id}"
+
+    assert interest not in client.get(proposal_page).get_data(as_text=True)
+    make_user(email="eve@elsewhere.example.org")
+    auth.login("eve@elsewhere.example.org")
+    assert interest not in client.get(proposal_page).get_data(as_text=True)
+    auth.logout()
+
+    auth.login(pair["member"].email)
+    for page in (proposal_page, offer_page):
+        html = client.get(page).get_data(as_text=True)
+        assert interest in html and f'name="next" value="{page}"' in html
+    auth.logout()
+
+    auth.login(pair["academic"].email)
+    assert interest in client.get(offer_page).get_data(as_text=True), "their own proposal"
+    response = client.post(f"/matches/{match.id}/interest", data={"next": proposal_page})
+    assert response.headers["Location"] == proposal_page
+    html = client.get(proposal_page).get_data(as_text=True)
+    assert f'action="/matches/{match.id}/withdraw"' in html
+    assert "You said you are interested. Waiting for the company" in html
+    assert _reload(session, match).status == MatchStatus.interested_academic
+
+
+def test_a_data_need_no_fitting_offer_covers_is_told_to_the_author(
+    client: FlaskClient, auth: AuthActions, session: Session, pair: dict[str, Any]
+) -> None:
+    """The fitting offers give compute only: their scores are not marked down for data, and
+    the author is told that the data need is open, on the dashboard and the proposal page."""
+    proposal = pair["proposal"]
+    proposal.data_need = "Smart-meter readings from households"
+    proposal.data_domains = ["energy"]
+    session.add(proposal)
+    session.commit()
+    auth.login(pair["academic"].email)
+    note = "also needs data in energy, and none of the offers that fit it provides that yet"
+    for page in ("/proposals/mine", f"/proposals/{proposal.id}"):
+        html = client.get(page).get_data(as_text=True)
+        assert note in html
+        assert "compute only: the data must come from a data offer" in html
+    auth.logout()
+    assert note not in client.get(f"/proposals/{proposal.id}").get_data(as_text=True)

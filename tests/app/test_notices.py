@@ -22,6 +22,7 @@ from matching import Encoder
 from models import (
     Match,
     MatchEvent,
+    MatchStatus,
     Notification,
     NotificationPreference,
     OrganisationKind,
@@ -29,6 +30,7 @@ from models import (
     ProposalStatus,
     Role,
     User,
+    utcnow,
 )
 from tests.app.test_proposal_forms import FULL
 from tests.conftest import AuthActions
@@ -66,6 +68,15 @@ def _rows(session: Session, user: User) -> list[Notification]:
             select(Notification).where(Notification.user_id == user.id).order_by(Notification.id)
         )
     )
+
+
+def _interested(session: Session, match: Match, side: str, now: datetime | None = None) -> int:
+    """The side says it is interested (the timestamp `matches.express_interest` sets), and the
+    other side's interest events are recorded."""
+    now = now or utcnow()
+    setattr(match, f"{side}_interested_at", now)
+    session.add(match)
+    return notices.record_interest(session=session, match=match, interested_side=side, now=now)
 
 
 def _dispatch(app: Flask, now: datetime) -> int:
@@ -168,9 +179,7 @@ def test_a_daily_digest_groups_the_days_events_best_first(
         arrivals=[notices.Arrival(m, academic=True, company=False) for m in matches],
         now=WEDNESDAY,
     )
-    notices.record_interest(
-        session=session, match=matches[0], interested_side="company", now=WEDNESDAY
-    )
+    _interested(session, matches[0], "company", WEDNESDAY)
     session.commit()
 
     assert _dispatch(app, WEDNESDAY + timedelta(hours=8)) == 0, "the day is not over"
@@ -193,9 +202,7 @@ def test_a_weekly_digest_waits_for_the_week_to_end(
 ) -> None:
     kim = pair["colleague"]
     _set(session, kim, notification_preference=NotificationPreference.weekly)
-    notices.record_interest(
-        session=session, match=pair["match"], interested_side="academic", now=WEDNESDAY
-    )
+    _interested(session, pair["match"], "academic", WEDNESDAY)
     session.commit()
     sunday_night = datetime(2026, 11, 29, 23, 59, tzinfo=UTC)
     monday = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
@@ -245,7 +252,7 @@ def test_a_burst_of_events_is_held_to_the_hourly_limit_and_then_grouped(
 def test_two_dispatchers_never_mail_the_same_events(
     app: Flask, session: Session, pair: dict[str, Any]
 ) -> None:
-    notices.record_interest(session=session, match=pair["match"], interested_side="company")
+    _interested(session, pair["match"], "company")
     session.commit()
     first = notices.due_batches(session=session)
     second = notices.due_batches(session=session)
@@ -261,12 +268,8 @@ def test_events_about_closed_proposals_or_for_people_who_turned_mail_off_are_dro
 ) -> None:
     ada, sam = pair["academic"], pair["member"]
     _set(session, ada, notification_preference=NotificationPreference.daily)
-    notices.record_interest(
-        session=session, match=pair["match"], interested_side="company", now=WEDNESDAY
-    )
-    notices.record_interest(
-        session=session, match=pair["match"], interested_side="academic", now=WEDNESDAY
-    )
+    _interested(session, pair["match"], "company", WEDNESDAY)
+    _interested(session, pair["match"], "academic", WEDNESDAY)
     session.commit()
     _set(session, sam, notification_preference=NotificationPreference.off)
     proposal = session.get(Proposal, pair["proposal"].id)
@@ -282,6 +285,28 @@ def test_events_about_closed_proposals_or_for_people_who_turned_mail_off_are_dro
         sam.id: notices.DROPPED,  # turned mail off
         pair["colleague"].id: notices.DROPPED,  # the proposal closed
     }
+
+
+def test_interest_withdrawn_before_the_digest_is_not_mailed(
+    app: Flask, client: FlaskClient, auth: Any, session: Session, pair: dict[str, Any]
+) -> None:
+    """The researcher says interested and takes it back the same day: the company's daily
+    digest does not announce an interest that no longer stands."""
+    sam = pair["member"]
+    _set(session, sam, notification_preference=NotificationPreference.daily)
+    _set(session, pair["colleague"], notification_preference=NotificationPreference.daily)
+    auth.login(pair["academic"].email)
+    match_id = pair["match"].id
+    assert client.post(f"/matches/{match_id}/interest").status_code == 302
+    assert client.post(f"/matches/{match_id}/withdraw").status_code == 302
+    session.expire_all()
+    assert session.get(Match, match_id).status == MatchStatus.suggested
+    events = session.exec(select(MatchEvent).where(MatchEvent.user_id == sam.id)).all()
+    assert [e.kind for e in events] == ["interest"]
+    assert _dispatch(app, utcnow() + timedelta(days=1)) == 0
+    session.expire_all()
+    assert _rows(session, sam) == []
+    assert session.get(MatchEvent, events[0].id).mail_key == notices.DROPPED
 
 
 def test_account_mails_go_through_the_outbox_and_wait_while_the_server_is_down(
