@@ -11,7 +11,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
-    IntegerField,
     RadioField,
     SelectChoice,
     SelectMultipleField,
@@ -22,6 +21,7 @@ from wtforms import (
 from wtforms.validators import InputRequired, Optional
 from wtforms.widgets import CheckboxInput, ListWidget, TextArea
 
+from app.fields import ValueRequired, WholeNumberField
 from models import CollaborationKind, IpStance, LabResourceLevel, ProposalCreate
 
 
@@ -109,7 +109,7 @@ class ProposalForm(FlaskForm):
         description="Separate areas with commas, e.g. “reinforcement learning, energy "
         "systems”. The first one describes you to companies before an introduction.",
     )
-    gpu_hours_needed = IntegerField(
+    gpu_hours_needed = WholeNumberField(
         "GPU hours needed",
         validators=[Optional()],
         invalid_value_message="Please enter a whole number of GPU hours, e.g. 2000.",
@@ -117,7 +117,7 @@ class ProposalForm(FlaskForm):
         description="Total GPU hours for the whole project; leave empty or 0 if you need no "
         "compute, e.g. 2000 (about 8 GPUs for 10 days).",
     )
-    gpu_memory_min_gb = IntegerField(
+    gpu_memory_min_gb = WholeNumberField(
         "Minimum GPU memory (GB)",
         validators=[Optional()],
         invalid_value_message="Please enter a whole number of gigabytes, e.g. 40.",
@@ -130,9 +130,9 @@ class ProposalForm(FlaskForm):
         render_kw=limits("gpu_type"),
         description="Only if you need a specific accelerator; leave empty otherwise, e.g. H100.",
     )
-    duration_months = IntegerField(
+    duration_months = WholeNumberField(
         "Duration (months)",
-        validators=[InputRequired("Please give the duration in months, e.g. 6.")],
+        validators=[ValueRequired("Please give the duration in months, e.g. 6.")],
         invalid_value_message="Please enter a whole number of months, e.g. 6.",
         default=6,
         render_kw=limits("duration_months"),

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, StringField, SubmitField, TextAreaField
+from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import InputRequired, Length
+
+from app.fields import ValueRequired, WholeNumberField
 
 # Pasting a whole publication list is fine; a request this size is about 500 entries.
 BIBTEX_MAX_CHARS = 200_000
@@ -18,9 +20,9 @@ class PublicationForm(FlaskForm):
         render_kw={"maxlength": 500},
         description="As published, e.g. “Offline reinforcement learning for battery dispatch”.",
     )
-    year = IntegerField(
+    year = WholeNumberField(
         "Year",
-        validators=[InputRequired("Please give the year of publication, e.g. 2023.")],
+        validators=[ValueRequired("Please give the year of publication, e.g. 2023.")],
         invalid_value_message="Please give the year as four digits, e.g. 2023.",
         render_kw={"min": 1900, "max": 2100},
         description="The year it appeared, e.g. 2023.",
