@@ -216,7 +216,7 @@ def test_invalid_offer_is_refused_at_each_field_keeping_what_was_typed(
         "dataset_description": "   ",
         "deadline": yesterday,
         "excluded_institutions": "Northbridge University\nx\nsomeone@uni.example.edu",
-        "publish": "Save and open",
+        "publish": "Publish offer",
     }
     response = client.post("/offers/new", data=bad)
     assert response.status_code == 422
