@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 from flask_security.proxies import _security
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 from sqlmodel import select
 
-from app.services import demo, recommendations
-from models import Offer, Proposal, Role, User
+from app.services import demo, matches, recommendations
+from models import Match, MatchStatus, Offer, Proposal, Role, User
 from tests.e2e.conftest import LiveServer, screenshot
 
 # Visible form controls a person fills in that have no label of their own.
@@ -94,7 +94,7 @@ def _check(page: Page, url: str, name: str) -> list[str]:
     problems += [f"{url}: contrast {text}" for text in page.evaluate(LOW_CONTRAST)]
     if not page.evaluate(NO_SIDEWAYS_SCROLL):
         width = page.evaluate("() => document.documentElement.scrollWidth")
-        problems.append(f"{url}: scrolls sideways ({width}px at 375px)")
+        problems.append(f"{url}: scrolls sideways ({width}px wide)")
     if 'aria-invalid="None"' in page.content() or '="None"' in page.content():
         problems.append(f"{url}: an attribute reads None")
     screenshot(page, f"phone-{name}")
@@ -141,3 +141,54 @@ def test_main_pages_at_phone_width(
         name = f"{role.value if role else 'public'}{path.replace('/', '-').split('?')[0]}"
         problems += _check(phone_page, demo_server.url + path, name.rstrip("-"))
     assert problems == []
+
+
+def _introduce(server: LiveServer, role: Role) -> tuple[int, int]:
+    """Introduce the best open match of the first user of `role` (both sides say interested
+    through the service), so the pages show contact details; returns (proposal, offer) ids."""
+    with server.app.app_context(), server.session() as session:
+        user = session.exec(select(User).where(User.role == role)).first()
+        assert user is not None
+        query = select(Match, Proposal, Offer).join(Proposal).join(Offer)
+        if role == Role.academic:
+            query = query.where(Proposal.author_id == user.id)
+        else:
+            query = query.where(Offer.organisation_id == user.organisation_id)
+        match, proposal, offer = session.exec(
+            query.where(Match.status == MatchStatus.suggested).order_by(Match.score.desc())  # type: ignore[attr-defined]
+        ).first()
+        company = session.exec(
+            select(User).where(
+                User.organisation_id == offer.organisation_id, User.role == "company"
+            )
+        ).first()
+        assert company is not None
+        for side in (proposal.author_id, company.id):
+            matches.express_interest(session=session, match_id=match.id, user_id=side)
+        session.commit()
+        return proposal.id, offer.id
+
+
+@pytest.mark.parametrize("role", [Role.academic, Role.company], ids=["academic", "company"])
+@pytest.mark.parametrize("width", [320, 390])
+def test_pages_after_an_introduction_at_phone_width(
+    browser: Browser, demo_server: LiveServer, role: Role, width: int
+) -> None:
+    """Contact details (long names and addresses) appear only after an introduction: every
+    page that shows them still fits the phone."""
+    proposal_id, offer_id = _introduce(demo_server, role)
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    try:
+        _sign_in(page, demo_server, role)
+        own = "/proposals/mine" if role == Role.academic else "/offers/mine"
+        paths = [own, f"/proposals/{proposal_id}", f"/offers/{offer_id}", "/account"]
+        problems: list[str] = []
+        for path in paths:
+            name = f"introduced-{role.value}-{width}{path.replace('/', '-')}"
+            problems += _check(page, demo_server.url + path, name)
+        page.goto(demo_server.url + own)
+        assert page.locator(".match-status-introduced .contact-email").count() >= 1
+        assert problems == []
+    finally:
+        context.close()
