@@ -3,6 +3,7 @@ side, at once or in daily and weekly digests, and never more than the hourly lim
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -191,6 +192,9 @@ def test_a_daily_digest_groups_the_days_events_best_first(
         "Your daily Tandem digest: 2 new matches and 1 expression of interest"
     )
     assert "on 2026-11-25" in digest.text_body
+    # The mail names a match's strength in the words and the scale the pages use.
+    assert re.search(r"\((Strong|Good|Fair|Weak) match, score \d+/100\)", digest.text_body)
+    assert "% fit" not in digest.text_body
     best, worst = matches[1].offer.title, matches[0].offer.title
     assert digest.text_body.index(best) < digest.text_body.index(worst), "best first"
     events = session.exec(select(MatchEvent).where(MatchEvent.user_id == ada.id)).all()
