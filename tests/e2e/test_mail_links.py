@@ -126,6 +126,8 @@ class MakeRun:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=15)
         self._reader.join(timeout=15)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
 
 
 @pytest.fixture
