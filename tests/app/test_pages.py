@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -154,3 +156,19 @@ def test_an_offer_past_its_deadline_disappears_before_any_recompute(
     session.commit()
     text = _text(client.get(f"/proposals/{proposal.id}").data)
     assert best.title not in text
+
+
+def test_stored_values_read_as_words_on_the_pages(
+    client: FlaskClient, make_proposal: Callable[..., Any], make_offer: Callable[..., Any]
+) -> None:
+    proposal = make_proposal(
+        collaboration_kinds=["co_authorship", "engineering_support"],
+        lab_resource_level="under_resourced",
+    )
+    text = _text(client.get(f"/proposals/{proposal.id}").data)
+    assert "co-authorship, engineering support" in text
+    assert "under-resourced (self-declared)" in text
+    assert "co authorship" not in text and "_" not in text.split("Collaboration wanted")[1][:80]
+    offer = make_offer(kind="compute+data", access_mode="on_premises", data_domains=["health"])
+    text = _text(client.get(f"/offers/{offer.id}").data)
+    assert "compute and data" in text and "on premises" in text and "compute + data" not in text
