@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, RadioField, SelectChoice
+from wtforms import RadioField, SelectChoice
 from wtforms.validators import InputRequired, NumberRange
 
+from app.fields import ValueRequired, WholeNumberField
 from matching.scoring import STRENGTH_BANDS
 from models import NotificationPreference
 
@@ -30,14 +31,14 @@ class NotificationForm(FlaskForm):
         "emails (confirmation, password reset) are always sent. Every email has a one-click "
         "unsubscribe link.",
     )
-    min_fit = IntegerField(
+    min_fit = WholeNumberField(
         "Lowest match score worth an email (0 to 100)",
         validators=[
-            InputRequired("Please give a score between 0 and 100, e.g. 30."),
+            ValueRequired("Please give a score between 0 and 100, e.g. 30."),
             NumberRange(0, 100, "Please give a score between 0 and 100, e.g. 30."),
         ],
+        invalid_value_message="Please give a score between 0 and 100, e.g. 30.",
         description="We email you about a new match only when its score (shown on each match "
         f"out of 100) is at least this, e.g. 30. {BANDS}. Interest from the other side is "
         "always emailed. At most 4 emails an hour: more events than that arrive together.",
-        render_kw={"inputmode": "numeric", "min": 0, "max": 100},
     )
