@@ -120,6 +120,8 @@ def app(
             # Client tests post forms directly; tests/app/test_auth.py checks CSRF itself.
             "WTF_CSRF_ENABLED": False,
             "TANDEM_MAIL_DIR": str(tmp_path / "mail"),
+            # Mailed links are checked against this address, whatever PORT the shell has.
+            "TANDEM_BASE_URL": "http://127.0.0.1:5000",
             # Sign-in limits live in Redis when REDIS_URL is set; each test counts apart.
             "REDIS_URL": os.environ.get("REDIS_URL"),
             "RATELIMIT_KEY_PREFIX": f"tandem-test-{uuid.uuid4().hex}",
