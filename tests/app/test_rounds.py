@@ -174,7 +174,7 @@ def test_a_round_is_computed_reviewed_and_published_once(
     review = client.get(f"/admin/rounds/{stored.id}")
     text = _text(review.data)
     average = round((assignments[0].score + assignments[1].score) / 2 * 100)
-    assert "2 of 3 proposals assigned" in text
+    assert "2 of 3 proposals got an offer" in text
     assert "3,000 of 20,000 GPU hours allocated" in text
     assert "1 of 1 offers used" in text
     assert f"{average}/100 average fit" in text
