@@ -47,8 +47,11 @@ def _submitted_and_valid(form: OfferForm, *, check_deadline: bool = True) -> boo
 
 @bp.route("/")
 def index() -> ResponseReturnValue:
+    """The open offers, of one kind when the filter says so. A kind that is not one (a link
+    typed by hand) is said at the filter, and every offer is listed meanwhile."""
     kind = request.args.get("kind") or None
-    if kind not in {k.value for k in OfferKind}:
+    kind_error = kind is not None and kind not in {k.value for k in OfferKind}
+    if kind_error:
         kind = None
     page = catalogue.list_offers(
         session=db_session(),
@@ -56,7 +59,9 @@ def index() -> ResponseReturnValue:
         per_page=current_app.config["TANDEM_PAGE_SIZE"],
         kind=kind,
     )
-    return render_template("offers/index.html", page=page, kind=kind, kinds=list(OfferKind))
+    return render_template(
+        "offers/index.html", page=page, kind=kind, kinds=list(OfferKind), kind_error=kind_error
+    ), (422 if kind_error else 200)
 
 
 def _render_show(offer_id: int, status: int = 200) -> ResponseReturnValue:

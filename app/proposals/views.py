@@ -51,11 +51,13 @@ def index() -> ResponseReturnValue:
         per_page=current_app.config["TANDEM_PAGE_SIZE"],
         area=area,
     )
+    areas = catalogue.research_areas(session=session)
     return render_template(
         "proposals/index.html",
         page=page,
         area=area,
-        areas=catalogue.research_areas(session=session),
+        # An area no open proposal has any more (a saved link) stays chosen, with no results.
+        areas=areas if area is None or area in areas else sorted([*areas, area]),
     )
 
 
