@@ -21,6 +21,7 @@ from models import (
     AllocationAssignment,
     AllocationRound,
     AllocationRoundStatus,
+    LabResourceLevel,
     Match,
     MatchStatus,
     OrganisationKind,
@@ -404,3 +405,45 @@ def test_the_company_mail_subject_is_one_line_without_a_leading_space(
             assert subject == f"Tandem round {draft.id}: 2 proposals allocated to your offers"
     assert len(subjects) == 4
     assert allocation.round_subject(7, 1) == "Tandem round 7: 1 proposal allocated to your offers"
+
+
+@pytest.mark.parametrize(
+    ("equity", "name", "sentence"),
+    [
+        (
+            "priority",
+            "Priority for under-resourced labs",
+            r"Under-resourced labs: 1 assignment \(1 without the option\)\.",
+        ),
+        (
+            "maxmin",
+            "Max-min: raise the lowest fit",
+            r"Lowest fit among assigned pairs: \d+/100 \(\d+/100 without the option\)\.",
+        ),
+    ],
+)
+def test_the_review_says_what_the_equity_option_changed(
+    client: FlaskClient,
+    session: Session,
+    auth: Any,
+    world: dict[str, Any],
+    equity: str,
+    name: str,
+    sentence: str,
+) -> None:
+    heat = session.get(Proposal, world["proposals"][1].id)
+    heat.lab_resource_level = LabResourceLevel.under_resourced
+    session.add(heat)
+    session.commit()
+    auth.login(world["admin"].email)
+    response = client.post("/admin/rounds/new", data={"equity": equity, "min_fit": "0"})
+    assert response.status_code == 303
+    text = _text(client.get(response.headers["Location"]).data)
+    assert f"Equity option: {name}." in text
+    assert re.search(sentence, text), text
+    assert re.search(r"2 assignments \(2 without the option\), for the same total fit\.", text), (
+        text
+    )
+    listing = _text(client.get("/admin/rounds").data)
+    stored = session.exec(select(AllocationRound)).one()
+    assert f"{round(stored.objective / 2 * 100)}/100" in listing
