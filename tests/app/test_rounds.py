@@ -447,3 +447,41 @@ def test_the_review_says_what_the_equity_option_changed(
     listing = _text(client.get("/admin/rounds").data)
     stored = session.exec(select(AllocationRound)).one()
     assert f"{round(stored.objective / 2 * 100)}/100" in listing
+
+
+def test_a_round_stored_before_the_review_redesign_still_reads(
+    app: Flask, client: FlaskClient, session: Session, auth: Any, world: dict[str, Any]
+) -> None:
+    """Rounds stored earlier lack reasons, counts and the unverified option in their summary."""
+    draft = allocation.create_round(
+        session=session, encoder=app.extensions["tandem.encoder"], created_by_id=None
+    )
+    old = {"algorithm_version": draft.summary["algorithm_version"], "passes": []}
+    for solved in draft.summary["passes"]:
+        offers = [
+            {k: v for k, v in use.items() if k not in ("organisation_id", "organisation_verified")}
+            for use in solved["offers"]
+        ]
+        unassigned = [
+            {"proposal_id": i["proposal_id"], "title": i["title"]} for i in solved["unassigned"]
+        ]
+        kept = ("name", "status", "objective", "gap", "mode", "equity_cost", "message")
+        old["passes"].append(
+            {
+                **{k: solved[k] for k in kept},
+                "assigned": solved["assigned"],
+                "offers": offers,
+                "unassigned": unassigned,
+            }
+        )
+    draft.summary = old
+    session.add(draft)
+    session.commit()
+    auth.login(world["admin"].email)
+    response = client.get(f"/admin/rounds/{draft.id}")
+    assert response.status_code == 200
+    text = _text(response.data)
+    assert "2 of 3 proposals got an offer" in text
+    assert "Reason not recorded (1)" in text
+    assert "no reason was recorded for this older round" in text
+    assert "left out because" not in text
