@@ -64,7 +64,7 @@ def index() -> ResponseReturnValue:
     ), (422 if kind_error else 200)
 
 
-def _render_show(offer_id: int, status: int = 200) -> ResponseReturnValue:
+def _render_show(offer_id: int) -> ResponseReturnValue:
     session = db_session()
     viewer_id = current_user.id if current_user.is_authenticated else None
     offer = offers.viewable_offer(session=session, offer_id=offer_id, viewer_id=viewer_id)
@@ -95,7 +95,7 @@ def _render_show(offer_id: int, status: int = 200) -> ResponseReturnValue:
         recommendations=ranked,
         eligibility=recommendations.eligibility_summary(session=session, offer_id=offer_id),
         is_member=is_member,
-    ), status
+    )
 
 
 @bp.route("/<int:offer_id>")
@@ -193,17 +193,18 @@ def _change_status(offer_id: int, action: str) -> ResponseReturnValue:
     except NotFound:
         raise
     except DomainError as exc:
+        # E.g. a tab left open from before: say so where the button was, as proposals do.
         session.rollback()
         flash(str(exc), "error")
-        return _render_show(offer_id, status=422)
-    session.commit()
-    flash(
-        "The offer is open: it is listed and matched with proposals."
-        if action == "open"
-        else "The offer is closed: it takes no new projects. Matches already taken up stay "
-        "on your dashboard.",
-        "success",
-    )
+    else:
+        session.commit()
+        flash(
+            "The offer is open: it is listed and matched with proposals."
+            if action == "open"
+            else "The offer is closed: it takes no new projects. Matches already taken up stay "
+            "on your dashboard.",
+            "success",
+        )
     return redirect(_back(url_for("offers.show", offer_id=offer_id)))
 
 
