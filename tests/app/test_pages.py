@@ -102,7 +102,11 @@ def test_offer_list_filters_by_kind_and_hides_closed_offers(
     assert closed.title not in listing
     data_only = client.get("/offers/?kind=data").data.decode()
     assert 'badge-compute"' not in data_only and "badge-data" in data_only
-    assert client.get("/offers/?kind=bogus").status_code == 200
+    # A kind that is not one is said at the filter; every open offer is still listed.
+    bogus = client.get("/offers/?kind=bogus")
+    assert bogus.status_code == 422
+    assert "Choose a kind of offer from the list." in _text(bogus.data)
+    assert "badge-compute" in bogus.data.decode() and "badge-data" in bogus.data.decode()
 
 
 def test_drafts_are_not_public(client: FlaskClient, session: Session, demo_loaded: str) -> None:
