@@ -79,7 +79,7 @@ def _post_offer(page: Page, base: str) -> None:
 def _sign_up_and_confirm(page: Page, server: LiveServer) -> None:
     base = server.url
     page.goto(base + "/")
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign up").click()
+    page.get_by_role("banner").get_by_role("link", name="Sign up").click()
     page.get_by_label("Your name").fill("Grace Hopper")
     page.get_by_label("Email Address").fill("grace@kestrel.example.org")
     page.get_by_label("An academic").check()
