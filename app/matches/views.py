@@ -78,7 +78,11 @@ def dismiss(match_id: int) -> ResponseReturnValue:
     # The pair is set aside for good; the next-best eligible pair moves up.
     queued_rematch().proposal(session, match.proposal_id)
     session.commit()
-    flash("Dismissed. It will not be suggested again.", "success")
+    flash(
+        "Dismissed: it has left the list, and the next-best match takes its place. Changed "
+        "your mind? Undo it from the dismissed list.",
+        "success",
+    )
     return redirect(_back())
 
 

@@ -100,7 +100,10 @@ def express_interest(
     if match.status == MatchStatus.introduced:
         return InterestOutcome(match=match, introduced=False)
     if match.status not in OPEN_FOR_INTEREST:
-        raise Conflict("This match was dismissed; it can no longer be taken up.")
+        raise Conflict(
+            "This match was dismissed. Only the side that dismissed it can bring it back, "
+            "with Undo dismissal."
+        )
     proposal = session.get(Proposal, match.proposal_id)
     offer = session.get(Offer, match.offer_id)
     assert proposal is not None and offer is not None

@@ -133,7 +133,7 @@ def test_interest_withdrawal_dismissal_and_undo_from_the_company_dashboard(
     card.get_by_text("Not a fit? Dismiss").click()
     reason.fill(REASON)
     card.get_by_role("button", name=re.compile("^Dismiss")).click()
-    expect(flash(page)).to_contain_text("Dismissed.")
+    expect(flash(page)).to_contain_text("Dismissed: it has left the list")
     expect(page.get_by_role("heading", level=1)).to_have_text("Your offers")
     expect(_card(page)).to_have_count(0)
     match = _match(pair)
@@ -160,7 +160,7 @@ def test_dismissing_without_a_reason_and_from_a_phone(phone_page: Page, pair: Li
     card.get_by_text("Not a fit? Dismiss").click()
     expect(card.get_by_label("Reason (optional)")).to_have_value("")
     card.get_by_role("button", name=re.compile("^Dismiss")).click()
-    expect(flash(page)).to_contain_text("Dismissed.")
+    expect(flash(page)).to_contain_text("Dismissed: it has left the list")
     match = _match(pair)
     assert match.status == MatchStatus.declined and not match.decline_reason
     _dismissed(page).get_by_text("1 dismissed proposal").click()
@@ -180,7 +180,7 @@ def test_a_stale_tab_says_what_happened(page: Page, pair: LiveServer) -> None:
 
     _card(page).get_by_text("Not a fit? Dismiss").click()
     _card(page).get_by_role("button", name=re.compile("^Dismiss")).click()
-    expect(flash(page)).to_contain_text("Dismissed.")
+    expect(flash(page)).to_contain_text("Dismissed: it has left the list")
 
     _card(stale).get_by_role("button", name=re.compile("^I'm interested")).click()
     expect(stale.locator(".flashes .flash-error")).to_contain_text("This match was dismissed")
