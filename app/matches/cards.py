@@ -140,8 +140,14 @@ def _resource_reasons(proposal: Proposal, offer: Offer) -> list[str]:
         reasons.append("data only: the GPU hours must come from a compute offer")
     if _needs_data(proposal):
         if offers_data:
-            shared = sorted(set(proposal.data_domains or []) & set(offer.data_domains or []))
-            reasons.append(f"offers {_listing(shared)} data" if shared else "offers data")
+            wanted = set(proposal.data_domains or [])
+            shared = sorted(wanted & set(offer.data_domains or []))
+            if shared:
+                reasons.append(f"offers {_listing(shared)} data")
+            elif wanted:
+                reasons.append(f"offers data, though not in {_listing(sorted(wanted))}")
+            else:
+                reasons.append("offers data")
         else:
             reasons.append("compute only: the data must come from a data offer")
     return reasons

@@ -91,13 +91,18 @@ def dismiss(match_id: int) -> ResponseReturnValue:
 def withdraw(match_id: int) -> ResponseReturnValue:
     session = db_session()
     try:
-        matches.withdraw_interest(session=session, match_id=match_id, user_id=current_user.id)
+        match, side = matches.withdraw_interest(
+            session=session, match_id=match_id, user_id=current_user.id
+        )
     except Conflict as exc:
         flash(str(exc), "error")
         return redirect(_back())
+    notices.forget_interest(session=session, match=match, withdrawn_side=side)
+    # A suggestion again: ranked with the others, it stays listed while it ranks among them.
+    queued_rematch().proposal(session, match.proposal_id)
     session.commit()
     flash(
-        "Interest withdrawn. The match stays among your suggestions; nothing was shared.",
+        "Interest withdrawn. Nothing was shared, and the other side will not be told of it.",
         "success",
     )
     return redirect(_back())

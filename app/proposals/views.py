@@ -68,11 +68,10 @@ def show(proposal_id: int) -> ResponseReturnValue:
     proposal = proposals.get_for_viewer(
         session=session, proposal_id=proposal_id, viewer_id=viewer_id
     )
-    ranked = catalogue.recommended_offers(
-        session=session, proposal_id=proposal_id, limit=current_app.config["TANDEM_TOP_K"]
-    )
+    # Every offer matched with the proposal, for the coverage of its needs; the best are shown.
+    matched = catalogue.recommended_offers(session=session, proposal_id=proposal_id, limit=None)
     offer_cards = []
-    for match, offer in ranked:
+    for match, offer in matched[: current_app.config["TANDEM_TOP_K"]]:
         side = cards.viewer_side(current_user, proposal, offer)
         contact = (
             matches.counterpart(session=session, match=match, viewer_id=viewer_id)
@@ -88,7 +87,7 @@ def show(proposal_id: int) -> ResponseReturnValue:
         is_author=is_author,
         author=catalogue.author_label(session=session, proposal=proposal),
         recommendations=offer_cards,
-        coverage=proposals.coverage(proposal, [offer for _, offer in ranked]),
+        coverage=proposals.coverage(proposal, [offer for _, offer in matched]),
         eligibility=recommendations.eligibility_summary(session=session, proposal_id=proposal_id),
     )
 

@@ -184,9 +184,9 @@ def _offer_takes_projects() -> tuple[sa.ColumnElement[bool], ...]:
 
 
 def recommended_offers(
-    *, session: Session, proposal_id: int, limit: int
+    *, session: Session, proposal_id: int, limit: int | None
 ) -> list[tuple[Match, Offer]]:
-    """The proposal's best open offers, best first."""
+    """The proposal's best open offers, best first (all of them when `limit` is None)."""
     rows = session.exec(
         select(Match, Offer)
         .join(Offer, col(Offer.id) == Match.offer_id)

@@ -173,18 +173,18 @@ def dismiss(
     return match
 
 
-def withdraw_interest(*, session: Session, match_id: int, user_id: int) -> Match:
+def withdraw_interest(*, session: Session, match_id: int, user_id: int) -> tuple[Match, Side]:
     """Take back the user's side's interest before the other side has answered: the pair
     returns to a plain suggestion. After an introduction, contact details have been shared;
     withdrawing from it is a dismissal (`dismiss`)."""
     match, side = _get_for(session, match_id, user_id)
     if match.status == MatchStatus.introduced:
         raise Conflict(
-            "You are already introduced. To step back, dismiss the match; the other side "
-            "keeps the contact details already shared."
+            "You are already introduced: both sides have each other's contact details, so "
+            "interest can no longer be taken back."
         )
     if match.status != MatchStatus(f"interested_{side}"):
-        return match  # nothing of this side's to withdraw (already withdrawn, or never said)
+        return match, side  # nothing of this side's to withdraw (already withdrawn, or never)
     if side == "academic":
         match.academic_interested_at = None
     else:
@@ -193,7 +193,7 @@ def withdraw_interest(*, session: Session, match_id: int, user_id: int) -> Match
     match.status = MatchStatus.suggested
     session.add(match)
     session.flush()
-    return match
+    return match, side
 
 
 def undo_dismissal(*, session: Session, match_id: int, user_id: int) -> Match:

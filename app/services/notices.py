@@ -164,6 +164,23 @@ def record_interest(
     return _insert_events(session, rows)
 
 
+def forget_interest(*, session: Session, match: Match, withdrawn_side: Side) -> int:
+    """Interest taken back: its events that no mail has announced yet are removed, so the
+    other side is not told of an interest that no longer stands, and hears of it if it is
+    said again. Events already mailed stay (they are the record of what was sent)."""
+    recipient_side = "company" if withdrawn_side == "academic" else "academic"
+    result = session.execute(
+        sa.delete(MatchEvent).where(
+            col(MatchEvent.kind) == "interest",
+            col(MatchEvent.proposal_id) == match.proposal_id,
+            col(MatchEvent.offer_id) == match.offer_id,
+            col(MatchEvent.side) == recipient_side,
+            sa.or_(col(MatchEvent.mail_key).is_(None), col(MatchEvent.mail_key) == DROPPED),
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class Update:
     """One event as a mail shows it. The academic is never named to the company."""

@@ -355,3 +355,45 @@ def test_a_data_need_no_fitting_offer_covers_is_told_to_the_author(
         assert "compute only: the data must come from a data offer" in html
     auth.logout()
     assert note not in client.get(f"/proposals/{proposal.id}").get_data(as_text=True)
+
+
+def test_a_data_offer_below_the_shown_five_still_covers_the_data_need(
+    client: FlaskClient,
+    auth: AuthActions,
+    session: Session,
+    encoder: Encoder,
+    pair: dict[str, Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    """The page shows the best five offers; whether the data need is covered is judged on
+    every offer matched with the proposal, not on those five alone."""
+    proposal = pair["proposal"]
+    proposal.data_need = "Smart-meter readings from households"
+    proposal.data_domains = ["energy"]
+    session.add(proposal)
+    session.commit()
+    for number in range(5):
+        make_offer(
+            organisation_id=pair["offer"].organisation_id,
+            title=f"H100 hours for battery dispatch learning, batch {number}",
+            description="H100 hours for offline reinforcement learning of grid battery "
+            "dispatch policies from logged operation data.",
+        )
+    make_offer(
+        kind="data",
+        title="Household smart-meter readings",
+        description="Anonymised half-hourly smart-meter readings from 40,000 households.",
+        dataset_description="Half-hourly electricity readings, 2019-2024, research licence.",
+        data_domains=["energy"],
+        gpu_type=None,
+        gpu_memory_gb=None,
+        gpu_hours_budget=0,
+        max_hours_per_project=0,
+    )
+    recommendations.recompute_all(session=session, encoder=encoder, k=5)
+    session.commit()
+    auth.login(pair["academic"].email)
+    html = client.get(f"/proposals/{proposal.id}").get_data(as_text=True)
+    assert html.count('class="card match-card') == 5
+    assert "Household smart-meter readings" not in html, "the data offer ranks sixth or lower"
+    assert "none of the offers that fit it provides that yet" not in html
