@@ -24,7 +24,15 @@ from app.admin.forms import ModerationForm, RoundForm, TokenForm
 from app.api import events
 from app.db import db_session
 from app.matcher import get_encoder, get_weights
-from app.services import admin, allocation, metrics, outbox, partners
+from app.services import (
+    admin,
+    allocation,
+    metrics,
+    outbox,
+    partners,
+    round_publishing,
+    round_review,
+)
 from app.services.errors import DomainError, InvalidInput, NotFound
 from app.web import local_path
 from models import Role
@@ -271,11 +279,12 @@ def new_round() -> ResponseReturnValue:
 @bp.route("/rounds/<int:round_id>")
 def show_round(round_id: int) -> ResponseReturnValue:
     return render_template(
-        "admin/round.html", review=allocation.review_round(session=db_session(), round_id=round_id)
+        "admin/round.html",
+        review=round_review.review_round(session=db_session(), round_id=round_id),
     )
 
 
-def _round_emails(round_id: int, notices: list[allocation.Notice]) -> list[outbox.Email]:
+def _round_emails(round_id: int, notices: list[round_publishing.Notice]) -> list[outbox.Email]:
     """One outbox email per notice, keyed by the round and the recipient."""
     base_url = current_app.config["TANDEM_BASE_URL"].rstrip("/")
     emails = []
@@ -298,7 +307,7 @@ def _round_emails(round_id: int, notices: list[allocation.Notice]) -> list[outbo
 @bp.route("/rounds/<int:round_id>/publish", methods=["POST"])
 def publish_round(round_id: int) -> ResponseReturnValue:
     try:
-        published = allocation.publish_round(session=db_session(), round_id=round_id)
+        published = round_publishing.publish_round(session=db_session(), round_id=round_id)
     except NotFound:
         raise
     except DomainError as exc:
@@ -324,7 +333,7 @@ def publish_round(round_id: int) -> ResponseReturnValue:
 @bp.route("/rounds/<int:round_id>/delete", methods=["POST"])
 def delete_round(round_id: int) -> ResponseReturnValue:
     try:
-        allocation.discard_round(session=db_session(), round_id=round_id)
+        round_publishing.discard_round(session=db_session(), round_id=round_id)
     except NotFound:
         raise
     except DomainError as exc:

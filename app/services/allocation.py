@@ -9,7 +9,6 @@ pass left. A proposal gets at most one offer in each pass, and never the same of
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -18,20 +17,16 @@ import numpy as np
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.services.catalogue import author_label
-from app.services.errors import Conflict, DomainError, NotFound
+from app.services.errors import DomainError, NotFound
 from app.services.recommendations import (
     Snapshot,
-    ineligible_pairs,
     load_snapshot,
     make_matcher,
     visible_offers,
-    visible_proposals,
 )
 from matching import Encoder, ScoreWeights, check_eligibility, strength
 from matching.allocation import Allocation, allocate
 from matching.round_report import (
-    REASON_HEADINGS,
     EquityEffect,
     UnassignedReason,
     equity_effect,
@@ -40,7 +35,6 @@ from matching.round_report import (
 from models import (
     AllocationAssignment,
     AllocationRound,
-    AllocationRoundStatus,
     LabResourceLevel,
     Match,
     MatchStatus,
@@ -48,9 +42,6 @@ from models import (
     OfferKind,
     Organisation,
     Proposal,
-    Role,
-    User,
-    utcnow,
 )
 
 Equity = Literal["priority", "maxmin"]
@@ -501,6 +492,13 @@ def list_rounds(*, session: Session) -> list[tuple[AllocationRound, int]]:
     return [(allocation_round, int(count)) for allocation_round, count in rows]
 
 
+def fit_score(score: float | None) -> int | None:
+    """A score as the fit out of 100 the pages show (clipped to 0-100)."""
+    if score is None or not math.isfinite(score):
+        return None
+    return round(max(0.0, min(1.0, score)) * 100)
+
+
 @dataclass(frozen=True)
 class AssignedPair:
     """One assigned pair of a stored round; `match` is the pair's current match, if any."""
@@ -561,427 +559,3 @@ def round_pairs(*, session: Session, round_id: int) -> list[AssignedPair]:
         )
         for assignment, proposal, offer, organisation in rows
     ]
-
-
-# The review page: a round's summary as a person reads it.
-
-EQUITY_NAMES = {
-    "none": "None",
-    "priority": "Priority for under-resourced labs",
-    "maxmin": "Max-min: raise the lowest fit",
-}
-
-
-def fit_score(score: float | None) -> int | None:
-    """A score as the fit out of 100 the pages show (clipped to 0-100)."""
-    if score is None or not math.isfinite(score):
-        return None
-    return round(max(0.0, min(1.0, score)) * 100)
-
-
-@dataclass(frozen=True)
-class OfferReview:
-    """One offer in one pass: its capacity used, and the pairs the round gave it."""
-
-    offer_id: int
-    title: str
-    organisation: str
-    organisation_verified: bool
-    hours_used: float
-    hours_available: float
-    projects_used: int
-    projects_available: int
-    pairs: list[AssignedPair]
-
-
-@dataclass(frozen=True)
-class UnassignedGroup:
-    """Unassigned proposals of a pass that share a reason; each item is a summary entry
-    (`proposal_id`, `title`, `reason`)."""
-
-    code: str
-    heading: str
-    items: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class PassReview:
-    name: str
-    proposals: int
-    assigned: int
-    used_offers: list[OfferReview]
-    unused_offers: list[OfferReview]
-    unassigned: list[UnassignedGroup]
-    solver_note: str
-
-    @property
-    def unassigned_count(self) -> int:
-        return sum(len(group.items) for group in self.unassigned)
-
-
-@dataclass(frozen=True)
-class Headline:
-    """The round at a glance. `average_fit` is out of 100 (None when nothing is assigned);
-    `equity` holds one sentence per effect of the equity option."""
-
-    proposals_assigned: int
-    proposals_total: int
-    hours_allocated: float
-    hours_available: float
-    offers_used: int
-    offers_total: int
-    average_fit: int | None
-    average_word: str | None
-    equity_name: str
-    equity: list[str]
-
-
-@dataclass(frozen=True)
-class RoundReview:
-    """Everything the review page of a round shows. `include_unverified` is None for rounds
-    computed before the option existed (they included every organisation's offers)."""
-
-    round: AllocationRound
-    headline: Headline
-    passes: list[PassReview]
-    include_unverified: bool | None
-    unverified_offers: list[dict[str, Any]]
-    dismissed_pairs: int
-
-
-def _solver_note(solved: dict[str, Any]) -> str:
-    status, gap = solved.get("status"), solved.get("gap")
-    if status == "optimal":
-        return "The best possible allocation (proven)."
-    if status == "feasible":
-        within = f", at most {gap * 100:.1f}% below the best possible" if gap else ""
-        return f"A good allocation{within}; the solver stopped before proving it the best."
-    if status == "empty":
-        return {
-            "no proposals": "No proposal needed this kind of offer.",
-            "no offers": "No offer of this kind took part.",
-            "no allowed pair": "No proposal could take any offer: see the reasons below.",
-        }.get(solved.get("message") or "", "Nothing to allocate.")
-    return f"The solver failed: {solved.get('message') or status}."
-
-
-def _equity_sentences(equity: str, passes: list[dict[str, Any]]) -> list[str]:
-    if equity == "none":
-        return []
-    effects = [p["equity_effect"] for p in passes if p.get("equity_effect")]
-    if not effects:
-        return ["Its effect was not recorded for this round."]
-    sentences = []
-    if equity == "priority":
-        now = sum(e.get("priority_assigned") or 0 for e in effects)
-        plain = sum(e.get("priority_assigned_plain") or 0 for e in effects)
-        sentences.append(
-            f"Under-resourced labs: {now} assignment{'s' if now != 1 else ''} "
-            f"({plain} without the option)."
-        )
-    else:
-        lowest = [e["lowest_fit"] for e in effects if e.get("lowest_fit") is not None]
-        plain = [e["lowest_fit_plain"] for e in effects if e.get("lowest_fit_plain") is not None]
-        if lowest:
-            without = f" ({min(plain)}/100 without the option)" if plain else ""
-            sentences.append(f"Lowest fit among assigned pairs: {min(lowest)}/100{without}.")
-    assigned = sum(e.get("assigned") or 0 for e in effects)
-    assigned_plain = sum(e.get("assigned_plain") or 0 for e in effects)
-    total = sum(e.get("total") or 0.0 for e in effects)
-    total_plain = sum(e.get("total_plain") or 0.0 for e in effects)
-    change = (total - total_plain) / total_plain * 100 if total_plain > 0 else 0.0
-    cost = (
-        "the same total fit"
-        if abs(change) < 0.05
-        else f"a total fit {abs(change):.1f}% {'lower' if change < 0 else 'higher'}"
-    )
-    sentences.append(
-        f"{assigned} assignment{'s' if assigned != 1 else ''} ({assigned_plain} without the "
-        f"option), for {cost}."
-    )
-    return sentences
-
-
-def review_round(*, session: Session, round_id: int) -> RoundReview:
-    """A stored round as its review page shows it: the headline figures, each pass's offers
-    with the pairs they got, and the unassigned proposals grouped by reason."""
-    allocation_round = get_round(session=session, round_id=round_id)
-    pairs = round_pairs(session=session, round_id=round_id)
-    summary = allocation_round.summary or {}
-    passes = summary.get("passes", [])
-    by_offer: dict[tuple[str, int], list[AssignedPair]] = defaultdict(list)
-    for pair in pairs:
-        name = "compute" if pair.assignment.gpu_hours > 0 else "data"
-        by_offer[(name, pair.offer.id)].append(pair)  # type: ignore[index]
-
-    reviews, offer_ids, offers_used = [], set(), set()
-    hours_allocated = hours_available = 0.0
-    for solved in passes:
-        name = solved.get("name", "")
-        used, unused = [], []
-        for use in solved.get("offers", []):
-            offer_id = use["offer_id"]
-            offer_ids.add(offer_id)
-            review = OfferReview(
-                offer_id=offer_id,
-                title=use["title"],
-                organisation=use["organisation"],
-                organisation_verified=use.get("organisation_verified", True),
-                hours_used=use["hours_used"],
-                hours_available=use["hours_available"],
-                projects_used=use["projects_used"],
-                projects_available=use["projects_available"],
-                pairs=by_offer.get((name, offer_id), []),
-            )
-            if name == "compute":
-                hours_allocated += review.hours_used
-                hours_available += review.hours_available
-            if review.projects_used:
-                offers_used.add(offer_id)
-                used.append(review)
-            else:
-                unused.append(review)
-        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for item in solved.get("unassigned", []):
-            groups[item.get("reason_code") or "unknown"].append(item)
-        reviews.append(
-            PassReview(
-                name=name,
-                proposals=solved.get(
-                    "proposals", solved.get("assigned", 0) + len(solved.get("unassigned", []))
-                ),
-                assigned=solved.get("assigned", 0),
-                used_offers=used,
-                unused_offers=unused,
-                unassigned=[
-                    UnassignedGroup(code, REASON_HEADINGS.get(code, "Reason not recorded"), items)
-                    for code, items in sorted(
-                        groups.items(), key=lambda group: (-len(group[1]), group[0])
-                    )
-                ],
-                solver_note=_solver_note(solved),
-            )
-        )
-    counts = summary.get("proposals") or {}
-    assigned_ids = {pair.proposal.id for pair in pairs}
-    total = counts.get("taking_part")
-    if total is None:
-        unassigned_ids = {i["proposal_id"] for p in passes for i in p.get("unassigned", [])}
-        total = len(assigned_ids | unassigned_ids)
-    average = summary.get("average_score")
-    if average is None and pairs:
-        average = sum(pair.assignment.score for pair in pairs) / len(pairs)
-    headline = Headline(
-        proposals_assigned=counts.get("assigned", len(assigned_ids)),
-        proposals_total=total,
-        hours_allocated=hours_allocated,
-        hours_available=hours_available,
-        offers_used=len(offers_used),
-        offers_total=len(offer_ids),
-        average_fit=fit_score(average),
-        average_word=strength(average).split()[0] if average is not None else None,
-        equity_name=EQUITY_NAMES.get(allocation_round.equity, allocation_round.equity),
-        equity=_equity_sentences(allocation_round.equity, passes),
-    )
-    return RoundReview(
-        round=allocation_round,
-        headline=headline,
-        passes=reviews,
-        include_unverified=summary.get("include_unverified"),
-        unverified_offers=summary.get("unverified_offers", []),
-        dismissed_pairs=sum(1 for pair in pairs if pair.dismissed),
-    )
-
-
-@dataclass(frozen=True)
-class AllocatedItem:
-    """One allocated pair as a notification describes it. `proposal_label` is the anonymous
-    description of the author (never their name); offers carry their organisation's name."""
-
-    proposal_id: int
-    proposal_title: str
-    proposal_label: str
-    offer_id: int
-    offer_title: str
-    organisation: str
-    gpu_hours: int
-
-
-@dataclass(frozen=True)
-class Notice:
-    """An email to send once the publication is committed, rendered from
-    `templates/email/<template>.txt` and `.html` with `context`."""
-
-    to: str
-    name: str
-    template: str
-    subject: str
-    context: dict[str, Any]
-
-
-def round_subject(round_id: int, proposals: int) -> str:
-    """The company mail's subject: short enough never to be folded over two header lines
-    (mail readers showed the organisation's name on a continuation line, after a space)."""
-    allocated = "1 proposal" if proposals == 1 else f"{proposals} proposals"
-    return f"Tandem round {round_id}: {allocated} allocated to your offers"
-
-
-@dataclass(frozen=True)
-class PublishedRound:
-    round: AllocationRound
-    linked: int
-    created: int
-    skipped: int
-    notices: list[Notice]
-
-
-def _check_still_valid(session: Session, allocation_round: AllocationRound) -> None:
-    """Refuse a draft the world has moved past: a later round already handed out capacity,
-    or an assigned proposal or offer is no longer open (closed, hidden, author suspended)."""
-    later = session.exec(
-        select(AllocationRound).where(
-            AllocationRound.status == AllocationRoundStatus.published,
-            col(AllocationRound.published_at) >= allocation_round.created_at,
-        )
-    ).first()
-    if later is not None:
-        raise Conflict(
-            f"Round {later.id} was published after this draft was computed, so its capacity "
-            "figures are out of date. Discard this draft and compute a new round."
-        )
-    assignments = session.exec(
-        select(AllocationAssignment).where(AllocationAssignment.round_id == allocation_round.id)
-    ).all()
-    proposal_ids = {a.proposal_id for a in assignments}
-    offer_ids = {a.offer_id for a in assignments}
-    open_proposals = set(
-        session.exec(
-            select(Proposal.id).where(col(Proposal.id).in_(proposal_ids), *visible_proposals())
-        )
-    )
-    open_offers = set(
-        session.exec(select(Offer.id).where(col(Offer.id).in_(offer_ids), *visible_offers()))
-    )
-    gone = [f"proposal {i}" for i in sorted(proposal_ids - open_proposals)] + [
-        f"offer {i}" for i in sorted(offer_ids - open_offers)
-    ]
-    if gone:
-        raise Conflict(
-            f"This draft is out of date: {', '.join(gone)} no longer take part in matching. "
-            "Discard it and compute a new round."
-        )
-
-
-def publish_round(*, session: Session, round_id: int) -> PublishedRound:
-    """Publish a draft round: link every assigned pair's match to it (creating the match,
-    with the round's score, where the pair has none) and prepare the notifications.
-
-    Pairs whose match a side has dismissed are left out (neither linked nor announced). The
-    returned notices are for the caller to send after committing: one per academic with an
-    allocated proposal, one per active member of each company with an allocated offer.
-    Allocation reveals no contact details; the two sides still confirm interest first."""
-    allocation_round = get_round(session=session, round_id=round_id, lock=True)
-    if allocation_round.status == AllocationRoundStatus.published:
-        raise Conflict(f"Round {round_id} is already published.")
-    _check_still_valid(session, allocation_round)
-    pairs = round_pairs(session=session, round_id=round_id)
-    if not pairs:
-        raise DomainError("This round assigns no proposal, so there is nothing to publish.")
-    version = str(allocation_round.summary.get("algorithm_version") or "allocation")
-    linked = created = skipped = 0
-    by_author: dict[int, list[AllocatedItem]] = defaultdict(list)
-    by_organisation: dict[int, list[AllocatedItem]] = defaultdict(list)
-    # A pair that stopped fitting since the draft (e.g. an exclusion was added) is left out.
-    no_longer_fit = ineligible_pairs(
-        session=session, pairs=[(pair.proposal.id, pair.offer.id) for pair in pairs]
-    )
-    for pair in pairs:
-        if pair.dismissed or (pair.proposal.id, pair.offer.id) in no_longer_fit:
-            skipped += 1
-            continue
-        match = pair.match
-        if match is None:
-            match = Match(
-                proposal_id=pair.proposal.id,  # type: ignore[arg-type]
-                offer_id=pair.offer.id,  # type: ignore[arg-type]
-                score=pair.assignment.score,
-                algorithm_version=version,
-            )
-            created += 1
-        else:
-            linked += 1
-        match.allocation_round_id = allocation_round.id
-        session.add(match)
-        item = AllocatedItem(
-            proposal_id=pair.proposal.id,  # type: ignore[arg-type]
-            proposal_title=pair.proposal.title,
-            proposal_label=author_label(session=session, proposal=pair.proposal),
-            offer_id=pair.offer.id,  # type: ignore[arg-type]
-            offer_title=pair.offer.title,
-            organisation=pair.organisation.name,
-            gpu_hours=pair.assignment.gpu_hours,
-        )
-        by_author[pair.proposal.author_id].append(item)
-        by_organisation[pair.organisation.id].append(item)  # type: ignore[index]
-    allocation_round.status = AllocationRoundStatus.published
-    allocation_round.published_at = utcnow()
-    session.add(allocation_round)
-    session.flush()
-
-    notices: list[Notice] = []
-    authors = session.exec(
-        select(User).where(col(User.id).in_(by_author), col(User.active).is_(True))
-    ).all()
-    for author in sorted(authors, key=lambda u: u.id or 0):
-        items = by_author[author.id]  # type: ignore[index]
-        notices.append(
-            Notice(
-                to=author.email,
-                name=author.name,
-                template="round_published_academic",
-                subject="Your proposal was allocated an offer on Tandem"
-                if len(items) == 1
-                else "Your proposals were allocated offers on Tandem",
-                context={"name": author.name, "items": items, "round_id": allocation_round.id},
-            )
-        )
-    members = session.exec(
-        select(User)
-        .where(
-            col(User.organisation_id).in_(by_organisation),
-            User.role == Role.company,
-            col(User.active).is_(True),
-        )
-        .order_by(col(User.id))
-    ).all()
-    for member in members:
-        items = by_organisation[member.organisation_id]  # type: ignore[index]
-        notices.append(
-            Notice(
-                to=member.email,
-                name=member.name,
-                template="round_published_company",
-                subject=round_subject(allocation_round.id, len(items)),  # type: ignore[arg-type]
-                context={
-                    "name": member.name,
-                    "organisation": items[0].organisation,
-                    "items": items,
-                    "round_id": allocation_round.id,
-                },
-            )
-        )
-    return PublishedRound(
-        round=allocation_round, linked=linked, created=created, skipped=skipped, notices=notices
-    )
-
-
-def discard_round(*, session: Session, round_id: int) -> None:
-    """Delete a draft round and its assignments; a published round stays on record."""
-    allocation_round = get_round(session=session, round_id=round_id)
-    if allocation_round.status == AllocationRoundStatus.published:
-        raise Conflict(f"Round {round_id} is published and cannot be discarded.")
-    session.exec(
-        sa.delete(AllocationAssignment).where(col(AllocationAssignment.round_id) == round_id)
-    )
-    session.delete(allocation_round)
-    session.flush()

@@ -1,0 +1,229 @@
+"""Publishing or discarding a reviewed allocation round.
+
+Publishing checks that every assigned pair still holds (nothing closed, hidden or dismissed
+since the round was computed), links each pair to the round, and returns the notices to mail
+to everyone concerned; the caller commits and the outbox sends them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.services.allocation import get_round, round_pairs
+from app.services.catalogue import author_label
+from app.services.errors import Conflict, DomainError
+from app.services.recommendations import (
+    ineligible_pairs,
+    visible_offers,
+    visible_proposals,
+)
+from models import (
+    AllocationAssignment,
+    AllocationRound,
+    AllocationRoundStatus,
+    Match,
+    Offer,
+    Proposal,
+    Role,
+    User,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class AllocatedItem:
+    """One allocated pair as a notification describes it. `proposal_label` is the anonymous
+    description of the author (never their name); offers carry their organisation's name."""
+
+    proposal_id: int
+    proposal_title: str
+    proposal_label: str
+    offer_id: int
+    offer_title: str
+    organisation: str
+    gpu_hours: int
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An email to send once the publication is committed, rendered from
+    `templates/email/<template>.txt` and `.html` with `context`."""
+
+    to: str
+    name: str
+    template: str
+    subject: str
+    context: dict[str, Any]
+
+
+def round_subject(round_id: int, proposals: int) -> str:
+    """The company mail's subject: short enough never to be folded over two header lines
+    (mail readers showed the organisation's name on a continuation line, after a space)."""
+    allocated = "1 proposal" if proposals == 1 else f"{proposals} proposals"
+    return f"Tandem round {round_id}: {allocated} allocated to your offers"
+
+
+@dataclass(frozen=True)
+class PublishedRound:
+    round: AllocationRound
+    linked: int
+    created: int
+    skipped: int
+    notices: list[Notice]
+
+
+def _check_still_valid(session: Session, allocation_round: AllocationRound) -> None:
+    """Refuse a draft the world has moved past: a later round already handed out capacity,
+    or an assigned proposal or offer is no longer open (closed, hidden, author suspended)."""
+    later = session.exec(
+        select(AllocationRound).where(
+            AllocationRound.status == AllocationRoundStatus.published,
+            col(AllocationRound.published_at) >= allocation_round.created_at,
+        )
+    ).first()
+    if later is not None:
+        raise Conflict(
+            f"Round {later.id} was published after this draft was computed, so its capacity "
+            "figures are out of date. Discard this draft and compute a new round."
+        )
+    assignments = session.exec(
+        select(AllocationAssignment).where(AllocationAssignment.round_id == allocation_round.id)
+    ).all()
+    proposal_ids = {a.proposal_id for a in assignments}
+    offer_ids = {a.offer_id for a in assignments}
+    open_proposals = set(
+        session.exec(
+            select(Proposal.id).where(col(Proposal.id).in_(proposal_ids), *visible_proposals())
+        )
+    )
+    open_offers = set(
+        session.exec(select(Offer.id).where(col(Offer.id).in_(offer_ids), *visible_offers()))
+    )
+    gone = [f"proposal {i}" for i in sorted(proposal_ids - open_proposals)] + [
+        f"offer {i}" for i in sorted(offer_ids - open_offers)
+    ]
+    if gone:
+        raise Conflict(
+            f"This draft is out of date: {', '.join(gone)} no longer take part in matching. "
+            "Discard it and compute a new round."
+        )
+
+
+def publish_round(*, session: Session, round_id: int) -> PublishedRound:
+    """Publish a draft round: link every assigned pair's match to it (creating the match,
+    with the round's score, where the pair has none) and prepare the notifications.
+
+    Pairs whose match a side has dismissed are left out (neither linked nor announced). The
+    returned notices are for the caller to send after committing: one per academic with an
+    allocated proposal, one per active member of each company with an allocated offer.
+    Allocation reveals no contact details; the two sides still confirm interest first."""
+    allocation_round = get_round(session=session, round_id=round_id, lock=True)
+    if allocation_round.status == AllocationRoundStatus.published:
+        raise Conflict(f"Round {round_id} is already published.")
+    _check_still_valid(session, allocation_round)
+    pairs = round_pairs(session=session, round_id=round_id)
+    if not pairs:
+        raise DomainError("This round assigns no proposal, so there is nothing to publish.")
+    version = str(allocation_round.summary.get("algorithm_version") or "allocation")
+    linked = created = skipped = 0
+    by_author: dict[int, list[AllocatedItem]] = defaultdict(list)
+    by_organisation: dict[int, list[AllocatedItem]] = defaultdict(list)
+    # A pair that stopped fitting since the draft (e.g. an exclusion was added) is left out.
+    no_longer_fit = ineligible_pairs(
+        session=session, pairs=[(pair.proposal.id, pair.offer.id) for pair in pairs]
+    )
+    for pair in pairs:
+        if pair.dismissed or (pair.proposal.id, pair.offer.id) in no_longer_fit:
+            skipped += 1
+            continue
+        match = pair.match
+        if match is None:
+            match = Match(
+                proposal_id=pair.proposal.id,  # type: ignore[arg-type]
+                offer_id=pair.offer.id,  # type: ignore[arg-type]
+                score=pair.assignment.score,
+                algorithm_version=version,
+            )
+            created += 1
+        else:
+            linked += 1
+        match.allocation_round_id = allocation_round.id
+        session.add(match)
+        item = AllocatedItem(
+            proposal_id=pair.proposal.id,  # type: ignore[arg-type]
+            proposal_title=pair.proposal.title,
+            proposal_label=author_label(session=session, proposal=pair.proposal),
+            offer_id=pair.offer.id,  # type: ignore[arg-type]
+            offer_title=pair.offer.title,
+            organisation=pair.organisation.name,
+            gpu_hours=pair.assignment.gpu_hours,
+        )
+        by_author[pair.proposal.author_id].append(item)
+        by_organisation[pair.organisation.id].append(item)  # type: ignore[index]
+    allocation_round.status = AllocationRoundStatus.published
+    allocation_round.published_at = utcnow()
+    session.add(allocation_round)
+    session.flush()
+
+    notices: list[Notice] = []
+    authors = session.exec(
+        select(User).where(col(User.id).in_(by_author), col(User.active).is_(True))
+    ).all()
+    for author in sorted(authors, key=lambda u: u.id or 0):
+        items = by_author[author.id]  # type: ignore[index]
+        notices.append(
+            Notice(
+                to=author.email,
+                name=author.name,
+                template="round_published_academic",
+                subject="Your proposal was allocated an offer on Tandem"
+                if len(items) == 1
+                else "Your proposals were allocated offers on Tandem",
+                context={"name": author.name, "items": items, "round_id": allocation_round.id},
+            )
+        )
+    members = session.exec(
+        select(User)
+        .where(
+            col(User.organisation_id).in_(by_organisation),
+            User.role == Role.company,
+            col(User.active).is_(True),
+        )
+        .order_by(col(User.id))
+    ).all()
+    for member in members:
+        items = by_organisation[member.organisation_id]  # type: ignore[index]
+        notices.append(
+            Notice(
+                to=member.email,
+                name=member.name,
+                template="round_published_company",
+                subject=round_subject(allocation_round.id, len(items)),  # type: ignore[arg-type]
+                context={
+                    "name": member.name,
+                    "organisation": items[0].organisation,
+                    "items": items,
+                    "round_id": allocation_round.id,
+                },
+            )
+        )
+    return PublishedRound(
+        round=allocation_round, linked=linked, created=created, skipped=skipped, notices=notices
+    )
+
+
+def discard_round(*, session: Session, round_id: int) -> None:
+    """Delete a draft round and its assignments; a published round stays on record."""
+    allocation_round = get_round(session=session, round_id=round_id)
+    if allocation_round.status == AllocationRoundStatus.published:
+        raise Conflict(f"Round {round_id} is published and cannot be discarded.")
+    session.exec(
+        sa.delete(AllocationAssignment).where(col(AllocationAssignment.round_id) == round_id)
+    )
+    session.delete(allocation_round)
+    session.flush()
