@@ -83,8 +83,9 @@ class ScoreWeights:
 # Plain-language strength of a total score, strongest first: (lowest score of the band, label).
 # The bands sit on the total's own scale with the default model and weights, where related
 # texts reach cosines of 0.3 to 0.7: on the demo catalogue the median recommended pair scores
-# 0.385 and the best tenth 0.525 or more (so "Good" is about the better half). A "Fair" pair is still eligible in every hard
-# constraint; the label says how close the topics are, not whether the pair is allowed.
+# 0.385 and the best tenth 0.525 or more (so "Good" is about the better half). A "Fair" pair
+# is still eligible in every hard constraint; the label says how close the topics are, not
+# whether the pair is allowed.
 STRENGTH_BANDS: tuple[tuple[float, str], ...] = (
     (0.5, "Strong match"),
     (0.38, "Good match"),
