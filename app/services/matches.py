@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.services import recommendations
@@ -119,11 +120,7 @@ def express_interest(
             "further."
         )
 
-    if side == "academic":
-        match.academic_interested_at = match.academic_interested_at or now
-    else:
-        match.company_interested_at = match.company_interested_at or now
-        match.company_contact_id = match.company_contact_id or user_id
+    _record_interest(session, match, side, user_id, now)
     introduced = (
         match.academic_interested_at is not None and match.company_interested_at is not None
     )
@@ -149,6 +146,30 @@ def express_interest(
         introductions=_introductions(session, match, proposal, offer),
         side=side,
     )
+
+
+def _record_interest(
+    session: Session, match: Match, side: Side, user_id: int, now: datetime
+) -> None:
+    """Set this side's interest in one conditional statement, then read the row back.
+
+    Two sides saying "interested" at the same moment must introduce them: a read-then-write
+    in Python would let the later write overwrite the earlier one with a stale view. The
+    UPDATE takes the row's write lock (PostgreSQL) or the database's (SQLite) and keeps a
+    time already set; whichever transaction runs second waits for the first to commit and
+    then reads both sides' interest."""
+    table = Match.__table__
+    column = table.c.academic_interested_at if side == "academic" else table.c.company_interested_at
+    values: dict[str, Any] = {
+        column.name: sa.func.coalesce(column, sa.bindparam("now", now, type_=column.type))
+    }
+    if side == "company":
+        contact = table.c.company_contact_id
+        values[contact.name] = sa.func.coalesce(
+            contact, sa.bindparam("contact", user_id, type_=contact.type)
+        )
+    session.execute(sa.update(table).where(table.c.id == match.id).values(**values))
+    session.refresh(match)
 
 
 def dismiss(
