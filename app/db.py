@@ -71,6 +71,13 @@ def _forget_requests(session: Session) -> None:
     session.info.pop(outbox.MAIL_WRITTEN, None)
 
 
+def rollback_request() -> None:
+    """Undo what the current request's session wrote (after a failed flush or commit)."""
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()
+
+
 def _close_session(_exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
 from flask import Flask, render_template
+from werkzeug.exceptions import Conflict as HttpConflict
 from werkzeug.exceptions import Forbidden as HttpForbidden
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app import api
+from app.db import rollback_request
 from app.services.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,21 @@ def register(app: Flask) -> None:
         if isinstance(exc, Forbidden):
             return render_template("errors/http.html", error=HttpForbidden(str(exc))), 403
         return unexpected(exc)
+
+    @app.errorhandler(sa.exc.IntegrityError)
+    def conflicting_write(exc: sa.exc.IntegrityError):  # type: ignore[no-untyped-def]
+        """Two requests wrote the same unique thing at once (the same address signed up
+        twice, say): the later one is refused whole, nothing of it is kept, and the person is
+        told to try again, never shown a 500."""
+        rollback_request()
+        log.info("write refused by a unique constraint: %s", exc.orig)
+        detail = (
+            "Another request changed the same thing at the same moment, so nothing of this one "
+            "was saved. Go back and try again: what you typed is still in the form."
+        )
+        if api.is_api_request():
+            return api.problem_response(409, detail)
+        return render_template("errors/http.html", error=HttpConflict(detail)), 409
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

@@ -75,3 +75,40 @@ def test_both_sides_interested_at_the_same_moment_are_introduced_every_time(
         mails = session.exec(select(Notification).where(Notification.kind == "introduction")).all()
         assert sorted(m.recipient_email for m in mails) == recipients, f"trial {trial}"
     assert lost == [], f"{len(lost)} of {TRIALS} simultaneous pairs were not introduced"
+
+
+def test_twenty_sign_ups_with_one_address_at_once_make_one_account_and_no_error(
+    app: Flask, session: Session
+) -> None:
+    """The same address signed up from 20 tabs at the same instant: one account, and every
+    other request is answered with a page that says so (never a 500)."""
+    from models import User
+
+    clients = [app.test_client() for _ in range(20)]
+    start = threading.Barrier(len(clients))
+    form = {
+        "email": "newcomer@nb.example.org",
+        "name": "New Comer",
+        "role": "academic",
+        "organisation": "Northbridge University",
+        "password": "violet-harbour-lantern-42",
+        "password_confirm": "violet-harbour-lantern-42",
+    }
+
+    def sign_up(client: FlaskClient) -> tuple[int, str]:
+        start.wait()
+        response = client.post("/register", data=form)
+        return response.status_code, response.get_data(as_text=True)
+
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        answers = list(pool.map(sign_up, clients))
+    codes = sorted(code for code, _ in answers)
+    assert 500 not in codes, codes
+    session.expire_all()
+    accounts = session.exec(select(User).where(User.email == form["email"])).all()
+    assert len(accounts) == 1
+    assert codes.count(302) >= 1
+    for code, page in answers:
+        if code != 302:
+            assert code in (409, 422), code
+            assert "newcomer@nb.example.org" in page or "at the same moment" in page
