@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,15 @@ from sqlmodel import Session
 from app import db, notify
 from app.matcher import get_rematch
 from app.services.errors import NotFound
+from app.services.requeue import unfinished_rematches
+from models import utcnow
 
 log = logging.getLogger(__name__)
 
 LOCK_TTL_S = 600
+# A re-ranking asked for this long ago and not finished is taken as lost (its worker died, or
+# the queue lost the task) and queued again by the every-minute sweep.
+UNFINISHED_AFTER = timedelta(seconds=60)
 
 
 class EmbeddedConsumer(Consumer):
@@ -61,15 +67,23 @@ class Queue:
             # Retries, digests that came due, events held back by the hourly limit.
             self._deliver()
 
+        # One re-ranking at a time: they read and rewrite the same ranked lists. The lock is
+        # made here, once, so that huey knows it: the embedded consumer clears it when it
+        # starts (a process killed mid-task leaves it taken). On Redis it also expires.
+        self._rematch_lock = huey.lock_task(
+            "rematch", ttl=LOCK_TTL_S if isinstance(huey, RedisHuey) else None
+        )
+
         @huey.task(name="tandem.rematch", retries=300, retry_delay=1)
         def rematch_task(kind: str, item_id: int) -> None:
-            # One re-ranking at a time: they read and rewrite the same ranked lists. A task
-            # that finds the lock taken is retried a second later. On Redis the lock expires
-            # if its worker dies; the embedded consumer clears stale locks when it starts.
-            ttl = LOCK_TTL_S if isinstance(self.huey, RedisHuey) else None
-            with self.huey.lock_task("rematch", ttl=ttl):
+            # A task that finds the lock taken is retried a second later.
+            with self._rematch_lock:
                 self._rematch(kind, item_id)
             self._deliver()
+
+        @huey.periodic_task(crontab(minute="*"), name="tandem.requeue-unfinished")
+        def requeue_task() -> None:
+            self.requeue_unfinished()
 
         self.deliver_task = deliver_task
         self.rematch_task = rematch_task
@@ -94,6 +108,24 @@ class Queue:
             raise ValueError(f"cannot re-rank a {kind!r}")
         return self.rematch_task(kind, item_id)
 
+    def requeue_unfinished(self, older_than: timedelta = UNFINISHED_AFTER) -> list[tuple[str, int]]:
+        """Queue again every re-ranking asked for more than `older_than` ago that has neither
+        finished nor is waiting in the queue; returns what was queued."""
+        waiting = {
+            (task.args[0], task.args[1])
+            for task in self.huey.pending()
+            if task.name == "tandem.rematch" and len(task.args) == 2
+        }
+        with self.app.app_context(), Session(db.engine()) as session:
+            unfinished = unfinished_rematches(
+                session=session, requested_before=utcnow() - older_than
+            )
+        lost = [item for item in unfinished if item not in waiting]
+        for kind, item_id in lost:
+            log.warning("Re-ranking of %s %d was never finished: queued again", kind, item_id)
+            self.rematch(kind, item_id)
+        return lost
+
     def deliver(self) -> Any:
         """Queue a delivery run (after a commit that wrote events or outbox rows)."""
         return self.deliver_task()
@@ -112,6 +144,9 @@ class Queue:
             consumer.start()
             self._consumer, self._pid = consumer, os.getpid()
             log.info("Started %d queue threads in process %d", threads, self._pid)
+        # This process alone consumes the embedded queue: whatever re-ranking is unfinished
+        # now was lost with a previous process, and is queued again at once.
+        self.requeue_unfinished(older_than=timedelta(0))
 
     def stop_threads(self) -> None:
         if self._consumer is not None:

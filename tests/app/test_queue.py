@@ -215,3 +215,57 @@ def test_pages_say_matches_are_being_found_until_the_queued_reranking_ran(
     finally:
         huey.flush()
         queued.extensions["tandem.engine"].dispose()
+
+
+def test_a_reranking_lost_with_a_killed_process_runs_when_the_next_one_starts(
+    app: Flask,
+    encoder: Encoder,
+    session: Session,
+    tmp_path: Path,
+    make_organisation: Callable[..., Any],
+    make_user: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    """A process killed in the middle of a re-ranking leaves the re-ranking lock taken and the
+    task gone from the queue. The next process clears the lock when its queue threads start
+    and queues the unfinished re-ranking again: the page stops saying "Finding offers"."""
+    queue_path = str(tmp_path / "queue.sqlite")
+    killed = _app_with_queue(
+        app, encoder, TANDEM_QUEUE="sqlite", TANDEM_QUEUE_PATH=queue_path, TANDEM_QUEUE_THREADS=0
+    )
+    huey = killed.extensions["tandem.queue"].huey
+    _fitting_offer(make_organisation, make_user, make_offer)
+    ada = make_user(email="ada@nb.example.org", name="Ada Okafor")
+    client = killed.test_client()
+    AuthActions(client).login(ada.email)
+    proposal_page = client.post("/proposals/new", data={**FULL, "publish": "Publish"}).headers[
+        "Location"
+    ]
+    # What SIGKILL mid-task leaves: the task taken off the queue, the lock still held.
+    assert [task.name for task in huey.pending()] == ["tandem.rematch"]
+    huey.dequeue()
+    huey.lock_task("rematch").__enter__()
+    assert huey.pending_count() == 0
+    killed.extensions["tandem.engine"].dispose()
+
+    restarted = _app_with_queue(
+        app, encoder, TANDEM_QUEUE="sqlite", TANDEM_QUEUE_PATH=queue_path, TANDEM_QUEUE_THREADS=2
+    )
+    queue: Queue = restarted.extensions["tandem.queue"]
+    reranked = threading.Event()
+
+    @queue.huey.signal(SIGNAL_COMPLETE)
+    def _completed(signal_name: str, task: Any) -> None:
+        if task.name == "tandem.rematch":
+            reranked.set()
+
+    try:
+        client = restarted.test_client()
+        AuthActions(client).login(ada.email)  # the first request starts the queue threads
+        assert reranked.wait(WORKER_DEADLINE_S), "the lost re-ranking never ran"
+        page = client.get(proposal_page).get_data(as_text=True)
+        assert "Finding offers" not in page
+        assert "H100 hours for energy research" in page
+    finally:
+        queue.stop_threads()
+        restarted.extensions["tandem.engine"].dispose()
