@@ -49,7 +49,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     queue.init_app(app)
 
-    from app import api, auth, cli, errors, filters, web
+    from app import api, auth, cli, errors, filters, headers, web
     from app.admin.views import bp as admin_bp
     from app.api import views as api_views
     from app.dashboard.views import bp as dashboard_bp
@@ -61,6 +61,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app.search.views import bp as search_bp
 
     web.init_app(app)
+    headers.init_app(app)
     auth.init_app(app)
     app.register_blueprint(main_bp)
     app.register_blueprint(dashboard_bp)

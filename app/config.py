@@ -54,6 +54,10 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # (Redis queues are consumed by `flask --app app worker` processes).
         "TANDEM_QUEUE_THREADS": None,
         "TANDEM_MAILS_PER_HOUR": 4,
+        # Largest request body accepted (bytes); larger ones get a 413 before being read.
+        "TANDEM_MAX_REQUEST_BYTES": 5 * 1024 * 1024,
+        # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
+        "TANDEM_PROXY_COUNT": 0,
         # Partner API: requests per token, and how long a change waits before the feed
         # shows it (a transaction stamps updated_at a moment before it commits).
         "TANDEM_API_RATE_LIMIT": "600 per minute",
@@ -134,6 +138,8 @@ def from_environment() -> dict[str, Any]:
         "MAIL_PORT",
         "TANDEM_QUEUE_THREADS",
         "TANDEM_MAILS_PER_HOUR",
+        "TANDEM_MAX_REQUEST_BYTES",
+        "TANDEM_PROXY_COUNT",
     ):
         if os.environ.get(name):
             try:

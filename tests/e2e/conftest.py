@@ -175,8 +175,18 @@ def _new_page(browser: Browser, viewport: dict[str, int]) -> Iterator[Page]:
     context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     context.set_default_timeout(ACTION_TIMEOUT_MS)
     page = context.new_page()
+    # Anything the Content-Security-Policy blocks (a script, a style, a form target) is a
+    # broken page for a person: the browser reports it on the console.
+    blocked: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            blocked.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     context.close()
+    assert blocked == [], f"the page's own policy blocked: {blocked}"
 
 
 @pytest.fixture
