@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask, current_app, has_request_context, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from flask_login import user_logged_out
 from flask_security import MailUtil, Security, SQLAlchemySessionUserDatastore, user_registered
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect
@@ -150,6 +151,16 @@ def _on_registered(_sender: Flask, user: Account, form_data: dict[str, Any], **_
     accounts.join_organisation(session=session, user_id=user.id, name=form_data["organisation"])
 
 
+def _on_logged_out(_sender: Flask, user: Account | None = None, **_: Any) -> None:
+    """Sign-out ends the session on the server, not only in this browser: a new uniquifier
+    makes every session and remember-me cookie issued before it worthless (on every device,
+    as a person signing out of a shared computer expects)."""
+    if user is None or not getattr(user, "id", None):
+        return
+    current_app.extensions["security"].datastore.set_uniquifier(user)
+    db_session().commit()
+
+
 def init_app(app: Flask) -> None:
     for key, value in security_defaults(app).items():
         app.config.setdefault(key, value)
@@ -176,6 +187,7 @@ def init_app(app: Flask) -> None:
     )
     csrf.init_app(app)
     user_registered.connect(_on_registered, app)
+    user_logged_out.connect(_on_logged_out, app)
 
     limiter = Limiter(
         get_remote_address,

@@ -324,3 +324,23 @@ def test_sign_in_limits_are_shared_through_redis(
     )
     assert response.status_code == 429
     other_worker.extensions["tandem.engine"].dispose()
+
+
+def test_sign_out_ends_the_session_for_a_copied_cookie_too(
+    app: Flask, client: FlaskClient, auth: AuthActions, make_user: Callable[..., Any]
+) -> None:
+    """A session cookie copied before sign-out (another tab, a shared computer, a thief)
+    no longer signs anyone in once its owner signed out."""
+    make_user(email="ada@nb.example.org")
+    client.post(
+        "/login", data={"email": "ada@nb.example.org", "password": TEST_PASSWORD, "remember": "y"}
+    )
+    copy = app.test_client()
+    for name in ("session", "remember_token"):
+        cookie = client.get_cookie(name)
+        if cookie is not None:
+            copy.set_cookie(name, cookie.value)
+    assert copy.get("/account").status_code == 200, "the copied cookie works before"
+    auth.logout()
+    response = copy.get("/account")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
