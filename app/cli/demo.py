@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
+
 import click
 from flask import Blueprint, current_app
 from sqlmodel import col, select
 
+from app.config import DEV_ENVIRONMENTS
 from app.db import db_session
 from app.matcher import get_encoder, get_weights
 from app.services import demo, recommendations
@@ -20,10 +23,16 @@ def load_command(if_empty: bool) -> None:
     """Load the demo organisations, people, proposals and offers, then recommend."""
     session = db_session()
     data = demo.read_demo_data()
+    # The demo's published password would let anyone sign in as its administrator: outside
+    # development the demo accounts get a random one, shown here once.
+    development = current_app.debug or current_app.config["TANDEM_ENV"] in DEV_ENVIRONMENTS
+    password = demo.DEMO_PASSWORD if development else secrets.token_urlsafe(18)
+    added_users = 0
     if if_empty and not demo.is_empty(session=session):
         click.echo("The database already holds data: demo data not loaded.")
     else:
-        summary = demo.load_demo(session=session, data=data)
+        summary = demo.load_demo(session=session, data=data, password=password)
+        added_users = summary.users
         click.echo(
             f"Demo data: added {summary.organisations} organisations, {summary.users} users, "
             f"{summary.publications} publications, {summary.proposals} proposals, "
@@ -47,8 +56,11 @@ def load_command(if_empty: bool) -> None:
     present = set(
         session.exec(select(User.email).where(col(User.email).in_([e for _, e, _ in logins])))
     )
-    if present:
-        click.echo(f"Demo logins (password for all: {demo.DEMO_PASSWORD}):")
+    if present and not development and not added_users:
+        click.echo("Demo logins (their password was shown once, when they were loaded):")
+    elif present:
+        shown = "" if development else ", shown only this once"
+        click.echo(f"Demo logins (password for all: {password}{shown}):")
         for role, email, name in logins:
             if email in present:
                 click.echo(f"  {role:<9} {email}  ({name})")

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlmodel import Session, func, select
 
@@ -157,3 +158,33 @@ def test_recompute_reuses_cached_embeddings_and_keeps_acted_on_matches(
     after = {(m.proposal_id, m.offer_id, m.score) for m in session.exec(select(Match))}
     assert after == before
     assert session.get(Match, weakest.id).status == MatchStatus.interested_academic
+
+
+def test_outside_development_the_demo_admin_gets_a_random_password_shown_once(
+    app: Flask, session: Session
+) -> None:
+    """A public instance loaded with the demo data must not let whoever read the README sign
+    in as its administrator."""
+    import re
+
+    from argon2 import PasswordHasher
+    from argon2.exceptions import VerifyMismatchError
+
+    from app import create_app
+
+    production = create_app({**app.config, "TANDEM_ENV": "production"})
+    production.extensions["tandem.encoder"] = app.extensions["tandem.encoder"]
+    runner = production.test_cli_runner()
+    first = runner.invoke(args=["demo", "load"])
+    assert first.exit_code == 0, first.output
+    assert demo.DEMO_PASSWORD not in first.output
+    shown = re.search(r"password for all: (\S+), shown only this once", first.output)
+    assert shown, first.output
+    admin = session.exec(select(User).where(User.role == Role.admin)).one()
+    hasher = PasswordHasher()
+    assert hasher.verify(admin.password_hash, shown[1])
+    with pytest.raises(VerifyMismatchError):
+        hasher.verify(admin.password_hash, demo.DEMO_PASSWORD)
+    again = runner.invoke(args=["demo", "load"])
+    assert shown[1] not in again.output and "shown once, when they were loaded" in again.output
+    production.extensions["tandem.engine"].dispose()
