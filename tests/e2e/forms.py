@@ -5,6 +5,7 @@ input's aria-describedby)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 
@@ -88,3 +89,80 @@ def error_summary(page: Page) -> Locator:
 
 def flash(page: Page) -> Locator:
     return page.locator(".flashes")
+
+
+def make_sides(
+    server: LiveServer, *, academic: tuple[str, str], member: tuple[str, str]
+) -> tuple[User, User]:
+    """A researcher at Kestrel University and a member of Helios Compute, each given as
+    (email, name); returns (academic, member)."""
+    researcher = make_person(
+        server,
+        email=academic[0],
+        name=academic[1],
+        role=Role.academic,
+        organisation="Kestrel University",
+        kind=OrganisationKind.university,
+    )
+    company = make_person(
+        server,
+        email=member[0],
+        name=member[1],
+        role=Role.company,
+        organisation="Helios Compute",
+        kind=OrganisationKind.company,
+    )
+    return researcher, company
+
+
+MATCHED_PROPOSAL = "Learning protein structure from sparse cryo-EM maps"
+MATCHED_OFFER = "H100 hours for protein structure research"
+
+
+def make_matched_pair(
+    server: LiveServer, *, member_email: str, member_name: str, **proposal: Any
+) -> tuple[User, User]:
+    """A researcher at Kestrel University with an open proposal (MATCHED_PROPOSAL, with
+    `proposal` overriding its fields), a member of Helios Compute with an open compute offer
+    (MATCHED_OFFER), and the match the engine stores for them. Returns (academic, member)."""
+    from app.services import recommendations
+    from models import Offer, OfferKind, OfferStatus, Proposal, ProposalStatus
+
+    academic, member = make_sides(
+        server,
+        academic=("grace@kestrel.example.org", "Grace Hopper"),
+        member=(member_email, member_name),
+    )
+    fields = {
+        "title": MATCHED_PROPOSAL,
+        "abstract": "We learn protein structure from sparse cryo-EM density maps with "
+        "diffusion models and release the models openly.",
+        "research_areas": ["computational biology"],
+        "gpu_hours_needed": 2_000,
+        "status": ProposalStatus.open,
+        "author_id": academic.id,
+    }
+    with server.app.app_context(), server.session() as session:
+        session.add(Proposal(**{**fields, **proposal}))
+        session.add(
+            Offer(
+                kind=OfferKind.compute,
+                title=MATCHED_OFFER,
+                description="H100 hours for protein structure prediction and cryo-EM "
+                "reconstruction research that publishes openly.",
+                gpu_type="H100",
+                gpu_memory_gb=80,
+                gpu_hours_budget=20_000,
+                max_hours_per_project=5_000,
+                max_projects=4,
+                status=OfferStatus.open,
+                organisation_id=member.organisation_id,
+                created_by_id=member.id,
+            )
+        )
+        session.flush()
+        recommendations.recompute_all(
+            session=session, encoder=server.app.extensions["tandem.encoder"], k=5
+        )
+        session.commit()
+    return academic, member

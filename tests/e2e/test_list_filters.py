@@ -13,14 +13,12 @@ from models import (
     Offer,
     OfferKind,
     OfferStatus,
-    OrganisationKind,
     Proposal,
     ProposalStatus,
-    Role,
     User,
 )
 from tests.e2e.conftest import LiveServer, screenshot
-from tests.e2e.forms import NO_HORIZONTAL_SCROLL, UNLABELLED_INPUTS, make_person, sign_in
+from tests.e2e.forms import NO_HORIZONTAL_SCROLL, UNLABELLED_INPUTS, make_sides, sign_in
 
 # More than a page (20 a page) in the area chosen, so that its results run onto a second page.
 BIOLOGY = 23
@@ -34,21 +32,10 @@ BOTH = 1
 def listings(live_server: LiveServer) -> LiveServer:
     """Open proposals in two research areas and open offers of each kind, plus a draft and a
     closed one that the listings never show."""
-    academic = make_person(
+    academic, member = make_sides(
         live_server,
-        email="ada@kestrel.example.org",
-        name="Ada Byron",
-        role=Role.academic,
-        organisation="Kestrel University",
-        kind=OrganisationKind.university,
-    )
-    member = make_person(
-        live_server,
-        email="sam@helios.example.com",
-        name="Sam Reyes",
-        role=Role.company,
-        organisation="Helios Compute",
-        kind=OrganisationKind.company,
+        academic=("ada@kestrel.example.org", "Ada Byron"),
+        member=("sam@helios.example.com", "Sam Reyes"),
     )
     with live_server.session() as session:
         for number in range(BIOLOGY):

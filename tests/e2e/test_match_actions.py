@@ -11,81 +11,38 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlmodel import select
 
-from app.services import recommendations
 from models import (
     Match,
     MatchStatus,
     Offer,
-    OfferKind,
-    OfferStatus,
-    OrganisationKind,
     Proposal,
-    ProposalStatus,
-    Role,
 )
 from tests.e2e.conftest import ACTION_TIMEOUT_MS, LiveServer, screenshot
-from tests.e2e.forms import NO_HORIZONTAL_SCROLL, flash, make_person, sign_in
+from tests.e2e.forms import (
+    MATCHED_OFFER,
+    MATCHED_PROPOSAL,
+    NO_HORIZONTAL_SCROLL,
+    flash,
+    make_matched_pair,
+    sign_in,
+)
 
-PROPOSAL = "Learning protein structure from sparse cryo-EM maps"
-OFFER = "H100 hours for protein structure research"
+PROPOSAL, OFFER = MATCHED_PROPOSAL, MATCHED_OFFER
 # An address as long as real ones get: it must wrap, not widen the page.
 LONG_EMAIL = "samuel.reyes-okonkwo.research-partnerships@helios-compute-europe.example.com"
 
 
 @pytest.fixture
 def pair(live_server: LiveServer) -> LiveServer:
-    """A researcher's open proposal and a company's open offer, matched by the engine."""
-    academic = make_person(
+    """A researcher's open proposal needing compute and data, and a company's open compute
+    offer, matched by the engine."""
+    make_matched_pair(
         live_server,
-        email="grace@kestrel.example.org",
-        name="Grace Hopper",
-        role=Role.academic,
-        organisation="Kestrel University",
-        kind=OrganisationKind.university,
+        member_email=LONG_EMAIL,
+        member_name="Samuel Reyes-Okonkwo",
+        data_need="Cryo-EM density maps of membrane proteins",
+        data_domains=["structural biology"],
     )
-    member = make_person(
-        live_server,
-        email=LONG_EMAIL,
-        name="Samuel Reyes-Okonkwo",
-        role=Role.company,
-        organisation="Helios Compute",
-        kind=OrganisationKind.company,
-    )
-    with live_server.app.app_context(), live_server.session() as session:
-        session.add(
-            Proposal(
-                title=PROPOSAL,
-                abstract="We learn protein structure from sparse cryo-EM density maps with "
-                "diffusion models and release the models openly.",
-                research_areas=["computational biology"],
-                gpu_hours_needed=2_000,
-                data_need="Cryo-EM density maps of membrane proteins",
-                data_domains=["structural biology"],
-                status=ProposalStatus.open,
-                author_id=academic.id,
-            )
-        )
-        session.add(
-            Offer(
-                kind=OfferKind.compute,
-                title=OFFER,
-                description="H100 hours for protein structure prediction and cryo-EM "
-                "reconstruction research that publishes openly.",
-                gpu_type="H100",
-                gpu_memory_gb=80,
-                gpu_hours_budget=20_000,
-                max_hours_per_project=5_000,
-                max_projects=4,
-                status=OfferStatus.open,
-                organisation_id=member.organisation_id,
-                created_by_id=member.id,
-            )
-        )
-        session.flush()
-        recommendations.recompute_all(
-            session=session, encoder=live_server.app.extensions["tandem.encoder"], k=5
-        )
-        session.commit()
     return live_server
 
 
