@@ -51,6 +51,14 @@ class OfferKind(enum.StrEnum):
     data = "data"
     compute_data = "compute+data"
 
+    @property
+    def offers_compute(self) -> bool:
+        return self in (OfferKind.compute, OfferKind.compute_data)
+
+    @property
+    def offers_data(self) -> bool:
+        return self in (OfferKind.data, OfferKind.compute_data)
+
 
 class AccessMode(enum.StrEnum):
     remote = "remote"

@@ -73,6 +73,11 @@ class Proposal(ProposalBase, TimestampMixin, table=True):
     author: "User" = Relationship(back_populates="proposals")
 
     @property
+    def needs_data(self) -> bool:
+        """It asks for data: a description of the data it needs, or data domains."""
+        return bool((self.data_need or "").strip() or self.data_domains)
+
+    @property
     def matching_pending(self) -> bool:
         """Its matches are being recomputed in the background after a change."""
         requested, done = self.rematch_requested_at, self.rematched_at

@@ -12,9 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.services.matches import OPEN_FOR_INTEREST, Contact, Side
+from sqlmodel import Session
+
+from app.services.matches import OPEN_FOR_INTEREST, Contact, Side, counterpart
 from matching import strength
-from models import Match, MatchStatus, Offer, OfferKind, Proposal, Role
+from models import Match, MatchStatus, Offer, Proposal, Role
 
 # The resource-fit parts as a person reads them (matching/fit.py computes them).
 FIT_PART_LABELS: Mapping[str, str] = {
@@ -106,10 +108,6 @@ def _listing(words: Sequence[str]) -> str:
     return f"{', '.join(words[:-1])} and {words[-1]}"
 
 
-def _needs_data(proposal: Proposal) -> bool:
-    return bool((proposal.data_need or "").strip() or proposal.data_domains)
-
-
 def _topic_reason(explanation: Mapping[str, Any], match: Match, side: Side | None) -> str:
     components = match.components or {}
     publications = explanation.get("best_publications") or []
@@ -127,10 +125,8 @@ def _topic_reason(explanation: Mapping[str, Any], match: Match, side: Side | Non
 
 def _resource_reasons(proposal: Proposal, offer: Offer) -> list[str]:
     reasons = []
-    offers_compute = offer.kind in (OfferKind.compute, OfferKind.compute_data)
-    offers_data = offer.kind in (OfferKind.data, OfferKind.compute_data)
     needed = proposal.gpu_hours_needed or 0
-    if needed and offers_compute:
+    if needed and offer.kind.offers_compute:
         per_project = offer.max_hours_per_project or 0
         if per_project >= needed:
             reasons.append(f"covers all {needed:,} GPU hours needed")
@@ -138,8 +134,8 @@ def _resource_reasons(proposal: Proposal, offer: Offer) -> list[str]:
             reasons.append(f"covers {per_project:,} of the {needed:,} GPU hours needed")
     elif needed:
         reasons.append("data only: the GPU hours must come from a compute offer")
-    if _needs_data(proposal):
-        if offers_data:
+    if proposal.needs_data:
+        if offer.kind.offers_data:
             wanted = set(proposal.data_domains or [])
             shared = sorted(wanted & set(offer.data_domains or []))
             if shared:
@@ -176,6 +172,33 @@ def build(
         reasons=reasons,
         fit_parts=fit_parts,
         contact=contact if match.status == MatchStatus.introduced else None,
+        takes_interest=takes_interest,
+    )
+
+
+def for_viewer(
+    *,
+    session: Session,
+    viewer: Any,
+    match: Match,
+    proposal: Proposal,
+    offer: Offer,
+    takes_interest: bool = True,
+) -> MatchCard:
+    """The card of one match as `viewer` (the signed-in user, or anonymous) sees it: with the
+    actions of their side, and the other side's contact once they are introduced."""
+    side = viewer_side(viewer, proposal, offer)
+    contact = (
+        counterpart(session=session, match=match, viewer_id=viewer.id)
+        if side is not None and match.status == MatchStatus.introduced
+        else None
+    )
+    return build(
+        match=match,
+        proposal=proposal,
+        offer=offer,
+        side=side,
+        contact=contact,
         takes_interest=takes_interest,
     )
 

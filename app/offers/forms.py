@@ -51,8 +51,8 @@ IP_CHOICES = [
     SelectChoice(IpStance.company_owned.value, "Company-owned: we own the results"),
 ]
 
-COMPUTE_KINDS = frozenset({OfferKind.compute.value, OfferKind.compute_data.value})
-DATA_KINDS = frozenset({OfferKind.data.value, OfferKind.compute_data.value})
+COMPUTE_KINDS = frozenset(kind.value for kind in OfferKind if kind.offers_compute)
+DATA_KINDS = frozenset(kind.value for kind in OfferKind if kind.offers_data)
 COMPUTE_FIELDS = ("gpu_type", "gpu_memory_gb", "gpu_hours_budget", "max_hours_per_project")
 DATA_FIELDS = ("dataset_description", "data_domains")
 

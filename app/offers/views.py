@@ -12,10 +12,10 @@ from app.db import db_session
 from app.matcher import queued_rematch
 from app.matches import cards
 from app.offers.forms import ExclusionsForm, OfferForm, lines
-from app.services import catalogue, matches, offers, recommendations
+from app.services import catalogue, company_dashboard, offers, recommendations
 from app.services.errors import DomainError, InvalidInput, NotFound
 from app.web import local_path
-from models import MatchStatus, OfferKind, OfferStatus
+from models import OfferKind, OfferStatus
 
 bp = Blueprint("offers", __name__, url_prefix="/offers")
 
@@ -69,26 +69,24 @@ def _render_show(offer_id: int) -> ResponseReturnValue:
     viewer_id = current_user.id if current_user.is_authenticated else None
     offer = offers.viewable_offer(session=session, offer_id=offer_id, viewer_id=viewer_id)
     is_member = offers.is_member(session=session, user_id=viewer_id, offer=offer)
-    takes_projects = offers.offer_takes_projects(offer)
-    ranked = []
-    for match, proposal in catalogue.recommended_proposals(
-        session=session, offer_id=offer_id, limit=current_app.config["TANDEM_TOP_K"]
-    ):
-        side = cards.viewer_side(current_user, proposal, offer)
-        contact = (
-            matches.counterpart(session=session, match=match, viewer_id=viewer_id)
-            if side and viewer_id and match.status == MatchStatus.introduced
-            else None
+    takes_projects = company_dashboard.offer_takes_projects(offer)
+    ranked = [
+        (
+            cards.for_viewer(
+                session=session,
+                viewer=current_user,
+                match=match,
+                proposal=proposal,
+                offer=offer,
+                takes_interest=takes_projects,
+            ),
+            proposal,
+            catalogue.author_label(session=session, proposal=proposal),
         )
-        card = cards.build(
-            match=match,
-            proposal=proposal,
-            offer=offer,
-            side=side,
-            contact=contact,
-            takes_interest=takes_projects,
+        for match, proposal in catalogue.recommended_proposals(
+            session=session, offer_id=offer_id, limit=current_app.config["TANDEM_TOP_K"]
         )
-        ranked.append((card, proposal, catalogue.author_label(session=session, proposal=proposal)))
+    ]
     return render_template(
         "offers/show.html",
         offer=offer,
@@ -274,7 +272,7 @@ def exclusions() -> ResponseReturnValue:
 @roles_required("company")
 def mine() -> ResponseReturnValue:
     """The company's dashboard: its offers, each with its ranked proposals and capacity."""
-    dashboard = offers.company_dashboard(session=db_session(), user_id=current_user.id)
+    dashboard = company_dashboard.company_dashboard(session=db_session(), user_id=current_user.id)
     proposal_cards = {
         row.match.id: cards.build(
             match=row.match,

@@ -11,10 +11,9 @@ from app.db import db_session
 from app.matcher import queued_rematch
 from app.matches import cards
 from app.proposals.forms import ProposalForm
-from app.services import catalogue, matches, proposals, recommendations
+from app.services import catalogue, proposals, recommendations
 from app.services.errors import DomainError, InvalidInput, NotFound
 from app.web import local_path
-from models import MatchStatus
 
 bp = Blueprint("proposals", __name__, url_prefix="/proposals")
 
@@ -70,16 +69,15 @@ def show(proposal_id: int) -> ResponseReturnValue:
     )
     # Every offer matched with the proposal, for the coverage of its needs; the best are shown.
     matched = catalogue.recommended_offers(session=session, proposal_id=proposal_id, limit=None)
-    offer_cards = []
-    for match, offer in matched[: current_app.config["TANDEM_TOP_K"]]:
-        side = cards.viewer_side(current_user, proposal, offer)
-        contact = (
-            matches.counterpart(session=session, match=match, viewer_id=viewer_id)
-            if side and viewer_id and match.status == MatchStatus.introduced
-            else None
+    offer_cards = [
+        (
+            cards.for_viewer(
+                session=session, viewer=current_user, match=match, proposal=proposal, offer=offer
+            ),
+            offer,
         )
-        card = cards.build(match=match, proposal=proposal, offer=offer, side=side, contact=contact)
-        offer_cards.append((card, offer))
+        for match, offer in matched[: current_app.config["TANDEM_TOP_K"]]
+    ]
     is_author = viewer_id is not None and proposal.author_id == viewer_id
     return render_template(
         "proposals/show.html",
@@ -220,21 +218,17 @@ def mine() -> ResponseReturnValue:
     """The academic's dashboard: their proposals, each with its ranked offers."""
     session = db_session()
     overview = proposals.dashboard(session=session, author_id=current_user.id)
-    offer_cards = {}
-    for entry in overview.proposals:
-        for item in [*entry.offers, *entry.set_aside]:
-            contact = (
-                matches.counterpart(session=session, match=item.match, viewer_id=current_user.id)
-                if item.match.status == MatchStatus.introduced
-                else None
-            )
-            offer_cards[item.match.id] = cards.build(
-                match=item.match,
-                proposal=entry.proposal,
-                offer=item.offer,
-                side="academic",
-                contact=contact,
-            )
+    offer_cards = {
+        item.match.id: cards.for_viewer(
+            session=session,
+            viewer=current_user,
+            match=item.match,
+            proposal=entry.proposal,
+            offer=item.offer,
+        )
+        for entry in overview.proposals
+        for item in [*entry.offers, *entry.set_aside]
+    }
     return render_template(
         "dashboard/academic.html",
         overview=overview,

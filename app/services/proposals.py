@@ -24,7 +24,6 @@ from models import (
     Match,
     MatchStatus,
     Offer,
-    OfferKind,
     OfferStatus,
     Organisation,
     Proposal,
@@ -298,19 +297,16 @@ class Coverage:
 def coverage(proposal: Proposal, offers: Iterable[Offer]) -> Coverage:
     """How the fitting `offers` (the proposal's recommendations) cover its compute and data
     needs; a data offer counts for a proposal naming data domains only if it shares one."""
-    needs_data = bool((proposal.data_need or "").strip() or proposal.data_domains)
     wanted = set(proposal.data_domains or [])
     compute = data = 0
     for offer in offers:
-        if offer.kind in (OfferKind.compute, OfferKind.compute_data):
+        if offer.kind.offers_compute:
             compute += 1
-        if offer.kind in (OfferKind.data, OfferKind.compute_data) and (
-            not wanted or wanted & set(offer.data_domains or [])
-        ):
+        if offer.kind.offers_data and (not wanted or wanted & set(offer.data_domains or [])):
             data += 1
     return Coverage(
         needs_compute=(proposal.gpu_hours_needed or 0) > 0,
-        needs_data=needs_data,
+        needs_data=proposal.needs_data,
         data_domains=tuple(sorted(wanted)),
         compute_offers=compute,
         data_offers=data,

@@ -37,7 +37,6 @@ from models import (
     Match,
     MatchStatus,
     Offer,
-    OfferKind,
     OfferStatus,
     Organisation,
     Proposal,
@@ -141,7 +140,7 @@ def load_snapshot(*, session: Session) -> Snapshot:
             "gpu_hours_needed": p.gpu_hours_needed,
             "gpu_memory_min_gb": p.gpu_memory_min_gb,
             "gpu_type": p.gpu_type,
-            "needs_data": bool(p.data_need.strip() or p.data_domains),
+            "needs_data": p.needs_data,
             "requires_open_publication": p.requires_open_publication,
             "requires_open_source": p.requires_open_source,
             "ip_stance": p.ip_stance.value,
@@ -177,8 +176,7 @@ def load_snapshot(*, session: Session) -> Snapshot:
         start=np.array([_date64(p.earliest_start) for p in proposals], dtype="datetime64[D]"),
         duration_months=np.array([p.duration_months for p in proposals], dtype=np.float64),
         offer_domains=[
-            frozenset(o.data_domains) if o.kind != OfferKind.compute else frozenset()
-            for o in offers
+            frozenset(o.data_domains) if o.kind.offers_data else frozenset() for o in offers
         ],
         available_until=np.array(
             [_date64(o.available_until) for o in offers], dtype="datetime64[D]"
