@@ -12,9 +12,9 @@ An event (a new match above someone's threshold, or interest from the other side
   in one digest, best first.
 - `off`: dropped.
 
-Events whose proposal or offer has since closed, been hidden, or whose match was dismissed,
-and interest that was withdrawn, are dropped at dispatch: a mail should not point at
-something that is gone.
+Events whose proposal or offer has since closed, been hidden, or whose match was dismissed
+are dropped at dispatch: a mail should not point at something that is gone. Interest taken
+back removes its unannounced events at once (`forget_interest`).
 """
 
 from __future__ import annotations
@@ -243,7 +243,6 @@ def _update(session: Session, event: MatchEvent) -> Update | None:
         or offer.hidden
         or match is None
         or match.status not in STILL_OPEN
-        or (event.kind == "interest" and not _still_interested(match, event.side))
     ):
         return None
     organisation = session.get(Organisation, offer.organisation_id)
@@ -258,13 +257,6 @@ def _update(session: Session, event: MatchEvent) -> Update | None:
         offer_title=offer.title,
         organisation=organisation.name if organisation else "",
     )
-
-
-def _still_interested(match: Match, recipient_side: str) -> bool:
-    """Whether the side opposite the recipient is still interested (it may have withdrawn)."""
-    if recipient_side == "company":
-        return match.academic_interested_at is not None
-    return match.company_interested_at is not None
 
 
 def _recent_mails(session: Session, user_id: int, since: datetime) -> int:
