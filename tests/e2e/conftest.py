@@ -43,6 +43,7 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 812}
+NARROW_PHONE = {"width": 390, "height": 844}
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 E2E_DIR = Path(__file__).resolve().parent
 STARTUP_DEADLINE_S = 10.0
@@ -193,6 +194,13 @@ def _new_page(browser: Browser, viewport: dict[str, int]) -> Iterator[Page]:
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh desktop-sized tab (1280x900) with its own cookies."""
     yield from _new_page(browser, DESKTOP)
+
+
+@pytest.fixture(params=[DESKTOP, NARROW_PHONE], ids=["1280px", "390px"])
+def any_width_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
+    """A fresh tab at desktop width, and again at 390 px: a form test that takes it runs at
+    both widths (a file opts in by defining `page` as this)."""
+    yield from _new_page(browser, request.param)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from playwright.sync_api import Page, expect
 from sqlmodel import select
 
@@ -18,6 +19,12 @@ from tests.e2e.conftest import LiveServer, mail_text, wait_for_mail
 
 # The account page's threshold field (its exact words belong to the dashboard's form).
 LOWEST_SCORE = re.compile(r"^Lowest .* worth an email")
+
+
+@pytest.fixture
+def page(any_width_page: Page) -> Page:
+    """Every test here runs at 1280 px and again at 390 px (a phone)."""
+    return any_width_page
 
 
 def _member(server: LiveServer, *, two_factor: bool = False) -> User:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from models import OrganisationKind, Role
@@ -18,6 +19,12 @@ LINK_TARGETS = """links => links.map(link => {
   const target = document.getElementById(link.getAttribute('href').slice(1));
   return target ? target.tabIndex >= 0 && !target.disabled : null;
 })"""
+
+
+@pytest.fixture
+def page(any_width_page: Page) -> Page:
+    """Every test here runs at 1280 px and again at 390 px (a phone)."""
+    return any_width_page
 
 
 def _focused_id(page: Page) -> str:

@@ -3,6 +3,7 @@ after signing in, typed into its one box, saved with the page's own button."""
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page, expect
 from sqlmodel import select
 
@@ -20,6 +21,12 @@ from tests.e2e.forms import (
 
 LIST_LABEL = "Institutions and email domains never to be matched"
 SAVE = "Save the list for all our offers"
+
+
+@pytest.fixture
+def page(any_width_page: Page) -> Page:
+    """Every test here runs at 1280 px and again at 390 px (a phone)."""
+    return any_width_page
 
 
 def _member(server: LiveServer, *, offers: int) -> User:

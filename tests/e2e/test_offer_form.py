@@ -31,6 +31,12 @@ DATASET = "Two million de-identified chest X-rays with their reports, 2015-2023,
 
 
 @pytest.fixture
+def page(any_width_page: Page) -> Page:
+    """Every test here runs at 1280 px and again at 390 px (a phone)."""
+    return any_width_page
+
+
+@pytest.fixture
 def member(live_server: LiveServer) -> LiveServer:
     make_person(
         live_server,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import pytest
 from playwright.sync_api import Locator, Page, expect
 from sqlmodel import select
 
@@ -27,6 +28,12 @@ ABSTRACT = (
     "We learn dispatch policies for grid-scale batteries from five years of logged "
     "operations, compare them with the operator's rules, and publish policies and code."
 )
+
+
+@pytest.fixture
+def page(any_width_page: Page) -> Page:
+    """Every test here runs at 1280 px and again at 390 px (a phone)."""
+    return any_width_page
 
 
 def _academic(server: LiveServer) -> User:

@@ -4,6 +4,7 @@ deleted, each through the labels and the page's own buttons."""
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page, expect
 from sqlmodel import select
 
@@ -45,6 +46,12 @@ MALFORMED = """@article{okafor2022,
   year = {2020}
 }
 """
+
+
+@pytest.fixture
+def page(any_width_page: Page) -> Page:
+    """Every test here runs at 1280 px and again at 390 px (a phone)."""
+    return any_width_page
 
 
 def _titles(server: LiveServer) -> list[str]:
