@@ -3,6 +3,21 @@
 The embedded default writes each message as an `.eml` file under `instance/mail/` and logs a
 line, so a trial needs no mail server. Setting `MAIL_SERVER` sends over SMTP instead
 (STARTTLS with `MAIL_USE_TLS`, implicit TLS with `MAIL_USE_SSL`, optional login).
+
+The outbox sender (`send_pending`) opens one SMTP connection per run, then takes one due row
+at a time, each in its own short transaction, right before sending it. A sender killed
+mid-run holds only the row it was sending; every other row stays pending and the next run
+sends it at once.
+
+How long a claimed row is held (`LEASE`) follows from the SMTP timeout: every blocking socket
+operation gives up after `SMTP_TIMEOUT_S` (30 s; `sendall` counts the whole message as one).
+The connection is opened and greeted (EHLO, STARTTLS, login) before a row is claimed, so one
+row costs at most five operations: MAIL, RCPT (one recipient), DATA, the message with its
+final reply, and RSET after a refusal, i.e. 150 s, plus marking the row (the database waits
+at most 30 s for a lock). Five minutes covers that with room for clocks that differ between
+machines; a shorter lease would risk sending a row again while its first sender is still
+waiting for the server's reply. Before, a run claimed 100 rows up front and the lease had to
+cover the whole batch (10 minutes), which every one of them then waited after a crash.
 """
 
 from __future__ import annotations
@@ -12,6 +27,7 @@ import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
@@ -26,6 +42,8 @@ from models import Notification, NotificationStatus, User, utcnow
 
 log = logging.getLogger(__name__)
 
+SMTP_TIMEOUT_S = 30
+LEASE = timedelta(minutes=5)
 
 Recipient = str | tuple[str, str]
 
@@ -96,7 +114,7 @@ def connect() -> smtplib.SMTP:
     """An open, authenticated SMTP connection as the `MAIL_*` settings describe."""
     config = current_app.config
     host, port = config["MAIL_SERVER"], int(config.get("MAIL_PORT") or 0)
-    timeout = 30
+    timeout = SMTP_TIMEOUT_S
     if config.get("MAIL_USE_SSL"):
         smtp: smtplib.SMTP = smtplib.SMTP_SSL(
             host, port or 465, timeout=timeout, context=ssl.create_default_context()
@@ -108,6 +126,7 @@ def connect() -> smtplib.SMTP:
             smtp.starttls(context=ssl.create_default_context())
         if config.get("MAIL_USERNAME"):
             smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
+        smtp.ehlo_or_helo_if_needed()  # greeted here, not while a row is claimed
     except BaseException:
         smtp.close()
         raise
@@ -190,33 +209,41 @@ def _unsubscribe_urls(session: Session, claimed: list[Notification]) -> dict[int
 
 
 def send_pending(*, limit: int = 100) -> SendReport:
-    """Deliver the outbox rows that are due, each in its own short transaction: claim, send,
-    then mark sent / retry later / failed. Safe to run from several threads or processes."""
+    """Deliver up to `limit` due outbox rows, one at a time: claim a row (its own short
+    transaction), send it, then mark it sent / retry later / failed, each row right after the
+    last. Safe to run from several threads or processes."""
     engine = db.engine()
-    with Session(engine, expire_on_commit=False) as session:
-        claimed = outbox.claim_due(session=session, limit=limit)
-        session.commit()
-        unsubscribe_urls = _unsubscribe_urls(session, claimed)
+    over_smtp = bool(current_app.config.get("MAIL_SERVER"))
     sent = retried = failed = 0
-    # One SMTP connection for the batch. If the server cannot be reached at all, the rest of
-    # the batch waits for a later run instead of each message waiting out its own timeout.
+    # One SMTP connection for the run. If the server cannot be reached at all, the rest of
+    # the run's rows wait for a later run instead of each waiting out its own timeout.
     smtp: smtplib.SMTP | None = None
     unreachable: Exception | None = None
     try:
-        for notification in claimed:
-            try:
-                if unreachable is not None:
-                    raise unreachable
-                if current_app.config.get("MAIL_SERVER") and smtp is None:
-                    try:
-                        smtp = connect()
-                    except OSError as exc:
-                        unreachable = exc
-                        raise
-                message = message_for(
-                    notification, unsubscribe_url=unsubscribe_urls.get(notification.id or 0)
+        for _ in range(limit):
+            cannot_connect = unreachable
+            if over_smtp and smtp is None and unreachable is None:
+                with Session(engine) as session:
+                    if not outbox.has_due(session=session, lease=LEASE):
+                        break
+                try:
+                    smtp = connect()
+                except OSError as exc:
+                    cannot_connect = unreachable = exc
+                except smtplib.SMTPException as exc:
+                    cannot_connect = exc
+            with Session(engine, expire_on_commit=False) as session:
+                notification = outbox.claim_next(session=session, lease=LEASE)
+                session.commit()
+                if notification is None:
+                    break
+                unsubscribe_url = _unsubscribe_urls(session, [notification]).get(
+                    notification.id or 0
                 )
-                deliver(message, smtp=smtp)
+            try:
+                if cannot_connect is not None:
+                    raise cannot_connect
+                deliver(message_for(notification, unsubscribe_url=unsubscribe_url), smtp=smtp)
             except (OSError, ValueError, smtplib.SMTPException) as exc:
                 if isinstance(exc, OSError | smtplib.SMTPServerDisconnected) and smtp:
                     smtp.close()

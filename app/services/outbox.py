@@ -3,10 +3,17 @@ that causes them, and a sender delivers them afterwards.
 
 Delivery is at-least-once with one narrow window: a sender that dies after the SMTP server
 accepted a message but before it marked the row sent leaves the row `sending`. Once its lease
-(`LEASE`) expires, the next sender puts it back to pending and sends it again, with the same
+expires, the next sender puts it back to pending and sends it again, with the same
 Message-ID, so mail clients that de-duplicate by Message-ID show it once. In normal operation
 (no crash) every row is sent exactly once: a row is claimed by one sender with a conditional
 UPDATE before anything is sent.
+
+A sender takes one row at a time (`claim_next`), in its own short transaction, right before
+sending it: a sender that dies holds only the row it was sending, and every other row stays
+pending for the next sender. The lease must outlast the longest time one row can take to
+send (so no row is claimed again while its first sender is still at it); each sender says
+how long that is (`app/mail.py` explains its own). `claim_due` takes a batch at once, for
+senders whose batch ends well within `LEASE`.
 """
 
 from __future__ import annotations
@@ -93,22 +100,91 @@ def insert_new(*, session: Session, table: sa.Table, rows: list[dict], key: str)
     return added
 
 
-def claim_due(
-    *, session: Session, now: datetime | None = None, limit: int = 100, model: Any = Notification
-) -> list[Any]:
-    """Take up to `limit` due rows for this sender: each is moved from pending to sending by
-    a conditional UPDATE, so two senders never take the same row. Rows left `sending` longer
-    than LEASE (their sender died) are put back first. The caller commits."""
+def release_expired(
+    *, session: Session, now: datetime | None = None, lease: timedelta = LEASE, model: Any
+) -> None:
+    """Put back to pending the rows left `sending` longer than `lease` (their sender died)."""
     now = now or utcnow()
     table = model.__table__
     session.execute(
         sa.update(table)
         .where(
             table.c.status == NotificationStatus.sending,
-            table.c.claimed_at < now - LEASE,
+            table.c.claimed_at < now - lease,
         )
         .values(status=NotificationStatus.pending, last_error="sender stopped before confirming")
     )
+
+
+def has_due(
+    *,
+    session: Session,
+    now: datetime | None = None,
+    lease: timedelta = LEASE,
+    model: Any = Notification,
+) -> bool:
+    """Whether `claim_next` would find a row now (a due one, or one whose lease ran out): a
+    sender asks before it opens a connection, so an idle run opens none."""
+    now = now or utcnow()
+    due = sa.or_(
+        sa.and_(model.status == NotificationStatus.pending, col(model.next_attempt_at) <= now),
+        sa.and_(model.status == NotificationStatus.sending, col(model.claimed_at) < now - lease),
+    )
+    return session.exec(select(model.id).where(due).limit(1)).first() is not None
+
+
+def claim_next(
+    *,
+    session: Session,
+    now: datetime | None = None,
+    lease: timedelta = LEASE,
+    model: Any = Notification,
+) -> Any | None:
+    """Take the oldest due row for this sender (pending to sending by a conditional UPDATE, so
+    two senders never take the same row), or None when nothing is due. Rows left `sending`
+    longer than `lease` are put back first. The caller commits at once and sends the row
+    next, so that a sender that dies holds no row but the one it was sending."""
+    now = now or utcnow()
+    release_expired(session=session, now=now, lease=lease, model=model)
+    table = model.__table__
+    while True:
+        due = session.exec(
+            select(model.id)
+            .where(model.status == NotificationStatus.pending, col(model.next_attempt_at) <= now)
+            .order_by(col(model.next_attempt_at), col(model.id))
+            .limit(1)
+        ).first()
+        if due is None:
+            return None
+        result = session.execute(
+            sa.update(table)
+            .where(table.c.id == due, table.c.status == NotificationStatus.pending)
+            .values(status=NotificationStatus.sending, claimed_at=now, updated_at=now)
+        )
+        if result.rowcount == 1:
+            return session.exec(
+                select(model).where(model.id == due).execution_options(populate_existing=True)
+            ).one()
+        # Another sender took it between the SELECT and the UPDATE: take the next one.
+
+
+def claim_due(
+    *,
+    session: Session,
+    now: datetime | None = None,
+    limit: int = 100,
+    lease: timedelta = LEASE,
+    model: Any = Notification,
+) -> list[Any]:
+    """Take up to `limit` due rows for this sender: each is moved from pending to sending by
+    a conditional UPDATE, so two senders never take the same row. Rows left `sending` longer
+    than `lease` (their sender died) are put back first. The caller commits.
+
+    A sender that dies after this holds every row it took until the lease ends; senders that
+    send one row at a time use `claim_next` instead."""
+    now = now or utcnow()
+    table = model.__table__
+    release_expired(session=session, now=now, lease=lease, model=model)
     due = session.exec(
         select(model.id)
         .where(model.status == NotificationStatus.pending, col(model.next_attempt_at) <= now)

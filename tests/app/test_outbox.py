@@ -3,8 +3,15 @@ temporary failures retried, permanent ones recorded, nothing lost while the serv
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +23,9 @@ from app import mail
 from app.services import outbox
 from models import Notification, NotificationPreference, NotificationStatus, User, utcnow
 from tests.conftest import AuthActions
-from tests.smtp import SmtpServer
+from tests.smtp import ScriptedHandler, SmtpServer, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _queue(session: Session, *keys: str, to: str = "ada@example.org") -> None:
@@ -153,12 +162,12 @@ def test_a_sender_that_dies_after_the_smtp_reply_leads_to_one_resend_with_the_sa
     the row. After the lease the row is sent again, with the same Message-ID."""
     _queue(session, "a")
     with app.app_context():
-        (claimed,) = outbox.claim_due(session=session)
+        claimed = outbox.claim_next(session=session, lease=mail.LEASE)
         session.commit()
         mail.deliver(mail.message_for(claimed))  # ... and the process dies here.
     assert _send(app) == mail.SendReport()  # still leased to the dead sender
     row = _rows(session)[0]
-    row.claimed_at = utcnow() - outbox.LEASE - timedelta(seconds=1)
+    row.claimed_at = utcnow() - mail.LEASE - timedelta(seconds=1)
     session.add(row)
     session.commit()
     assert _send(app) == mail.SendReport(sent=1)
@@ -176,6 +185,86 @@ def test_two_senders_never_take_the_same_row(app: Flask, session: Session) -> No
         session.commit()
     assert {n.idempotency_key for n in first} == {"a", "b"}
     assert [n.idempotency_key for n in second] == ["c"]
+
+    _queue(session, "d", "e")
+    with app.app_context():
+        taken = [outbox.claim_next(session=session) for _ in range(3)]
+        session.commit()
+    assert [n and n.idempotency_key for n in taken] == ["d", "e", None]
+
+
+@dataclass
+class StallingHandler(ScriptedHandler):
+    """Holds the first message without answering until `release` is set (a server that has
+    stopped responding), then turns it away with a temporary error."""
+
+    stalled: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+        if not self.stalled.is_set():
+            self.stalled.set()
+            await asyncio.to_thread(self.release.wait, 300)
+            return "421 4.3.0 Service not available, closing channel"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_killed_sender_holds_only_the_mail_it_was_sending(
+    app: Flask, session: Session, tmp_path: Path
+) -> None:
+    """A `mail send-pending` process killed (SIGKILL) while the SMTP server sits on its first
+    message: the next sender delivers every other mail at once, and the one it was sending
+    goes out once its lease has run out."""
+    handler = StallingHandler()
+    server = SmtpServer(port=free_port(), handler=handler)
+    server.start()
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
+    _queue(session, "a", "b", "c", "d")
+    env = {
+        **os.environ,
+        "DATABASE_URL": app.config["DATABASE_URL"],
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "TANDEM_ENV": "test",
+        "TANDEM_INSTANCE_PATH": str(tmp_path / "sender-instance"),
+        "TANDEM_QUEUE": "immediate",
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(server.port),
+        "HF_HUB_OFFLINE": "1",
+    }
+    log_path = tmp_path / "sender.log"
+    try:
+        with log_path.open("w") as log:
+            sender = subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "app", "mail", "send-pending"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                stalled = handler.stalled.wait(120)
+            finally:
+                sender.kill()  # SIGKILL: no clean-up runs
+                sender.wait(timeout=60)
+        assert stalled, f"the sender never sent a message: {log_path.read_text()}"
+        assert [row.status for row in _rows(session)] == [NotificationStatus.sending] + [
+            NotificationStatus.pending
+        ] * 3, "the killed sender held more than the mail it was sending"
+
+        assert _send(app) == mail.SendReport(sent=3)
+        assert [m["Subject"] for m in handler.received] == ["Mail b", "Mail c", "Mail d"]
+        held = _rows(session)[0]
+        assert held.idempotency_key == "a" and held.status == NotificationStatus.sending
+
+        held.claimed_at = utcnow() - mail.LEASE - timedelta(seconds=1)
+        session.add(held)
+        session.commit()
+        assert _send(app) == mail.SendReport(sent=1)
+        assert [m["Subject"] for m in handler.received][-1] == "Mail a"
+        assert {row.status for row in _rows(session)} == {NotificationStatus.sent}
+    finally:
+        handler.release.set()
+        server.stop()
 
 
 def test_the_send_pending_command(app: Flask, session: Session, smtp: SmtpServer) -> None:
