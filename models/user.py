@@ -51,6 +51,8 @@ class User(UserBase, TimestampMixin, table=True):
     confirmed_at: datetime | None = Field(default=None, description="When the email was verified")
     tf_primary_method: str | None = Field(default=None, max_length=64)
     tf_totp_secret: str | None = Field(default=None, max_length=255)
+    # The time step of the last authenticator code accepted: a code is good once.
+    tf_totp_last_counter: int | None = Field(default=None)
     tf_phone_number: str | None = Field(default=None, max_length=128)
     organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
 

@@ -12,11 +12,13 @@ import hmac
 from datetime import timedelta
 from typing import Any
 
+import email_validator
 from flask import Flask, current_app, has_request_context, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import user_logged_out
 from flask_security import MailUtil, Security, SQLAlchemySessionUserDatastore, user_registered
+from flask_security.mail_util import EmailValidateException
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect
 from sqlmodel import select
@@ -26,6 +28,7 @@ from app.auth import forms
 from app.auth.account import Account
 from app.auth.messages import MESSAGES
 from app.auth.passwords import TandemPasswordUtil
+from app.auth.totp import OneTimeTotp
 from app.db import db_session
 from app.services import accounts, outbox
 from models import User, utcnow
@@ -53,7 +56,9 @@ def security_defaults(app: Flask) -> dict[str, Any]:
         "SECURITY_PASSWORD_COMPLEXITY_CHECKER": "zxcvbn",
         "SECURITY_ZXCVBN_MINIMUM_SCORE": 3,
         "SECURITY_PASSWORD_CHECK_BREACHED": False,
-        "SECURITY_EMAIL_VALIDATOR_ARGS": {"check_deliverability": False},
+        # Tandem's mail carries addresses in ASCII headers: an address whose part before the
+        # @ is not ASCII (SMTPUTF8) could never get its confirmation mail.
+        "SECURITY_EMAIL_VALIDATOR_ARGS": {"check_deliverability": False, "allow_smtputf8": False},
         "SECURITY_CONFIRM_EMAIL_WITHIN": timedelta(days=3),
         "SECURITY_RESET_PASSWORD_WITHIN": timedelta(hours=2),
         "SECURITY_JOIN_USER_ROLES": False,
@@ -115,10 +120,29 @@ class TandemMailUtil(MailUtil):
         session.commit()
 
     def normalize(self, email: str) -> str:
-        return super().normalize(email).lower()
+        return _ascii_address(super().normalize(email))
 
     def validate(self, email: str) -> str:
-        return super().validate(email).lower()
+        """An address Tandem can mail, as stored: refused at the field when the part before
+        the @ is not ASCII; an internationalised domain (exämple.com) is kept in its ASCII
+        form (xn--exmple-cua.com), which mail headers can carry and which signs in the same
+        however the domain is typed."""
+        if not email.strip().rpartition("@")[0].isascii():
+            raise EmailValidateException(NON_ASCII_LOCAL_PART)
+        return _ascii_address(super().validate(email))
+
+
+NON_ASCII_LOCAL_PART = (
+    "Tandem cannot send mail to an address with accents or non-Latin letters before the @. "
+    "Please use another address, e.g. ada@example.com."
+)
+
+
+def _ascii_address(address: str) -> str:
+    """A valid address with its domain in ASCII (punycode) form, lowercased."""
+    return email_validator.validate_email(
+        address, check_deliverability=False, allow_smtputf8=False
+    ).ascii_email.lower()
 
 
 def _public_links(text: str) -> str:
@@ -183,6 +207,7 @@ def init_app(app: Flask) -> None:
         two_factor_rescue_form=forms.TandemTwoFactorRescueForm,
         mail_util_cls=TandemMailUtil,
         password_util_cls=TandemPasswordUtil,
+        totp_cls=OneTimeTotp,
         render_template=render_with_status,
     )
     csrf.init_app(app)

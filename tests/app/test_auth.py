@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -15,7 +17,7 @@ from sqlmodel import Session, select
 from app import create_app
 from app.auth.passwords import is_common
 from models import Organisation, OrganisationKind, Role, User
-from tests.conftest import TEST_PASSWORD, AuthActions
+from tests.conftest import TEST_PASSWORD, AuthActions, totp_code
 
 STRONG = "orchid-tractor-meadow-91"
 
@@ -253,6 +255,55 @@ def test_administrators_sign_in_with_their_code(
     assert response.status_code == 422
     auth.second_factor(admin.email)
     assert client.get("/admin/").status_code == 200
+
+
+def test_an_authenticator_code_opens_the_account_once(
+    client: FlaskClient, app: Flask, make_admin: Callable[..., Any], session: Session
+) -> None:
+    """A code read over a shoulder (or replayed from a proxy log) is worthless once used."""
+    admin = make_admin()
+    code = totp_code(app, admin.tf_totp_secret)
+    client.post("/login", data={"email": admin.email, "password": TEST_PASSWORD})
+    assert client.post("/tf-validate", data={"code": code}).status_code == 302
+    client.post("/logout")
+
+    client.post("/login", data={"email": admin.email, "password": TEST_PASSWORD})
+    response = client.post("/tf-validate", data={"code": code})
+    assert response.status_code == 422
+    assert "That code is not right" in response.get_data(as_text=True)
+    assert client.get("/admin/").status_code != 200
+    session.expire_all()
+    last = session.get(User, admin.id).tf_totp_last_counter
+    next_code = totp_code(app, admin.tf_totp_secret, after=last)
+    assert client.post("/tf-validate", data={"code": next_code}).status_code == 302
+    assert client.get("/admin/").status_code == 200
+
+
+def test_one_code_sent_twice_at_the_same_moment_signs_in_once(
+    app: Flask, make_admin: Callable[..., Any]
+) -> None:
+    """Two sign-ins racing with the same code (real concurrent requests, on SQLite and
+    PostgreSQL): exactly one gets in, each time."""
+    for trial in range(10):
+        admin = make_admin()
+        clients = [app.test_client(), app.test_client()]
+        for number, client in enumerate(clients):
+            # Two devices: each has its own address, so the sign-in limits stay out of it.
+            client.environ_base["REMOTE_ADDR"] = f"192.0.2.{2 * trial + number}"
+            response = client.post("/login", data={"email": admin.email, "password": TEST_PASSWORD})
+            assert "/tf-validate" in response.headers["Location"]
+        code = totp_code(app, admin.tf_totp_secret)
+        start = threading.Barrier(len(clients))
+
+        def validate(
+            client: FlaskClient, start: threading.Barrier = start, code: str = code
+        ) -> int:
+            start.wait()
+            return client.post("/tf-validate", data={"code": code}).status_code
+
+        with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+            codes = sorted(pool.map(validate, clients))
+        assert codes == [302, 422], f"trial {trial}: {codes}"
 
 
 def test_sign_in_is_rate_limited_per_account(
