@@ -8,6 +8,8 @@
 - Session and remember-me cookies are `SameSite=Lax`, and `Secure` when the public address
   (`TANDEM_BASE_URL`) is HTTPS. Behind `TANDEM_PROXY_COUNT` reverse proxies, their
   `X-Forwarded-*` headers are trusted (werkzeug's ProxyFix), so HTTPS is seen as HTTPS.
+- Pages for a signed-in person, and the account pages, are `Cache-Control: private,
+  no-store`: after sign-out, Back on a shared computer shows nothing of theirs.
 - Request bodies are capped (`TANDEM_MAX_REQUEST_BYTES`): a larger one gets a 413 page
   before it is read.
 """
@@ -15,6 +17,7 @@
 from __future__ import annotations
 
 from flask import Flask, Response, request
+from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -37,6 +40,7 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 HSTS = "max-age=31536000; includeSubDomains"
+PERSONAL = "private, no-store"
 
 
 def init_app(app: Flask) -> None:
@@ -55,6 +59,8 @@ def init_app(app: Flask) -> None:
     def security_headers(response: Response) -> Response:
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.endpoint != "static" and current_user.is_authenticated:
+            response.headers.setdefault("Cache-Control", PERSONAL)
         if request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response

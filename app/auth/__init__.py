@@ -13,10 +13,10 @@ from datetime import timedelta
 from typing import Any
 
 import email_validator
-from flask import Flask, current_app, has_request_context, render_template, request
+from flask import Flask, current_app, g, has_request_context, render_template, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import user_logged_out
+from flask_login import user_logged_in, user_logged_out
 from flask_security import MailUtil, Security, SQLAlchemySessionUserDatastore, user_registered
 from flask_security.mail_util import EmailValidateException
 from flask_wtf import FlaskForm
@@ -65,6 +65,9 @@ def security_defaults(app: Flask) -> dict[str, Any]:
         # Aware UTC times, as every other timestamp in the database.
         "SECURITY_DATETIME_FACTORY": utcnow,
         "SECURITY_TWO_FACTOR_RESCUE_MAIL": app.config["TANDEM_SUPPORT_EMAIL"],
+        # Account pages are never stored by a browser or a shared cache. (The library's
+        # default, {"private": True, ...}, is rendered as "private=True".)
+        "SECURITY_CACHE_CONTROL": {"private": None, "no-store": None},
         "SECURITY_POST_LOGIN_VIEW": "/dashboard",
         "SECURITY_POST_REGISTER_VIEW": "/login",
         "SECURITY_POST_CONFIRM_VIEW": "/login",
@@ -175,6 +178,14 @@ def _on_registered(_sender: Flask, user: Account, form_data: dict[str, Any], **_
     accounts.join_organisation(session=session, user_id=user.id, name=form_data["organisation"])
 
 
+def _on_logged_in(_sender: Flask, user: Account | None = None, **_: Any) -> None:
+    """A new CSRF token for the signed-in session: a token seen before sign-in (on a shared
+    computer, or planted by another site) is worthless after it. Flask-Security does this at
+    sign-out only."""
+    session.pop("csrf_token", None)
+    g.pop("csrf_token", None)
+
+
 def _on_logged_out(_sender: Flask, user: Account | None = None, **_: Any) -> None:
     """Sign-out ends the session on the server, not only in this browser: a new uniquifier
     makes every session and remember-me cookie issued before it worthless (on every device,
@@ -212,6 +223,7 @@ def init_app(app: Flask) -> None:
     )
     csrf.init_app(app)
     user_registered.connect(_on_registered, app)
+    user_logged_in.connect(_on_logged_in, app)
     user_logged_out.connect(_on_logged_out, app)
 
     limiter = Limiter(

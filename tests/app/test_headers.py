@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -66,3 +68,43 @@ def test_an_oversized_body_is_refused_before_it_is_read(app: Flask, client: Flas
     )
     assert response.status_code == 413
     assert "Tandem" in response.get_data(as_text=True), "our own page, not a bare error"
+
+
+def test_account_and_personal_pages_are_never_stored(
+    client: FlaskClient, make_user: object
+) -> None:
+    for path in ("/login", "/register", "/reset", "/confirm"):
+        assert client.get(path).headers["Cache-Control"] == "private, no-store", path
+    assert "no-store" not in client.get("/").headers.get("Cache-Control", "")
+    make_user(email="ada@nb.example.org")  # type: ignore[operator]
+    client.post("/login", data={"email": "ada@nb.example.org", "password": TEST_PASSWORD})
+    for path in ("/dashboard", "/account", "/"):
+        assert client.get(path).headers["Cache-Control"] == "private, no-store", path
+
+
+def _csrf_token(page: str) -> str:
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token is not None
+    return token.group(1)
+
+
+def test_signing_in_gives_the_session_a_new_csrf_token(app: Flask, make_user: object) -> None:
+    """A CSRF token seen before sign-in (on a shared computer, or fixed by another site)
+    does not work for the signed-in session."""
+    protected = create_app({**app.config, "WTF_CSRF_ENABLED": True})
+    protected.extensions["tandem.encoder"] = app.extensions["tandem.encoder"]
+    make_user(email="ada@nb.example.org")  # type: ignore[operator]
+    client = protected.test_client()
+    before = _csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post(
+        "/login",
+        data={"email": "ada@nb.example.org", "password": TEST_PASSWORD, "csrf_token": before},
+    )
+    assert response.status_code == 302
+    assert client.post("/logout", data={"csrf_token": before}).status_code == 400
+    assert client.get("/account").status_code == 200, "still signed in"
+    after = _csrf_token(client.get("/account").get_data(as_text=True))
+    assert after != before
+    assert client.post("/logout", data={"csrf_token": after}).status_code == 302
+    assert client.get("/account").status_code == 302, "signed out"
+    protected.extensions["tandem.engine"].dispose()
