@@ -43,6 +43,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "TANDEM_SUPPORT_EMAIL": "support@tandem.example.org",
         "TANDEM_SIGNIN_LIMIT_ACCOUNT": "5 per minute;20 per hour",
         "TANDEM_SIGNIN_LIMIT_ADDRESS": "30 per minute;300 per hour",
+        # Password-reset, confirmation and sign-up mails to one address, on request.
+        "TANDEM_ACCOUNT_MAIL_LIMIT": "3 per hour;10 per day",
         "RATELIMIT_KEY_PREFIX": "tandem",
         "WTF_CSRF_TIME_LIMIT": None,
         # Job queue: sqlite (embedded), redis (with REDIS_URL) or immediate (tests); None
@@ -122,6 +124,7 @@ def from_environment() -> dict[str, Any]:
         "TANDEM_SUPPORT_EMAIL",
         "TANDEM_SIGNIN_LIMIT_ACCOUNT",
         "TANDEM_SIGNIN_LIMIT_ADDRESS",
+        "TANDEM_ACCOUNT_MAIL_LIMIT",
         "TANDEM_QUEUE",
         "TANDEM_QUEUE_NAME",
         "TANDEM_QUEUE_PATH",

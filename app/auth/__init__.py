@@ -22,6 +22,7 @@ from flask_security.mail_util import EmailValidateException
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect
 from sqlmodel import select
+from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.local import LocalProxy
 
 from app.auth import forms
@@ -58,6 +59,12 @@ def security_defaults(app: Flask) -> dict[str, Any]:
         "SECURITY_PASSWORD_CHECK_BREACHED": False,
         # Tandem's mail carries addresses in ASCII headers: an address whose part before the
         # @ is not ASCII (SMTPUTF8) could never get its confirmation mail.
+        # Sign-in, password reset, resend confirmation and sign-up answer the same for an
+        # address with an account and one without (forms.UniformAnswers keeps the messages
+        # about what was typed); sign-up with a taken address mails its owner instead.
+        "SECURITY_RETURN_GENERIC_RESPONSES": True,
+        # Sessions only: Flask-Security's auth tokens are not needed by anything in Tandem.
+        "SECURITY_API_ENABLED_METHODS": ["session"],
         "SECURITY_EMAIL_VALIDATOR_ARGS": {"check_deliverability": False, "allow_smtputf8": False},
         "SECURITY_CONFIRM_EMAIL_WITHIN": timedelta(days=3),
         "SECURITY_RESET_PASSWORD_WITHIN": timedelta(hours=2),
@@ -84,6 +91,10 @@ def security_defaults(app: Flask) -> dict[str, Any]:
     }
 
 
+# Mails the library sends under another mail's subject.
+SUBJECTS = {"welcome_existing": "Your Tandem account: someone tried to sign up with your address"}
+
+
 class TandemMailUtil(MailUtil):
     """Flask-Security's mails go through our mail layer; addresses are stored lowercased."""
 
@@ -101,6 +112,7 @@ class TandemMailUtil(MailUtil):
         Flask-Security calls this after it committed the account change, so the row gets
         its own short transaction."""
         name, email = recipient if isinstance(recipient, tuple) else ("", recipient)
+        subject = SUBJECTS.get(template.rsplit("/", 1)[-1], subject)
         body, html = _public_links(body or ""), _public_links(html or "")
         digest = hashlib.sha256(f"{subject}\0{body}\0{html}".encode()).hexdigest()[:24]
         session = db_session()
@@ -159,6 +171,9 @@ def _public_links(text: str) -> str:
 
 def render_with_status(template: str, **context: Any) -> Any:
     """Flask-Security's pages; a form sent back with errors answers 422, as ours do."""
+    for value in context.values():
+        if isinstance(value, forms.UniformAnswers):
+            value.restore_safe_errors()
     html = render_template(template, **context)
     has_errors = any(isinstance(value, FlaskForm) and value.errors for value in context.values())
     if request.method == "POST" and has_errors and not template.startswith("security/email/"):
@@ -170,6 +185,19 @@ def _account_key() -> str:
     """Rate-limit key for sign-in attempts on one account, whatever address they come from."""
     email = (request.form.get("email") or "").strip().lower()
     return f"account:{email or get_remote_address()}"
+
+
+def _refuse_json() -> None:
+    if request.blueprint == "security" and request.is_json:
+        raise UnsupportedMediaType(
+            "Tandem's account pages take forms sent from their pages, not JSON."
+        )
+
+
+def _mail_key() -> str:
+    """Rate-limit key for mails sent to one address on request."""
+    email = (request.form.get("email") or "").strip().lower()
+    return f"mail-to:{email or get_remote_address()}"
 
 
 def _on_registered(_sender: Flask, user: Account, form_data: dict[str, Any], **_: Any) -> None:
@@ -204,7 +232,7 @@ def init_app(app: Flask) -> None:
         Account,
         None,  # type: ignore[arg-type]  # the role is a column, see Account.roles
     )
-    Security(
+    security = Security(
         app,
         datastore,
         login_form=forms.TandemLoginForm,
@@ -221,6 +249,10 @@ def init_app(app: Flask) -> None:
         totp_cls=OneTimeTotp,
         render_template=render_with_status,
     )
+    # The account pages are HTML forms and nothing else: no JSON sign-in, so no bearer token
+    # is ever handed out (the partner API has its own scoped tokens), and no token signs in.
+    security.want_json(lambda _request: False)
+    app.before_request(_refuse_json)
     csrf.init_app(app)
     user_registered.connect(_on_registered, app)
     user_logged_in.connect(_on_logged_in, app)
@@ -245,6 +277,18 @@ def init_app(app: Flask) -> None:
     ):
         if endpoint in app.view_functions:
             app.view_functions[endpoint] = per_address(per_account(app.view_functions[endpoint]))
+    # Pages that mail an address on request: at most a few mails per address, whoever asks
+    # (counted when the page answered as done, so typing mistakes cost nothing).
+    mails_per_account = limiter.shared_limit(
+        app.config["TANDEM_ACCOUNT_MAIL_LIMIT"],
+        scope="account-mail",
+        key_func=_mail_key,
+        methods=["POST"],
+        deduct_when=lambda response: response.status_code < 400,
+    )
+    for endpoint in ("security.forgot_password", "security.send_confirmation", "security.register"):
+        if endpoint in app.view_functions:
+            app.view_functions[endpoint] = mails_per_account(app.view_functions[endpoint])
 
 
 def limiter() -> Limiter:

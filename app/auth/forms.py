@@ -23,6 +23,7 @@ from flask_security import (
     TwoFactorVerifyCodeForm,
     current_user,
 )
+from flask_security.utils import get_message
 from wtforms import RadioField, SelectChoice, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -55,12 +56,71 @@ class TandemWording:
             ]
 
 
+# What the library says about an account rather than about what was typed. On the pages
+# anyone can use (sign-in, password reset, resend confirmation) these are never shown to
+# someone who has not proved the password: the answer for an address with an account and for
+# one without must be the same (SECURITY_RETURN_GENERIC_RESPONSES).
+ACCOUNT_STATE_MESSAGES = (
+    "USER_DOES_NOT_EXIST",
+    "INVALID_PASSWORD",
+    "DISABLED_ACCOUNT",
+    "CONFIRMATION_REQUIRED",
+    "ALREADY_CONFIRMED",
+)
+# Held in form-level errors while the library hides field errors, so that a form whose only
+# problem is an empty or malformed address is not answered as a success.
+_HELD = "tandem:held-field-errors"
+
+
+class UniformAnswers:
+    """Keeps the field messages that reveal nothing about accounts.
+
+    With generic responses on, the library moves every message at the email and password
+    fields into one form-level "could not sign in" message, also "Enter your email address"
+    for a field left empty. This form records, as it validates, which of its messages are
+    only about what was typed (empty, malformed), or come after the password was proved;
+    `restore_safe_errors` puts them back at their fields just before the page is rendered.
+    """
+
+    uniform_fields: ClassVar[tuple[str, ...]] = ("email", "password")
+
+    def validate(self, **kwargs: Any) -> bool:
+        valid = super().validate(**kwargs)  # type: ignore[misc]
+        account_states = {get_message(name)[0] for name in ACCOUNT_STATE_MESSAGES}
+        proved = bool(getattr(self, "user_authenticated", False))
+        self.safe_errors: dict[str, list[str]] = {}
+        self.reveals_account = False
+        for name in self.uniform_fields:
+            field = getattr(self, name, None)
+            for message in getattr(field, "errors", None) or []:
+                if proved or message not in account_states:
+                    self.safe_errors.setdefault(name, []).append(message)
+                else:
+                    self.reveals_account = True
+        if self.safe_errors:
+            self.form_errors.append(_HELD)  # type: ignore[attr-defined]
+        return valid
+
+    def restore_safe_errors(self) -> None:
+        safe = getattr(self, "safe_errors", None)
+        if safe is None:
+            return
+        for name, messages in safe.items():
+            getattr(self, name).errors = list(messages)
+        generic = {get_message("GENERIC_AUTHN_FAILED")[0]}
+        self.form_errors[:] = [  # type: ignore[attr-defined]
+            message
+            for message in self.form_errors  # type: ignore[attr-defined]
+            if message != _HELD and (self.reveals_account or message not in generic)
+        ]
+
+
 def one_line(value: str | None) -> str | None:
     """Names are one line of text: line breaks and runs of spaces become single spaces."""
     return " ".join(value.split()) if isinstance(value, str) else value
 
 
-class TandemLoginForm(TandemWording, LoginForm):
+class TandemLoginForm(UniformAnswers, TandemWording, LoginForm):
     labels: ClassVar[dict[str, str]] = {
         "email": EMAIL,
         "remember": "Keep me signed in on this device",
@@ -135,11 +195,11 @@ class TandemRegisterForm(TandemWording, RegisterFormV2):
         return valid
 
 
-class TandemForgotPasswordForm(TandemWording, ForgotPasswordForm):
+class TandemForgotPasswordForm(UniformAnswers, TandemWording, ForgotPasswordForm):
     labels: ClassVar[dict[str, str]] = {"email": EMAIL}
 
 
-class TandemSendConfirmationForm(TandemWording, SendConfirmationForm):
+class TandemSendConfirmationForm(UniformAnswers, TandemWording, SendConfirmationForm):
     labels: ClassVar[dict[str, str]] = {"email": EMAIL}
 
 

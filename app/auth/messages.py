@@ -36,6 +36,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "error",
     ),
     "FORGOT_PASSWORD": ("Forgot your password?", "info"),
+    # One answer for an unknown address and a wrong password: sign-in tells nobody which
+    # addresses have accounts.
+    "GENERIC_AUTHN_FAILED": (
+        "That email address and password do not match a Tandem account. Check both and try "
+        "again, or choose a new password with “Forgot your password?”.",
+        "error",
+    ),
     # Fields.
     "EMAIL_NOT_PROVIDED": ("Enter your email address, e.g. ada@example.com.", "error"),
     "INVALID_EMAIL_ADDRESS": (
@@ -82,14 +89,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "This confirmation link expired after %(within)s. We sent a new one to %(email)s.",
         "error",
     ),
+    # The next two are said whether or not the address has an account (nobody learns which
+    # addresses do), so they say what happens if it has one.
     "CONFIRMATION_REQUEST": (
-        "We sent a new confirmation link to %(email)s. It can take a few minutes; check your "
-        "spam folder too.",
+        "If %(email)s has a Tandem account waiting for confirmation, we sent it a new link. "
+        "It can take a few minutes; check your spam folder too.",
         "info",
     ),
     # Forgotten and changed passwords.
     "PASSWORD_RESET_REQUEST": (
-        "We sent a link to choose a new password to %(email)s. It works once.",
+        "If %(email)s has a Tandem account, we sent it a link to choose a new password. "
+        "It works once; check your spam folder too.",
         "info",
     ),
     "PASSWORD_RESET_EXPIRED": (

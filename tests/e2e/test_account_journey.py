@@ -120,7 +120,7 @@ def test_sign_up_confirm_sign_in_out_and_reset_password(
     page.get_by_label("Email address").fill(email)
     page.get_by_role("button", name="Email me a reset link").click()
     expect(page.locator(".flashes")).to_contain_text(
-        f"We sent a link to choose a new password to {email}"
+        f"If {email} has a Tandem account, we sent it a link to choose a new password"
     )
     reset = wait_for_mail(live_server, "reset")
     assert reset["To"] == email
@@ -140,7 +140,7 @@ def test_sign_up_confirm_sign_in_out_and_reset_password(
     assert wait_for_mail(live_server, "reset", count=2)["To"] == email  # the notice
 
     _sign_in(page, email, NEW_PASSWORD)
-    expect(page.get_by_text("That password is not right")).to_be_visible()
+    expect(page.get_by_text("That email address and password do not match")).to_be_visible()
     _sign_in(page, email, RESET_PASSWORD)
     expect(page.get_by_role("heading", level=1)).to_have_text("Your dashboard")
 
