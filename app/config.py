@@ -45,6 +45,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "TANDEM_SIGNIN_LIMIT_ADDRESS": "30 per minute;300 per hour",
         # Password-reset, confirmation and sign-up mails to one address, on request.
         "TANDEM_ACCOUNT_MAIL_LIMIT": "3 per hour;10 per day",
+        # New search queries (each one embedded by the model) per person; see app/search/limits.py.
+        "TANDEM_SEARCH_LIMIT_ANONYMOUS": "20 per minute;200 per hour",
+        "TANDEM_SEARCH_LIMIT_SIGNED_IN": "60 per minute;1000 per hour",
         "RATELIMIT_KEY_PREFIX": "tandem",
         "WTF_CSRF_TIME_LIMIT": None,
         # Job queue: sqlite (embedded), redis (with REDIS_URL) or immediate (tests); None
@@ -125,6 +128,8 @@ def from_environment() -> dict[str, Any]:
         "TANDEM_SIGNIN_LIMIT_ACCOUNT",
         "TANDEM_SIGNIN_LIMIT_ADDRESS",
         "TANDEM_ACCOUNT_MAIL_LIMIT",
+        "TANDEM_SEARCH_LIMIT_ANONYMOUS",
+        "TANDEM_SEARCH_LIMIT_SIGNED_IN",
         "TANDEM_QUEUE",
         "TANDEM_QUEUE_NAME",
         "TANDEM_QUEUE_PATH",

@@ -89,6 +89,10 @@ class Encoder:
     def dimension(self) -> int:
         return int(self.model.get_embedding_dimension())
 
+    def knows(self, text: str) -> bool:
+        """Whether `text`'s vector is in this process's memory (embedding it costs nothing)."""
+        return content_hash(text) in self._memory
+
     def encode(self, texts: Sequence[str], *, store: EmbeddingStore | None = None) -> np.ndarray:
         """Embed `texts`: float32 array of shape (len(texts), dimension), rows of unit norm.
 

@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from app.db import db_session
 from app.matcher import get_encoder
+from app.search import limits
 from app.search.forms import SearchForm
 from app.services import search
 
@@ -20,9 +21,14 @@ def index() -> ResponseReturnValue:
     form = SearchForm(request.args, options=search.filter_options(session=session))
     if not form.validate():
         return render_template("search/index.html", form=form, results=None), 422
+    encoder = get_encoder()
+    wait = limits.wait_before(form.criteria().text.strip(), encoder)
+    if wait is not None:
+        page = render_template("search/index.html", form=form, results=None, wait=wait)
+        return page, 429, {"Retry-After": str(wait)}
     results = search.search(
         session=session,
-        encoder=get_encoder(),
+        encoder=encoder,
         criteria=form.criteria(),
         page=form.page.data or 1,
         per_page=current_app.config["TANDEM_PAGE_SIZE"],

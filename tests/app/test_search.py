@@ -4,6 +4,7 @@ shows drafts, hidden items or who wrote a proposal."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from html.parser import HTMLParser
@@ -430,3 +431,44 @@ def test_demo_searches_find_the_topic_and_hide_the_unrelated(
     assert unrelated.status_code == 200
     assert _results(unrelated.data) == []
     assert "No proposals or offers match “poetry about cats”" in _text(unrelated.data)
+
+
+def test_new_searches_are_limited_per_person_and_repeats_cost_nothing(
+    app: Any, make_user: Callable[..., Any], make_proposal: Callable[..., Any]
+) -> None:
+    """Each new query is embedded on the CPU that serves every page: one client may run only
+    so many; a query searched again, browsing and another person are not held back."""
+    from app import create_app
+
+    limited = create_app(
+        {
+            **app.config,
+            "TANDEM_SEARCH_LIMIT_ANONYMOUS": "3 per minute",
+            "TANDEM_SEARCH_LIMIT_SIGNED_IN": "5 per minute",
+        }
+    )
+    limited.extensions["tandem.encoder"] = app.extensions["tandem.encoder"]
+    make_proposal()  # something to search, so that each new query is embedded
+    run = uuid.uuid4().hex[:8]
+    anonymous = limited.test_client()
+    for n in range(3):
+        assert anonymous.get(f"/search/?q=graph+networks+{run}+{n}").status_code == 200
+    response = anonymous.get(f"/search/?q=protein+folding+{run}")
+    assert response.status_code == 429
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    page = response.get_data(as_text=True)
+    assert "You have run many new searches in a short time" in page
+    assert f'value="protein folding {run}"' in page, "the query typed is kept"
+    assert anonymous.get(f"/search/?q=graph+networks+{run}+0").status_code == 200
+    assert anonymous.get(f"/search/?q=graph+networks+{run}+0&page=2").status_code in (200, 422)
+    assert anonymous.get("/search/?type=offers").status_code == 200
+
+    other = limited.test_client()
+    other.environ_base["REMOTE_ADDR"] = "192.0.2.10"
+    assert other.get(f"/search/?q=protein+folding+{run}").status_code == 200
+
+    signed_in = limited.test_client()
+    AuthActions(signed_in).login(make_user().email)
+    codes = [signed_in.get(f"/search/?q=climate+{run}+{n}").status_code for n in range(6)]
+    assert codes == [200] * 5 + [429]
+    limited.extensions["tandem.engine"].dispose()
