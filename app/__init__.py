@@ -12,8 +12,8 @@ from apiflask import APIFlask
 from flask import Flask
 
 from app import config, db
+from app.config import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 API_VERSION = "1.0.0"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,64 +14,102 @@ from flask.cli import run_command
 
 from matching.scoring import ScoreWeights
 
+# The repository: templates, static files, migrations and the default instance folder.
+ROOT = Path(__file__).resolve().parent.parent
 DEV_ENVIRONMENTS = {"development", "test"}
 DEFAULT_PORT = 5000
 # Addresses a server listens on that no browser should be sent to.
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name (the environment variable and the config key), its default and
+    how its text is read from the environment."""
+
+    name: str
+    default: Any = None
+    kind: type = str  # str, int, float or bool
+
+    def parse(self, text: str) -> Any:
+        if self.kind is bool:
+            return text.strip().lower() in {"1", "true", "yes", "on"}
+        if self.kind is str:
+            return text
+        try:
+            return self.kind(text)
+        except ValueError as exc:
+            what = "a whole number" if self.kind is int else "a number"
+            raise RuntimeError(f"{self.name} must be {what}, got {text!r}") from exc
+
+
+# Every setting read from the environment, declared once; `.env.example` documents each one
+# (tests/app/test_config.py checks that the two agree).
+SETTINGS: tuple[Setting, ...] = (
+    Setting("SECRET_KEY"),
+    Setting("TANDEM_ENV", "production"),
+    Setting("DATABASE_URL"),  # default: instance/tandem.db, see defaults()
+    Setting("TANDEM_MODEL"),
+    # Set, it wins; unset, links name the running server (see served_address).
+    Setting("TANDEM_BASE_URL"),
+    Setting("TANDEM_TOP_K", 5, int),
+    Setting("TANDEM_PAGE_SIZE", 20, int),
+    Setting("TANDEM_SCORE_WEIGHTS"),
+    Setting("REDIS_URL"),
+    # Job queue: sqlite (embedded), redis (with REDIS_URL) or immediate (tests); None picks
+    # redis when REDIS_URL is set, else sqlite.
+    Setting("TANDEM_QUEUE"),
+    Setting("TANDEM_QUEUE_NAME", "tandem"),
+    Setting("TANDEM_QUEUE_PATH"),
+    # Consumer threads in the app process: None means 2 with sqlite, 0 with redis (Redis
+    # queues are consumed by `flask --app app worker` processes).
+    Setting("TANDEM_QUEUE_THREADS", None, int),
+    Setting("TANDEM_MAILS_PER_HOUR", 4, int),
+    # Largest request body accepted (bytes); larger ones get a 413 before being read.
+    Setting("TANDEM_MAX_REQUEST_BYTES", 5 * 1024 * 1024, int),
+    # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
+    Setting("TANDEM_PROXY_COUNT", 0, int),
+    # Partner API: requests per token, and how long a change waits before the feed shows it
+    # (a transaction stamps updated_at a moment before it commits).
+    Setting("TANDEM_API_RATE_LIMIT", "600 per minute"),
+    Setting("TANDEM_API_SETTLE_SECONDS", 2, float),
+    # Webhooks to private addresses: None means only in development and test.
+    Setting("TANDEM_WEBHOOKS_ALLOW_PRIVATE", None, bool),
+    Setting("MAIL_SERVER"),
+    Setting("MAIL_PORT", None, int),
+    Setting("MAIL_USE_TLS", False, bool),
+    Setting("MAIL_USE_SSL", False, bool),
+    Setting("MAIL_USERNAME"),
+    Setting("MAIL_PASSWORD"),
+    Setting("MAIL_DEFAULT_SENDER", "Tandem <no-reply@tandem.example.org>"),
+    Setting("TANDEM_MAIL_DIR"),
+    Setting("TANDEM_TOTP_SECRET"),
+    Setting("TANDEM_SIGNIN_LIMIT_ACCOUNT", "5 per minute;20 per hour"),
+    Setting("TANDEM_SIGNIN_LIMIT_ADDRESS", "30 per minute;300 per hour"),
+    # Password-reset, confirmation and sign-up mails to one address, on request.
+    Setting("TANDEM_ACCOUNT_MAIL_LIMIT", "3 per hour;10 per day"),
+    # New search queries (each one embedded by the model) per person: app/search/limits.py.
+    Setting("TANDEM_SEARCH_LIMIT_ANONYMOUS", "20 per minute;200 per hour"),
+    Setting("TANDEM_SEARCH_LIMIT_SIGNED_IN", "60 per minute;1000 per hour"),
+    Setting("TANDEM_SUPPORT_EMAIL", "support@tandem.example.org"),
+)
+# Read from the environment elsewhere (and documented in `.env.example` too): the served
+# port, the instance folder, the test database, and the model hub switch.
+OTHER_ENVIRONMENT = ("PORT", "TANDEM_INSTANCE_PATH", "TANDEM_TEST_DATABASE_URL", "HF_HUB_OFFLINE")
+# Library settings Tandem fixes, not read from the environment.
+FIXED: dict[str, Any] = {
+    "RATELIMIT_KEY_PREFIX": "tandem",
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "WTF_CSRF_TIME_LIMIT": None,
+}
+
+
 def defaults(instance_path: str) -> dict[str, Any]:
-    return {
-        "DATABASE_URL": f"sqlite:///{Path(instance_path) / 'tandem.db'}",
-        "TANDEM_MODEL": None,
-        # Set, it wins (see from_environment); unset, links name the running server.
-        "TANDEM_BASE_URL": None if os.environ.get("TANDEM_BASE_URL") else served_address(),
-        "TANDEM_TOP_K": 5,
-        "TANDEM_PAGE_SIZE": 20,
-        "TANDEM_ENV": "production",
-        "TANDEM_SCORE_WEIGHTS": None,
-        "SECRET_KEY": None,
-        "REDIS_URL": None,
-        "MAIL_SERVER": None,
-        "MAIL_PORT": None,
-        "MAIL_USE_TLS": False,
-        "MAIL_USE_SSL": False,
-        "MAIL_USERNAME": None,
-        "MAIL_PASSWORD": None,
-        "MAIL_DEFAULT_SENDER": "Tandem <no-reply@tandem.example.org>",
-        "TANDEM_MAIL_DIR": None,
-        "TANDEM_TOTP_SECRET": None,
-        "TANDEM_SUPPORT_EMAIL": "support@tandem.example.org",
-        "TANDEM_SIGNIN_LIMIT_ACCOUNT": "5 per minute;20 per hour",
-        "TANDEM_SIGNIN_LIMIT_ADDRESS": "30 per minute;300 per hour",
-        # Password-reset, confirmation and sign-up mails to one address, on request.
-        "TANDEM_ACCOUNT_MAIL_LIMIT": "3 per hour;10 per day",
-        # New search queries (each one embedded by the model) per person; see app/search/limits.py.
-        "TANDEM_SEARCH_LIMIT_ANONYMOUS": "20 per minute;200 per hour",
-        "TANDEM_SEARCH_LIMIT_SIGNED_IN": "60 per minute;1000 per hour",
-        "RATELIMIT_KEY_PREFIX": "tandem",
-        "WTF_CSRF_TIME_LIMIT": None,
-        # Job queue: sqlite (embedded), redis (with REDIS_URL) or immediate (tests); None
-        # picks redis when REDIS_URL is set, else sqlite.
-        "TANDEM_QUEUE": None,
-        "TANDEM_QUEUE_NAME": "tandem",
-        "TANDEM_QUEUE_PATH": None,
-        # Consumer threads in the app process: None means 2 with sqlite, 0 with redis
-        # (Redis queues are consumed by `flask --app app worker` processes).
-        "TANDEM_QUEUE_THREADS": None,
-        "TANDEM_MAILS_PER_HOUR": 4,
-        # Largest request body accepted (bytes); larger ones get a 413 before being read.
-        "TANDEM_MAX_REQUEST_BYTES": 5 * 1024 * 1024,
-        # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
-        "TANDEM_PROXY_COUNT": 0,
-        # Partner API: requests per token, and how long a change waits before the feed
-        # shows it (a transaction stamps updated_at a moment before it commits).
-        "TANDEM_API_RATE_LIMIT": "600 per minute",
-        "TANDEM_API_SETTLE_SECONDS": 2,
-        "RATELIMIT_HEADERS_ENABLED": True,
-        # Webhooks to private addresses: None means only in development and test.
-        "TANDEM_WEBHOOKS_ALLOW_PRIVATE": None,
-    }
+    values = {setting.name: setting.default for setting in SETTINGS} | FIXED
+    values["DATABASE_URL"] = f"sqlite:///{Path(instance_path) / 'tandem.db'}"
+    if not os.environ.get("TANDEM_BASE_URL"):
+        values["TANDEM_BASE_URL"] = served_address()
+    return values
 
 
 def served_address() -> str:
@@ -108,60 +147,12 @@ def served_address() -> str:
 
 
 def from_environment() -> dict[str, Any]:
-    """Every variable `.env.example` documents, when set."""
-    values: dict[str, Any] = {}
-    for name in (
-        "DATABASE_URL",
-        "TANDEM_MODEL",
-        "TANDEM_BASE_URL",
-        "TANDEM_ENV",
-        "TANDEM_SCORE_WEIGHTS",
-        "SECRET_KEY",
-        "REDIS_URL",
-        "MAIL_SERVER",
-        "MAIL_USERNAME",
-        "MAIL_PASSWORD",
-        "MAIL_DEFAULT_SENDER",
-        "TANDEM_MAIL_DIR",
-        "TANDEM_TOTP_SECRET",
-        "TANDEM_SUPPORT_EMAIL",
-        "TANDEM_SIGNIN_LIMIT_ACCOUNT",
-        "TANDEM_SIGNIN_LIMIT_ADDRESS",
-        "TANDEM_ACCOUNT_MAIL_LIMIT",
-        "TANDEM_SEARCH_LIMIT_ANONYMOUS",
-        "TANDEM_SEARCH_LIMIT_SIGNED_IN",
-        "TANDEM_QUEUE",
-        "TANDEM_QUEUE_NAME",
-        "TANDEM_QUEUE_PATH",
-        "TANDEM_API_RATE_LIMIT",
-    ):
-        if os.environ.get(name):
-            values[name] = os.environ[name]
-    for name in ("MAIL_USE_TLS", "MAIL_USE_SSL", "TANDEM_WEBHOOKS_ALLOW_PRIVATE"):
-        if os.environ.get(name):
-            values[name] = os.environ[name].strip().lower() in {"1", "true", "yes", "on"}
-    for name in (
-        "TANDEM_TOP_K",
-        "TANDEM_PAGE_SIZE",
-        "MAIL_PORT",
-        "TANDEM_QUEUE_THREADS",
-        "TANDEM_MAILS_PER_HOUR",
-        "TANDEM_MAX_REQUEST_BYTES",
-        "TANDEM_PROXY_COUNT",
-    ):
-        if os.environ.get(name):
-            try:
-                values[name] = int(os.environ[name])
-            except ValueError as exc:
-                raise RuntimeError(
-                    f"{name} must be a whole number, got {os.environ[name]!r}"
-                ) from exc
-    if os.environ.get("TANDEM_API_SETTLE_SECONDS"):
-        try:
-            values["TANDEM_API_SETTLE_SECONDS"] = float(os.environ["TANDEM_API_SETTLE_SECONDS"])
-        except ValueError as exc:
-            raise RuntimeError("TANDEM_API_SETTLE_SECONDS must be a number of seconds") from exc
-    return values
+    """Every setting that is set in the environment, read as its kind."""
+    return {
+        setting.name: setting.parse(os.environ[setting.name])
+        for setting in SETTINGS
+        if os.environ.get(setting.name)
+    }
 
 
 def ensure_secret_key(app: Flask) -> None:

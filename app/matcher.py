@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import functools
-
 from flask import current_app
 
 from app.services.recommendations import DeferredRematch, Rematch
-from matching import Encoder, load_model
-from matching.embeddings import PACKAGED_MODEL
+from matching import Encoder, default_encoder
 from matching.scoring import ScoreWeights
-
-
-@functools.lru_cache(maxsize=4)
-def _encoder_for(model_name: str) -> Encoder:
-    return Encoder(load_model(model_name), model_name=model_name)
 
 
 def get_encoder() -> Encoder:
     """The encoder for the app's `TANDEM_MODEL` (tests may place one in `app.extensions`)."""
     encoder = current_app.extensions.get("tandem.encoder")
     if encoder is None:
-        encoder = _encoder_for(current_app.config["TANDEM_MODEL"] or PACKAGED_MODEL)
+        encoder = default_encoder(current_app.config["TANDEM_MODEL"])
         current_app.extensions["tandem.encoder"] = encoder
     return encoder
 

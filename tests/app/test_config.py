@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,26 @@ def test_tandem_base_url_wins_over_the_served_port(monkeypatch: pytest.MonkeyPat
     with run_command.make_context("run", ["--port", "8123"]):
         app = create_app({"TESTING": True})
     assert app.config["TANDEM_BASE_URL"] == "https://tandem.example.org"
+
+
+def test_every_setting_is_documented_in_env_example_and_nothing_else_is() -> None:
+    """Settings are declared once (app/config.py SETTINGS); `.env.example` names each of them
+    and the few variables read elsewhere, and nothing the app does not read."""
+    from app.config import OTHER_ENVIRONMENT, ROOT, SETTINGS
+
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    documented = re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE)
+    assert len(documented) == len(set(documented)), "each variable once"
+    assert set(documented) == {s.name for s in SETTINGS} | set(OTHER_ENVIRONMENT)
+
+
+def test_the_app_reads_only_declared_variables() -> None:
+    from app.config import OTHER_ENVIRONMENT, ROOT, SETTINGS
+
+    declared = {s.name for s in SETTINGS} | set(OTHER_ENVIRONMENT)
+    read: set[str] = set()
+    for path in (ROOT / "app").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        read |= set(re.findall(r"os\.environ(?:\.get)?[\[(]\"([A-Z0-9_]+)\"", text))
+        read |= set(re.findall(r"os\.getenv\(\"([A-Z0-9_]+)\"", text))
+    assert read - declared - {"FLASK_RUN_HOST", "FLASK_RUN_PORT"} == set()
