@@ -9,6 +9,15 @@ change, and delivering mail, now and on a schedule.
 
 Workers run tasks on threads, never on processes forked from the app: a process forked after
 torch has run inference hangs on its next inference.
+
+Re-rankings run one at a time (they read and rewrite the same ranked lists), under a lock
+that a dead worker cannot keep: on Redis it expires `LOCK_TTL_S` after it was last renewed,
+and a thread renews it every `LOCK_RENEW_S` while its re-ranking runs, so a worker killed
+mid-task frees it within `LOCK_TTL_S` while live workers on any number of machines still
+exclude each other. The embedded queue has one consuming process, which clears the lock when
+its threads start. A re-ranking lost with its worker (taken off the queue, never finished) is
+found from the items themselves and queued again: when a worker or the embedded threads
+start, and by an every-minute sweep.
 """
 
 from __future__ import annotations
@@ -16,14 +25,21 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import redis
 from flask import Flask, current_app
-from huey import Huey, RedisExpireHuey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, RedisExpireHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
+from huey.exceptions import TaskLockedException
+from huey.storage import RedisExpireStorage
 from sqlmodel import Session
 
 from app import db, notify
@@ -34,10 +50,107 @@ from models import utcnow
 
 log = logging.getLogger(__name__)
 
-LOCK_TTL_S = 600
+# The Redis re-ranking lock: free this long after its worker stopped renewing it (died), renewed
+# this often while its re-ranking runs (four renewals can fail before it lapses), and no
+# longer renewed after LOCK_MAX_HOLD_S (a re-ranking running that long is stuck).
+LOCK_TTL_S = 15
+LOCK_RENEW_S = 3
+LOCK_MAX_HOLD_S = 600
 # A re-ranking asked for this long ago and not finished is taken as lost (its worker died, or
 # the queue lost the task) and queued again by the every-minute sweep.
 UNFINISHED_AFTER = timedelta(seconds=60)
+RematchItem = tuple[str, int]
+
+
+class RematchLock(Protocol):
+    def held(self, kind: str, item_id: int) -> Any:
+        """A context manager: holds the lock for re-ranking this item, or raises huey's
+        TaskLockedException (the task is retried) when another re-ranking holds it."""
+
+    def holder(self) -> RematchItem | None:
+        """The item whose re-ranking holds the lock now, when that is known."""
+
+
+class EmbeddedRematchLock:
+    """huey's own lock for the embedded queue: its one consuming process clears it when its
+    threads start (a process killed mid-task leaves it taken)."""
+
+    def __init__(self, huey: Huey) -> None:
+        self._lock = huey.lock_task("rematch")
+
+    @contextmanager
+    def held(self, kind: str, item_id: int) -> Iterator[None]:
+        with self._lock:
+            yield
+
+    def holder(self) -> RematchItem | None:
+        return None
+
+
+class RedisRematchLock:
+    """One re-ranking at a time across every worker, never held long by a dead one.
+
+    redis-py's lock on huey's key for the "rematch" lock (so huey's `lock_task("rematch")`,
+    `is_locked` and `flush_locks` see it), with an expiry of LOCK_TTL_S that a thread renews
+    every LOCK_RENEW_S while the re-ranking runs. Its value, checked by every renewal and the
+    release, is a random token followed by the item, so that only the holder renews or frees
+    it, and the sweep can tell which item is being re-ranked."""
+
+    def __init__(self, huey: Huey) -> None:
+        storage = huey.storage
+        if not isinstance(storage, RedisExpireStorage):
+            raise TypeError("the Redis re-ranking lock needs huey's RedisExpireStorage")
+        self._redis: redis.Redis = storage.conn
+        self.key = storage.result_key(f"{huey.name}.lock.rematch")
+
+    @contextmanager
+    def held(self, kind: str, item_id: int) -> Iterator[None]:
+        lock = self._redis.lock(self.key, timeout=LOCK_TTL_S, thread_local=False)
+        if not lock.acquire(blocking=False, token=f"{uuid.uuid4().hex} {kind} {item_id}"):
+            raise TaskLockedException("another re-ranking holds the lock")
+        finished = threading.Event()
+        renewer = threading.Thread(
+            target=self._renew,
+            args=(lock, finished),
+            name=f"rematch-lock-{kind}-{item_id}",
+            daemon=True,
+        )
+        renewer.start()
+        try:
+            yield
+        finally:
+            finished.set()
+            renewer.join()
+            try:
+                lock.release()
+            except redis.RedisError as exc:
+                log.warning("The re-ranking lock was not released (it expires): %s", exc)
+
+    @staticmethod
+    def _renew(lock: Any, finished: threading.Event) -> None:
+        give_up_at = time.monotonic() + LOCK_MAX_HOLD_S
+        while not finished.wait(LOCK_RENEW_S):
+            if time.monotonic() > give_up_at:
+                log.error(
+                    "A re-ranking has held the lock for %d s: no longer renewed", LOCK_MAX_HOLD_S
+                )
+                return
+            try:
+                lock.reacquire()
+            except redis.exceptions.LockNotOwnedError:
+                log.error("The re-ranking lock expired before it was renewed; not renewed again")
+                return
+            except redis.RedisError as exc:
+                log.warning("The re-ranking lock could not be renewed: %s", exc)
+
+    def holder(self) -> RematchItem | None:
+        value = self._redis.get(self.key)
+        if value is None:
+            return None
+        parts = value.decode(errors="replace").split()
+        if len(parts) != 3 or not parts[2].isdigit():
+            return None  # taken by something else than `held`
+        return parts[1], int(parts[2])
 
 
 class EmbeddedConsumer(Consumer):
@@ -68,16 +181,17 @@ class Queue:
             self._deliver()
 
         # One re-ranking at a time: they read and rewrite the same ranked lists. The lock is
-        # made here, once, so that huey knows it: the embedded consumer clears it when it
-        # starts (a process killed mid-task leaves it taken). On Redis it also expires.
-        self._rematch_lock = huey.lock_task(
-            "rematch", ttl=LOCK_TTL_S if isinstance(huey, RedisHuey) else None
+        # made here, once, so that huey knows it (the embedded consumer clears it at start).
+        self.rematch_lock: RematchLock = (
+            RedisRematchLock(huey)
+            if isinstance(huey.storage, RedisExpireStorage)
+            else EmbeddedRematchLock(huey)
         )
 
         @huey.task(name="tandem.rematch", retries=300, retry_delay=1)
         def rematch_task(kind: str, item_id: int) -> None:
             # A task that finds the lock taken is retried a second later.
-            with self._rematch_lock:
+            with self.rematch_lock.held(kind, item_id):
                 self._rematch(kind, item_id)
             self._deliver()
 
@@ -108,14 +222,23 @@ class Queue:
             raise ValueError(f"cannot re-rank a {kind!r}")
         return self.rematch_task(kind, item_id)
 
-    def requeue_unfinished(self, older_than: timedelta = UNFINISHED_AFTER) -> list[tuple[str, int]]:
-        """Queue again every re-ranking asked for more than `older_than` ago that has neither
-        finished nor is waiting in the queue; returns what was queued."""
+    def requeue_unfinished(
+        self, older_than: timedelta = UNFINISHED_AFTER, *, include_running: bool = False
+    ) -> list[RematchItem]:
+        """Queue again every re-ranking asked for more than `older_than` ago that has not
+        finished and is neither waiting in the queue nor scheduled for a retry, nor (unless
+        `include_running`) running under the lock now; returns what was queued.
+
+        A worker that is starting cannot tell a running re-ranking from one whose worker died
+        holding the lock, so it queues that one again too: it runs once the lock is free,
+        and running a re-ranking twice costs time, never correctness."""
         waiting = {
             (task.args[0], task.args[1])
-            for task in self.huey.pending()
+            for task in [*self.huey.pending(), *self.huey.scheduled()]
             if task.name == "tandem.rematch" and len(task.args) == 2
         }
+        if not include_running and (running := self.rematch_lock.holder()) is not None:
+            waiting.add(running)
         with self.app.app_context(), Session(db.engine()) as session:
             unfinished = unfinished_rematches(
                 session=session, requested_before=utcnow() - older_than
@@ -146,7 +269,7 @@ class Queue:
             log.info("Started %d queue threads in process %d", threads, self._pid)
         # This process alone consumes the embedded queue: whatever re-ranking is unfinished
         # now was lost with a previous process, and is queued again at once.
-        self.requeue_unfinished(older_than=timedelta(0))
+        self.requeue_unfinished(older_than=timedelta(0), include_running=True)
 
     def stop_threads(self) -> None:
         if self._consumer is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import click
 from flask import Blueprint
@@ -21,13 +22,20 @@ def worker_command(threads: int, no_periodic: bool) -> None:
     """Run queued jobs (mail delivery; the every-minute run for retries and digests).
 
     Run as many of these as you like, on any machine that reaches the same Redis and
-    database. Jobs run on threads, not forked processes (torch cannot run inference in a
-    process forked after it ran). Stop with Ctrl-C or SIGTERM: running jobs finish first."""
+    database. At start it queues again every re-ranking that was asked for and never
+    finished (its worker was killed). Jobs run on threads, not forked processes (torch cannot
+    run inference in a process forked after it ran). Stop with Ctrl-C or SIGTERM: running
+    jobs finish first."""
     queue = get_queue()
     if queue.huey.immediate:
         raise click.UsageError("TANDEM_QUEUE=immediate runs jobs in the caller: no worker.")
     logging.getLogger("huey").setLevel(logging.INFO)
     click.echo(f"Tandem worker: {threads} thread(s) on the {type(queue.huey).__name__} queue")
+    # Whatever re-ranking a killed worker took off the queue is queued again now, not after
+    # the every-minute sweep's grace period (a live worker's duplicate costs only time).
+    requeued = queue.requeue_unfinished(older_than=timedelta(0), include_running=True)
+    if requeued:
+        click.echo(f"Queued {len(requeued)} unfinished re-ranking(s) again")
     consumer = queue.huey.create_consumer(
         workers=threads,
         worker_type="thread",

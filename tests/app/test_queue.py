@@ -8,25 +8,41 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
+from huey.exceptions import TaskLockedException
 from huey.signals import SIGNAL_COMPLETE
 from sqlmodel import Session, select
 
 from app import create_app
+from app import queue as queue_module
 from app.queue import Queue
 from matching import Encoder
-from models import Notification, NotificationStatus, OrganisationKind, Role
+from models import (
+    Notification,
+    NotificationStatus,
+    Offer,
+    OrganisationKind,
+    Proposal,
+    Role,
+    utcnow,
+)
 from tests.app.test_proposal_forms import FULL
 from tests.conftest import AuthActions
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_DEADLINE_S = 120
+# The issue's promise: after a worker killed mid-re-ranking is replaced, every item is ranked
+# within a minute.
+RANKED_AFTER_RESTART_S = 60
 
 
 def _app_with_queue(app: Flask, encoder: Encoder, **config: Any) -> Flask:
@@ -269,3 +285,202 @@ def test_a_reranking_lost_with_a_killed_process_runs_when_the_next_one_starts(
     finally:
         queue.stop_threads()
         restarted.extensions["tandem.engine"].dispose()
+
+
+def _redis_queue(app: Flask, encoder: Encoder, name: str) -> Flask:
+    """The app on a Redis queue of its own; Redis must answer when REDIS_URL is set."""
+    try:
+        redis.Redis.from_url(os.environ["REDIS_URL"]).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"REDIS_URL is set but Redis does not answer: {exc}")
+    return _app_with_queue(app, encoder, TANDEM_QUEUE="redis", TANDEM_QUEUE_NAME=name)
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    """Poll `condition` until it holds or `seconds` have passed; whether it held."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def _start_worker(queued: Flask, tmp_path: Path, log_name: str) -> subprocess.Popen[bytes]:
+    """`flask --app app worker` as a deployment runs it, on the test's database and queue."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": queued.config["DATABASE_URL"],
+        "SECRET_KEY": queued.config["SECRET_KEY"],
+        "TANDEM_ENV": "test",
+        "TANDEM_INSTANCE_PATH": str(tmp_path / "worker-instance"),
+        "TANDEM_MAIL_DIR": queued.config["TANDEM_MAIL_DIR"],
+        "TANDEM_QUEUE": "redis",
+        "TANDEM_QUEUE_NAME": queued.config["TANDEM_QUEUE_NAME"],
+        "REDIS_URL": queued.config["REDIS_URL"],
+        "HF_HUB_OFFLINE": "1",
+    }
+    with (tmp_path / log_name).open("w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", "worker", "--threads", "1"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _still_finding(session: Session) -> list[str]:
+    """The proposals and offers whose pages say "Finding offers/proposals…"."""
+    session.expire_all()
+    items = [*session.exec(select(Proposal)), *session.exec(select(Offer))]
+    return [f"{type(item).__name__} {item.id}" for item in items if item.matching_pending]
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+def test_a_worker_killed_mid_reranking_leaves_nothing_unranked_a_minute_after_restart(
+    app: Flask,
+    encoder: Encoder,
+    session: Session,
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+    make_organisation: Callable[..., Any],
+    make_user: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    """Three proposals published; the worker is killed (SIGKILL) while it holds the
+    re-ranking lock, taking one re-ranking with it. A new worker ranks all three within a
+    minute: the dead worker's lock lapses in seconds, and the lost re-ranking is queued again
+    when the new worker starts."""
+    queued = _redis_queue(app, encoder, f"tandem-test-{uuid.uuid4().hex}")
+    queue: Queue = queued.extensions["tandem.queue"]
+    # huey's view of the re-ranking lock: its key in Redis.
+    rematch_lock = queue.huey.lock_task("rematch")
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        queue.huey.flush()
+        _fitting_offer(make_organisation, make_user, make_offer)
+        authors = [
+            make_user(email=f"author{number}@nb.example.org", name=f"Author {number}")
+            for number in range(3)
+        ]
+        for author in authors:
+            client = queued.test_client()
+            AuthActions(client).login(author.email)
+            response = client.post("/proposals/new", data={**FULL, "publish": "Publish"})
+            assert response.status_code == 302
+        assert len(_still_finding(session)) == 3
+
+        workers.append(_start_worker(queued, tmp_path, "killed.log"))
+        running = _wait_for(rematch_lock.is_locked, WORKER_DEADLINE_S)
+        workers[0].kill()
+        workers[0].wait(timeout=60)
+        killed_log = (tmp_path / "killed.log").read_text()
+        assert running, f"the worker never started a re-ranking: {killed_log}"
+        assert _still_finding(session), "the killed worker had finished everything"
+
+        restarted_at = time.monotonic()
+        workers.append(_start_worker(queued, tmp_path, "restarted.log"))
+        ranked = _wait_for(lambda: not _still_finding(session), RANKED_AFTER_RESTART_S)
+        restart_to_ranked_s = time.monotonic() - restarted_at
+        record_property("restart_to_ranked_s", round(restart_to_ranked_s, 1))
+        restarted_log = (tmp_path / "restarted.log").read_text()
+        assert ranked, (
+            f"still finding after {RANKED_AFTER_RESTART_S} s: {_still_finding(session)}\n"
+            f"{restarted_log}"
+        )
+        print(f"restart to all ranked: {restart_to_ranked_s:.1f} s")
+        for author in authors:
+            client = queued.test_client()
+            AuthActions(client).login(author.email)
+            mine = client.get("/proposals/mine").get_data(as_text=True)
+            assert "Finding offers" not in mine and "H100 hours for energy research" in mine
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(timeout=60)
+        queue.huey.flush()
+        queued.extensions["tandem.engine"].dispose()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+def test_the_redis_reranking_lock_is_renewed_while_held_and_excludes_other_workers(
+    app: Flask, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers (two app instances on one Redis queue, as on two machines): while one
+    re-ranks for three times the lock's expiry, the other is refused the lock throughout."""
+    monkeypatch.setattr(queue_module, "LOCK_TTL_S", 1)
+    monkeypatch.setattr(queue_module, "LOCK_RENEW_S", 0.2)
+    name = f"tandem-test-{uuid.uuid4().hex}"
+    here, there = _redis_queue(app, encoder, name), _redis_queue(app, encoder, name)
+    here_lock = here.extensions["tandem.queue"].rematch_lock
+    there_lock = there.extensions["tandem.queue"].rematch_lock
+    try:
+        with here_lock.held("proposal", 7):
+            held_until = time.monotonic() + 3 * queue_module.LOCK_TTL_S
+            while time.monotonic() < held_until:
+                assert there_lock.holder() == ("proposal", 7)
+                with pytest.raises(TaskLockedException), there_lock.held("offer", 1):
+                    pass
+                time.sleep(0.1)  # pacing the checks over the three seconds, not waiting
+        assert there_lock.holder() is None, "released when the re-ranking ended"
+        with there_lock.held("offer", 1):
+            assert here_lock.holder() == ("offer", 1)
+    finally:
+        here.extensions["tandem.queue"].huey.flush()
+        for queued in (here, there):
+            queued.extensions["tandem.engine"].dispose()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+def test_the_sweep_requeues_a_lost_reranking_but_not_one_waiting_retrying_or_running(
+    app: Flask,
+    encoder: Encoder,
+    session: Session,
+    make_organisation: Callable[..., Any],
+    make_user: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    queued = _redis_queue(app, encoder, f"tandem-test-{uuid.uuid4().hex}")
+    queue: Queue = queued.extensions["tandem.queue"]
+    huey = queue.huey
+
+    def rematches_queued() -> int:
+        return sum(task.name == "tandem.rematch" for task in huey.pending())
+
+    try:
+        huey.flush()
+        _fitting_offer(make_organisation, make_user, make_offer)
+        _post_proposal(queued, make_user)
+        proposal = session.exec(select(Proposal)).one()
+        proposal.rematch_requested_at = utcnow() - 2 * queue_module.UNFINISHED_AFTER
+        session.add(proposal)
+        session.commit()
+        assert rematches_queued() == 1
+        assert queue.requeue_unfinished() == [], "it waits in the queue"
+
+        # A worker found the lock taken: the task waits in the schedule for its retry.
+        (task,) = [task for task in huey.pending() if task.name == "tandem.rematch"]
+        huey.storage.flush_queue()
+        huey.add_schedule(task)
+        assert queue.requeue_unfinished() == [], "it waits for its retry"
+        assert rematches_queued() == 0
+
+        # A live worker runs it: the lock names it.
+        huey.storage.flush_schedule()
+        with queue.rematch_lock.held("proposal", proposal.id):
+            assert queue.requeue_unfinished() == [], "it is running"
+            assert rematches_queued() == 0
+            # A worker that is starting cannot tell a live holder from a dead one.
+            lost = queue.requeue_unfinished(older_than=timedelta(0), include_running=True)
+            assert lost == [("proposal", proposal.id)]
+        assert rematches_queued() == 1
+
+        # Lost: neither queued, scheduled nor running.
+        huey.storage.flush_queue()
+        assert queue.requeue_unfinished() == [("proposal", proposal.id)]
+        assert rematches_queued() == 1
+    finally:
+        huey.flush()
+        queued.extensions["tandem.engine"].dispose()
