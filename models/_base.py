@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -46,6 +46,11 @@ def enum_type(enum_class: type[enum.Enum], name: str) -> sa.Enum:
 # One research area, data domain or similar label; a list holds at most MAX_TAGS of them.
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 MAX_TAGS = 20
+
+# The dates a proposal or an offer may name (a start, a deadline, an end of availability):
+# anything outside is a typing slip such as year 0001 or 20300, not a plan.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
 
 
 def json_list() -> sa.JSON:

@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Optional
 import sqlalchemy as sa
 from sqlmodel import Field, Relationship, SQLModel
 
-from models._base import MAX_TAGS, Tag, TimestampMixin, enum_type, json_list
+from models._base import (
+    EARLIEST_DATE,
+    LATEST_DATE,
+    MAX_TAGS,
+    Tag,
+    TimestampMixin,
+    enum_type,
+    json_list,
+)
 from models.enums import AccessMode, IpStance, OfferKind, OfferStatus, PublicationTerms
 
 if TYPE_CHECKING:
@@ -40,9 +48,17 @@ class OfferBase(SQLModel):
         sa_column_kwargs={"server_default": sa.true()},
         description="Whether code written in the project may be released as open source",
     )
-    deadline: date | None = Field(default=None, description="Last day the offer takes projects")
+    deadline: date | None = Field(
+        default=None,
+        ge=EARLIEST_DATE,
+        le=LATEST_DATE,
+        description="Last day the offer takes projects",
+    )
     available_until: date | None = Field(
-        default=None, description="Last day the compute or data can be used"
+        default=None,
+        ge=EARLIEST_DATE,
+        le=LATEST_DATE,
+        description="Last day the compute or data can be used",
     )
 
 
@@ -114,8 +130,8 @@ class OfferUpdate(SQLModel):
     nda_required: bool | None = None
     code_release_allowed: bool | None = None
     excluded_institutions: list[str] | None = None
-    deadline: date | None = None
-    available_until: date | None = None
+    deadline: date | None = Field(default=None, ge=EARLIEST_DATE, le=LATEST_DATE)
+    available_until: date | None = Field(default=None, ge=EARLIEST_DATE, le=LATEST_DATE)
     status: OfferStatus | None = None
 
 

@@ -1,17 +1,31 @@
 """Proposals: the research an academic wants to do with industry, and what it needs."""
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import sqlalchemy as sa
+from pydantic import StringConstraints
 from sqlmodel import Field, Relationship, SQLModel
 
-from models._base import MAX_TAGS, Tag, TimestampMixin, enum_type, json_list
+from models._base import (
+    EARLIEST_DATE,
+    LATEST_DATE,
+    MAX_TAGS,
+    Tag,
+    TimestampMixin,
+    enum_type,
+    json_list,
+)
 from models.enums import IpStance, LabResourceLevel, ProposalStatus
 
 if TYPE_CHECKING:
     from models.match import Match
     from models.user import User
+
+# A company name or email domain the author must never be matched with; a proposal lists at
+# most MAX_EXCLUSIONS of them (a conflict-of-interest list, not a directory).
+Exclusion = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MAX_EXCLUSIONS = 50
 
 
 class ProposalBase(SQLModel):
@@ -30,7 +44,9 @@ class ProposalBase(SQLModel):
     requires_open_publication: bool = True
     requires_open_source: bool = False
     ip_stance: IpStance = Field(default=IpStance.open, sa_type=enum_type(IpStance, "ip_stance"))
-    earliest_start: date | None = Field(default=None, description="When the work can start")
+    earliest_start: date | None = Field(
+        default=None, ge=EARLIEST_DATE, le=LATEST_DATE, description="When the work can start"
+    )
     lab_resource_level: LabResourceLevel = Field(
         default=LabResourceLevel.typical,
         sa_type=enum_type(LabResourceLevel, "lab_resource_level"),
@@ -87,7 +103,7 @@ class Proposal(ProposalBase, TimestampMixin, table=True):
 
 
 class ProposalCreate(ProposalBase):
-    excluded_companies: list[str] = Field(default_factory=list, max_length=200)
+    excluded_companies: list[Exclusion] = Field(default_factory=list, max_length=MAX_EXCLUSIONS)
 
 
 class ProposalUpdate(SQLModel):
@@ -104,8 +120,8 @@ class ProposalUpdate(SQLModel):
     requires_open_publication: bool | None = None
     requires_open_source: bool | None = None
     ip_stance: IpStance | None = None
-    excluded_companies: list[str] | None = None
-    earliest_start: date | None = None
+    excluded_companies: list[Exclusion] | None = Field(default=None, max_length=MAX_EXCLUSIONS)
+    earliest_start: date | None = Field(default=None, ge=EARLIEST_DATE, le=LATEST_DATE)
     lab_resource_level: LabResourceLevel | None = None
     status: ProposalStatus | None = None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from annotated_types import Ge, Le
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -24,7 +25,7 @@ from wtforms import (
 from wtforms.validators import Optional
 
 from app.fields import ValueRequired, WholeNumberField
-from models import AccessMode, IpStance, OfferKind, PublicationTerms
+from models import AccessMode, IpStance, OfferCreate, OfferKind, PublicationTerms
 
 KIND_CHOICES = [
     SelectChoice(OfferKind.compute.value, "Compute: GPU hours on our hardware"),
@@ -61,6 +62,17 @@ EXCLUSIONS_HELP = (
     "matter), or an email domain, which also covers its subdomains. For example: "
     "Northbridge University, or uni.example.edu (which also covers cs.uni.example.edu)."
 )
+
+
+def date_limits(name: str) -> dict[str, str]:
+    """The date picker's min and max: the range `OfferCreate` accepts for field `name`."""
+    hints: dict[str, str] = {}
+    for rule in OfferCreate.model_fields[name].metadata:
+        if isinstance(rule, Ge):
+            hints["min"] = rule.ge.isoformat()  # type: ignore[attr-defined]
+        elif isinstance(rule, Le):
+            hints["max"] = rule.le.isoformat()  # type: ignore[attr-defined]
+    return hints
 
 
 def lines(text: str | None) -> list[str]:
@@ -179,12 +191,14 @@ class OfferForm(ServiceErrors, FlaskForm):
     deadline = DateField(
         "Deadline for projects",
         validators=[Optional()],
+        render_kw=date_limits("deadline"),
         description="The last day the offer takes projects, e.g. 2030-06-30. Leave empty for "
         "no deadline.",
     )
     available_until = DateField(
         "Available until",
         validators=[Optional()],
+        render_kw=date_limits("available_until"),
         description="The last day the compute or data can be used, e.g. 2030-12-31. Leave "
         "empty if open-ended.",
     )

@@ -15,7 +15,7 @@ from app.offers.forms import ExclusionsForm, OfferForm, lines
 from app.services import catalogue, company_dashboard, offers, recommendations
 from app.services.errors import DomainError, InvalidInput, NotFound
 from app.web import local_path
-from models import OfferKind, OfferStatus
+from models import Offer, OfferKind, OfferStatus
 
 bp = Blueprint("offers", __name__, url_prefix="/offers")
 
@@ -25,15 +25,16 @@ def _back(default: str) -> str:
     return local_path(request.form.get("next")) or default
 
 
-def _submitted_and_valid(form: OfferForm, *, check_deadline: bool = True) -> bool:
+def _submitted_and_valid(form: OfferForm, *, stored: Offer | None = None) -> bool:
     """Like `validate_on_submit`, but when some values do not even parse, the service's
-    checks run on the others too, so that every problem shows at once, at its field."""
+    checks run on the others too, so that every problem shows at once, at its field.
+    `stored` is the offer being edited (its own dates may have passed)."""
     if not form.is_submitted():
         return False
     if form.validate():
         return True
     refused = form.refused_fields()
-    problems = offers.check_offer(data=form.to_checked_data(), check_deadline=check_deadline)
+    problems = offers.check_offer(data=form.to_checked_data(), stored=stored)
     ignored = form.ignored_fields()
     form.show_errors(
         {
@@ -154,7 +155,7 @@ def edit(offer_id: int) -> ResponseReturnValue:
     if request.method == "GET":
         form.fill_from(offer)
     failed = False
-    if _submitted_and_valid(form, check_deadline=form.deadline.data != offer.deadline):
+    if _submitted_and_valid(form, stored=offer):
         try:
             offers.update_offer(
                 session=session,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 from annotated_types import Ge, Le, MaxLen
@@ -25,14 +26,18 @@ from app.fields import ValueRequired, WholeNumberField
 from models import CollaborationKind, IpStance, LabResourceLevel, ProposalCreate
 
 
-def limits(name: str) -> dict[str, int]:
+def _hint(limit: Any) -> int | str:
+    return limit.isoformat() if isinstance(limit, date) else int(limit)
+
+
+def limits(name: str) -> dict[str, int | str]:
     """HTML hints (min, max, maxlength) mirroring the model's limits on field `name`."""
-    hints: dict[str, int] = {}
+    hints: dict[str, int | str] = {}
     for rule in ProposalCreate.model_fields[name].metadata:
         if isinstance(rule, Ge):
-            hints["min"] = int(rule.ge)  # type: ignore[call-overload]
+            hints["min"] = _hint(rule.ge)
         elif isinstance(rule, Le):
-            hints["max"] = int(rule.le)  # type: ignore[call-overload]
+            hints["max"] = _hint(rule.le)
         elif isinstance(rule, MaxLen) and name != "excluded_companies":
             hints["maxlength"] = rule.max_length
     return hints
@@ -142,6 +147,7 @@ class ProposalForm(FlaskForm):
         "Earliest start",
         validators=[Optional()],
         invalid_value_message="Please enter a date such as 2026-09-01.",
+        render_kw=limits("earliest_start"),
         description="The first day the work can start; leave empty if it can start any time, "
         "e.g. 2026-09-01.",
     )

@@ -9,8 +9,9 @@ from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
 from app.fields import ValueRequired, WholeNumberField
+from app.services.publications import MAX_ENTRIES_PER_PASTE, MAX_PUBLICATIONS_PER_PROFILE
 
-# Pasting a whole publication list is fine; a request this size is about 500 entries.
+# A request this size is about 500 entries; the service takes at most MAX_ENTRIES_PER_PASTE.
 BIBTEX_MAX_CHARS = 200_000
 
 
@@ -71,6 +72,7 @@ class BibtexForm(FlaskForm):
         description="Paste entries exported from Google Scholar, DBLP, Zotero or your .bib "
         "file, e.g. @inproceedings{doe2023, title = {Learning to Dispatch}, year = {2023}, "
         "booktitle = {NeurIPS}}. We keep the title, year, venue and abstract; entries without "
-        "a title or year, and titles already listed, are skipped.",
+        "a title or year, and titles already listed, are skipped. Up to "
+        f"{MAX_ENTRIES_PER_PASTE} entries at a time, {MAX_PUBLICATIONS_PER_PROFILE} on a profile.",
     )
     submit = SubmitField("Import BibTeX")

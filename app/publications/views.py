@@ -96,6 +96,11 @@ def import_bibtex() -> ResponseReturnValue:
         except bibtex.InvalidBibtex as exc:
             session.rollback()
             bibtex_form.text.errors = [*bibtex_form.text.errors, str(exc)]
+        except InvalidInput as exc:
+            # Too many entries: said at the pasted text, which is kept for trimming.
+            session.rollback()
+            messages = [m for found in exc.field_errors.values() for m in found]
+            bibtex_form.text.errors = [*bibtex_form.text.errors, *messages]
         except DomainError as exc:
             session.rollback()
             bibtex_form.form_errors.append(str(exc))

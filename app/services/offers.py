@@ -22,7 +22,7 @@ from sqlmodel import Session, col, func, select
 from app.services import catalogue
 from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.recommendations import Rematcher
-from app.services.validation import field_errors
+from app.services.validation import field_errors, visible_text, visible_values
 from models import (
     Offer,
     OfferCreate,
@@ -134,7 +134,7 @@ def check_exclusions(entries: Iterable[str]) -> list[str]:
     seen: set[str] = set()
     problems: list[str] = []
     for number, raw in enumerate(entries, start=1):
-        entry = " ".join(raw.split())
+        entry = " ".join(visible_text(raw).split())
         if not entry:
             continue
         problem = _exclusion_problem(entry)
@@ -153,13 +153,18 @@ def check_exclusions(entries: Iterable[str]) -> list[str]:
     return cleaned
 
 
+# The offer's dates: neither may be set to a day already past (one that has passed since it
+# was set may stay, so that an old offer can still be edited).
+DATES = ("deadline", "available_until")
+
+
 def _rule_errors(
-    values: Mapping[str, Any], *, invalid: set[str], today: date, check_deadline: bool
+    values: Mapping[str, Any], *, invalid: set[str], today: date, kept: frozenset[str]
 ) -> dict[str, list[str]]:
     """The rules that span fields, over the fields that passed their own limits (`invalid`
-    names those that did not; a rule involving one is skipped). The per-project limit is also
-    a database CHECK: it is caught here so that it is a message at the field, never a failed
-    commit."""
+    names those that did not; a rule involving one is skipped). `kept` names the dates that
+    are as stored, and so may be in the past. The per-project limit is also a database
+    CHECK: it is caught here so that it is a message at the field, never a failed commit."""
 
     def known(*names: str) -> bool:
         return not invalid.intersection(names)
@@ -188,10 +193,16 @@ def _rule_errors(
                 "An offer of data needs a description of the dataset: what it contains, its "
                 "size and its licence."
             )
-    if check_deadline and known("deadline") and deadline is not None and deadline < today:
+    if "deadline" not in kept and known("deadline") and deadline is not None and deadline < today:
         errors["deadline"].append(
             f"The deadline cannot be in the past (today is {today:%d %B %Y}). "
             "Leave it empty for an offer without a deadline."
+        )
+    if "available_until" not in kept and known("available_until") and until and until < today:
+        errors["available_until"].append(
+            f"The resources cannot stop being available in the past (today is "
+            f"{today:%d %B %Y}). Give the last day they can be used, or leave it empty if "
+            "open-ended."
         )
     if known("deadline", "available_until") and deadline and until and until < deadline:
         errors["available_until"].append(
@@ -200,16 +211,18 @@ def _rule_errors(
     return dict(errors)
 
 
-def _validated(data: Mapping[str, Any], *, today: date, check_deadline: bool) -> OfferCreate:
+def _validated(
+    data: Mapping[str, Any], *, today: date, kept: frozenset[str] = frozenset()
+) -> OfferCreate:
     """Validate a full offer: the model's limits, the exclusion list and the cross-field
-    rules, reporting every error at once."""
+    rules, reporting every error at once. Dates named in `kept` may be in the past."""
     errors: dict[str, list[str]] = defaultdict(list)
     exclusions: list[str] = []
     try:
         exclusions = check_exclusions(data.get("excluded_institutions") or [])
     except InvalidInput as exc:
         errors.update(exc.field_errors)
-    candidate = {**data, "excluded_institutions": exclusions}
+    candidate = visible_values({**data, "excluded_institutions": exclusions})
     values: OfferCreate | None = None
     try:
         values = OfferCreate.model_validate(candidate)
@@ -217,9 +230,7 @@ def _validated(data: Mapping[str, Any], *, today: date, check_deadline: bool) ->
         for name, messages in field_errors(exc).items():
             errors[name].extend(messages)
     typed = values.model_dump() if values is not None else {**_defaults(), **candidate}
-    rules = _rule_errors(
-        typed, invalid=set(errors) | _untyped(typed), today=today, check_deadline=check_deadline
-    )
+    rules = _rule_errors(typed, invalid=set(errors) | _untyped(typed), today=today, kept=kept)
     for name, messages in rules.items():
         errors[name].extend(messages)
     if errors or values is None:
@@ -236,7 +247,7 @@ def _untyped(values: Mapping[str, Any]) -> set[str]:
     }
     untyped |= {
         name
-        for name in ("deadline", "available_until")
+        for name in DATES
         if values.get(name) is not None and not isinstance(values.get(name), date)
     }
     if values.get("kind") not in set(OfferKind):
@@ -282,15 +293,22 @@ def offer_count(*, session: Session, organisation_id: int) -> int:
     )
 
 
+def _kept_dates(data: Mapping[str, Any], stored: Offer | None) -> frozenset[str]:
+    """The dates in `data` that are the stored offer's own (none for a new offer)."""
+    if stored is None:
+        return frozenset()
+    return frozenset(name for name in DATES if data.get(name) == getattr(stored, name))
+
+
 def check_offer(
-    *, data: Mapping[str, Any], check_deadline: bool = True, today: date | None = None
+    *, data: Mapping[str, Any], stored: Offer | None = None, today: date | None = None
 ) -> dict[str, list[str]]:
     """The problems `data` (`OfferCreate` fields) has, by field, without writing anything
     (empty when none), so a form can show every problem at once even when some values did
-    not parse. A past deadline is a problem only when `check_deadline` (an edit may keep one
-    that has passed)."""
+    not parse. A date in the past is a problem unless it is the `stored` offer's own (an
+    edit may keep a deadline that has passed)."""
     try:
-        _validated(data, today=today or date.today(), check_deadline=check_deadline)
+        _validated(data, today=today or date.today(), kept=_kept_dates(data, stored))
     except InvalidInput as exc:
         return {name: list(messages) for name, messages in exc.field_errors.items()}
     return {}
@@ -309,7 +327,7 @@ def create_offer(
 
     `data` holds `OfferCreate` fields; `excluded_institutions` may be raw lines."""
     member = membership(session=session, user_id=user_id)
-    values = _validated(data, today=today or date.today(), check_deadline=True)
+    values = _validated(data, today=today or date.today())
     offer = Offer(
         **values.model_dump(),
         organisation_id=member.organisation.id,
@@ -332,10 +350,10 @@ def update_offer(
     today: date | None = None,
 ) -> Offer:
     """Apply `OfferUpdate` fields to an offer of the member's organisation (its status is
-    changed only by `open_offer` and `close_offer`). A deadline already past may stay as it
-    is; a changed one must not be in the past."""
+    changed only by `open_offer` and `close_offer`). A deadline or end of availability
+    already past may stay as it is; a changed one must not be in the past."""
     offer = own_offer(session=session, user_id=user_id, offer_id=offer_id)
-    changes = {name: value for name, value in data.items() if name != "status"}
+    changes = visible_values({name: value for name, value in data.items() if name != "status"})
     try:
         OfferUpdate.model_validate(changes)
     except ValidationError as exc:
@@ -344,9 +362,7 @@ def update_offer(
         errors = {}
     merged = {**{name: getattr(offer, name) for name in OfferCreate.model_fields}, **changes}
     try:
-        values = _validated(
-            merged, today=today or date.today(), check_deadline=merged["deadline"] != offer.deadline
-        )
+        values = _validated(merged, today=today or date.today(), kept=_kept_dates(merged, offer))
     except InvalidInput as exc:
         for name, messages in exc.field_errors.items():
             known = errors.setdefault(name, [])

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from app.services import catalogue
 from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.recommendations import MATCHABLE_PROPOSALS, Rematcher
-from app.services.validation import field_errors
+from app.services.validation import field_errors, visible_values
 from models import (
     Match,
     MatchStatus,
@@ -67,7 +67,7 @@ def check_proposal(*, data: Mapping[str, Any]) -> dict[str, list[str]]:
     """The limits `data` breaks, by field, without writing anything (empty when none), so a
     form can show every problem at once even when some values did not parse."""
     try:
-        ProposalCreate.model_validate(dict(data))
+        ProposalCreate.model_validate(visible_values(data))
     except ValidationError as exc:
         return field_errors(exc)
     return {}
@@ -85,7 +85,7 @@ def create_proposal(
 
     Raises InvalidInput (by field) when `data` breaks a limit of `ProposalCreate`."""
     try:
-        valid = ProposalCreate.model_validate(dict(data))
+        valid = ProposalCreate.model_validate(visible_values(data))
     except ValidationError as exc:
         raise InvalidInput(field_errors(exc)) from exc
     proposal = Proposal.model_validate(
@@ -118,7 +118,7 @@ def update_proposal(
     so that a required value cannot be blanked. Raises InvalidInput by field, NotFound for
     anyone but the author."""
     proposal = _own(session, proposal_id, author_id)
-    changes = {name: value for name, value in data.items() if name in EDITABLE}
+    changes = visible_values({name: value for name, value in data.items() if name in EDITABLE})
     try:
         update = ProposalUpdate.model_validate(changes)
         merged = {

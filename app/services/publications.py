@@ -9,13 +9,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from app.services import bibtex
 from app.services.errors import InvalidInput, NotFound
 from app.services.recommendations import Rematcher
-from app.services.validation import field_errors
+from app.services.validation import field_errors, visible_values
 from models import Publication, PublicationCreate
+
+# Caps on what one paste may add and what one profile may hold. A profile is the academic's
+# expertise, read by the matcher with every proposal of theirs and re-embedded on each change:
+# a few hundred papers describe anyone; thousands are a pasted bibliography database.
+MAX_ENTRIES_PER_PASTE = 200
+MAX_PUBLICATIONS_PER_PROFILE = 500
 
 
 def title_key(title: str) -> str:
@@ -34,6 +40,23 @@ def list_publications(*, session: Session, author_id: int) -> list[Publication]:
     )
 
 
+def publication_count(*, session: Session, author_id: int) -> int:
+    """How many publications the author's profile lists."""
+    return int(
+        session.exec(
+            select(func.count()).select_from(Publication).where(Publication.author_id == author_id)
+        ).one()
+    )
+
+
+def _profile_full(count: int) -> str:
+    return (
+        f"Your profile already lists {count:,} publications, the most it can hold "
+        f"({MAX_PUBLICATIONS_PER_PROFILE:,}). Remove some older or less relevant ones first: "
+        "the matcher reads your most representative work best."
+    )
+
+
 def _known_titles(session: Session, author_id: int) -> set[str]:
     return {
         title_key(title)
@@ -47,7 +70,7 @@ def check_publication(*, data: Mapping[str, Any]) -> dict[str, list[str]]:
     """The limits of `PublicationCreate` that `data` breaks, by field, writing nothing, so
     that a form can show every problem at once even when some values did not parse."""
     try:
-        PublicationCreate.model_validate(dict(data))
+        PublicationCreate.model_validate(visible_values(data))
     except ValidationError as exc:
         return field_errors(exc)
     return {}
@@ -57,11 +80,15 @@ def add_publication(
     *, session: Session, author_id: int, data: Mapping[str, Any], rematch: Rematcher
 ) -> Publication:
     """Add one publication by hand. Raises InvalidInput (by field) when `data` breaks a
-    limit of `PublicationCreate` or the title is already on the profile."""
+    limit of `PublicationCreate` or the title is already on the profile, and (for the whole
+    form, key "") when the profile is full."""
     try:
-        valid = PublicationCreate.model_validate(dict(data))
+        valid = PublicationCreate.model_validate(visible_values(data))
     except ValidationError as exc:
         raise InvalidInput(field_errors(exc)) from exc
+    count = publication_count(session=session, author_id=author_id)
+    if count >= MAX_PUBLICATIONS_PER_PROFILE:
+        raise InvalidInput({"": [_profile_full(count)]})
     if title_key(valid.title) in _known_titles(session, author_id):
         raise InvalidInput({"title": ["A publication with this title is already listed."]})
     publication = Publication.model_validate({**valid.model_dump(), "author_id": author_id})
@@ -139,11 +166,25 @@ def import_bibtex(
 
     An entry is skipped, with its reason, when it has no title or no year, breaks a limit of
     `PublicationCreate`, or its title is already on the profile (or earlier in the paste).
-    Raises bibtex.InvalidBibtex, before writing anything, when the text cannot be read."""
+    Raises bibtex.InvalidBibtex, before writing anything, when the text cannot be read, and
+    InvalidInput (at "text"), also before writing anything, when it holds more than
+    MAX_ENTRIES_PER_PASTE entries or would take the profile past
+    MAX_PUBLICATIONS_PER_PROFILE."""
     entries = bibtex.parse(text)
+    if len(entries) > MAX_ENTRIES_PER_PASTE:
+        raise InvalidInput(
+            {
+                "text": [
+                    f"This paste holds {len(entries):,} entries; please paste at most "
+                    f"{MAX_ENTRIES_PER_PASTE:,} at a time, e.g. your most recent or most "
+                    "relevant papers, and the rest in further pastes. Nothing was imported."
+                ]
+            }
+        )
     known = _known_titles(session, author_id)
     pasted: set[str] = set()
     report = ImportReport()
+    accepted: list[PublicationCreate] = []
     for entry in entries:
         key = title_key(entry.title)
         reason = _skip_reason(entry, key, known=known, pasted=pasted)
@@ -151,12 +192,14 @@ def import_bibtex(
         if reason is None:
             try:
                 valid = PublicationCreate.model_validate(
-                    {
-                        "title": entry.title,
-                        "abstract": entry.abstract,
-                        "year": entry.year,
-                        "venue": entry.venue,
-                    }
+                    visible_values(
+                        {
+                            "title": entry.title,
+                            "abstract": entry.abstract,
+                            "year": entry.year,
+                            "venue": entry.venue,
+                        }
+                    )
                 )
             except ValidationError as exc:
                 reason = _limit_reason(exc)
@@ -166,7 +209,7 @@ def import_bibtex(
             )
             continue
         pasted.add(key)
-        session.add(Publication.model_validate({**valid.model_dump(), "author_id": author_id}))
+        accepted.append(valid)
         report.imported.append(
             ImportedEntry(
                 key=entry.key,
@@ -176,7 +219,21 @@ def import_bibtex(
                 venue=valid.venue,
             )
         )
-    if report.imported:
+    count = publication_count(session=session, author_id=author_id)
+    if accepted and count + len(accepted) > MAX_PUBLICATIONS_PER_PROFILE:
+        room = MAX_PUBLICATIONS_PER_PROFILE - count
+        message = (
+            f"Your profile lists {count:,} publications and this paste would add "
+            f"{len(accepted):,}, past the most a profile can hold "
+            f"({MAX_PUBLICATIONS_PER_PROFILE:,}). Paste at most {room:,} new entries, or "
+            "remove some publications first."
+            if room > 0
+            else _profile_full(count)
+        )
+        raise InvalidInput({"text": [f"{message} Nothing was imported."]})
+    for valid in accepted:
+        session.add(Publication.model_validate({**valid.model_dump(), "author_id": author_id}))
+    if accepted:
         session.flush()
         rematch.author(session, author_id)
     return report

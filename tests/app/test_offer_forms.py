@@ -474,3 +474,101 @@ def test_exclusion_list_applies_to_every_offer_and_stops_matching(
     assert matched == {theirs.id}
     new_form = FormPage(client.get("/offers/new").data)
     assert new_form.value(label) == "uni.example.edu\nRival Labs"
+
+
+@pytest.mark.parametrize(
+    "typed", ["\u200b" * 5, "\u2060" * 5, "\ufeff" * 5, "\u200b \u2060 \ufeff", "\u00ad" * 6]
+)
+def test_a_title_of_invisible_characters_is_as_empty_as_no_title(
+    client: FlaskClient,
+    auth: AuthActions,
+    session: Session,
+    company: dict[str, Any],
+    make_offer: Callable[..., Any],
+    typed: str,
+) -> None:
+    auth.login(company["member"].email)
+    empty = FormPage(client.post("/offers/new", data={**VALID, "title": ""}).data)
+    assert "at least 5 characters" in empty.error("Title")
+
+    response = client.post("/offers/new", data={**VALID, "title": typed})
+    assert response.status_code == 422
+    form = FormPage(response.data)
+    assert form.error("Title") == empty.error("Title")
+    assert form.value("Title") == typed, "what was typed stays in the form"
+    response = client.post("/offers/new", data={**VALID, "description": typed * 5})
+    assert "at least 20 characters" in FormPage(response.data).error("Description")
+    data_offer = {**VALID, "kind": "data", "dataset_description": typed}
+    response = client.post("/offers/new", data=data_offer)
+    assert "needs a description of the dataset" in FormPage(response.data).error("The dataset")
+    assert offers_in(session) == []
+
+    offer = make_offer(organisation_id=company["organisation"].id)
+    response = client.post(f"/offers/{offer.id}/edit", data={**VALID, "title": typed})
+    assert response.status_code == 422
+    assert FormPage(response.data).error("Title") == empty.error("Title")
+    assert offers_in(session)[0].title == offer.title
+
+    # An exclusion line of invisible characters is a blank line, not an institution.
+    lines = f"{typed}\nNorthbridge University"
+    response = client.post("/offers/new", data={**VALID, "excluded_institutions": lines})
+    assert response.status_code == 302
+    assert offers_in(session)[-1].excluded_institutions == ["Northbridge University"]
+
+
+def test_absurd_or_past_dates_are_refused_at_their_fields(
+    client: FlaskClient,
+    auth: AuthActions,
+    session: Session,
+    company: dict[str, Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    auth.login(company["member"].email)
+    response = client.post(
+        "/offers/new",
+        data={**VALID, "deadline": "9999-12-31", "available_until": "0001-01-01"},
+    )
+    assert response.status_code == 422
+    form = FormPage(response.data)
+    assert form.error("Deadline for projects") == (
+        "Please enter a date on or before 31 December 2100."
+    )
+    assert form.error("Available until") == "Please enter a date on or after 1 January 2000."
+    assert form.value("Deadline for projects") == "9999-12-31"
+    assert form.value("Available until") == "0001-01-01"
+
+    yesterday = date.today() - timedelta(days=1)
+    response = client.post("/offers/new", data={**VALID, "available_until": yesterday.isoformat()})
+    assert response.status_code == 422
+    assert "cannot stop being available in the past" in FormPage(response.data).error(
+        "Available until"
+    )
+    assert offers_in(session) == []
+
+    # An offer whose dates have passed since they were set can still be edited as it is; a
+    # date changed to an absurd one cannot.
+    offer = make_offer(
+        organisation_id=company["organisation"].id,
+        deadline=date.today() - timedelta(days=10),
+        available_until=yesterday,
+    )
+    kept = {
+        **VALID,
+        "title": "Renamed offer",
+        "deadline": offer.deadline.isoformat(),
+        "available_until": yesterday.isoformat(),
+    }
+    assert client.post(f"/offers/{offer.id}/edit", data=kept).status_code == 302
+    response = client.post(
+        f"/offers/{offer.id}/edit", data={**kept, "available_until": "2200-01-01"}
+    )
+    assert response.status_code == 422
+    assert FormPage(response.data).error("Available until") == (
+        "Please enter a date on or before 31 December 2100."
+    )
+    [saved] = offers_in(session)
+    assert (saved.title, saved.available_until) == ("Renamed offer", yesterday)
+    form = FormPage(client.get("/offers/new").data)
+    for label in ("Deadline for projects", "Available until"):
+        picker = form.control(label)
+        assert (picker["min"], picker["max"]) == ("2000-01-01", "2100-12-31"), "picker's range"

@@ -394,3 +394,138 @@ def test_no_one_else_can_see_edit_open_or_close_a_proposal(
     assert session.get(Proposal, public.id).title == "Public proposal"
     assert session.get(Proposal, public.id).status == ProposalStatus.open
     assert len(session.exec(select(Proposal)).all()) == 2
+
+
+# Text that shows nothing: zero-width space, word joiner, byte-order mark, zero-width
+# joiners and spaces, each at least as long as the title's 5-character minimum.
+INVISIBLE_TITLES = [
+    "\u200b" * 5,
+    "\u2060" * 5,
+    "\ufeff" * 5,
+    "\u200b \u2060 \ufeff",
+    "\u200b\u00a0\u200d\u3000\u200c\ufeff",
+]
+
+
+@pytest.mark.parametrize("title", INVISIBLE_TITLES)
+def test_a_title_of_invisible_characters_is_as_empty_as_no_title(
+    client: FlaskClient,
+    session: Session,
+    academic: Any,
+    make_proposal: Callable[..., Any],
+    title: str,
+) -> None:
+    empty = client.post("/proposals/new", data={**FULL, "title": "", "publish": "Publish"})
+    expected = FormPage(empty.data).error("Title")
+    assert expected == "Please write at least 5 characters."
+
+    response = client.post("/proposals/new", data={**FULL, "title": title, "publish": "Publish"})
+    assert response.status_code == 422
+    page = FormPage(response.data)
+    assert page.error("Title") == expected
+    assert page.value("Title") == title, "what was typed stays in the form"
+    invisible_abstract = {**FULL, "abstract": "\u2060\u200b" * 15, "publish": "Publish"}
+    response = client.post("/proposals/new", data=invisible_abstract)
+    assert FormPage(response.data).error("Abstract") == "Please write at least 20 characters."
+    assert session.exec(select(Proposal)).all() == []
+
+    # Editing cannot blank a title that way either.
+    proposal = make_proposal(author_id=academic.id)
+    response = client.post(
+        f"/proposals/{proposal.id}/edit", data={**FULL, "title": title, "save": "Save changes"}
+    )
+    assert response.status_code == 422
+    assert FormPage(response.data).error("Title") == expected
+    session.expire_all()
+    assert session.get(Proposal, proposal.id).title == proposal.title
+
+
+def test_invisible_characters_around_text_are_dropped_and_inside_kept(
+    client: FlaskClient, session: Session, academic: Any
+) -> None:
+    data = {
+        **FULL,
+        "title": "\u200b\u200bGrid\u200dbatteries\ufeff",
+        "research_areas": "\u200b, energy\u2060, \u2060",
+        "excluded_companies": "\u200b\nAcme AI",
+        "publish": "Publish",
+    }
+    assert client.post("/proposals/new", data=data).status_code == 302
+    proposal = session.exec(select(Proposal)).one()
+    assert proposal.title == "Grid\u200dbatteries"
+    assert proposal.research_areas == ["energy"]
+    assert proposal.excluded_companies == ["Acme AI"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("0001-01-01", "Please enter a date on or after 1 January 2000."),
+        ("1999-12-31", "Please enter a date on or after 1 January 2000."),
+        ("2101-01-01", "Please enter a date on or before 31 December 2100."),
+        ("9999-12-31", "Please enter a date on or before 31 December 2100."),
+    ],
+)
+def test_an_absurd_start_date_is_refused_at_the_field(
+    client: FlaskClient,
+    session: Session,
+    academic: Any,
+    make_proposal: Callable[..., Any],
+    typed: str,
+    message: str,
+) -> None:
+    response = client.post(
+        "/proposals/new", data={**FULL, "earliest_start": typed, "publish": "Publish"}
+    )
+    assert response.status_code == 422
+    page = FormPage(response.data)
+    assert page.error("Earliest start") == message
+    assert page.value("Earliest start") == typed
+    assert session.exec(select(Proposal)).all() == []
+
+    proposal = make_proposal(author_id=academic.id)
+    response = client.post(
+        f"/proposals/{proposal.id}/edit",
+        data={**FULL, "earliest_start": typed, "save": "Save changes"},
+    )
+    assert response.status_code == 422
+    assert FormPage(response.data).error("Earliest start") == message
+    session.expire_all()
+    assert session.get(Proposal, proposal.id).earliest_start is None
+    page = FormPage(client.get("/proposals/new").data)
+    picker = page.controls[page.control_id("Earliest start")]
+    assert (picker["min"], picker["max"]) == ("2000-01-01", "2100-12-31"), "the picker's range"
+
+
+def test_excluded_companies_are_bounded_in_length_and_number(
+    client: FlaskClient, session: Session, academic: Any
+) -> None:
+    long_entry = "A" * 20_000  # the review stored one of 1 MB
+    response = client.post(
+        "/proposals/new",
+        data={**FULL, "excluded_companies": f"Acme AI\n{long_entry}", "publish": "Publish"},
+    )
+    assert response.status_code == 422
+    page = FormPage(response.data)
+    assert page.error("Never match me with") == (
+        "Entry 2 (“AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA…”): "
+        "Please keep this to at most 200 characters."
+    )
+    assert page.value("Never match me with") == f"Acme AI\n{long_entry}"
+
+    many = "\n".join(f"company{number}.example.com" for number in range(51))
+    response = client.post(
+        "/proposals/new", data={**FULL, "excluded_companies": many, "publish": "Publish"}
+    )
+    assert response.status_code == 422
+    assert FormPage(response.data).error("Never match me with") == (
+        "Please list at most 50 entries."
+    )
+    assert session.exec(select(Proposal)).all() == []
+
+    fifty = "\n".join(["B" * 200, *(f"company{n}.example.com" for n in range(49))])
+    response = client.post(
+        "/proposals/new", data={**FULL, "excluded_companies": fifty, "publish": "Publish"}
+    )
+    assert response.status_code == 302
+    assert len(session.exec(select(Proposal)).one().excluded_companies) == 50

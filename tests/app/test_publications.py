@@ -269,3 +269,80 @@ def test_both_forms_on_the_page_carry_their_own_csrf_token(
     hand = {"title": "By hand", "year": "2021", "csrf_token": page.controls["csrf_token"]["value"]}
     assert client.post("/publications/", data=hand).status_code == 302
     assert titles(session, academic.id) == {"Protected Paper", "By hand"}
+
+
+@pytest.mark.parametrize("typed", ["\u200b", "\u2060\u2060", "\ufeff \u200b", "\u200d\u00ad"])
+def test_a_title_of_invisible_characters_is_as_empty_as_no_title(
+    client: FlaskClient, session: Session, academic: Any, typed: str
+) -> None:
+    empty = client.post("/publications/", data={"title": "", "year": "2022"})
+    assert FormPage(empty.data).error("Title") == "This field is required."
+    response = client.post("/publications/", data={"title": typed, "year": "2022"})
+    assert response.status_code == 422
+    page = FormPage(response.data)
+    assert page.error("Title") == "This field is required."
+    assert page.value("Title") == typed
+    assert titles(session, academic.id) == set()
+
+
+def _entries(count: int, first: int = 0) -> str:
+    numbers = range(first, first + count)
+    return "\n".join(f"@misc{{k{n}, title = {{Paper {n}}}, year = {{2020}}}}" for n in numbers)
+
+
+def test_one_paste_imports_at_most_200_entries_and_otherwise_nothing(
+    client: FlaskClient, session: Session, academic: Any
+) -> None:
+    pasted = _entries(201)
+    response = client.post("/publications/import", data={"bibtex-text": pasted})
+    assert response.status_code == 422
+    page = FormPage(response.data)
+    assert page.error("BibTeX") == (
+        "This paste holds 201 entries; please paste at most 200 at a time, e.g. your most "
+        "recent or most relevant papers, and the rest in further pastes. Nothing was imported."
+    )
+    assert page.value("BibTeX") == pasted
+    assert "200 entries at a time" in page.help("BibTeX")
+    assert titles(session, academic.id) == set()
+
+
+def test_a_profile_holds_at_most_500_publications(
+    client: FlaskClient, session: Session, academic: Any
+) -> None:
+    session.add_all(
+        Publication(title=f"Earlier paper {n}", year=2010, author_id=academic.id)
+        for n in range(495)
+    )
+    session.commit()
+
+    six = _entries(6)
+    response = client.post("/publications/import", data={"bibtex-text": six})
+    assert response.status_code == 422
+    page = FormPage(response.data)
+    assert page.error("BibTeX") == (
+        "Your profile lists 495 publications and this paste would add 6, past the most a "
+        "profile can hold (500). Paste at most 5 new entries, or remove some publications "
+        "first. Nothing was imported."
+    )
+    assert page.value("BibTeX") == six
+    assert len(titles(session, academic.id)) == 495
+
+    # Entries skipped (already listed, no year) do not count against the room left.
+    five = _entries(5) + "\n@misc{again, title = {Earlier paper 3}, year = {2010}}"
+    response = client.post("/publications/import", data={"bibtex-text": five})
+    assert response.status_code == 200
+    assert "Imported 5 of 6 entries" in text_of(response.data)
+    assert len(titles(session, academic.id)) == 500
+
+    response = client.post("/publications/import", data={"bibtex-text": _entries(1, first=9)})
+    assert response.status_code == 422
+    assert FormPage(response.data).error("BibTeX") == (
+        "Your profile already lists 500 publications, the most it can hold (500). Remove some "
+        "older or less relevant ones first: the matcher reads your most representative work "
+        "best. Nothing was imported."
+    )
+    response = client.post("/publications/", data={"title": "One more paper", "year": "2024"})
+    assert response.status_code == 422
+    assert "the most it can hold (500)" in text_of(response.data)
+    assert FormPage(response.data).value("Title") == "One more paper"
+    assert len(titles(session, academic.id)) == 500
