@@ -36,8 +36,9 @@ def subject_for(batch: notices.Batch) -> str:
         if update.kind == "interest":
             if update.side == "company":
                 return f"A researcher is interested in your offer “{_short(update.offer_title)}”"
+            unverified = "" if update.organisation_verified else " (unverified)"
             return (
-                f"{update.organisation} is interested in your proposal "
+                f"{update.organisation}{unverified} is interested in your proposal "
                 f"“{_short(update.proposal_title)}”"
             )
         if update.side == "company":

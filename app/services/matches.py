@@ -41,11 +41,13 @@ OPEN_FOR_INTEREST = (
 
 @dataclass(frozen=True)
 class Contact:
-    """Who is on the other side of an introduced match."""
+    """Who is on the other side of an introduced match. `organisation_verified` is False for
+    an organisation no administrator has verified yet (mails naming a company say so)."""
 
     name: str
     email: str
     organisation: str
+    organisation_verified: bool = True
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,10 @@ def contact_of(session: Session, user: User | None) -> Contact | None:
         return None
     organisation = session.get(Organisation, user.organisation_id) if user.organisation_id else None
     return Contact(
-        name=user.name, email=user.email, organisation=organisation.name if organisation else ""
+        name=user.name,
+        email=user.email,
+        organisation=organisation.name if organisation else "",
+        organisation_verified=organisation.verified if organisation else True,
     )
 
 

@@ -183,7 +183,9 @@ def forget_interest(*, session: Session, match: Match, withdrawn_side: Side) -> 
 
 @dataclass(frozen=True)
 class Update:
-    """One event as a mail shows it. The academic is never named to the company."""
+    """One event as a mail shows it. The academic is never named to the company; the offer's
+    organisation is, marked "(unverified)" (as on the pages) until an administrator
+    verifies it."""
 
     kind: str
     side: Side
@@ -194,6 +196,7 @@ class Update:
     offer_id: int
     offer_title: str
     organisation: str
+    organisation_verified: bool = True
 
 
 @dataclass(frozen=True)
@@ -256,6 +259,7 @@ def _update(session: Session, event: MatchEvent) -> Update | None:
         offer_id=offer.id,  # type: ignore[arg-type]
         offer_title=offer.title,
         organisation=organisation.name if organisation else "",
+        organisation_verified=organisation.verified if organisation else True,
     )
 
 

@@ -38,7 +38,8 @@ from models import (
 @dataclass(frozen=True)
 class AllocatedItem:
     """One allocated pair as a notification describes it. `proposal_label` is the anonymous
-    description of the author (never their name); offers carry their organisation's name."""
+    description of the author (never their name); offers carry their organisation's name,
+    which the academic's mail marks "(unverified)" until an administrator verifies it."""
 
     proposal_id: int
     proposal_title: str
@@ -47,6 +48,7 @@ class AllocatedItem:
     offer_title: str
     organisation: str
     gpu_hours: int
+    organisation_verified: bool = True
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ def publish_round(*, session: Session, round_id: int) -> PublishedRound:
             offer_title=pair.offer.title,
             organisation=pair.organisation.name,
             gpu_hours=pair.assignment.gpu_hours,
+            organisation_verified=pair.organisation.verified,
         )
         by_author[pair.proposal.author_id].append(item)
         by_organisation[pair.organisation.id].append(item)  # type: ignore[index]

@@ -26,6 +26,7 @@ from models import (
     MatchStatus,
     Notification,
     NotificationPreference,
+    Organisation,
     OrganisationKind,
     Proposal,
     ProposalStatus,
@@ -390,3 +391,93 @@ def test_new_match_mails_reach_the_smtp_server_once_each_through_failures(
     assert received == ["ada@nb.example.org", "kim@helios.example.com", "sam@helios.example.com"]
     session.expire_all()
     assert {r.status.value for r in session.exec(select(Notification))} == {"sent"}
+
+
+def _unverified(session: Session, organisation_id: int) -> None:
+    organisation = session.get(Organisation, organisation_id)
+    organisation.verified = False
+    session.add(organisation)
+    session.commit()
+
+
+def test_match_mails_mark_an_unverified_company_as_the_pages_do(
+    app: Flask, session: Session, pair: dict[str, Any]
+) -> None:
+    """New-match and interest mails, as a digest and one at a time, say "(unverified)" after
+    a company no administrator has verified, as its offer's page does."""
+    ada, offer = pair["academic"], pair["offer"]
+    _unverified(session, offer.organisation_id)
+    _set(session, ada, notification_preference=NotificationPreference.daily, notify_min_score=0.0)
+    first, second = session.exec(select(Match).where(Match.proposal_id == pair["proposal"].id))
+    notices.record_arrivals(
+        session=session,
+        arrivals=[notices.Arrival(m, academic=True, company=False) for m in (first, second)],
+        now=WEDNESDAY,
+    )
+    _interested(session, first, "company", WEDNESDAY)
+    session.commit()
+    assert _dispatch(app, WEDNESDAY + timedelta(hours=20)) == 1
+    (digest,) = _rows(session, ada)
+    for body in (digest.text_body, re.sub(r"<[^>]+>", "", digest.html_body)):
+        assert body.count("from Helios Compute (unverified) (") == 2, body
+        assert "Helios Compute (unverified) is interested in your proposal" in body
+    assert "(unverified)" not in digest.subject
+
+    _set(session, ada, notification_preference=NotificationPreference.instant)
+    _interested(session, second, "company", WEDNESDAY + timedelta(hours=21))
+    session.commit()
+    assert _dispatch(app, WEDNESDAY + timedelta(hours=21)) == 1
+    instant = _rows(session, ada)[-1]
+    assert instant.subject == (
+        "Helios Compute (unverified) is interested in your proposal "
+        "“Offline reinforcement learning for grid batteries”"
+    )
+    assert "Helios Compute (unverified) is interested" in instant.text_body
+
+
+def test_introduction_and_round_mails_mark_an_unverified_company(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    auth: AuthActions,
+    pair: dict[str, Any],
+    make_admin: Callable[..., Any],
+) -> None:
+    ada, sam, match = pair["academic"], pair["member"], pair["match"]
+    _unverified(session, pair["offer"].organisation_id)
+    _unverified(session, ada.organisation_id)
+    # An allocation round that includes unverified organisations' offers says so.
+    auth.login(make_admin().email)
+    response = client.post(
+        "/admin/rounds/new", data={"equity": "none", "min_fit": "0", "include_unverified": "y"}
+    )
+    assert response.status_code == 303
+    round_page = response.headers["Location"]
+    assert client.post(f"{round_page}/publish").status_code in (302, 303)
+    session.expire_all()
+    allocated = session.exec(
+        select(Notification).where(
+            Notification.kind == "round_published", Notification.recipient_email == ada.email
+        )
+    ).one()
+    for body in (allocated.text_body, allocated.html_body):
+        assert "by Helios Compute (unverified)" in body
+    auth.logout()
+
+    # The introduction names the company so to the academic (never the university to the
+    # company: pages mark only companies).
+    auth.login(ada.email)
+    assert client.post(f"/matches/{match.id}/interest").status_code == 302
+    auth.logout()
+    auth.login(sam.email)
+    assert client.post(f"/matches/{match.id}/interest").status_code == 302
+    auth.logout()
+    introductions = {
+        row.recipient_email: row
+        for row in session.exec(select(Notification).where(Notification.kind == "introduction"))
+    }
+    to_ada, to_sam = introductions[ada.email], introductions[sam.email]
+    for body in (to_ada.text_body, to_ada.html_body):
+        assert "(Helios Compute (unverified))" in body
+    for body in (to_sam.text_body, to_sam.html_body):
+        assert "(Northbridge University)" in body and "(unverified)" not in body
