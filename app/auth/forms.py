@@ -29,6 +29,7 @@ from wtforms.validators import DataRequired, Length
 
 from app.db import db_session
 from app.services import accounts
+from app.services.validation import visible_text
 
 EMAIL = "Email address"
 RETYPE = "Retype password"
@@ -116,8 +117,9 @@ class UniformAnswers:
 
 
 def one_line(value: str | None) -> str | None:
-    """Names are one line of text: line breaks and runs of spaces become single spaces."""
-    return " ".join(value.split()) if isinstance(value, str) else value
+    """Names are one line of text: line breaks and runs of spaces become single spaces, and
+    a name of invisible characters only is no name."""
+    return " ".join(visible_text(value).split()) if isinstance(value, str) else value
 
 
 class TandemLoginForm(UniformAnswers, TandemWording, LoginForm):

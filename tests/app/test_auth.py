@@ -137,6 +137,15 @@ def test_sign_up_rejects_missing_and_malformed_fields(
     # A taken address is answered as any sign-up: see test_enumeration.py.
 
 
+def test_a_name_of_invisible_characters_is_no_name(client: FlaskClient) -> None:
+    response = _signup(client, name="\u200b\u2060 ", organisation="\ufeff\u200b")
+    assert response.status_code == 422
+    assert _field_errors(response) == [
+        "Enter your name, e.g. Ada Lovelace.",
+        "Enter your university, institute or company, e.g. Northbridge University.",
+    ]
+
+
 def _labels(response: Any) -> list[str]:
     """The text of every <label> and <legend> on the page, in order."""
     html = response.get_data(as_text=True)
