@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 from flask import Flask, current_app, g
 from sqlmodel import Session
-
-from app.services import outbox
-from app.services.recommendations import REMATCH_REQUESTS
 
 
 def normalise_url(url: str) -> str:
@@ -35,9 +35,28 @@ def make_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+# `app.extensions` key: what runs after the request's session commits or rolls back.
+HOOKS = "tandem.session_hooks"
+
+
+@dataclass(frozen=True)
+class SessionHooks:
+    """Work a committed transaction asked for (its requests sit in `session.info`), and what
+    to forget when it rolled back instead. The job queue registers one (`app.queue`), so
+    this module knows nothing of what the work is."""
+
+    after_commit: Callable[[Session], None]
+    after_rollback: Callable[[Session], None]
+
+
 def init_app(app: Flask) -> None:
     app.extensions["tandem.engine"] = make_engine(app.config["DATABASE_URL"])
+    app.extensions[HOOKS] = []
     app.teardown_appcontext(_close_session)
+
+
+def add_hooks(app: Flask, hooks: SessionHooks) -> None:
+    app.extensions[HOOKS].append(hooks)
 
 
 def engine() -> sa.Engine:
@@ -49,26 +68,19 @@ def db_session() -> Session:
     if "db_session" not in g:
         session = Session(engine(), expire_on_commit=False)
         sa.event.listen(session, "after_commit", _after_commit)
-        sa.event.listen(session, "after_rollback", _forget_requests)
+        sa.event.listen(session, "after_rollback", _after_rollback)
         g.db_session = session
     return g.db_session
 
 
 def _after_commit(session: Session) -> None:
-    """Queue the work the committed change asked for: re-ranking the items it changed, and
-    delivering the mail it wrote (outbox rows or match events)."""
-    from app.queue import get_queue
-
-    queue = get_queue()
-    for kind, item_id in session.info.pop(REMATCH_REQUESTS, []):
-        queue.rematch(kind, item_id)
-    if session.info.pop(outbox.MAIL_WRITTEN, False):
-        queue.deliver()
+    for hooks in current_app.extensions[HOOKS]:
+        hooks.after_commit(session)
 
 
-def _forget_requests(session: Session) -> None:
-    session.info.pop(REMATCH_REQUESTS, None)
-    session.info.pop(outbox.MAIL_WRITTEN, None)
+def _after_rollback(session: Session) -> None:
+    for hooks in current_app.extensions[HOOKS]:
+        hooks.after_rollback(session)
 
 
 def rollback_request() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from app.services.recommendations import DeferredRematch, Rematch
+from app.services.rematching import DeferredRematch, Rematch
 from matching import Encoder, default_encoder
 from matching.scoring import ScoreWeights
 

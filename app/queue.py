@@ -44,7 +44,9 @@ from sqlmodel import Session
 
 from app import db, notify
 from app.matcher import get_rematch
+from app.services import outbox
 from app.services.errors import NotFound
+from app.services.rematching import REMATCH_REQUESTS
 from app.services.requeue import unfinished_rematches
 from models import utcnow
 
@@ -300,8 +302,24 @@ def init_app(app: Flask) -> None:
         app.config["TANDEM_QUEUE_THREADS"] = 2 if isinstance(huey, SqliteHuey) else 0
     queue = Queue(app, huey)
     app.extensions["tandem.queue"] = queue
+    db.add_hooks(app, db.SessionHooks(after_commit=_queue_work, after_rollback=_forget_work))
     if app.config["TANDEM_QUEUE_THREADS"] > 0:
         app.before_request(queue.start_threads)
+
+
+def _queue_work(session: Session) -> None:
+    """Queue the work a committed change asked for: re-ranking the items it changed, and
+    delivering the mail it wrote (outbox rows or match events)."""
+    queue = get_queue()
+    for kind, item_id in session.info.pop(REMATCH_REQUESTS, []):
+        queue.rematch(kind, item_id)
+    if session.info.pop(outbox.MAIL_WRITTEN, False):
+        queue.deliver()
+
+
+def _forget_work(session: Session) -> None:
+    session.info.pop(REMATCH_REQUESTS, None)
+    session.info.pop(outbox.MAIL_WRITTEN, None)
 
 
 def get_queue() -> Queue:

@@ -7,7 +7,7 @@ from flask import Blueprint, current_app
 
 from app.db import db_session
 from app.matcher import get_encoder, get_weights
-from app.services import recommendations
+from app.services import eligibility, recommendations
 from app.services.errors import DomainError
 from matching.scoring import COMPONENT_LABELS
 
@@ -38,7 +38,7 @@ def recompute_command(top_k: int | None) -> None:
 def explain_command(proposal_id: int, offer_id: int) -> None:
     """Explain the score of proposal PROPOSAL_ID against offer OFFER_ID."""
     try:
-        explanation = recommendations.explain_pair(
+        explanation = eligibility.explain_pair(
             session=db_session(),
             encoder=get_encoder(),
             proposal_id=proposal_id,

@@ -12,7 +12,7 @@ from app.db import db_session
 from app.matcher import queued_rematch
 from app.matches import cards
 from app.offers.forms import ExclusionsForm, OfferForm, lines
-from app.services import catalogue, company_dashboard, offers, recommendations
+from app.services import catalogue, company_dashboard, eligibility, offers
 from app.services.errors import DomainError, InvalidInput, NotFound
 from app.web import local_path
 from models import Offer, OfferKind, OfferStatus
@@ -92,7 +92,7 @@ def _render_show(offer_id: int) -> ResponseReturnValue:
         "offers/show.html",
         offer=offer,
         recommendations=ranked,
-        eligibility=recommendations.eligibility_summary(session=session, offer_id=offer_id),
+        eligibility=eligibility.eligibility_summary(session=session, offer_id=offer_id),
         is_member=is_member,
     )
 

@@ -11,7 +11,7 @@ from app.db import db_session
 from app.matcher import queued_rematch
 from app.matches import cards
 from app.proposals.forms import ProposalForm
-from app.services import catalogue, proposals, recommendations
+from app.services import catalogue, eligibility, proposals
 from app.services.errors import DomainError, InvalidInput, NotFound
 from app.web import local_path
 
@@ -86,7 +86,7 @@ def show(proposal_id: int) -> ResponseReturnValue:
         author=catalogue.author_label(session=session, proposal=proposal),
         recommendations=offer_cards,
         coverage=proposals.coverage(proposal, [offer for _, offer in matched]),
-        eligibility=recommendations.eligibility_summary(session=session, proposal_id=proposal_id),
+        eligibility=eligibility.eligibility_summary(session=session, proposal_id=proposal_id),
     )
 
 

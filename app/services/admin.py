@@ -17,7 +17,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from app.services import recommendations
+from app.services import recommendations, rematching, visibility
 from app.services.catalogue import Page
 from app.services.errors import Conflict, Forbidden, NotFound
 from matching import Encoder, ScoreWeights
@@ -79,7 +79,7 @@ def _organisation_rows(
     )
     open_offers = (
         select(func.count())
-        .where(col(Offer.organisation_id) == Organisation.id, *recommendations.visible_offers())
+        .where(col(Offer.organisation_id) == Organisation.id, *visibility.visible_offers())
         .correlate(Organisation)
         .scalar_subquery()
     )
@@ -244,7 +244,7 @@ def set_user_active(
             session,
             col(Match.proposal_id).in_(select(Proposal.id).where(Proposal.author_id == user.id)),
         )
-        recommendations.Rematch(encoder, k, weights, today).author(session, user.id)  # type: ignore[arg-type]
+        rematching.Rematch(encoder, k, weights, today).author(session, user.id)  # type: ignore[arg-type]
     return user
 
 

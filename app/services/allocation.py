@@ -17,13 +17,9 @@ import numpy as np
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from app.services.corpus import Snapshot, load_snapshot, make_matcher
 from app.services.errors import DomainError, NotFound
-from app.services.recommendations import (
-    Snapshot,
-    load_snapshot,
-    make_matcher,
-    visible_offers,
-)
+from app.services.visibility import visible_offers
 from matching import Encoder, ScoreWeights, check_eligibility, strength
 from matching.allocation import Allocation, allocate
 from matching.round_report import (

@@ -11,11 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from app.services.errors import NotFound
-from app.services.recommendations import (
-    MATCHABLE_PROPOSALS,
-    visible_offers,
-    visible_proposals,
-)
+from app.services.visibility import MATCHABLE_PROPOSALS, visible_offers, visible_proposals
 from models import (
     Match,
     MatchStatus,

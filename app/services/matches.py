@@ -15,7 +15,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.services import recommendations
+from app.services import eligibility
 from app.services.errors import Conflict, NotFound
 from models import (
     Match,
@@ -114,7 +114,7 @@ def express_interest(
         raise Conflict("This proposal is no longer open.")
     if offer.status != OfferStatus.open or offer.hidden:
         raise Conflict("This offer is no longer open.")
-    if recommendations.ineligible_pairs(session=session, pairs=[(proposal.id, offer.id)]):
+    if eligibility.ineligible_pairs(session=session, pairs=[(proposal.id, offer.id)]):
         # Deliberately unspecific: an exclusion list must not leak through this message.
         raise Conflict(
             "This proposal and offer no longer fit each other's requirements (terms, "

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from app.services.catalogue import LISTED_MATCH_STATUSES
-from app.services.recommendations import visible_offers, visible_proposals
+from app.services.visibility import visible_offers, visible_proposals
 from models import (
     AllocationAssignment,
     AllocationRound,

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, func, select
 
 from app.services import catalogue
 from app.services.errors import Conflict, InvalidInput, NotFound
-from app.services.recommendations import Rematcher
+from app.services.rematching import Rematcher
 from app.services.validation import field_errors, visible_text, visible_values
 from models import (
     Offer,

@@ -18,8 +18,9 @@ from sqlmodel import Session, col, select
 
 from app.services import catalogue
 from app.services.errors import Conflict, InvalidInput, NotFound
-from app.services.recommendations import MATCHABLE_PROPOSALS, Rematcher
+from app.services.rematching import Rematcher
 from app.services.validation import field_errors, visible_values
+from app.services.visibility import MATCHABLE_PROPOSALS
 from models import (
     Match,
     MatchStatus,

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, func, select
 
 from app.services import bibtex
 from app.services.errors import InvalidInput, NotFound
-from app.services.recommendations import Rematcher
+from app.services.rematching import Rematcher
 from app.services.validation import field_errors, visible_values
 from models import Publication, PublicationCreate
 

@@ -16,12 +16,9 @@ from sqlmodel import Session, col, select
 
 from app.services.allocation import get_round, round_pairs
 from app.services.catalogue import author_label
+from app.services.eligibility import ineligible_pairs
 from app.services.errors import Conflict, DomainError
-from app.services.recommendations import (
-    ineligible_pairs,
-    visible_offers,
-    visible_proposals,
-)
+from app.services.visibility import visible_offers, visible_proposals
 from models import (
     AllocationAssignment,
     AllocationRound,

@@ -36,8 +36,8 @@ from sqlmodel import Session, col, func, select
 
 from app.services.catalogue import Page, author_label, research_areas
 from app.services.embedding_store import SqlEmbeddingStore
-from app.services.recommendations import visible_offers, visible_proposals
 from app.services.texts import offer_text, proposal_text
+from app.services.visibility import visible_offers, visible_proposals
 from matching import Encoder
 from models import Offer, Proposal, PublicationTerms
 

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlmodel import Session
 
-from app.services import allocation, recommendations
+from app.services import allocation, corpus
 from matching import check_eligibility
 from matching.round_report import REASON_HEADINGS
 from models import LabResourceLevel, OfferKind
@@ -31,7 +31,7 @@ def test_round_respects_every_capacity_and_constraint(session: Session, preview)
     assert compute.name == "compute" and data.name == "data"
     assert compute.allocation.status == "optimal"
     assert compute.assigned and data.assigned
-    snapshot = recommendations.load_snapshot(session=session)
+    snapshot = corpus.load_snapshot(session=session)
     for solved in result.passes:
         hours, projects = defaultdict(float), defaultdict(int)
         seen = set()

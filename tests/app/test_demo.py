@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlmodel import Session, func, select
 
-from app.services import catalogue, demo, recommendations
+from app.services import catalogue, demo, eligibility
 from models import (
     Match,
     MatchStatus,
@@ -122,14 +122,14 @@ def test_every_open_proposal_gets_its_eligible_offers_up_to_k(
     with_recommendations = 0
     for proposal in open_proposals:
         top = catalogue.recommended_offers(session=session, proposal_id=proposal.id, limit=5)
-        summary = recommendations.eligibility_summary(session=session, proposal_id=proposal.id)
+        summary = eligibility.eligibility_summary(session=session, proposal_id=proposal.id)
         assert len(top) == min(5, summary.eligible), proposal.title
         assert [m.score for m, _ in top] == sorted((m.score for m, _ in top), reverse=True)
         with_recommendations += bool(top)
     assert with_recommendations >= 0.8 * len(open_proposals)
     for offer in open_offers:
         top = catalogue.recommended_proposals(session=session, offer_id=offer.id, limit=5)
-        summary = recommendations.eligibility_summary(session=session, offer_id=offer.id)
+        summary = eligibility.eligibility_summary(session=session, offer_id=offer.id)
         assert len(top) == min(5, summary.eligible), offer.title
     closed_or_draft = session.exec(
         select(func.count())

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
-from app.services import recommendations
+from app.services import corpus, recommendations
 from matching import Encoder
 from models import Match, MatchStatus, OfferStatus, OrganisationKind, Role
 from tests.conftest import AuthActions
@@ -195,7 +195,7 @@ def test_withdrawing_after_an_introduction_frees_the_offer_capacity(
     client.post(f"/matches/{match.id}/dismiss", data={"reason": "Budget moved"})
     match = _reload(session, match)
     assert match.status == MatchStatus.withdrawn and match.declined_by == "company"
-    snapshot = recommendations.load_snapshot(session=session)
+    snapshot = corpus.load_snapshot(session=session)
     offer_index = snapshot.offer_index()[pair["offer"].id]
     assert snapshot.corpus.offers.hours_left[offer_index] == pair["offer"].gpu_hours_budget
 

@@ -8,7 +8,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlmodel import Session, select
 
-from app.services import recommendations
+from app.services import eligibility, recommendations
 from matching import Encoder
 from models import (
     IpStance,
@@ -244,7 +244,7 @@ def test_public_summaries_never_itemise_exclusions_or_conflicts(
         select(User).where(User.email.endswith("@eastmoor.example.org"))  # type: ignore[attr-defined]
     ).first()
     proposal = session.exec(select(Proposal).where(Proposal.author_id == author.id)).first()
-    summary = recommendations.eligibility_summary(session=session, proposal_id=proposal.id)
+    summary = eligibility.eligibility_summary(session=session, proposal_id=proposal.id)
     labels = " ".join(label for label, _ in summary.failures)
     assert "excluded" not in labels and "conflict" not in labels.lower()
     assert summary.eligible < summary.candidates

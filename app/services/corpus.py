@@ -1,0 +1,195 @@
+"""The matchable records as the engine sees them: a snapshot of every visible proposal and
+offer (with the authors' publications, identities and capacity left) in corpus order, and
+the matcher built over it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+from sqlmodel import Session, col, select
+
+from app.services.embedding_store import SqlEmbeddingStore
+from app.services.texts import offer_text, proposal_text, publication_text
+from app.services.visibility import COMMITTED, SET_ASIDE, visible_offers, visible_proposals
+from matching import Encoder
+from matching.eligibility import (
+    OfferFacts,
+    ProposalFacts,
+)
+from matching.engine import Corpus, Matcher
+from matching.fit import FitInputs
+from matching.lexical import WORD_PATTERN, TfidfSimilarity, explanation_vectorizer
+from matching.scoring import ScoreWeights
+from models import (
+    Match,
+    Offer,
+    OfferStatus,
+    Organisation,
+    Proposal,
+    Publication,
+    User,
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The matchable records, in corpus order, and the corpus built from them."""
+
+    proposals: list[Proposal]
+    offers: list[Offer]
+    corpus: Corpus
+
+    def proposal_index(self) -> dict[int, int]:
+        return {p.id: i for i, p in enumerate(self.proposals)}  # type: ignore[misc]
+
+    def offer_index(self) -> dict[int, int]:
+        return {o.id: j for j, o in enumerate(self.offers)}  # type: ignore[misc]
+
+
+def _date64(value: date | None) -> np.datetime64:
+    return np.datetime64(value, "D") if value else np.datetime64("NaT", "D")
+
+
+def _identities(organisation: Organisation | None, email: str | None = None) -> list[str]:
+    names = [email.rsplit("@", 1)[1]] if email and "@" in email else []
+    if organisation is not None:
+        names += [organisation.name, *organisation.email_domains]
+    return names
+
+
+def load_snapshot(*, session: Session) -> Snapshot:
+    """Read every open proposal and offer, with the authors' publications and each offer's
+    capacity left after the matches already introduced."""
+    proposals = list(
+        session.exec(select(Proposal).where(*visible_proposals()).order_by(col(Proposal.id)))
+    )
+    offers = list(session.exec(select(Offer).where(*visible_offers()).order_by(col(Offer.id))))
+    authors = {p.author_id for p in proposals}
+    users = {u.id: u for u in session.exec(select(User).where(col(User.id).in_(authors)))}
+    organisations = {o.id: o for o in session.exec(select(Organisation))}
+    publications: dict[int, list[Publication]] = defaultdict(list)
+    for publication in session.exec(
+        select(Publication)
+        .where(col(Publication.author_id).in_(authors))
+        .order_by(col(Publication.year).desc(), col(Publication.id))
+    ):
+        publications[publication.author_id].append(publication)
+
+    hours_committed: dict[int, float] = defaultdict(float)
+    projects_committed: dict[int, int] = defaultdict(int)
+    for match, hours in session.exec(
+        select(Match, Proposal.gpu_hours_needed)
+        .join(Proposal, col(Proposal.id) == Match.proposal_id)
+        .where(col(Match.status).in_(COMMITTED))
+    ):
+        hours_committed[match.offer_id] += hours
+        projects_committed[match.offer_id] += 1
+
+    def author_identities(proposal: Proposal) -> list[str]:
+        author = users.get(proposal.author_id)
+        if author is None:
+            return []
+        return _identities(organisations.get(author.organisation_id), author.email)
+
+    proposal_records = [
+        {
+            "gpu_hours_needed": p.gpu_hours_needed,
+            "gpu_memory_min_gb": p.gpu_memory_min_gb,
+            "gpu_type": p.gpu_type,
+            "needs_data": p.needs_data,
+            "requires_open_publication": p.requires_open_publication,
+            "requires_open_source": p.requires_open_source,
+            "ip_stance": p.ip_stance.value,
+            "identities": author_identities(p),
+            "excluded": p.excluded_companies,
+        }
+        for p in proposals
+    ]
+    offer_records = [
+        {
+            "kind": o.kind.value,
+            "is_open": o.status == OfferStatus.open,
+            "deadline": o.deadline,
+            "gpu_memory_gb": o.gpu_memory_gb,
+            "gpu_type": o.gpu_type,
+            "max_hours_per_project": o.max_hours_per_project,
+            "hours_left": max(0.0, o.gpu_hours_budget - hours_committed[o.id]),
+            "projects_left": o.max_projects - projects_committed[o.id],
+            "publication_terms": o.publication_terms.value,
+            "code_release_allowed": o.code_release_allowed,
+            "ip_stance": o.ip_stance.value,
+            "identities": _identities(organisations.get(o.organisation_id)),
+            "excluded": o.excluded_institutions,
+        }
+        for o in offers
+    ]
+    proposal_facts = ProposalFacts.from_records(proposal_records)
+    offer_facts = OfferFacts.from_records(offer_records)
+    fit = FitInputs.from_facts(
+        proposal_facts,
+        offer_facts,
+        proposal_domains=[frozenset(p.data_domains) for p in proposals],
+        start=np.array([_date64(p.earliest_start) for p in proposals], dtype="datetime64[D]"),
+        duration_months=np.array([p.duration_months for p in proposals], dtype=np.float64),
+        offer_domains=[
+            frozenset(o.data_domains) if o.kind.offers_data else frozenset() for o in offers
+        ],
+        available_until=np.array(
+            [_date64(o.available_until) for o in offers], dtype="datetime64[D]"
+        ),
+    )
+    corpus = Corpus(
+        proposal_texts=[proposal_text(p) for p in proposals],
+        offer_texts=[offer_text(o) for o in offers],
+        author_publications=[
+            [publication_text(pub) for pub in publications[p.author_id]] for p in proposals
+        ],
+        publication_titles=[[pub.title for pub in publications[p.author_id]] for p in proposals],
+        proposals=proposal_facts,
+        offers=offer_facts,
+        fit=fit,
+        set_aside=_set_aside(session, proposals, offers),
+    )
+    return Snapshot(proposals=proposals, offers=offers, corpus=corpus)
+
+
+def _set_aside(
+    session: Session, proposals: list[Proposal], offers: list[Offer]
+) -> dict[int, list[int]]:
+    """Pairs a side dismissed (declined or withdrawn), as corpus indices: never suggested
+    again, so the next-best offer moves up instead of the list shrinking."""
+    proposal_index = {p.id: i for i, p in enumerate(proposals)}
+    offer_index = {o.id: j for j, o in enumerate(offers)}
+    set_aside: dict[int, list[int]] = defaultdict(list)
+    for proposal_id, offer_id in session.exec(
+        select(Match.proposal_id, Match.offer_id).where(col(Match.status).in_(SET_ASIDE))
+    ):
+        if proposal_id in proposal_index and offer_id in offer_index:
+            set_aside[proposal_index[proposal_id]].append(offer_index[offer_id])
+    return dict(set_aside)
+
+
+def make_matcher(
+    *,
+    session: Session,
+    encoder: Encoder,
+    snapshot: Snapshot,
+    weights: ScoreWeights | None = None,
+    today: date | None = None,
+) -> Matcher:
+    """A matcher over `snapshot`. Its lexical score has no IDF, so a pair's lexical score
+    depends on the two texts alone: an incremental refresh then agrees with a full recompute
+    (IDF would shift every pair's score whenever any text changes). Explanations name shared
+    terms with IDF fitted on the snapshot, so rarer, telling words come first."""
+    texts = [*snapshot.corpus.proposal_texts, *snapshot.corpus.offer_texts]
+    return Matcher(
+        encoder,
+        weights=weights,
+        lexical=TfidfSimilarity(use_idf=False, token_pattern=WORD_PATTERN).fit(texts),
+        terms=explanation_vectorizer(texts),
+        store=SqlEmbeddingStore(session),
+        today=today,
+    )
