@@ -5,7 +5,6 @@ came from is shown again."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -23,7 +22,7 @@ from app.admin import charts
 from app.admin.forms import ModerationForm, RoundForm, TokenForm
 from app.api import events
 from app.db import db_session
-from app.matcher import get_encoder, get_weights
+from app.matcher import get_encoder, get_rematch, get_weights
 from app.services import (
     admin,
     allocation,
@@ -50,14 +49,6 @@ CONTENT_KINDS = ("proposals", "offers")
 def _administrators_only() -> None:
     """Every route of this blueprint, present and future: signed in (else to the sign-in
     page), and an administrator (else 403). Administrators always sign in with two factors."""
-
-
-def _refresh_options() -> dict[str, Any]:
-    return {
-        "encoder": get_encoder(),
-        "weights": get_weights(),
-        "k": current_app.config["TANDEM_TOP_K"],
-    }
 
 
 def _per_page() -> int:
@@ -139,7 +130,7 @@ def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
             user_id=user_id,
             active=active,
             acting_user_id=current_user.id,
-            **_refresh_options(),
+            rematch=get_rematch(),
         )
     except NotFound:
         raise
@@ -202,7 +193,7 @@ def _moderate(kind: str, item_id: int, hidden: bool) -> ResponseReturnValue:
             reason=reason,
             acting_user_id=current_user.id,
             **{key: item_id},
-            **_refresh_options(),
+            rematch=get_rematch(),
         )
     except NotFound:
         raise

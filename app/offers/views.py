@@ -120,7 +120,7 @@ def create() -> ResponseReturnValue:
                 session=session,
                 user_id=current_user.id,
                 data=form.to_data(),
-                matching=queued_rematch(),
+                rematch=queued_rematch(),
                 open_now=bool(form.publish.data),
             )
         except InvalidInput as exc:
@@ -162,7 +162,7 @@ def edit(offer_id: int) -> ResponseReturnValue:
                 user_id=current_user.id,
                 offer_id=offer_id,
                 data=form.to_data(),
-                matching=queued_rematch(),
+                rematch=queued_rematch(),
             )
         except InvalidInput as exc:
             session.rollback()
@@ -187,7 +187,7 @@ def _change_status(offer_id: int, action: str) -> ResponseReturnValue:
     change = offers.open_offer if action == "open" else offers.close_offer
     try:
         change(
-            session=session, user_id=current_user.id, offer_id=offer_id, matching=queued_rematch()
+            session=session, user_id=current_user.id, offer_id=offer_id, rematch=queued_rematch()
         )
     except NotFound:
         raise
@@ -238,7 +238,7 @@ def exclusions() -> ResponseReturnValue:
                 session=session,
                 user_id=current_user.id,
                 entries=lines(form.excluded_institutions.data),
-                matching=queued_rematch(),
+                rematch=queued_rematch(),
             )
         except InvalidInput as exc:
             session.rollback()

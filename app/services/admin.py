@@ -12,15 +12,14 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import date
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from app.services import recommendations, rematching, visibility
+from app.services import visibility
 from app.services.catalogue import Page
 from app.services.errors import Conflict, Forbidden, NotFound
-from matching import Encoder, ScoreWeights
+from app.services.rematching import Rematcher
 from models import (
     AllocationRound,
     AllocationRoundStatus,
@@ -207,10 +206,7 @@ def set_user_active(
     user_id: int,
     active: bool,
     acting_user_id: int,
-    encoder: Encoder,
-    k: int,
-    weights: ScoreWeights | None = None,
-    today: date | None = None,
+    rematch: Rematcher,
 ) -> User:
     """Suspend (`active=False`) or reinstate a user.
 
@@ -244,7 +240,7 @@ def set_user_active(
             session,
             col(Match.proposal_id).in_(select(Proposal.id).where(Proposal.author_id == user.id)),
         )
-        rematching.Rematch(encoder, k, weights, today).author(session, user.id)  # type: ignore[arg-type]
+        rematch.author(session, user.id)  # type: ignore[arg-type]
     return user
 
 
@@ -313,11 +309,8 @@ def set_proposal_hidden(
     proposal_id: int,
     hidden: bool,
     acting_user_id: int,
-    encoder: Encoder,
-    k: int,
+    rematch: Rematcher,
     reason: str = "",
-    weights: ScoreWeights | None = None,
-    today: date | None = None,
 ) -> Proposal:
     """Hide a proposal from every listing and from matching (or show it again); the
     reason is logged. Its suggestions leave the offers' lists at once."""
@@ -335,14 +328,7 @@ def set_proposal_hidden(
         acting_user_id,
         reason or "(none given)",
     )
-    recommendations.refresh_proposal(
-        session=session,
-        encoder=encoder,
-        proposal_id=proposal_id,
-        k=k,
-        weights=weights,
-        today=today,
-    )
+    rematch.proposal(session, proposal_id)
     return proposal
 
 
@@ -352,11 +338,8 @@ def set_offer_hidden(
     offer_id: int,
     hidden: bool,
     acting_user_id: int,
-    encoder: Encoder,
-    k: int,
+    rematch: Rematcher,
     reason: str = "",
-    weights: ScoreWeights | None = None,
-    today: date | None = None,
 ) -> Offer:
     """Hide an offer from every listing and from matching (or show it again); the reason
     is logged. Its suggestions leave the proposals' lists at once."""
@@ -374,7 +357,5 @@ def set_offer_hidden(
         acting_user_id,
         reason or "(none given)",
     )
-    recommendations.refresh_offer(
-        session=session, encoder=encoder, offer_id=offer_id, k=k, weights=weights, today=today
-    )
+    rematch.offer(session, offer_id)
     return offer

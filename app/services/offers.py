@@ -319,7 +319,7 @@ def create_offer(
     session: Session,
     user_id: int,
     data: Mapping[str, Any],
-    matching: Rematcher,
+    rematch: Rematcher,
     open_now: bool = False,
     today: date | None = None,
 ) -> Offer:
@@ -336,7 +336,7 @@ def create_offer(
     )
     session.add(offer)
     session.flush()
-    matching.offer(session, offer.id)  # type: ignore[arg-type]
+    rematch.offer(session, offer.id)  # type: ignore[arg-type]
     return offer
 
 
@@ -346,7 +346,7 @@ def update_offer(
     user_id: int,
     offer_id: int,
     data: Mapping[str, Any],
-    matching: Rematcher,
+    rematch: Rematcher,
     today: date | None = None,
 ) -> Offer:
     """Apply `OfferUpdate` fields to an offer of the member's organisation (its status is
@@ -373,7 +373,7 @@ def update_offer(
         setattr(offer, name, value)
     session.add(offer)
     session.flush()
-    matching.offer(session, offer.id)  # type: ignore[arg-type]
+    rematch.offer(session, offer.id)  # type: ignore[arg-type]
     return offer
 
 
@@ -382,7 +382,7 @@ def open_offer(
     session: Session,
     user_id: int,
     offer_id: int,
-    matching: Rematcher,
+    rematch: Rematcher,
     today: date | None = None,
 ) -> Offer:
     """Publish a draft (or reopen a closed offer) so that it is listed and matched."""
@@ -398,11 +398,11 @@ def open_offer(
     offer.status = OfferStatus.open
     session.add(offer)
     session.flush()
-    matching.offer(session, offer.id)  # type: ignore[arg-type]
+    rematch.offer(session, offer.id)  # type: ignore[arg-type]
     return offer
 
 
-def close_offer(*, session: Session, user_id: int, offer_id: int, matching: Rematcher) -> Offer:
+def close_offer(*, session: Session, user_id: int, offer_id: int, rematch: Rematcher) -> Offer:
     """Stop taking projects: the offer leaves every list of suggestions; matches either side
     already acted on are kept."""
     offer = own_offer(session=session, user_id=user_id, offer_id=offer_id)
@@ -411,12 +411,12 @@ def close_offer(*, session: Session, user_id: int, offer_id: int, matching: Rema
     offer.status = OfferStatus.closed
     session.add(offer)
     session.flush()
-    matching.offer(session, offer.id)  # type: ignore[arg-type]
+    rematch.offer(session, offer.id)  # type: ignore[arg-type]
     return offer
 
 
 def save_exclusions(
-    *, session: Session, user_id: int, entries: Iterable[str], matching: Rematcher
+    *, session: Session, user_id: int, entries: Iterable[str], rematch: Rematcher
 ) -> list[Offer]:
     """Make `entries` the exclusion list of every offer of the member's organisation, and
     refresh the offers whose list changed. Returns the offers changed.
@@ -447,5 +447,5 @@ def save_exclusions(
         session.add(offer)
     session.flush()
     for offer in changed:
-        matching.offer(session, offer.id)  # type: ignore[arg-type]
+        rematch.offer(session, offer.id)  # type: ignore[arg-type]
     return changed
