@@ -152,4 +152,22 @@ def problem_details_in_spec(spec: dict[str, Any]) -> dict[str, Any]:
     for unused in ("HTTPError", "ValidationError"):
         schemas.pop(unused, None)
     schemas["Problem"] = Problem.model_json_schema()
+    _webhook_urls_as_served(schemas)
     return spec
+
+
+def _webhook_urls_as_served(schemas: dict[str, Any]) -> None:
+    """Outside development the server takes only https:// and host names for webhooks: the
+    document says so (a client that follows it is never refused, and Schemathesis finds the
+    two agree)."""
+    from app.services.webhooks import PUBLIC_URL_PATTERN
+    from app.webhooks import allow_private
+
+    url = schemas.get("WebhookIn", {}).get("properties", {}).get("url")
+    if url is None or allow_private():
+        return
+    url["pattern"] = PUBLIC_URL_PATTERN
+    url["description"] = (
+        "Where to POST notifications: https:// and the endpoint's host name (not an IP "
+        "address). Names that resolve to private networks are refused at delivery."
+    )

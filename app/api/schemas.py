@@ -3,11 +3,21 @@ and generate the OpenAPI document (APIFlask reads them), so the two cannot drift
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+)
 
+from app.services import feed, webhooks
 from models import (
     AccessMode,
     AllocationRoundStatus,
@@ -28,17 +38,35 @@ class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# RFC 3339 `date-time`, what the OpenAPI format `date-time` means: seconds and a zone required.
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
 def _iso_text(value: object) -> object:
-    """Only ISO 8601 text: pydantic would otherwise read `0` or `1.5` as Unix times."""
-    if isinstance(value, str) and "T" in value.upper() and "-" in value:
+    """Only RFC 3339 text: pydantic would otherwise read `0` or `1.5` as Unix times, and
+    `09:30Z` or `+0500`, which the document's `date-time` does not allow."""
+    if isinstance(value, str) and RFC3339.fullmatch(value):
         return value
     if isinstance(value, datetime):
         return value
-    raise ValueError("give an ISO 8601 time with a time zone, e.g. 2026-11-28T09:30:00Z")
+    raise ValueError("give an RFC 3339 time with a time zone, e.g. 2026-11-28T09:30:00Z")
 
 
-# A time as query text: ISO 8601 with a time zone, nothing else.
-IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+def _in_utc(value: datetime) -> datetime:
+    """In UTC. A valid time whose UTC reading falls outside years 1-9999 (`0001-01-01T00:00:00
+    +05:00`) is read as the earliest or latest time there is: it still means "everything" or
+    "nothing yet"."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        extreme = datetime.max if value.year == datetime.max.year else datetime.min
+        return extreme.replace(tzinfo=UTC)
+
+
+# A time as query text: RFC 3339 with a time zone, nothing else; given in UTC.
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_utc)]
 
 
 class ListQuery(Schema):
@@ -48,11 +76,15 @@ class ListQuery(Schema):
         default=None,
         min_length=1,
         max_length=200,
-        description="`next_cursor` from the previous page; omit it for the first page.",
+        description="`next_cursor` from the previous page; omit it for the first page. "
+        "(Cursors given out before December 2026, base64 text, are still accepted.)",
+        # The documented form only: every text of this form is a cursor the server accepts.
+        json_schema_extra={"pattern": feed.CURSOR_PATTERN, "examples": ["1795858200000000.12"]},
     )
     updated_since: IsoTime | None = Field(
         default=None,
-        description="Only records changed at or after this time (ISO 8601 with a time zone). "
+        description="Only records changed at or after this time (RFC 3339: ISO 8601 with seconds "
+        "and a time zone). "
         "Ignored when `cursor` is given.",
         json_schema_extra={"examples": [STAMP]},
     )
@@ -252,7 +284,8 @@ class Problem(Schema):
 class ExportQuery(Schema):
     since: IsoTime | None = Field(
         default=None,
-        description="Only records changed at or after this time (ISO 8601 with a time zone); "
+        description="Only records changed at or after this time (RFC 3339: ISO 8601 with seconds "
+        "and a time zone); "
         "records that stopped being public since then come as `deleted` lines.",
         json_schema_extra={"examples": [STAMP]},
     )
@@ -282,10 +315,13 @@ class WebhookIn(Schema):
     url: str = Field(
         min_length=1,
         max_length=2000,
-        # ASCII only (hosts in punycode); the same in Python and JSON Schema regexes.
-        pattern=r"^https?://[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*(:[0-9]{1,5})?(/[!-~]*)?$",
-        description="Where to POST notifications (https; http only in development)",
-        json_schema_extra={"examples": ["https://funder.example.org/tandem/hooks"]},
+        # Checked by `webhooks.register`, with a message a person can act on; outside
+        # development the document gives the stricter `webhooks.PUBLIC_URL_PATTERN`.
+        json_schema_extra={
+            "pattern": webhooks.URL_PATTERN,
+            "examples": ["https://funder.example.org/tandem/hooks"],
+        },
+        description="Where to POST notifications (http and IP addresses only in development)",
     )
     events: list[Literal["match.introduced", "round.published"]] = Field(
         min_length=1,

@@ -251,7 +251,7 @@ def create_webhook(body: schemas.WebhookIn) -> dict[str, Any]:
         token=partners.get_token(session=session, token_id=g.partner_token_id),
         url=body.url,
         events=body.events,
-        allow_insecure=allow_private(),
+        allow_private=allow_private(),
     )
     session.commit()
     return {**hook.model_dump(include=set(schemas.WebhookOut.model_fields)), "secret": hook.secret}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -99,17 +100,32 @@ def as_utc(value: datetime, field: str = "updated_since") -> datetime:
         raise InvalidInput({field: ["That time is out of range."]}) from exc
 
 
+# Every text that matches this is a cursor (the OpenAPI document says so): the microseconds
+# since 1970 of the last change handed out, and its record's id.
+CURSOR_PATTERN = r"^[0-9]{1,17}\.[0-9]{1,10}$"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 @dataclass(frozen=True)
 class Cursor:
     updated_at: datetime
     id: int
 
     def encode(self) -> str:
-        raw = json.dumps([self.updated_at.isoformat(), self.id]).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return f"{(self.updated_at - _EPOCH) // _MICROSECOND}.{self.id}"
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
+        """A cursor of the documented form, or one given out before it (base64 JSON)."""
+        if re.fullmatch(CURSOR_PATTERN, text):
+            stamp, record_id = text.split(".")
+            # No id is above MAX_ID (the column's range), so a larger one means the same place.
+            return cls(_EPOCH + int(stamp) * _MICROSECOND, min(int(record_id), MAX_ID))
+        return cls._decode_base64(text)
+
+    @classmethod
+    def _decode_base64(cls, text: str) -> Cursor:
         try:
             padded = text + "=" * (-len(text) % 4)
             stamp, record_id = json.loads(base64.urlsafe_b64decode(padded.encode()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -292,7 +293,9 @@ def test_updated_since_etags_and_the_settle_delay(
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"cursor": _cursor("2020-01-01T00:00:00+00:00", 2**63)}, "cursor"),
         ({"cursor": _cursor("9999-12-31T23:59:59-05:00", 1)}, "cursor"),
-        ({"updated_since": "9999-12-31T23:59:59-05:00"}, "updated_since"),
+        ({"cursor": "1795858200000000.12.3"}, "cursor"),
+        ({"updated_since": "2026-11-28T09:30Z"}, "updated_since"),  # RFC 3339 needs seconds
+        ({"updated_since": "2026-11-28T09:30:00+0500"}, "updated_since"),
         ({"updated_since": "yesterday"}, "updated_since"),
         ({"colour": "blue"}, "colour"),
     ],
@@ -303,6 +306,38 @@ def test_bad_parameters_are_problems_naming_the_parameter(
     token = _token(session, "proposals")
     body = _problem(_get(client, "/api/v1/proposals", token, **params), 400, "invalid-request")
     assert field in body["errors"]
+
+
+def test_every_cursor_and_time_of_the_documented_forms_is_accepted(
+    api_app: Flask, client: FlaskClient, session: Session, pair: dict[str, Any]
+) -> None:
+    """The OpenAPI document gives the cursor's form as a pattern and times as RFC 3339: a
+    client that follows it is never refused (Schemathesis found cursors it was)."""
+    token = _token(session, "proposals")
+    spec = client.get("/api/v1/openapi.json").get_json()
+    parameters = spec["paths"]["/api/v1/proposals"]["get"]["parameters"]
+    (pattern,) = [p["schema"]["pattern"] for p in parameters if p["name"] == "cursor"]
+    first = _get(client, "/api/v1/proposals", token).get_json()
+    assert [p["id"] for p in first["items"]] == [pair["proposal"].id]
+    assert re.fullmatch(pattern, first["next_cursor"]), "cursors given out have that form"
+
+    def ids(**params: Any) -> list[int]:
+        page = _get(client, "/api/v1/proposals", token, **params)
+        assert page.status_code == 200, page.get_data(as_text=True)
+        return [p["id"] for p in page.get_json()["items"]]
+
+    # Any text of that form is a position in the change order: the start, or past the end.
+    assert ids(cursor="0.0") == [pair["proposal"].id]
+    assert ids(cursor="99999999999999999.9999999999") == []
+    assert ids(cursor=first["next_cursor"]) == []
+    # Cursors given out before (base64 JSON) still continue where they were.
+    assert ids(cursor=_cursor("2000-01-01T00:00:00+00:00", 0)) == [pair["proposal"].id]
+    assert ids(cursor=_cursor(first["items"][0]["updated_at"], pair["proposal"].id)) == []
+    # Valid times outside years 1-9999 once in UTC: everything since the start, nothing since
+    # the end of time.
+    assert ids(updated_since="0001-01-01T00:00:00+05:00") == [pair["proposal"].id]
+    assert ids(updated_since="9999-12-31T23:59:59-05:00") == []
+    assert ids(updated_since="2000-01-01t00:00:00z") == [pair["proposal"].id]
 
 
 def test_a_token_over_its_rate_limit_gets_429_with_retry_after(
@@ -493,8 +528,10 @@ def test_edge_requests_are_problems_not_server_errors(
     nested = "[" * 100_000 + "]" * 100_000
     _problem(client.post("/api/v1/webhooks", data=nested, headers=headers), 400, "invalid-request")
     _problem(client.get("/api/v1"), 404, "not-found")
+    # A valid time past the year 9999 in UTC: nothing has changed since.
     late = _get(client, "/api/v1/export.ndjson", token, since="9999-12-31T23:59:59-05:00")
-    _problem(late, 400, "invalid-request")
+    assert late.status_code == 200
+    assert [json.loads(line) for line in late.text.splitlines()] == [{"cursors": {"offers": None}}]
     bad = api_app.test_cli_runner().invoke(args=["export", "--since", "9999-12-31T23:59:59-05:00"])
     assert bad.exit_code != 0 and "out of range" in bad.output
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
 from app import notify
-from app.services import partners
+from app.services import partners, webhooks
 from models import Webhook, WebhookDelivery, utcnow
 from tests.conftest import AuthActions
 
@@ -206,6 +207,71 @@ def test_private_addresses_are_refused_outside_development(
     (delivery,) = session.exec(select(WebhookDelivery)).all()
     assert delivery.status.value == "failed" and "private address" in delivery.last_error
     assert endpoint.received == []
+
+
+# Literal addresses in private networks, in forms the resolver reads (the last four are
+# 127.0.0.1 as one decimal number, hex and octal parts, and with parts left out).
+PRIVATE_LITERALS = [
+    "https://10.0.0.5/hook",
+    "https://127.0.0.1/",
+    "https://[::1]/",
+    "https://169.254.169.254/latest/meta-data/",
+    "https://[::ffff:127.0.0.1]/",
+    "https://192.168.1.20:8443/hooks",
+    "https://2130706433/",
+    "https://0x7f.1/",
+    "https://0177.0.0.1/",
+    "https://127.1/",
+]
+
+
+def test_literal_private_addresses_are_refused_at_registration_outside_development(
+    app: Flask, client: FlaskClient, session: Session
+) -> None:
+    app.config["TANDEM_WEBHOOKS_ALLOW_PRIVATE"] = False
+    token = _token(session, "matches", "webhooks")
+    spec = client.get("/api/v1/openapi.json").get_json()
+    pattern = spec["components"]["schemas"]["WebhookIn"]["properties"]["url"]["pattern"]
+    refused = [
+        *((url, "is a private address") for url in PRIVATE_LITERALS),
+        ("https://8.8.8.8/hook", "host name, not an IP address"),
+        ("http://funder.example.org/hook", "Use https://"),
+        ("https://funder.example.org:0/hook", "port from 1 to 65535"),
+        ("https://funder.example.org/\u00e9t\u00e9", "in ASCII"),
+    ]
+    for url, message in refused:
+        response = _register(client, token, url=url, events=["match.introduced"])
+        assert response.status_code == 400, (url, response.get_json())
+        assert response.mimetype == "application/problem+json"
+        (said,) = response.get_json()["errors"]["url"]
+        assert message in said, (url, said)
+        assert not re.fullmatch(pattern, url), f"the document refuses {url} too"
+    assert session.exec(select(Webhook)).all() == []
+
+    # A host name is taken: what it resolves to is checked at each delivery (DNS changes).
+    url = "https://funder.example.org:8443/tandem/hooks?v=1"
+    assert re.fullmatch(pattern, url)
+    assert _register(client, token, url=url, events=["match.introduced"]).status_code == 201
+
+    app.config["TANDEM_WEBHOOKS_ALLOW_PRIVATE"] = True  # development: a receiver on this machine
+    local = _register(client, token, url="http://10.0.0.5/hook", events=["match.introduced"])
+    assert local.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("address", "private"),
+    [
+        ("8.8.8.8", False),
+        ("2001:4860:4860::8888", False),
+        ("10.0.0.5", True),
+        ("::ffff:10.0.0.5", True),
+        ("64:ff9b::7f00:1", True),  # NAT64 of 127.0.0.1
+        ("2002:a9fe:a9fe::1", True),  # 6to4 of 169.254.169.254
+        ("fe80::1%eth0", True),
+    ],
+)
+def test_private_addresses_include_ipv4_carried_in_ipv6(address: str, private: bool) -> None:
+    assert webhooks.private_address(address) is private
 
 
 def test_one_broken_endpoint_does_not_hold_up_the_others(
