@@ -16,8 +16,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
-from flask_login import current_user
+from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -59,7 +58,10 @@ def init_app(app: Flask) -> None:
     def security_headers(response: Response) -> Response:
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
-        if request.endpoint != "static" and current_user.is_authenticated:
+        # The user the request already loaded (pages and views that check sign-in do):
+        # loading one here would make the sign-in library read a JSON body the API refused.
+        user = g.get("_login_user")
+        if user is not None and user.is_authenticated:
             response.headers.setdefault("Cache-Control", PERSONAL)
         if request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", HSTS)
