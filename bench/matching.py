@@ -1,10 +1,10 @@
-"""Matcher at scale: chunked top-k retrieval and embedding throughput on this machine.
+"""Matcher at scale: embedding throughput on this machine.
 
 Prints figures, asserts nothing. Each section is a function taking the parsed arguments; add a
 section by writing one and listing it in SECTIONS. Run from the project root:
 
-    .venv/bin/python bench/matching.py                  # every section, about 5 minutes
-    .venv/bin/python bench/matching.py --only topk      # one section
+    .venv/bin/python bench/matching.py                    # every section
+    .venv/bin/python bench/matching.py --only embeddings  # one section
 
 The machine may be shared: the load average is printed with the figures, and each timing is the
 best of a few runs where the section can afford them.
@@ -20,10 +20,8 @@ import random
 import resource
 import sys
 import time
-import tracemalloc
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from matching.embeddings import load_model  # noqa: E402
-from matching.recommend import top_k  # noqa: E402
-from matching.topk import BYTES_PER_PAIR, chunk_rows_for, iter_top_k, top_k_similar  # noqa: E402
-
-DIMENSION = 384
-K = 10
-
 
 # ---------------------------------------------------------------- helpers
 
@@ -93,24 +85,6 @@ def cpu_flags() -> set[str]:
     return set(line.partition(":")[2].split())
 
 
-def unit_rows(rng: np.random.Generator, rows: int) -> np.ndarray:
-    vectors = rng.standard_normal((rows, DIMENSION), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors
-
-
-@contextmanager
-def traced_peak() -> Iterator[list[int]]:
-    """Peak bytes allocated (numpy included) inside the block, into the yielded list."""
-    result: list[int] = []
-    tracemalloc.start()
-    try:
-        yield result
-        result.append(tracemalloc.get_traced_memory()[1])
-    finally:
-        tracemalloc.stop()
-
-
 # ---------------------------------------------------------------- machine
 
 
@@ -121,134 +95,6 @@ def section_machine(args: argparse.Namespace) -> None:
     row("CPUs", str(os.cpu_count()))
     row("SIMD flags present", " ".join(f for f in wanted if f in flags) or "none listed")
     row("load average (1, 5, 15 min)", load_average())
-
-
-# ---------------------------------------------------------------- top-k
-
-
-def chunked_matmul(queries: np.ndarray, items: np.ndarray, chunk_rows: int) -> None:
-    """The floor: every score computed, chunk by chunk, and nothing selected."""
-    buffer = np.empty((min(chunk_rows, len(queries)), len(items)), dtype=np.float32)
-    for start in range(0, len(queries), chunk_rows):
-        stop = min(start + chunk_rows, len(queries))
-        np.matmul(queries[start:stop], items.T, out=buffer[: stop - start])
-
-
-def naive_argsort(queries: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """What one writes first: the full score matrix, then a full sort of every row."""
-    return np.argsort(-(queries @ items.T), axis=1, kind="stable")[:, :K]
-
-
-def paired_per_chunk(queries: np.ndarray, items: np.ndarray, chunk: int) -> tuple[float, float]:
-    """Seconds of (floor, top-k) over all queries, each chunk's top-k step timed right after
-    the bare matrix product of the same chunk, so a burst of outside load hits both alike."""
-    floor = found = 0.0
-    buffer = np.empty((chunk, len(items)), dtype=np.float32)
-    steps = iter_top_k(queries, items, K, chunk_rows=chunk)
-    for start in range(0, len(queries), chunk):
-        stop = min(start + chunk, len(queries))
-        started = time.perf_counter()
-        np.matmul(queries[start:stop], items.T, out=buffer[: stop - start])
-        middle = time.perf_counter()
-        next(steps)
-        floor += middle - started
-        found += time.perf_counter() - middle
-    return floor, found
-
-
-def report_against_floor(found: float, floor: float, pairs: int) -> None:
-    row("  float32 matrix product (floor)", f"{floor:6.2f} s")
-    row("  top_k_similar", f"{found:6.2f} s = {found / floor:.2f} x floor")
-    row("  pairs per second", f"{pairs / found / 1e6:,.0f} M")
-
-
-def section_topk(args: argparse.Namespace) -> None:
-    from threadpoolctl import threadpool_limits
-
-    heading(f"top-k retrieval (k={K}, d={DIMENSION}, random unit float32)")
-    rng = np.random.default_rng(0)
-    items = unit_rows(rng, 10_000)
-    queries = unit_rows(rng, 100_000)
-    chunk = chunk_rows_for(len(items))
-    row("default chunk rows for 10k items", f"{chunk} (bound {BYTES_PER_PAIR} B/pair)")
-    square = queries[:10_000]
-
-    print("\nchunk size sweep, 10k x 10k (wall, best of 2, interleaved):")
-    for rows in (512, 1024, 2048):
-        timing = best_times(
-            {
-                "floor": lambda r=rows: chunked_matmul(square, items, r),
-                "top-k": lambda r=rows: top_k_similar(square, items, K, chunk_rows=r),
-            },
-            2,
-        )
-        row(
-            f"  chunk {rows:>5} rows",
-            f"top-k {timing['top-k']:5.2f} s, floor {timing['floor']:5.2f} s, "
-            f"ratio {timing['top-k'] / timing['floor']:.2f}",
-        )
-
-    timing = best_times(
-        {
-            "floor": lambda: chunked_matmul(square, items, chunk),
-            "top-k": lambda: top_k_similar(square, items, K),
-        },
-        3,
-    )
-    print(f"\n10,000 queries x {len(items):,} items (wall, best of 3, both threads):")
-    report_against_floor(timing["top-k"], timing["floor"], len(square) * len(items))
-
-    floor, found = paired_per_chunk(queries, items, chunk)
-    print(
-        f"\n100,000 queries x {len(items):,} items (wall, each chunk timed right after its floor):"
-    )
-    report_against_floor(found, floor, len(queries) * len(items))
-
-    with threadpool_limits(limits=1):
-        timing = best_times(
-            {
-                "floor": lambda: chunked_matmul(square, items, chunk),
-                "top-k": lambda: top_k_similar(square, items, K),
-            },
-            2,
-            clock=time.thread_time,
-        )
-    print("\n10,000 x 10,000 on one thread, CPU time (steadier when the machine is shared):")
-    row("  float32 matrix product (floor)", f"{timing['floor']:6.2f} s")
-    ratio = timing["top-k"] / timing["floor"]
-    row("  top_k_similar", f"{timing['top-k']:6.2f} s = {ratio:.2f} x floor")
-
-    sample = queries[:1_000]
-    timing = best_times(
-        {
-            "naive": lambda: naive_argsort(sample, items),
-            "partition": lambda: top_k(sample @ items.T, K),
-            "chunked": lambda: top_k_similar(sample, items, K),
-        },
-        2,
-    )
-    print("\nbaselines on 1,000 queries x 10,000 items, extrapolated linearly in queries:")
-    for label, seconds in (
-        ("  naive: full matrix + argsort per row", timing["naive"]),
-        ("  full matrix + recommend.top_k", timing["partition"]),
-        ("  top_k_similar", timing["chunked"]),
-    ):
-        row(label, f"{seconds:5.2f} s -> 10k: {seconds * 10:6.1f} s, 100k: {seconds * 100:6.1f} s")
-    full_matrix_gib = 100_000 * len(items) * 4 / 2**30
-    row(
-        "  a full 100k x 10k float32 matrix needs", f"{full_matrix_gib:.1f} GiB (plus sort scratch)"
-    )
-
-    print("\nmemory:")
-    bound = BYTES_PER_PAIR * chunk * len(items)
-    with traced_peak() as peak:
-        top_k_similar(square, items, K)
-    results = len(square) * K * 12
-    row("  stated scratch bound (16 B x rows x items)", f"{bound / 2**20:6.1f} MiB")
-    row("  traced peak, 10k x 10k, less results", f"{(peak[0] - results) / 2**20:6.1f} MiB")
-    row("  results per 100k queries (int64 + float32)", f"{100_000 * K * 12 / 2**20:6.1f} MiB")
-    row("  process peak RSS so far (ru_maxrss)", f"{peak_rss_mib():6.0f} MiB")
-    row("  load average", load_average())
 
 
 # ---------------------------------------------------------------- embeddings
@@ -369,7 +215,6 @@ def section_embeddings(args: argparse.Namespace) -> None:
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "machine": section_machine,
-    "topk": section_topk,
     "embeddings": section_embeddings,
 }
 

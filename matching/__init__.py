@@ -26,7 +26,6 @@ from matching.fit import FitInputs, resource_fit
 from matching.lexical import TfidfSimilarity, shared_terms
 from matching.recommend import top_k
 from matching.scoring import COMPONENTS, ScoreWeights, combine, strength
-from matching.topk import iter_top_k, top_k_similar
 
 __all__ = [
     "AGGREGATES",
@@ -56,12 +55,10 @@ __all__ = [
     "combine",
     "content_hash",
     "default_encoder",
-    "iter_top_k",
     "load_model",
     "resolve_model",
     "resource_fit",
     "shared_terms",
     "strength",
     "top_k",
-    "top_k_similar",
 ]
