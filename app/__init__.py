@@ -49,7 +49,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     queue.init_app(app)
 
-    from app import api, auth, cli, errors, filters, headers, web
+    from app import api, auth, cli, errors, filters, headers, health, prometheus, web
     from app.admin.views import bp as admin_bp
     from app.api import views as api_views
     from app.dashboard.views import bp as dashboard_bp
@@ -75,4 +75,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     filters.register(app)
     api.init_app(app, api_views)
+    health.init_app(app)
+    prometheus.init_app(app)
     return app

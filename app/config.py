@@ -92,10 +92,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TANDEM_SEARCH_LIMIT_ANONYMOUS", "20 per minute;200 per hour"),
     Setting("TANDEM_SEARCH_LIMIT_SIGNED_IN", "60 per minute;1000 per hour"),
     Setting("TANDEM_SUPPORT_EMAIL", "support@tandem.example.org"),
+    # Bearer token that /metrics asks for; unset, it answers requests from this machine only.
+    Setting("TANDEM_METRICS_TOKEN"),
 )
 # Read from the environment elsewhere (and documented in `.env.example` too): the served
-# port, the instance folder, the test database, and the model hub switch.
-OTHER_ENVIRONMENT = ("PORT", "TANDEM_INSTANCE_PATH", "TANDEM_TEST_DATABASE_URL", "HF_HUB_OFFLINE")
+# port, the instance folder, the test database, the model hub switch, and gunicorn.conf.py's
+# address, web processes and metrics folder.
+OTHER_ENVIRONMENT = (
+    "PORT",
+    "TANDEM_INSTANCE_PATH",
+    "TANDEM_TEST_DATABASE_URL",
+    "HF_HUB_OFFLINE",
+    "HOST",
+    "WEB_CONCURRENCY",
+    "PROMETHEUS_MULTIPROC_DIR",
+)
 # Library settings Tandem fixes, not read from the environment.
 FIXED: dict[str, Any] = {
     "RATELIMIT_KEY_PREFIX": "tandem",

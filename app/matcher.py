@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+from app.prometheus import TimedRematch
 from app.services.rematching import DeferredRematch, Rematch
 from matching import Encoder, default_encoder
 from matching.scoring import ScoreWeights
@@ -19,8 +20,9 @@ def get_encoder() -> Encoder:
 
 
 def get_rematch() -> Rematch:
-    """Everything a service needs to re-rank recommendations after a change, now."""
-    return Rematch(
+    """Everything a service needs to re-rank recommendations after a change, now (each
+    re-ranking timed in /metrics)."""
+    return TimedRematch(
         encoder=get_encoder(), k=current_app.config["TANDEM_TOP_K"], weights=get_weights()
     )
 
