@@ -9,7 +9,7 @@ FLASK := $(BIN)/flask --app app
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run install install-dev chromium test lint format bench clean
+.PHONY: run serve worker install install-dev chromium test lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,20 @@ run: install
 	$(FLASK) demo load --if-empty && \
 	echo "Tandem is starting on http://127.0.0.1:$(PORT)" && \
 	$(FLASK) run
+
+# Production: migrate DATABASE_URL, then serve with gunicorn (gunicorn.conf.py: HOST, PORT,
+# WEB_CONCURRENCY; default 127.0.0.1:8000). SECRET_KEY is required. Jobs (mail, re-ranking)
+# are run by `make worker` processes. With several web machines, migrate once per release
+# (`flask --app app db upgrade`) and start each with `.venv/bin/gunicorn -c gunicorn.conf.py`.
+serve: install
+	$(FLASK) db upgrade
+	exec $(BIN)/gunicorn --config gunicorn.conf.py
+
+# One queue worker; start as many as needed. It writes its metrics (re-ranking times) where
+# this machine's web processes add them up at /metrics (the folder gunicorn.conf.py uses).
+worker: install
+	export PROMETHEUS_MULTIPROC_DIR="$${PROMETHEUS_MULTIPROC_DIR:-$${TANDEM_INSTANCE_PATH:-$(CURDIR)/instance}/prometheus}"; \
+	mkdir -p "$$PROMETHEUS_MULTIPROC_DIR" && exec $(FLASK) worker
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
