@@ -16,6 +16,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,9 +31,12 @@ log = logging.getLogger(__name__)
 TIMEOUT_S = 10
 
 
-# Deliveries one run claims: with the timeout below a run ends well within the outbox lease
-# (10 minutes), so no row is claimed again while its first sender is still at it.
+# Deliveries one run sends at most. Each is claimed just before it is sent, so a sender that
+# dies holds only the one it was sending; the lease covers one delivery's worst case (the
+# address check, connect, send and read, each within TIMEOUT_S, with a wide margin for a slow
+# resolver and clocks that differ between machines).
 BATCH = 20
+LEASE = timedelta(minutes=2)
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
@@ -104,21 +108,19 @@ def _post(url: str, address: str, body: bytes, headers: dict[str, str]) -> tuple
 
 def send_pending(*, limit: int = BATCH) -> WebhookReport:
     engine = db.engine()
-    with Session(engine, expire_on_commit=False) as session:
-        claimed = outbox.claim_due(session=session, limit=min(limit, BATCH), model=WebhookDelivery)
-        session.commit()
-        ids = {d.webhook_id for d in claimed}
-        hooks = {
-            hook.id: (hook, token)
-            for hook, token in session.exec(
+    sent = retried = failed = 0
+    for _ in range(min(limit, BATCH)):
+        with Session(engine, expire_on_commit=False) as session:
+            delivery = outbox.claim_next(session=session, lease=LEASE, model=WebhookDelivery)
+            session.commit()
+            if delivery is None:
+                break
+            found = session.exec(
                 select(Webhook, PartnerToken)
                 .join(PartnerToken, col(PartnerToken.id) == Webhook.token_id)
-                .where(col(Webhook.id).in_(ids))
-            )
-        }
-    sent = retried = failed = 0
-    for delivery in claimed:
-        hook, token = hooks.get(delivery.webhook_id, (None, None))
+                .where(Webhook.id == delivery.webhook_id)
+            ).first()
+        hook, token = found if found is not None else (None, None)
         status: int | None = None
         if hook is None or hook.disabled_at is not None:
             verdict = webhooks.Verdict("failed", "the webhook was removed")

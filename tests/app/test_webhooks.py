@@ -308,3 +308,49 @@ def test_one_broken_endpoint_does_not_hold_up_the_others(
     assert len(endpoint.received) == 1, "the working endpoint got its notification"
     assert sorted(state for state, _ in statuses.values()) == ["pending", "sent"]
     assert any("BadStatusLine" in error for _, error in statuses.values())
+
+
+def test_a_sender_holds_only_the_delivery_it_is_sending(
+    app: Flask, client: FlaskClient, session: Session
+) -> None:
+    """A sender that dies mid-delivery must leave the rest to the next sender at once: while
+    it waits on one endpoint, every other delivery is still pending."""
+    arrived, release = threading.Event(), threading.Event()
+
+    class Stalling(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            arrived.set()
+            release.wait(timeout=60)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    token = _token(session, "matches", "webhooks")
+    for number in range(3):
+        url = f"http://127.0.0.1:{server.server_port}/hooks/{number}"
+        assert _register(client, token, url=url, events=["match.introduced"]).status_code == 201
+    written = webhooks.enqueue(
+        session=session, event="match.introduced", key="match-1", payload={"id": 1}
+    )
+    session.commit()
+    assert written == 3
+    sender = threading.Thread(target=_deliver, args=(app,))
+    sender.start()
+    try:
+        assert arrived.wait(timeout=30), "the sender reached the endpoint"
+        session.expire_all()
+        states = sorted(d.status.value for d in session.exec(select(WebhookDelivery)))
+        assert states == ["pending", "pending", "sending"]
+    finally:
+        release.set()
+        sender.join(timeout=60)
+        server.shutdown()
+        server.server_close()
+    session.expire_all()
+    assert [d.status.value for d in session.exec(select(WebhookDelivery))] == ["sent"] * 3
