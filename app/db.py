@@ -1,4 +1,5 @@
-"""Database engine and the per-request session (committed once, by the view)."""
+"""Database engine and the per-request session (committed once per request, by
+`app.transaction` around each portal view)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,13 @@ def _after_commit(session: Session) -> None:
 def _after_rollback(session: Session) -> None:
     for hooks in current_app.extensions[HOOKS]:
         hooks.after_rollback(session)
+
+
+def commit_request() -> None:
+    """Keep what the current request's session wrote (once, when the request succeeded)."""
+    session = g.get("db_session")
+    if session is not None:
+        session.commit()
 
 
 def rollback_request() -> None:

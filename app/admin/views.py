@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 
 from flask import (
-    Blueprint,
     current_app,
     flash,
     redirect,
@@ -32,7 +31,7 @@ from app.services import (
     round_publishing,
     round_review,
 )
-from app.services.errors import DomainError, InvalidInput, NotFound
+from app.transaction import Blueprint, attempt
 from app.web import local_path
 from models import Role
 
@@ -79,16 +78,10 @@ def organisations() -> ResponseReturnValue:
 
 
 def _set_verified(organisation_id: int, verified: bool) -> ResponseReturnValue:
-    try:
+    with attempt():
         organisation = admin.set_organisation_verified(
             session=db_session(), organisation_id=organisation_id, verified=verified
         )
-    except NotFound:
-        raise
-    except DomainError as exc:
-        flash(str(exc), "error")
-    else:
-        db_session().commit()
         state = "verified" if verified else "no longer verified"
         flash(f"{organisation.name} is {state}.", "success")
     return _back("admin.organisations")
@@ -124,7 +117,7 @@ def users() -> ResponseReturnValue:
 
 
 def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
-    try:
+    with attempt():
         user = admin.set_user_active(
             session=db_session(),
             user_id=user_id,
@@ -132,12 +125,6 @@ def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
             acting_user_id=current_user.id,
             rematch=get_rematch(),
         )
-    except NotFound:
-        raise
-    except DomainError as exc:
-        flash(str(exc), "error")
-    else:
-        db_session().commit()
         flash(f"{user.name} is {'reinstated' if active else 'suspended'}.", "success")
     return _back("admin.users")
 
@@ -186,7 +173,7 @@ def _moderate(kind: str, item_id: int, hidden: bool) -> ResponseReturnValue:
     reason = (form.reason.data or "").strip()
     setter = admin.set_proposal_hidden if kind == "proposals" else admin.set_offer_hidden
     key = "proposal_id" if kind == "proposals" else "offer_id"
-    try:
+    with attempt():
         setter(
             session=db_session(),
             hidden=hidden,
@@ -195,12 +182,6 @@ def _moderate(kind: str, item_id: int, hidden: bool) -> ResponseReturnValue:
             **{key: item_id},
             rematch=get_rematch(),
         )
-    except NotFound:
-        raise
-    except DomainError as exc:
-        flash(str(exc), "error")
-    else:
-        db_session().commit()
         noun = "Proposal" if kind == "proposals" else "Offer"
         message = f"{noun} {item_id} is {'hidden' if hidden else 'visible again'}."
         flash(f"{message} Reason: {reason}" if reason else message, "success")
@@ -239,7 +220,7 @@ def rounds() -> ResponseReturnValue:
 def new_round() -> ResponseReturnValue:
     form = RoundForm()
     if form.validate_on_submit():
-        try:
+        with attempt():
             allocation_round = allocation.create_round(
                 session=db_session(),
                 encoder=get_encoder(),
@@ -249,10 +230,6 @@ def new_round() -> ResponseReturnValue:
                 min_score=form.min_fit.data / 100,
                 include_unverified=form.include_unverified.data,
             )
-        except DomainError as exc:
-            flash(str(exc), "error")
-        else:
-            db_session().commit()
             flash(
                 f"Round {allocation_round.id} is computed. Review it, then publish or discard it.",
                 "success",
@@ -297,42 +274,31 @@ def _round_emails(round_id: int, notices: list[round_publishing.Notice]) -> list
 
 @bp.route("/rounds/<int:round_id>/publish", methods=["POST"])
 def publish_round(round_id: int) -> ResponseReturnValue:
-    try:
+    with attempt():
         published = round_publishing.publish_round(session=db_session(), round_id=round_id)
-    except NotFound:
-        raise
-    except DomainError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("admin.show_round", round_id=round_id), 303)
-    # The notices are written in the publication's own transaction (the outbox).
-    outbox.enqueue(session=db_session(), emails=_round_emails(round_id, published.notices))
-    events.round_published(db_session(), round_id)
-    db_session().commit()
-    skipped = (
-        f" {published.skipped} pair(s) were left out because a side had dismissed the match."
-        if published.skipped
-        else ""
-    )
-    flash(
-        f"Round {round_id} is published: {published.linked + published.created} pair(s) "
-        f"allocated, {len(published.notices)} email(s) on their way.{skipped}",
-        "success",
-    )
+        # The notices are written in the publication's own transaction (the outbox).
+        outbox.enqueue(session=db_session(), emails=_round_emails(round_id, published.notices))
+        events.round_published(db_session(), round_id)
+        skipped = (
+            f" {published.skipped} pair(s) were left out because a side had dismissed the match."
+            if published.skipped
+            else ""
+        )
+        flash(
+            f"Round {round_id} is published: {published.linked + published.created} pair(s) "
+            f"allocated, {len(published.notices)} email(s) on their way.{skipped}",
+            "success",
+        )
     return redirect(url_for("admin.show_round", round_id=round_id), 303)
 
 
 @bp.route("/rounds/<int:round_id>/delete", methods=["POST"])
 def delete_round(round_id: int) -> ResponseReturnValue:
-    try:
+    with attempt():
         round_publishing.discard_round(session=db_session(), round_id=round_id)
-    except NotFound:
-        raise
-    except DomainError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("admin.show_round", round_id=round_id), 303)
-    db_session().commit()
-    flash(f"Draft round {round_id} is discarded.", "success")
-    return redirect(url_for("admin.rounds"), 303)
+        flash(f"Draft round {round_id} is discarded.", "success")
+        return redirect(url_for("admin.rounds"), 303)
+    return redirect(url_for("admin.show_round", round_id=round_id), 303)
 
 
 # Metrics
@@ -346,18 +312,13 @@ def partner_tokens() -> ResponseReturnValue:
     form = TokenForm()
     created = None
     if form.validate_on_submit():
-        try:
+        with attempt(form):
             created = partners.create_token(
                 session=db_session(),
                 name=form.name.data or "",
                 scopes=form.scopes.data or [],
                 created_by_id=current_user.id,
             )
-        except InvalidInput as exc:
-            for name, messages in exc.field_errors.items():
-                getattr(form, name, form.name).errors = list(messages)
-        else:
-            db_session().commit()
             form = TokenForm(formdata=None)
     status = 422 if form.errors else 200
     tokens = partners.list_tokens(session=db_session())
@@ -367,7 +328,6 @@ def partner_tokens() -> ResponseReturnValue:
 @bp.route("/partners/<int:token_id>/revoke", methods=["POST"])
 def revoke_partner_token(token_id: int) -> ResponseReturnValue:
     token = partners.revoke_token(session=db_session(), token_id=token_id)
-    db_session().commit()
     flash(f"The token of {token.name} is revoked: it stops working at once.", "success")
     return redirect(url_for("admin.partner_tokens"), 303)
 

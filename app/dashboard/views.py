@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required
 
@@ -11,6 +11,7 @@ from app.auth import csrf
 from app.dashboard.forms import NotificationForm
 from app.db import db_session
 from app.services import accounts
+from app.transaction import Blueprint, attempt
 from models import NotificationPreference, Role, User
 
 bp = Blueprint("dashboard", __name__)
@@ -36,15 +37,15 @@ def account() -> ResponseReturnValue:
         min_fit=round(current_user.notify_min_score * 100),
     )
     if form.validate_on_submit():
-        accounts.set_notification_preference(
-            session=db_session(),
-            user_id=current_user.id,
-            preference=NotificationPreference(form.notification_preference.data),
-            min_score=form.min_fit.data / 100,
-        )
-        db_session().commit()
-        flash("Saved: we will email you about matches as you chose.", "success")
-        return redirect(url_for("dashboard.account"))
+        with attempt(form):
+            accounts.set_notification_preference(
+                session=db_session(),
+                user_id=current_user.id,
+                preference=NotificationPreference(form.notification_preference.data),
+                min_score=form.min_fit.data / 100,
+            )
+            flash("Saved: we will email you about matches as you chose.", "success")
+            return redirect(url_for("dashboard.account"))
     status = 422 if form.errors else 200
     return render_template("dashboard/account.html", form=form), status
 
@@ -63,6 +64,5 @@ def unsubscribe(token: str) -> ResponseReturnValue:
         accounts.set_notification_preference(
             session=session, user_id=user.id, preference=NotificationPreference.off
         )
-        session.commit()
         return render_template("dashboard/unsubscribe.html", user=user, done=True)
     return render_template("dashboard/unsubscribe.html", user=user, done=False)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import render_template
 from flask.typing import ResponseReturnValue
 
 from app.db import db_session
 from app.services import catalogue
+from app.transaction import Blueprint
 
 bp = Blueprint("main", __name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required
 
@@ -11,13 +11,22 @@ from app.db import db_session
 from app.matcher import queued_rematch
 from app.matches import cards
 from app.services import matches, notices, outbox
-from app.services.errors import Conflict
+from app.transaction import Blueprint, attempt
 from app.web import local_path
 
 bp = Blueprint("matches", __name__, url_prefix="/matches")
 
 
 bp.add_app_template_global(cards.public_checks, "public_checks")
+
+INTRODUCED = (
+    "You are introduced! You can now see each other's contact details, and we are emailing "
+    "you both."
+)
+INTERESTED = (
+    "Noted: you are interested. If the other side is interested too, we introduce you and "
+    "share contact details with both of you."
+)
 
 
 def _back() -> str:
@@ -29,60 +38,42 @@ def _back() -> str:
 @login_required
 def interest(match_id: int) -> ResponseReturnValue:
     session = db_session()
-    try:
+    with attempt():
         outcome = matches.express_interest(
             session=session, match_id=match_id, user_id=current_user.id
         )
-    except Conflict as exc:
-        flash(str(exc), "error")
-        return redirect(_back())
-    if outcome.introduced:
-        # The offer's remaining capacity changed: other proposals' lists must follow.
-        queued_rematch().offer(session, outcome.match.offer_id)
-        # The mails are written in the same transaction as the introduction (outbox).
-        outbox.enqueue(session=session, emails=_introduction_emails(outcome.introductions))
-        events.match_introduced(session, outcome.match)
-    elif outcome.side is not None:
-        # The other side hears of it at once or in their digest, as they chose.
-        notices.record_interest(session=session, match=outcome.match, interested_side=outcome.side)
-    session.commit()
-    if outcome.introduced:
-        flash(
-            "You are introduced! You can now see each other's contact details, and we are "
-            "emailing you both.",
-            "success",
-        )
-    else:
-        flash(
-            "Noted: you are interested. If the other side is interested too, we introduce you "
-            "and share contact details with both of you.",
-            "success",
-        )
+        if outcome.introduced:
+            # The offer's remaining capacity changed: other proposals' lists must follow.
+            queued_rematch().offer(session, outcome.match.offer_id)
+            # The mails are written in the same transaction as the introduction (outbox).
+            outbox.enqueue(session=session, emails=_introduction_emails(outcome.introductions))
+            events.match_introduced(session, outcome.match)
+        elif outcome.side is not None:
+            # The other side hears of it at once or in their digest, as they chose.
+            notices.record_interest(
+                session=session, match=outcome.match, interested_side=outcome.side
+            )
+        flash(INTRODUCED if outcome.introduced else INTERESTED, "success")
     return redirect(_back())
 
 
 @bp.post("/<int:match_id>/dismiss")
 @login_required
 def dismiss(match_id: int) -> ResponseReturnValue:
-    session = db_session()
-    try:
+    with attempt():
         match = matches.dismiss(
-            session=session,
+            session=db_session(),
             match_id=match_id,
             user_id=current_user.id,
             reason=request.form.get("reason", ""),
         )
-    except Conflict as exc:
-        flash(str(exc), "error")
-        return redirect(_back())
-    # The pair is set aside for good; the next-best eligible pair moves up.
-    queued_rematch().proposal(session, match.proposal_id)
-    session.commit()
-    flash(
-        "Dismissed: it has left the list, and the next-best match takes its place. Changed "
-        "your mind? Undo it from the dismissed list.",
-        "success",
-    )
+        # The pair is set aside for good; the next-best eligible pair moves up.
+        queued_rematch().proposal(db_session(), match.proposal_id)
+        flash(
+            "Dismissed: it has left the list, and the next-best match takes its place. Changed "
+            "your mind? Undo it from the dismissed list.",
+            "success",
+        )
     return redirect(_back())
 
 
@@ -90,37 +81,30 @@ def dismiss(match_id: int) -> ResponseReturnValue:
 @login_required
 def withdraw(match_id: int) -> ResponseReturnValue:
     session = db_session()
-    try:
+    with attempt():
         match, side = matches.withdraw_interest(
             session=session, match_id=match_id, user_id=current_user.id
         )
-    except Conflict as exc:
-        flash(str(exc), "error")
-        return redirect(_back())
-    notices.forget_interest(session=session, match=match, withdrawn_side=side)
-    # A suggestion again: ranked with the others, it stays listed while it ranks among them.
-    queued_rematch().proposal(session, match.proposal_id)
-    session.commit()
-    flash(
-        "Interest withdrawn. Nothing was shared, and the other side will not be told of it.",
-        "success",
-    )
+        notices.forget_interest(session=session, match=match, withdrawn_side=side)
+        # A suggestion again: ranked with the others, it stays listed while it ranks among them.
+        queued_rematch().proposal(session, match.proposal_id)
+        flash(
+            "Interest withdrawn. Nothing was shared, and the other side will not be told of it.",
+            "success",
+        )
     return redirect(_back())
 
 
 @bp.post("/<int:match_id>/restore")
 @login_required
 def restore(match_id: int) -> ResponseReturnValue:
-    session = db_session()
-    try:
-        match = matches.undo_dismissal(session=session, match_id=match_id, user_id=current_user.id)
-    except Conflict as exc:
-        flash(str(exc), "error")
-        return redirect(_back())
-    # Ranked again with the others: it returns to the list if it still ranks among the best.
-    queued_rematch().proposal(session, match.proposal_id)
-    session.commit()
-    flash("Dismissal undone. The match is back among the suggestions.", "success")
+    with attempt():
+        match = matches.undo_dismissal(
+            session=db_session(), match_id=match_id, user_id=current_user.id
+        )
+        # Ranked again with the others: it returns to the list if it still ranks among the best.
+        queued_rematch().proposal(db_session(), match.proposal_id)
+        flash("Dismissal undone. The match is back among the suggestions.", "success")
     return redirect(_back())
 
 

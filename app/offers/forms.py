@@ -2,7 +2,7 @@
 
 The forms only turn text into typed values; the limits and the rules between fields are the
 service's (app/services/offers.py), which reuses the models' pydantic validation. Its errors
-come back per field and are shown by `show_errors`.
+come back per field and are shown by `app.transaction.show_errors`.
 """
 
 from __future__ import annotations
@@ -88,20 +88,7 @@ def comma_list(text: str | None) -> list[str]:
     return seen
 
 
-class ServiceErrors:
-    """Show the service's per-field messages at the fields; messages for fields the form
-    does not have go to the top of the form."""
-
-    def show_errors(self, field_errors: Mapping[str, list[str]]) -> None:
-        for name, messages in field_errors.items():
-            target = getattr(self, name, None)
-            if target is not None and hasattr(target, "errors"):
-                target.errors = [*target.errors, *messages]
-            else:
-                self.form_errors.extend(messages)  # type: ignore[attr-defined]
-
-
-class OfferForm(ServiceErrors, FlaskForm):
+class OfferForm(FlaskForm):
     kind = RadioField(
         "Kind of offer",
         choices=KIND_CHOICES,
@@ -302,7 +289,7 @@ class OfferForm(ServiceErrors, FlaskForm):
         self.excluded_institutions.data = "\n".join(offer.excluded_institutions)
 
 
-class ExclusionsForm(ServiceErrors, FlaskForm):
+class ExclusionsForm(FlaskForm):
     excluded_institutions = TextAreaField(
         "Institutions and email domains never to be matched",
         description=EXCLUSIONS_HELP,

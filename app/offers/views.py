@@ -4,7 +4,7 @@ member does with their organisation's offers (create, edit, open, close, exclusi
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
@@ -13,7 +13,7 @@ from app.matcher import queued_rematch
 from app.matches import cards
 from app.offers.forms import ExclusionsForm, OfferForm, lines
 from app.services import catalogue, company_dashboard, eligibility, offers
-from app.services.errors import DomainError, InvalidInput, NotFound
+from app.transaction import Blueprint, attempt, show_errors
 from app.web import local_path
 from models import Offer, OfferKind, OfferStatus
 
@@ -36,12 +36,13 @@ def _submitted_and_valid(form: OfferForm, *, stored: Offer | None = None) -> boo
     refused = form.refused_fields()
     problems = offers.check_offer(data=form.to_checked_data(), stored=stored)
     ignored = form.ignored_fields()
-    form.show_errors(
+    show_errors(
+        form,
         {
             name: messages
             for name, messages in problems.items()
             if name not in refused and name not in ignored
-        }
+        },
     )
     return False
 
@@ -113,9 +114,8 @@ def create() -> ResponseReturnValue:
         form.excluded_institutions.data = "\n".join(
             offers.organisation_exclusions(session=session, organisation_id=member.organisation.id)
         )
-    failed = False
     if _submitted_and_valid(form):
-        try:
+        with attempt(form):
             offer = offers.create_offer(
                 session=session,
                 user_id=current_user.id,
@@ -123,16 +123,6 @@ def create() -> ResponseReturnValue:
                 rematch=queued_rematch(),
                 open_now=bool(form.publish.data),
             )
-        except InvalidInput as exc:
-            session.rollback()
-            form.show_errors(exc.field_errors)
-            failed = True
-        except DomainError as exc:
-            session.rollback()
-            flash(str(exc), "error")
-            failed = True
-        else:
-            session.commit()
             flash(
                 "Your offer is open: it is listed and matched with proposals."
                 if offer.status == OfferStatus.open
@@ -140,10 +130,9 @@ def create() -> ResponseReturnValue:
                 "success",
             )
             return redirect(url_for("offers.show", offer_id=offer.id))
-    status = 422 if failed or form.errors else 200
     return render_template(
         "offers/form.html", form=form, offer=None, organisation=member.organisation
-    ), status
+    ), (422 if form.errors else 200)
 
 
 @bp.route("/<int:offer_id>/edit", methods=["GET", "POST"])
@@ -154,9 +143,8 @@ def edit(offer_id: int) -> ResponseReturnValue:
     form = OfferForm()
     if request.method == "GET":
         form.fill_from(offer)
-    failed = False
     if _submitted_and_valid(form, stored=offer):
-        try:
+        with attempt(form):
             offers.update_offer(
                 session=session,
                 user_id=current_user.id,
@@ -164,39 +152,23 @@ def edit(offer_id: int) -> ResponseReturnValue:
                 data=form.to_data(),
                 rematch=queued_rematch(),
             )
-        except InvalidInput as exc:
-            session.rollback()
-            form.show_errors(exc.field_errors)
-            failed = True
-        except DomainError as exc:
-            session.rollback()
-            flash(str(exc), "error")
-            failed = True
-        else:
-            session.commit()
             flash("Your changes are saved.", "success")
             return redirect(url_for("offers.show", offer_id=offer_id))
-    status = 422 if failed or form.errors else 200
     return render_template(
         "offers/form.html", form=form, offer=offer, organisation=offer.organisation
-    ), status
+    ), (422 if form.errors else 200)
 
 
 def _change_status(offer_id: int, action: str) -> ResponseReturnValue:
-    session = db_session()
     change = offers.open_offer if action == "open" else offers.close_offer
-    try:
+    # A refusal (e.g. from a tab left open from before) is said where the button was.
+    with attempt():
         change(
-            session=session, user_id=current_user.id, offer_id=offer_id, rematch=queued_rematch()
+            session=db_session(),
+            user_id=current_user.id,
+            offer_id=offer_id,
+            rematch=queued_rematch(),
         )
-    except NotFound:
-        raise
-    except DomainError as exc:
-        # E.g. a tab left open from before: say so where the button was, as proposals do.
-        session.rollback()
-        flash(str(exc), "error")
-    else:
-        session.commit()
         flash(
             "The offer is open: it is listed and matched with proposals."
             if action == "open"
@@ -231,25 +203,14 @@ def exclusions() -> ResponseReturnValue:
     form = ExclusionsForm()
     if request.method == "GET":
         form.excluded_institutions.data = "\n".join(current)
-    failed = False
     if form.validate_on_submit():
-        try:
+        with attempt(form):
             changed = offers.save_exclusions(
                 session=session,
                 user_id=current_user.id,
                 entries=lines(form.excluded_institutions.data),
                 rematch=queued_rematch(),
             )
-        except InvalidInput as exc:
-            session.rollback()
-            form.show_errors(exc.field_errors)
-            failed = True
-        except DomainError as exc:
-            session.rollback()
-            flash(str(exc), "error")
-            failed = True
-        else:
-            session.commit()
             flash(
                 f"Saved. The list now applies to all your offers ({len(changed)} updated)."
                 if changed
@@ -257,7 +218,6 @@ def exclusions() -> ResponseReturnValue:
                 "success",
             )
             return redirect(url_for("offers.exclusions"))
-    status = 422 if failed or form.errors else 200
     return render_template(
         "offers/exclusions.html",
         form=form,
@@ -265,7 +225,7 @@ def exclusions() -> ResponseReturnValue:
         has_offers=bool(
             offers.offer_count(session=session, organisation_id=member.organisation.id)
         ),
-    ), status
+    ), (422 if form.errors else 200)
 
 
 @bp.route("/mine")

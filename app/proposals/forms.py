@@ -230,12 +230,3 @@ class ProposalForm(FlaskForm):
             "lab_resource_level": self.lab_resource_level.data,
             "excluded_companies": self.excluded_companies.data or [],
         }
-
-    def show_errors(self, errors: dict[str, list[str]]) -> None:
-        """Put a service's errors next to their fields (unknown names go on the form)."""
-        for name, messages in errors.items():
-            target = self._fields.get(name)
-            if target is None or name in {"csrf_token", "publish", "save_draft", "save"}:
-                self.form_errors.extend(messages)
-            else:
-                target.errors = [*target.errors, *messages]

@@ -3,7 +3,7 @@ own proposals (write, publish, close) on their dashboard."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
@@ -12,7 +12,7 @@ from app.matcher import queued_rematch
 from app.matches import cards
 from app.proposals.forms import ProposalForm
 from app.services import catalogue, eligibility, proposals
-from app.services.errors import DomainError, InvalidInput, NotFound
+from app.transaction import Blueprint, attempt, show_errors
 from app.web import local_path
 
 bp = Blueprint("proposals", __name__, url_prefix="/proposals")
@@ -30,12 +30,13 @@ def _submitted_and_valid(form: ProposalForm) -> bool:
         return False
     if form.validate():
         return True
-    form.show_errors(
+    show_errors(
+        form,
         {
             name: messages
             for name, messages in proposals.check_proposal(data=form.to_data()).items()
             if name in form and not form[name].errors
-        }
+        },
     )
     return False
 
@@ -95,10 +96,9 @@ def show(proposal_id: int) -> ResponseReturnValue:
 @roles_required("academic")
 def create() -> ResponseReturnValue:
     form = ProposalForm()
-    failed = False
     if _submitted_and_valid(form):
         publish = bool(form.publish.data)
-        try:
+        with attempt(form):
             proposal = proposals.create_proposal(
                 session=db_session(),
                 author_id=current_user.id,
@@ -106,26 +106,16 @@ def create() -> ResponseReturnValue:
                 publish=publish,
                 rematch=queued_rematch(),
             )
-        except InvalidInput as exc:
-            db_session().rollback()
-            form.show_errors(exc.field_errors)
-            failed = True
-        except DomainError as exc:
-            db_session().rollback()
-            flash(str(exc), "error")
-            failed = True
-        else:
-            db_session().commit()
-            if publish:
-                flash(
-                    "Your proposal is open: companies can see it and we are matching it.",
-                    "success",
-                )
-            else:
-                flash("Draft saved. Only you can see it until you publish it.", "success")
+            flash(
+                "Your proposal is open: companies can see it and we are matching it."
+                if publish
+                else "Draft saved. Only you can see it until you publish it.",
+                "success",
+            )
             return redirect(url_for("proposals.show", proposal_id=proposal.id))
-    status = 422 if failed or form.errors else 200
-    return render_template("proposals/form.html", form=form, proposal=None), status
+    return render_template("proposals/form.html", form=form, proposal=None), (
+        422 if form.errors else 200
+    )
 
 
 @bp.route("/<int:proposal_id>/edit", methods=["GET", "POST"])
@@ -137,9 +127,8 @@ def edit(proposal_id: int) -> ResponseReturnValue:
         session=session, proposal_id=proposal_id, author_id=current_user.id
     )
     form = ProposalForm(obj=proposal)
-    failed = False
     if _submitted_and_valid(form):
-        try:
+        with attempt(form):
             proposals.update_proposal(
                 session=session,
                 proposal_id=proposal_id,
@@ -147,20 +136,11 @@ def edit(proposal_id: int) -> ResponseReturnValue:
                 data=form.to_data(),
                 rematch=queued_rematch(),
             )
-        except InvalidInput as exc:
-            session.rollback()
-            form.show_errors(exc.field_errors)
-            failed = True
-        except DomainError as exc:
-            session.rollback()
-            flash(str(exc), "error")
-            failed = True
-        else:
-            session.commit()
             flash("Your changes are saved and the proposal's matches are updated.", "success")
             return redirect(url_for("proposals.show", proposal_id=proposal_id))
-    status = 422 if failed or form.errors else 200
-    return render_template("proposals/form.html", form=form, proposal=proposal), status
+    return render_template("proposals/form.html", form=form, proposal=proposal), (
+        422 if form.errors else 200
+    )
 
 
 STATUS_CHANGES = {
@@ -178,21 +158,13 @@ STATUS_CHANGES = {
 
 def _change_status(proposal_id: int, action: str) -> ResponseReturnValue:
     change, done = STATUS_CHANGES[action]
-    session = db_session()
-    try:
+    with attempt():
         change(
-            session=session,
+            session=db_session(),
             proposal_id=proposal_id,
             author_id=current_user.id,
             rematch=queued_rematch(),
         )
-    except NotFound:
-        raise
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-    else:
-        session.commit()
         flash(done, "success")
     return redirect(_back(url_for("proposals.mine")))
 

@@ -49,14 +49,6 @@ class PublicationForm(FlaskForm):
             "abstract": (self.abstract.data or "").strip(),
         }
 
-    def show_errors(self, errors: dict[str, list[str]]) -> None:
-        for name, messages in errors.items():
-            target = self._fields.get(name)
-            if target is None or name in {"csrf_token", "submit"}:
-                self.form_errors.extend(messages)
-            else:
-                target.errors = [*target.errors, *messages]
-
 
 class BibtexForm(FlaskForm):
     text = TextAreaField(

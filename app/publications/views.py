@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
 from app.db import db_session
 from app.matcher import queued_rematch
 from app.publications.forms import BibtexForm, PublicationForm
-from app.services import bibtex, publications
-from app.services.errors import DomainError, InvalidInput, NotFound
+from app.services import publications
+from app.transaction import Blueprint, attempt, show_errors
 
 bp = Blueprint("publications", __name__, url_prefix="/publications")
 
@@ -50,30 +50,22 @@ def add() -> ResponseReturnValue:
     if not form.validate_on_submit():
         # A value that did not parse stops the form; the model's limits are still checked
         # on the other fields, so that every mistake shows after the first submission.
-        form.show_errors(
+        show_errors(
+            form,
             {
                 name: messages
                 for name, messages in publications.check_publication(data=form.to_data()).items()
                 if name in form and not form[name].errors
-            }
+            },
         )
     else:
-        session = db_session()
-        try:
+        with attempt(form):
             publication = publications.add_publication(
-                session=session,
+                session=db_session(),
                 author_id=current_user.id,
                 data=form.to_data(),
                 rematch=queued_rematch(),
             )
-        except InvalidInput as exc:
-            session.rollback()
-            form.show_errors(exc.field_errors)
-        except DomainError as exc:
-            session.rollback()
-            form.form_errors.append(str(exc))
-        else:
-            session.commit()
             flash(f"Added “{publication.title}” to your profile.", "success")
             return redirect(url_for("publications.index"))
     return _page(form, BibtexForm(prefix="bibtex", formdata=None), status=422)
@@ -85,27 +77,14 @@ def add() -> ResponseReturnValue:
 def import_bibtex() -> ResponseReturnValue:
     bibtex_form = BibtexForm(prefix="bibtex")
     if bibtex_form.validate_on_submit():
-        session = db_session()
-        try:
+        # Unreadable BibTeX or too many entries: said at the pasted text, kept for trimming.
+        with attempt(bibtex_form, others_at="text"):
             report = publications.import_bibtex(
-                session=session,
+                session=db_session(),
                 author_id=current_user.id,
                 text=bibtex_form.text.data or "",
                 rematch=queued_rematch(),
             )
-        except bibtex.InvalidBibtex as exc:
-            session.rollback()
-            bibtex_form.text.errors = [*bibtex_form.text.errors, str(exc)]
-        except InvalidInput as exc:
-            # Too many entries: said at the pasted text, which is kept for trimming.
-            session.rollback()
-            messages = [m for found in exc.field_errors.values() for m in found]
-            bibtex_form.text.errors = [*bibtex_form.text.errors, *messages]
-        except DomainError as exc:
-            session.rollback()
-            bibtex_form.form_errors.append(str(exc))
-        else:
-            session.commit()
             # The per-entry report is shown at once rather than flashed: a long report would
             # not fit in the session cookie. Posting again is harmless, as titles already on
             # the profile are skipped.
@@ -121,18 +100,14 @@ def import_bibtex() -> ResponseReturnValue:
 @login_required
 @roles_required("academic")
 def delete(publication_id: int) -> ResponseReturnValue:
-    session = db_session()
-    try:
+    # Usually gone because it was deleted a moment ago from another tab: the list shows
+    # what is left.
+    with attempt(gone="That publication is no longer on your profile."):
         publication = publications.delete_publication(
-            session=session,
+            session=db_session(),
             author_id=current_user.id,
             publication_id=publication_id,
             rematch=queued_rematch(),
         )
-    except NotFound:
-        # Usually deleted a moment ago from another tab: the list below shows what is left.
-        flash("That publication is no longer on your profile.", "error")
-    else:
-        session.commit()
         flash(f"Removed “{publication.title}” from your profile.", "success")
     return redirect(url_for("publications.index"))
