@@ -1,9 +1,14 @@
-"""Turn pending match events into mails (at once or as digests), then send what is due
-(mails and partner webhooks).
+"""The delivery layer: turn recorded events into messages, then send what is due (mails and
+partner webhooks), whatever entry point recorded the events.
 
 `deliver()` is what the queue runs after every change that may mail someone, and once a
-minute: dispatch (events -> outbox rows, each batch in its own transaction with the events
-it carries), then `mail.send_pending()` until nothing is due.
+minute: announce (domain events -> introduction and round mails and webhook deliveries,
+each event in its own transaction with marking it handled), dispatch (match events ->
+outbox rows, at once or as digests, each batch in its own transaction with the events it
+carries), then `mail.send_pending()` until nothing is due, then the webhooks.
+
+It runs in jobs as well as after requests, so links come from `TANDEM_BASE_URL`, never from
+a request.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from flask import current_app, render_template
 from sqlmodel import Session
 
 from app import db, mail, webhooks
-from app.services import notices, outbox
+from app.api import events as partner_events
+from app.services import events, matches, notices, outbox, round_publishing
+from models import Match
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +108,109 @@ def dispatch(*, now: datetime | None = None) -> int:
     return written
 
 
+def _base_url() -> str:
+    return current_app.config["TANDEM_BASE_URL"].rstrip("/")
+
+
+def introduction_emails(introductions: list[matches.Introduction]) -> list[outbox.Email]:
+    """One mail per person introduced, keyed by the pair and the recipient."""
+    dashboard_url = f"{_base_url()}/dashboard"
+    emails = []
+    for intro in introductions:
+        context = {"intro": intro, "dashboard_url": dashboard_url}
+        emails.append(
+            outbox.Email(
+                key=f"introduction:proposal-{intro.proposal_id}:offer-{intro.offer_id}:"
+                f"{intro.recipient.email}",
+                kind="introduction",
+                to_email=intro.recipient.email,
+                to_name=intro.recipient.name,
+                subject=f"Introduction: {intro.proposal_title} × {intro.offer_title}",
+                text=render_template("email/introduction.txt", **context),
+                html=render_template("email/introduction.html", **context),
+            )
+        )
+    return emails
+
+
+def round_emails(round_id: int, round_notices: list[round_publishing.Notice]) -> list[outbox.Email]:
+    """One mail per notice of a published round, keyed by the round and the recipient."""
+    base_url = _base_url()
+    emails = []
+    for notice in round_notices:
+        context = {**notice.context, "base_url": base_url}
+        emails.append(
+            outbox.Email(
+                key=f"round:{round_id}:{notice.to}",
+                kind="round_published",
+                to_email=notice.to,
+                to_name=notice.name,
+                subject=notice.subject,
+                text=render_template(f"email/{notice.template}.txt", **context),
+                html=render_template(f"email/{notice.template}.html", **context),
+            )
+        )
+    return emails
+
+
+def _announce_introduction(session: Session, match_id: int, now: datetime | None) -> None:
+    match = session.get(Match, match_id)
+    if match is None:
+        return  # deleted since (with its proposal or offer)
+    emails = introduction_emails(matches.introductions(session=session, match=match))
+    outbox.enqueue(session=session, emails=emails, now=now)
+    partner_events.match_introduced(session, match)
+
+
+def _announce_round(session: Session, round_id: int, now: datetime | None) -> None:
+    mails = round_emails(
+        round_id, round_publishing.round_notices(session=session, round_id=round_id)
+    )
+    outbox.enqueue(session=session, emails=mails, now=now)
+    partner_events.round_published(session, round_id)
+
+
+ANNOUNCERS = {
+    events.MATCH_INTRODUCED: _announce_introduction,
+    events.ROUND_PUBLISHED: _announce_round,
+}
+
+
+def announce(*, now: datetime | None = None, batch_size: int = 100) -> int:
+    """Write the mails and webhook deliveries of every recorded domain event not announced
+    yet; returns how many events were announced.
+
+    Each event is claimed (marked handled) in the transaction that writes its messages, so
+    two deliverers never announce one event twice, and a failure leaves it for the next run.
+    The outbox keys are those of the mails and deliveries themselves, so an event whose
+    messages are already there (written by an older code path) adds nothing."""
+    engine = db.engine()
+    announced, after_id = 0, 0
+    while True:
+        with Session(engine) as session:
+            waiting = [
+                (event.id, event.kind, event.subject_id)
+                for event in events.pending(session=session, after_id=after_id, limit=batch_size)
+            ]
+        for event_id, kind, subject_id in waiting:
+            after_id = event_id  # type: ignore[assignment]
+            with Session(engine) as session:
+                try:
+                    if not events.claim(session=session, event_id=event_id, now=now):  # type: ignore[arg-type]
+                        session.rollback()
+                        continue
+                    ANNOUNCERS[kind](session, subject_id, now)
+                    session.commit()
+                    announced += 1
+                except Exception:
+                    # One event that cannot be announced must not hold up the others, nor the
+                    # mails already due; it stays pending and is tried again on the next run.
+                    session.rollback()
+                    log.exception("Could not announce event %s %s", kind, subject_id)
+        if len(waiting) < batch_size:
+            return announced
+
+
 @dataclass(frozen=True)
 class DeliveryReport:
     dispatched: int
@@ -109,10 +219,13 @@ class DeliveryReport:
     failed: int
     webhooks_sent: int = 0
     webhooks_failed: int = 0
+    announced: int = 0
 
 
 def deliver(*, now: datetime | None = None, batch_size: int = 100) -> DeliveryReport:
-    """Dispatch pending events, then send every due outbox row (in batches)."""
+    """Announce pending domain events and dispatch pending match events, then send every due
+    outbox row (in batches) and webhook delivery."""
+    announced = announce(now=now, batch_size=batch_size)
     dispatched = dispatch(now=now)
     sent = retried = failed = 0
     while True:
@@ -121,9 +234,11 @@ def deliver(*, now: datetime | None = None, batch_size: int = 100) -> DeliveryRe
         if report.sent + report.retried + report.failed < batch_size:
             break
     hooks = webhooks.send_pending(limit=batch_size)
-    if dispatched or sent or retried or failed:
+    if announced or dispatched or sent or retried or failed:
         log.info(
-            "Delivery: %d digests/updates written, %d sent, %d to retry, %d failed",
+            "Delivery: %d events announced, %d digests/updates written, %d sent, %d to retry, "
+            "%d failed",
+            announced,
             dispatched,
             sent,
             retried,
@@ -136,4 +251,5 @@ def deliver(*, now: datetime | None = None, batch_size: int = 100) -> DeliveryRe
         failed=failed,
         webhooks_sent=hooks.sent,
         webhooks_failed=hooks.failed,
+        announced=announced,
     )

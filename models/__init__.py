@@ -20,7 +20,7 @@ from models.enums import (
     Role,
 )
 from models.match import Match, MatchCreate, MatchPublic, MatchUpdate
-from models.notification import MatchEvent, Notification
+from models.notification import DomainEvent, MatchEvent, Notification
 from models.offer import Offer, OfferCreate, OfferPublic, OfferUpdate
 from models.organisation import (
     Organisation,
@@ -40,6 +40,7 @@ __all__ = [
     "AllocationRoundPublic",
     "AllocationRoundStatus",
     "CollaborationKind",
+    "DomainEvent",
     "Embedding",
     "IpStance",
     "LabResourceLevel",

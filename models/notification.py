@@ -1,4 +1,5 @@
-"""The mail outbox: one row per email to send, written in the transaction of its event."""
+"""The mail outbox: one row per email to send, written in the transaction of its event; and
+the events themselves (match events per recipient, domain events per happening)."""
 
 from datetime import datetime
 
@@ -56,4 +57,21 @@ class MatchEvent(SQLModel, table=True):
         max_length=300,
         index=True,
         description="The outbox key of the mail that carried it; null while pending",
+    )
+
+
+class DomainEvent(SQLModel, table=True):
+    """Something that happened which people and partners are told of: a match introduced, a
+    round published. A service writes it in the transaction of the change, whatever entry
+    point called the service; the delivery layer (`app.notify`) later turns it into mails
+    and webhook deliveries, in one transaction with setting `handled_at`, so each event is
+    announced once. `key` (kind + subject) is unique: an event happens once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True, description="e.g. match.introduced:match-12")
+    kind: str = Field(max_length=50, description="match.introduced or round.published")
+    subject_id: int = Field(description="The match's or the round's id")
+    created_at: datetime = Field(default_factory=utcnow)
+    handled_at: datetime | None = Field(
+        default=None, index=True, description="When its messages were written; null until then"
     )

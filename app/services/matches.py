@@ -2,8 +2,10 @@
 
 Consent before contact: neither side learns who the other is until both have said they are
 interested. Then the match is *introduced*, each side sees the other's name and email, and
-both get an introduction email. The email is returned (not sent) so the caller sends it only
-after the transaction that introduced the pair has committed.
+both get an introduction email. The service records what happened in the caller's
+transaction (interest as match events for the other side, an introduction as a domain
+event); the delivery layer writes the mails and partner webhooks after the commit, whatever
+entry point introduced the pair.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.services import eligibility
+from app.services import eligibility, events, notices
 from app.services.errors import Conflict, NotFound
+from app.services.rematching import DeferredRematch, Rematcher
 from models import (
     Match,
     MatchStatus,
@@ -93,11 +96,26 @@ def _get_for(session: Session, match_id: int, user_id: int) -> tuple[Match, Side
     return match, side_of(session=session, match=match, user_id=user_id)
 
 
+# Re-ranking after the commit, on the job queue (or by the every-minute sweep of unfinished
+# re-rankings, for a session the queue does not watch).
+QUEUED_REMATCH = DeferredRematch()
+
+
 def express_interest(
-    *, session: Session, match_id: int, user_id: int, now: datetime | None = None
+    *,
+    session: Session,
+    match_id: int,
+    user_id: int,
+    now: datetime | None = None,
+    rematch: Rematcher = QUEUED_REMATCH,
 ) -> InterestOutcome:
     """Record that the user's side is interested; introduce the pair when the other side
-    already is. Saying it twice changes nothing."""
+    already is. Saying it twice changes nothing.
+
+    Interest alone is recorded as match events for the other side (mailed as their
+    preference says). An introduction is recorded as a `match.introduced` event (the
+    delivery layer mails both sides and notifies partners), and asks `rematch` to re-rank
+    the offer, whose remaining capacity changed. Flushes, never commits."""
     now = now or utcnow()
     match, side = _get_for(session, match_id, user_id)
     if match.status == MatchStatus.introduced:
@@ -141,11 +159,16 @@ def express_interest(
     session.add(match)
     session.flush()
     if not introduced:
+        # The other side hears of it at once or in their digest, as they chose.
+        notices.record_interest(session=session, match=match, interested_side=side, now=now)
         return InterestOutcome(match=match, introduced=False, side=side)
+    events.record(session=session, kind=events.MATCH_INTRODUCED, subject_id=match.id, now=now)  # type: ignore[arg-type]
+    # The offer's remaining capacity changed: other proposals' lists must follow.
+    rematch.offer(session, offer.id)  # type: ignore[arg-type]
     return InterestOutcome(
         match=match,
         introduced=True,
-        introductions=_introductions(session, match, proposal, offer),
+        introductions=introductions(session=session, match=match),
         side=side,
     )
 
@@ -286,9 +309,13 @@ def counterpart(*, session: Session, match: Match, viewer_id: int) -> Contact | 
     return company_contact(session, match)
 
 
-def _introductions(
-    session: Session, match: Match, proposal: Proposal, offer: Offer
-) -> list[Introduction]:
+def introductions(*, session: Session, match: Match) -> list[Introduction]:
+    """One introduction per person to mail: the academic (told of the company's contact
+    person) and every active member of the offer's company (told of the academic)."""
+    proposal = session.get(Proposal, match.proposal_id)
+    offer = session.get(Offer, match.offer_id)
+    if proposal is None or offer is None:
+        return []
     academic = contact_of(session, session.get(User, proposal.author_id))
     company = company_contact(session, match)
     if academic is None or company is None:

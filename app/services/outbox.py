@@ -36,7 +36,8 @@ MAX_ATTEMPTS = 8
 SUBJECT_LIMIT = 300
 # Sign-up confirmation, password reset and the like: they carry no unsubscribe link.
 ACCOUNT_KIND = "account"
-# Set in `session.info` when a transaction wrote mail; the app delivers after the commit.
+# Set in `session.info` when a transaction wrote mail, or an event to announce; the app runs
+# delivery after the commit.
 MAIL_WRITTEN = "tandem.mail_written"
 
 

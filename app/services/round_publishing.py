@@ -1,8 +1,9 @@
 """Publishing or discarding a reviewed allocation round.
 
 Publishing checks that every assigned pair still holds (nothing closed, hidden or dismissed
-since the round was computed), links each pair to the round, and returns the notices to mail
-to everyone concerned; the caller commits and the outbox sends them.
+since the round was computed), links each pair to the round, and records a `round.published`
+event in the same transaction: after the commit the delivery layer mails everyone concerned
+(`round_notices`) and notifies partners, whatever entry point published the round.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from app.services import events
 from app.services.allocation import get_round, round_pairs
 from app.services.catalogue import author_label
 from app.services.eligibility import ineligible_pairs
@@ -50,8 +52,8 @@ class AllocatedItem:
 
 @dataclass(frozen=True)
 class Notice:
-    """An email to send once the publication is committed, rendered from
-    `templates/email/<template>.txt` and `.html` with `context`."""
+    """An email announcing a published round, rendered from `templates/email/<template>.txt`
+    and `.html` with `context` (plus `base_url`, the site's address)."""
 
     to: str
     name: str
@@ -115,12 +117,13 @@ def _check_still_valid(session: Session, allocation_round: AllocationRound) -> N
 
 def publish_round(*, session: Session, round_id: int) -> PublishedRound:
     """Publish a draft round: link every assigned pair's match to it (creating the match,
-    with the round's score, where the pair has none) and prepare the notifications.
+    with the round's score, where the pair has none) and record the `round.published` event.
 
     Pairs whose match a side has dismissed are left out (neither linked nor announced). The
-    returned notices are for the caller to send after committing: one per academic with an
-    allocated proposal, one per active member of each company with an allocated offer.
-    Allocation reveals no contact details; the two sides still confirm interest first."""
+    returned notices are the mails the event's delivery writes after the commit: one per
+    academic with an allocated proposal, one per active member of each company with an
+    allocated offer. Allocation reveals no contact details; the two sides still confirm
+    interest first. Flushes, never commits."""
     allocation_round = get_round(session=session, round_id=round_id, lock=True)
     if allocation_round.status == AllocationRoundStatus.published:
         raise Conflict(f"Round {round_id} is already published.")
@@ -130,8 +133,6 @@ def publish_round(*, session: Session, round_id: int) -> PublishedRound:
         raise DomainError("This round assigns no proposal, so there is nothing to publish.")
     version = str(allocation_round.summary.get("algorithm_version") or "allocation")
     linked = created = skipped = 0
-    by_author: dict[int, list[AllocatedItem]] = defaultdict(list)
-    by_organisation: dict[int, list[AllocatedItem]] = defaultdict(list)
     # A pair that stopped fitting since the draft (e.g. an exclusion was added) is left out.
     no_longer_fit = ineligible_pairs(
         session=session, pairs=[(pair.proposal.id, pair.offer.id) for pair in pairs]
@@ -153,6 +154,33 @@ def publish_round(*, session: Session, round_id: int) -> PublishedRound:
             linked += 1
         match.allocation_round_id = allocation_round.id
         session.add(match)
+    allocation_round.status = AllocationRoundStatus.published
+    allocation_round.published_at = utcnow()
+    session.add(allocation_round)
+    session.flush()
+    events.record(session=session, kind=events.ROUND_PUBLISHED, subject_id=round_id)
+    return PublishedRound(
+        round=allocation_round,
+        linked=linked,
+        created=created,
+        skipped=skipped,
+        notices=round_notices(session=session, round_id=round_id),
+    )
+
+
+def round_notices(*, session: Session, round_id: int) -> list[Notice]:
+    """The mails announcing a published round, from what it stored: its assigned pairs whose
+    match publishing linked to it (a pair left out was never linked). One per active author
+    of an allocated proposal, one per active member of a company with an allocated offer,
+    items best score first; none for a round that is not published."""
+    allocation_round = session.get(AllocationRound, round_id)
+    if allocation_round is None or allocation_round.status != AllocationRoundStatus.published:
+        return []
+    by_author: dict[int, list[AllocatedItem]] = defaultdict(list)
+    by_organisation: dict[int, list[AllocatedItem]] = defaultdict(list)
+    for pair in round_pairs(session=session, round_id=round_id):
+        if pair.match is None or pair.match.allocation_round_id != round_id:
+            continue
         item = AllocatedItem(
             proposal_id=pair.proposal.id,  # type: ignore[arg-type]
             proposal_title=pair.proposal.title,
@@ -165,10 +193,6 @@ def publish_round(*, session: Session, round_id: int) -> PublishedRound:
         )
         by_author[pair.proposal.author_id].append(item)
         by_organisation[pair.organisation.id].append(item)  # type: ignore[index]
-    allocation_round.status = AllocationRoundStatus.published
-    allocation_round.published_at = utcnow()
-    session.add(allocation_round)
-    session.flush()
 
     notices: list[Notice] = []
     authors = session.exec(
@@ -184,7 +208,7 @@ def publish_round(*, session: Session, round_id: int) -> PublishedRound:
                 subject="Your proposal was allocated an offer on Tandem"
                 if len(items) == 1
                 else "Your proposals were allocated offers on Tandem",
-                context={"name": author.name, "items": items, "round_id": allocation_round.id},
+                context={"name": author.name, "items": items, "round_id": round_id},
             )
         )
     members = session.exec(
@@ -203,18 +227,16 @@ def publish_round(*, session: Session, round_id: int) -> PublishedRound:
                 to=member.email,
                 name=member.name,
                 template="round_published_company",
-                subject=round_subject(allocation_round.id, len(items)),  # type: ignore[arg-type]
+                subject=round_subject(round_id, len(items)),
                 context={
                     "name": member.name,
                     "organisation": items[0].organisation,
                     "items": items,
-                    "round_id": allocation_round.id,
+                    "round_id": round_id,
                 },
             )
         )
-    return PublishedRound(
-        round=allocation_round, linked=linked, created=created, skipped=skipped, notices=notices
-    )
+    return notices
 
 
 def discard_round(*, session: Session, round_id: int) -> None:

@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
-from models import Match, MatchStatus, Notification, Proposal, ProposalStatus
+from models import DomainEvent, Match, MatchStatus, Notification, Proposal, ProposalStatus
 from tests.conftest import AuthActions
 
 TRIALS = 50
@@ -25,7 +25,7 @@ def _signed_in(app: Flask, email: str) -> FlaskClient:
 
 
 def _reset(session: Session, match_id: int, proposal_id: int) -> None:
-    """The pair back to a plain suggestion, with no introduction mail written yet."""
+    """The pair back to a plain suggestion, with no introduction recorded or mailed yet."""
     session.execute(
         sa.update(Match)
         .where(Match.id == match_id)  # type: ignore[arg-type]
@@ -43,6 +43,7 @@ def _reset(session: Session, match_id: int, proposal_id: int) -> None:
         .values(status=ProposalStatus.open)
     )
     session.execute(sa.delete(Notification))
+    session.execute(sa.delete(DomainEvent))
     session.commit()
 
 
