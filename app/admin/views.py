@@ -19,14 +19,12 @@ from flask_security import current_user, login_required, roles_required
 
 from app.admin import charts
 from app.admin.forms import ModerationForm, RoundForm, TokenForm
-from app.api import events
 from app.db import db_session
 from app.matcher import get_encoder, get_rematch, get_weights
 from app.services import (
     admin,
     allocation,
     metrics,
-    outbox,
     partners,
     round_publishing,
     round_review,
@@ -252,33 +250,11 @@ def show_round(round_id: int) -> ResponseReturnValue:
     )
 
 
-def _round_emails(round_id: int, notices: list[round_publishing.Notice]) -> list[outbox.Email]:
-    """One outbox email per notice, keyed by the round and the recipient."""
-    base_url = current_app.config["TANDEM_BASE_URL"].rstrip("/")
-    emails = []
-    for notice in notices:
-        context = {**notice.context, "base_url": base_url}
-        emails.append(
-            outbox.Email(
-                key=f"round:{round_id}:{notice.to}",
-                kind="round_published",
-                to_email=notice.to,
-                to_name=notice.name,
-                subject=notice.subject,
-                text=render_template(f"email/{notice.template}.txt", **context),
-                html=render_template(f"email/{notice.template}.html", **context),
-            )
-        )
-    return emails
-
-
 @bp.route("/rounds/<int:round_id>/publish", methods=["POST"])
 def publish_round(round_id: int) -> ResponseReturnValue:
     with attempt():
+        # Records the publication; its mails and webhooks are written from that event.
         published = round_publishing.publish_round(session=db_session(), round_id=round_id)
-        # The notices are written in the publication's own transaction (the outbox).
-        outbox.enqueue(session=db_session(), emails=_round_emails(round_id, published.notices))
-        events.round_published(db_session(), round_id)
         skipped = (
             f" {published.skipped} pair(s) were left out because a side had dismissed the match."
             if published.skipped

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required
 
-from app.api import events
 from app.db import db_session
 from app.matcher import queued_rematch
 from app.matches import cards
-from app.services import matches, notices, outbox
+from app.services import matches, notices
 from app.transaction import Blueprint, attempt
 from app.web import local_path
 
@@ -37,22 +36,15 @@ def _back() -> str:
 @bp.post("/<int:match_id>/interest")
 @login_required
 def interest(match_id: int) -> ResponseReturnValue:
-    session = db_session()
     with attempt():
+        # Records the interest, or the introduction (its mails and webhooks are written
+        # from the recorded event, whatever entry point caused it).
         outcome = matches.express_interest(
-            session=session, match_id=match_id, user_id=current_user.id
+            session=db_session(),
+            match_id=match_id,
+            user_id=current_user.id,
+            rematch=queued_rematch(),
         )
-        if outcome.introduced:
-            # The offer's remaining capacity changed: other proposals' lists must follow.
-            queued_rematch().offer(session, outcome.match.offer_id)
-            # The mails are written in the same transaction as the introduction (outbox).
-            outbox.enqueue(session=session, emails=_introduction_emails(outcome.introductions))
-            events.match_introduced(session, outcome.match)
-        elif outcome.side is not None:
-            # The other side hears of it at once or in their digest, as they chose.
-            notices.record_interest(
-                session=session, match=outcome.match, interested_side=outcome.side
-            )
         flash(INTRODUCED if outcome.introduced else INTERESTED, "success")
     return redirect(_back())
 
@@ -106,24 +98,3 @@ def restore(match_id: int) -> ResponseReturnValue:
         queued_rematch().proposal(db_session(), match.proposal_id)
         flash("Dismissal undone. The match is back among the suggestions.", "success")
     return redirect(_back())
-
-
-def _introduction_emails(introductions: list[matches.Introduction]) -> list[outbox.Email]:
-    """One mail per person introduced, keyed by the pair and the recipient."""
-    base = current_app.config["TANDEM_BASE_URL"].rstrip("/")
-    emails = []
-    for intro in introductions:
-        context = {"intro": intro, "dashboard_url": f"{base}{url_for('dashboard.index')}"}
-        emails.append(
-            outbox.Email(
-                key=f"introduction:proposal-{intro.proposal_id}:offer-{intro.offer_id}:"
-                f"{intro.recipient.email}",
-                kind="introduction",
-                to_email=intro.recipient.email,
-                to_name=intro.recipient.name,
-                subject=f"Introduction: {intro.proposal_title} × {intro.offer_title}",
-                text=render_template("email/introduction.txt", **context),
-                html=render_template("email/introduction.html", **context),
-            )
-        )
-    return emails

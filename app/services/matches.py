@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from app.services import eligibility, events, notices
 from app.services.errors import Conflict, NotFound
-from app.services.rematching import DeferredRematch, Rematcher
+from app.services.rematching import Rematcher
 from models import (
     Match,
     MatchStatus,
@@ -96,18 +96,13 @@ def _get_for(session: Session, match_id: int, user_id: int) -> tuple[Match, Side
     return match, side_of(session=session, match=match, user_id=user_id)
 
 
-# Re-ranking after the commit, on the job queue (or by the every-minute sweep of unfinished
-# re-rankings, for a session the queue does not watch).
-QUEUED_REMATCH = DeferredRematch()
-
-
 def express_interest(
     *,
     session: Session,
     match_id: int,
     user_id: int,
+    rematch: Rematcher,
     now: datetime | None = None,
-    rematch: Rematcher = QUEUED_REMATCH,
 ) -> InterestOutcome:
     """Record that the user's side is interested; introduce the pair when the other side
     already is. Saying it twice changes nothing.

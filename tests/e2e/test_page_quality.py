@@ -9,6 +9,7 @@ from playwright.sync_api import Browser, Page
 from sqlmodel import select
 
 from app.services import demo, matches, recommendations
+from app.services.rematching import DeferredRematch
 from models import Match, MatchStatus, Offer, Proposal, Role, User
 from tests.e2e.conftest import LiveServer, screenshot
 
@@ -164,7 +165,9 @@ def _introduce(server: LiveServer, role: Role) -> tuple[int, int]:
         ).first()
         assert company is not None
         for side in (proposal.author_id, company.id):
-            matches.express_interest(session=session, match_id=match.id, user_id=side)
+            matches.express_interest(
+                session=session, match_id=match.id, user_id=side, rematch=DeferredRematch()
+            )
         session.commit()
         return proposal.id, offer.id
 
