@@ -5,13 +5,14 @@ repository and never copied into it) has 27 development researchers who rated th
 3-10 papers each. Choosing the best of many variants on those same 27 researchers chose noise
 (issue 16), so every variant here is judged on researchers it was not chosen on:
 
-- A *family* is one idea with a small grid of settings (two or three; nine where two settings
-  are crossed). In each of 100 repeated 2-fold splits of the researchers, the family's setting
-  with the lowest loss on one half is scored on the other half, and the other way round. A researcher's held-out error is averaged
-  over the repeats; the held-out loss is the rating-weighted share of wrongly ordered pairs, as
-  in the harness. "vs mean" is the paired difference to the plain mean of the profile cosines
-  (no setting to choose), on the same researchers; intervals are 95% bootstrap intervals over
-  researchers (the harness's resamples). Leave-one-researcher-out is printed beside it.
+- A *family* is one idea with a small grid of settings (two or three; nine where two settings are
+  crossed). In each of 100 repeated 2-fold splits of the researchers, the family's setting with
+  the lowest loss on one half is scored on the other half, and the other way round. A researcher's
+  held-out error is averaged over the repeats; the held-out loss is the rating-weighted share of
+  wrongly ordered pairs, as in the harness. "vs mean" is the paired difference to the plain mean
+  of the profile cosines (no setting to choose), on the same researchers; intervals are 95%
+  bootstrap intervals over researchers (the harness's resamples). Leave-one-researcher-out is
+  printed beside it.
 - "dev" is the loss of the family's best setting on all 27 researchers (in-sample, optimistic).
 - "the whole choice" picks among every setting of the candidate families in each training half:
   the held-out loss of the procedure that picks the product's default.
