@@ -26,6 +26,7 @@ from matching.fit import FitInputs, resource_fit
 from matching.lexical import TfidfSimilarity, shared_terms
 from matching.recommend import top_k
 from matching.scoring import COMPONENTS, ScoreWeights, combine, strength
+from matching.stand_in import StandInEncoder
 
 __all__ = [
     "AGGREGATES",
@@ -48,6 +49,7 @@ __all__ = [
     "ProposalFacts",
     "Recommendations",
     "ScoreWeights",
+    "StandInEncoder",
     "TfidfSimilarity",
     "affinity",
     "aggregate_profiles",
