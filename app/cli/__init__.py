@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from app.cli.allocate import bp as allocate_bp
+from app.cli.catalogue import bp as catalogue_bp
 from app.cli.db import bp as db_bp
 from app.cli.demo import bp as demo_bp
 from app.cli.export import bp as export_bp
@@ -17,6 +18,7 @@ from app.cli.worker import bp as worker_bp
 def register(app: Flask) -> None:
     for blueprint in (
         allocate_bp,
+        catalogue_bp,
         db_bp,
         demo_bp,
         export_bp,
