@@ -7,14 +7,23 @@ from flask import current_app
 from app.prometheus import TimedRematch
 from app.services.rematching import DeferredRematch, Rematch
 from matching import Encoder, default_encoder
+from matching.embeddings import model_name
 from matching.scoring import ScoreWeights
+from matching.stand_in import StandInEncoder
+
+# `TANDEM_MODEL=stand-in`: the hashing stand-in (matching.stand_in), whose rankings are NOT
+# semantic. For load benchmarks on a catalogue generated with `--encoder stand-in` only, so
+# that searches are ranked against the vectors that catalogue was stored with.
+STAND_IN = "stand-in"
 
 
 def get_encoder() -> Encoder:
-    """The encoder for the app's `TANDEM_MODEL` (tests may place one in `app.extensions`)."""
+    """The encoder for the app's `TANDEM_MODEL`, or the stand-in for `stand-in` (tests may
+    place one in `app.extensions`)."""
     encoder = current_app.extensions.get("tandem.encoder")
     if encoder is None:
-        encoder = default_encoder(current_app.config["TANDEM_MODEL"])
+        chosen = model_name(current_app.config["TANDEM_MODEL"])
+        encoder = StandInEncoder() if chosen == STAND_IN else default_encoder(chosen)
         current_app.extensions["tandem.encoder"] = encoder
     return encoder
 

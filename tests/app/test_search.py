@@ -10,12 +10,14 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, func, select
 
 from app.services.search import SearchCriteria, search
 from matching import Encoder
 from matching.embeddings import content_hash
+from matching.stand_in import stand_in_model_name
 from models import (
     Embedding,
     OfferKind,
@@ -472,3 +474,21 @@ def test_new_searches_are_limited_per_person_and_repeats_cost_nothing(
     codes = [signed_in.get(f"/search/?q=climate+{run}+{n}").status_code for n in range(6)]
     assert codes == [200] * 5 + [429]
     limited.extensions["tandem.engine"].dispose()
+
+
+def test_tandem_model_stand_in_searches_with_the_stand_in_encoder(
+    app: Flask, client: FlaskClient, session: Session, make_offer: Callable[..., Any]
+) -> None:
+    """`TANDEM_MODEL=stand-in` (load benchmarks only) ranks searches with the hashing
+    stand-in, so a catalogue generated with `--encoder stand-in` is searched against the
+    vectors it was stored with: the item vectors a search keeps are the stand-in's."""
+    app.extensions.pop("tandem.encoder")
+    app.config["TANDEM_MODEL"] = "stand-in"
+    molecules = make_offer(**MOLECULES)
+    make_offer(**SPEECH)
+
+    response = client.get("/search/?q=molecular+structure+prediction")
+    assert response.status_code == 200
+    assert _results(response.data) == [f"offers/{molecules.id}"]
+    session.expire_all()
+    assert set(session.exec(select(Embedding.model_name))) == {stand_in_model_name()}
