@@ -2,6 +2,7 @@
 
 from models._base import utcnow
 from models.allocation import AllocationAssignment, AllocationRound, AllocationRoundPublic
+from models.eligibility import EligibilityCount
 from models.embedding import Embedding
 from models.enums import (
     AccessMode,
@@ -41,6 +42,7 @@ __all__ = [
     "AllocationRoundStatus",
     "CollaborationKind",
     "DomainEvent",
+    "EligibilityCount",
     "Embedding",
     "IpStance",
     "LabResourceLevel",

@@ -93,7 +93,7 @@ def _render_show(offer_id: int) -> ResponseReturnValue:
         "offers/show.html",
         offer=offer,
         recommendations=ranked,
-        eligibility=eligibility.eligibility_summary(session=session, offer_id=offer_id),
+        eligibility=eligibility.stored_summary(session=session, offer_id=offer_id),
         is_member=is_member,
     )
 

@@ -87,7 +87,7 @@ def show(proposal_id: int) -> ResponseReturnValue:
         author=catalogue.author_label(session=session, proposal=proposal),
         recommendations=offer_cards,
         coverage=proposals.coverage(proposal, [offer for _, offer in matched]),
-        eligibility=eligibility.eligibility_summary(session=session, proposal_id=proposal_id),
+        eligibility=eligibility.stored_summary(session=session, proposal_id=proposal_id),
     )
 
 

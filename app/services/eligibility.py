@@ -1,16 +1,32 @@
 """Why a pair is or is not matched: the full explanation of one pair, the pairs that fail a
-hard constraint, and the public summary of why a list of recommendations is short."""
+hard constraint, and the public summary of why a list of recommendations is short.
+
+The summary a page shows is read from `EligibilityCount` rows (`stored_summary`), written
+whenever matches are recomputed (`record_counts`): evaluating the hard constraints of one item
+against the whole open catalogue costs seconds at 10,000 x 2,000, too much for every view.
+
+Staleness, chosen on purpose: a full recompute (`recommendations.recompute_all`) rewrites
+every row. Re-ranking one item after it changed (`refresh_proposal` / `refresh_offer`, run for
+every edit, opening or closing) rewrites that item's row and the rows of the counterparts
+whose lists it re-ranked. Every other counterpart's row keeps the counts of its own last
+recompute until it is re-ranked or the next full recompute: one more or one fewer open offer
+in "N of M" is a small, self-healing error, while recounting every item on every edit would
+make each edit cost a full pass over the catalogue (`eligibility_summary` still computes the
+exact figures live, for commands and tests).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
 import numpy as np
-from sqlmodel import Session
+import sqlalchemy as sa
+from sqlmodel import Session, col
 
-from app.services.corpus import load_snapshot, make_matcher
+from app.services.corpus import Snapshot, load_snapshot, make_matcher
 from app.services.errors import DomainError, NotFound
 from matching import Encoder
 from matching.eligibility import (
@@ -20,9 +36,13 @@ from matching.eligibility import (
 from matching.engine import Explanation
 from matching.scoring import ScoreWeights
 from models import (
+    EligibilityCount,
     Offer,
     Proposal,
+    utcnow,
 )
+
+Side = Literal["proposal", "offer"]
 
 
 def ineligible_pairs(
@@ -125,12 +145,128 @@ def eligibility_summary(
         )
         axis_failures = {name: int(m[:, 0].sum()) for name, m in result.failures.items()}
         eligible, candidates = int(result.mask[:, 0].sum()), len(snapshot.proposals)
+    return _summary(candidates, eligible, axis_failures)
+
+
+def _summary(candidates: int, eligible: int, counts: dict[str, int]) -> EligibilitySummary:
+    """What may be shown of per-constraint counts: labelled, identity constraints left out,
+    most common first."""
     failures = sorted(
         (
             (CONSTRAINT_LABELS[name], count)
-            for name, count in axis_failures.items()
-            if count and name not in IDENTITY_CONSTRAINTS
+            for name, count in counts.items()
+            if count and name not in IDENTITY_CONSTRAINTS and name in CONSTRAINT_LABELS
         ),
         key=lambda item: (-item[1], item[0]),
     )
     return EligibilitySummary(candidates=candidates, eligible=eligible, failures=failures)
+
+
+def stored_summary(
+    *, session: Session, proposal_id: int | None = None, offer_id: int | None = None
+) -> EligibilitySummary:
+    """The summary written at the item's last recompute (one primary-key read); nothing to
+    say (0 of 0) for an item that is not open or was never recomputed."""
+    side: Side = "proposal" if proposal_id is not None else "offer"
+    row = session.get(
+        EligibilityCount, (side, proposal_id if proposal_id is not None else offer_id)
+    )
+    if row is None:
+        return EligibilitySummary(0, 0, [])
+    return _summary(row.candidates, row.eligible, dict(row.failures))
+
+
+_ROWS_PER_CHUNK = 500
+"""Proposals evaluated together: bounds the (rows x offers) boolean matrices in memory."""
+
+
+def record_counts(
+    *,
+    session: Session,
+    snapshot: Snapshot,
+    proposals: Sequence[int] | None = None,
+    offers: Sequence[int] | None = None,
+    forget: Iterable[tuple[Side, int]] = (),
+    today: date | None = None,
+) -> None:
+    """Write the eligibility counts of the proposals and offers at corpus indices `proposals`
+    and `offers` (None: every one) against every open counterpart in `snapshot`, and delete
+    the rows of `forget` (items that left matching). Flushes, never commits."""
+    corpus = snapshot.corpus
+    today = today or date.today()
+    rows = np.arange(len(snapshot.proposals)) if proposals is None else np.asarray(proposals)
+    columns = np.arange(len(snapshot.offers)) if offers is None else np.asarray(offers)
+    written: list[dict[str, object]] = []
+    now = utcnow()
+    for start in range(0, len(rows), _ROWS_PER_CHUNK):
+        chunk = rows[start : start + _ROWS_PER_CHUNK].astype(np.int64)
+        result = check_eligibility(corpus.proposals.take(chunk), corpus.offers, today=today)
+        sums = {name: m.sum(axis=1) for name, m in result.failures.items()}
+        eligible = result.mask.sum(axis=1)
+        for position, index in enumerate(chunk):
+            written.append(
+                _row(
+                    "proposal",
+                    snapshot.proposals[index].id,
+                    len(snapshot.offers),
+                    int(eligible[position]),
+                    {n: int(v[position]) for n, v in sums.items()},
+                    now,
+                )
+            )
+    if len(columns):
+        column_sums: dict[str, np.ndarray] = {}
+        column_eligible = np.zeros(len(columns), dtype=np.int64)
+        taken = corpus.offers.take(columns.astype(np.int64))
+        for start in range(0, len(snapshot.proposals), _ROWS_PER_CHUNK):
+            chunk = np.arange(start, min(start + _ROWS_PER_CHUNK, len(snapshot.proposals)))
+            result = check_eligibility(corpus.proposals.take(chunk), taken, today=today)
+            for name, m in result.failures.items():
+                column_sums[name] = column_sums.get(name, 0) + m.sum(axis=0)
+            column_eligible += result.mask.sum(axis=0)
+        for position, index in enumerate(columns):
+            written.append(
+                _row(
+                    "offer",
+                    snapshot.offers[index].id,
+                    len(snapshot.proposals),
+                    int(column_eligible[position]),
+                    {n: int(v[position]) for n, v in column_sums.items()},
+                    now,
+                )
+            )
+    gone = [*forget, *((r["side"], r["item_id"]) for r in written)]
+    table = EligibilityCount.__table__
+    if proposals is None and offers is None:
+        session.execute(sa.delete(table))
+    else:
+        for side in ("proposal", "offer"):
+            ids = [item_id for s, item_id in gone if s == side]
+            for start in range(0, len(ids), _ROWS_PER_CHUNK):
+                session.execute(
+                    sa.delete(table).where(
+                        table.c.side == side,
+                        col(table.c.item_id).in_(ids[start : start + _ROWS_PER_CHUNK]),
+                    )
+                )
+    for start in range(0, len(written), _ROWS_PER_CHUNK):
+        session.execute(sa.insert(table), written[start : start + _ROWS_PER_CHUNK])
+    session.flush()
+
+
+def _row(
+    side: Side,
+    item_id: int | None,
+    candidates: int,
+    eligible: int,
+    failures: dict[str, int],
+    now: object,
+) -> dict[str, object]:
+    return {
+        "side": side,
+        "item_id": item_id,
+        "candidates": candidates,
+        "eligible": eligible,
+        "failures": {name: count for name, count in failures.items() if count},
+        "computed_at": now,
+    }

@@ -18,7 +18,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.services import notices
+from app.services import eligibility, notices
 from app.services.corpus import Snapshot, load_snapshot, make_matcher
 from app.services.errors import NotFound
 from matching import Encoder
@@ -134,6 +134,7 @@ def recompute_all(
         existing=session.exec(select(Match)),
         announce=announce,
     )
+    eligibility.record_counts(session=session, snapshot=snapshot, today=today)
     return RecomputeSummary(
         proposals=len(snapshot.proposals),
         offers=len(snapshot.offers),
@@ -256,6 +257,16 @@ def _refresh_one(
         k=k,
         touched_match_filter=(getattr(Match, own) == item_id)
         | col(getattr(Match, other)).in_(their_ids),
+    )
+    # The item's "why N are left out" counts, and those of the counterparts re-ranked with it
+    # (others keep theirs until their own recompute: see `eligibility`).
+    eligibility.record_counts(
+        session=session,
+        snapshot=snapshot,
+        proposals=rows,
+        offers=columns,
+        forget=[] if len(mine) else [(side, item_id)],
+        today=today,
     )
     # Every change requested before `started` is now reflected in its matches.
     table = (Proposal if side == "proposal" else Offer).__table__
