@@ -72,6 +72,15 @@ def _render_show(offer_id: int) -> ResponseReturnValue:
     offer = offers.viewable_offer(session=session, offer_id=offer_id, viewer_id=viewer_id)
     is_member = offers.is_member(session=session, user_id=viewer_id, offer=offer)
     takes_projects = company_dashboard.offer_takes_projects(offer)
+    recommended = catalogue.recommended_proposals(
+        session=session, offer_id=offer_id, limit=current_app.config["TANDEM_TOP_K"]
+    )
+    catalogue.preload_people(
+        session=session,
+        proposals=[proposal for _, proposal in recommended],
+        offers=[offer],
+        matches=[match for match, _ in recommended],
+    )
     ranked = [
         (
             cards.for_viewer(
@@ -85,9 +94,7 @@ def _render_show(offer_id: int) -> ResponseReturnValue:
             proposal,
             catalogue.author_label(session=session, proposal=proposal),
         )
-        for match, proposal in catalogue.recommended_proposals(
-            session=session, offer_id=offer_id, limit=current_app.config["TANDEM_TOP_K"]
-        )
+        for match, proposal in recommended
     ]
     return render_template(
         "offers/show.html",

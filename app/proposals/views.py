@@ -70,6 +70,13 @@ def show(proposal_id: int) -> ResponseReturnValue:
     )
     # Every offer matched with the proposal, for the coverage of its needs; the best are shown.
     matched = catalogue.recommended_offers(session=session, proposal_id=proposal_id, limit=None)
+    shown = matched[: current_app.config["TANDEM_TOP_K"]]
+    catalogue.preload_people(
+        session=session,
+        proposals=[proposal],
+        offers=[offer for _, offer in shown],
+        matches=[match for match, _ in shown],
+    )
     offer_cards = [
         (
             cards.for_viewer(
@@ -77,7 +84,7 @@ def show(proposal_id: int) -> ResponseReturnValue:
             ),
             offer,
         )
-        for match, offer in matched[: current_app.config["TANDEM_TOP_K"]]
+        for match, offer in shown
     ]
     is_author = viewer_id is not None and proposal.author_id == viewer_id
     return render_template(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Generic, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 from sqlmodel import Session, col, func, select
 
 from app.services.errors import NotFound
@@ -89,6 +91,7 @@ def latest_offers(*, session: Session, limit: int = 5) -> list[Offer]:
     return list(
         session.exec(
             select(Offer)
+            .options(selectinload(Offer.organisation))  # type: ignore[arg-type]
             .where(*visible_offers())
             .order_by(col(Offer.created_at).desc(), col(Offer.id).desc())
             .limit(limit)
@@ -121,7 +124,9 @@ def list_proposals(
 def list_offers(
     *, session: Session, page: int, per_page: int, kind: str | None = None
 ) -> Page[Offer]:
-    statement = select(Offer).where(*visible_offers())
+    statement = (
+        select(Offer).options(selectinload(Offer.organisation)).where(*visible_offers())  # type: ignore[arg-type]
+    )
     if kind:
         statement = statement.where(Offer.kind == kind)
     statement = statement.order_by(col(Offer.created_at).desc(), col(Offer.id).desc())
@@ -157,6 +162,37 @@ def get_offer(*, session: Session, offer_id: int) -> Offer:
     return offer
 
 
+PRELOADED = "tandem.preloaded"
+"""`session.info` key: the records `preload_people` loaded, kept alive for the session."""
+
+
+def preload_people(
+    *,
+    session: Session,
+    proposals: Iterable[Proposal] = (),
+    offers: Iterable[Offer] = (),
+    matches: Iterable[Match] = (),
+) -> None:
+    """Load, in two statements whatever the number of items, the people a page shows of
+    them (proposal authors, offer creators, company contacts of matches) and their
+    organisations (and the offers' organisations), so that the per-item lookups that follow
+    (`author_label`, match cards' contacts, `offer.organisation`) find them in the session
+    instead of sending one query each. Both statements run even for empty lists, so a page
+    sends as many statements whatever it lists."""
+    offers = list(offers)
+    user_ids = {p.author_id for p in proposals}
+    user_ids |= {o.created_by_id for o in offers if o.created_by_id is not None}
+    user_ids |= {m.company_contact_id for m in matches if m.company_contact_id is not None}
+    users = session.exec(select(User).where(col(User.id).in_(sorted(user_ids)))).all()
+    organisation_ids = {u.organisation_id for u in users if u.organisation_id is not None}
+    organisation_ids |= {o.organisation_id for o in offers}
+    organisations = session.exec(
+        select(Organisation).where(col(Organisation.id).in_(sorted(organisation_ids)))
+    ).all()
+    # The session's identity map holds objects weakly: keep them for the session's life.
+    session.info.setdefault(PRELOADED, []).extend([*users, *organisations])
+
+
 def author_label(*, session: Session, proposal: Proposal) -> str:
     """How a proposal's author is shown before an introduction: field and institution type."""
     author = session.get(User, proposal.author_id)
@@ -185,6 +221,7 @@ def recommended_offers(
     """The proposal's best open offers, best first (all of them when `limit` is None)."""
     rows = session.exec(
         select(Match, Offer)
+        .options(selectinload(Offer.organisation))  # type: ignore[arg-type]
         .join(Offer, col(Offer.id) == Match.offer_id)
         .where(
             Match.proposal_id == proposal_id,

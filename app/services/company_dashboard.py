@@ -145,6 +145,12 @@ def company_dashboard(
         ):
             rows[match.offer_id].append((match, proposal))
 
+    catalogue.preload_people(
+        session=session,
+        proposals=[proposal for listed in rows.values() for _, proposal in listed],
+        offers=offers,
+        matches=[match for listed in rows.values() for match, _ in listed],
+    )
     panels = []
     for offer in offers:
         takes_projects = offer_takes_projects(offer, today=today)
