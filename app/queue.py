@@ -1,11 +1,21 @@
 """The job queue (huey) for background work: re-ranking (and re-embedding) an item after a
-change, and delivering mail, now and on a schedule.
+change, embedding texts in bulk, and delivering mail, now and on a schedule.
 
 - Embedded default: huey's SQLite storage in `instance/queue.sqlite`, consumed by
-  `TANDEM_QUEUE_THREADS` threads started in the app process on its first request.
+  `TANDEM_QUEUE_THREADS` threads in the process that serves the app. The app factory
+  (`init_app`) starts them when it builds an app to serve: `flask run` (in the reloader's
+  serving child only) or any server that calls `create_app` itself; other `flask` commands
+  (`db upgrade`, `demo load`, `worker`...) start none. `Queue.start_threads` starts them by
+  hand (idempotent per process).
 - With `REDIS_URL`: huey's Redis storage, consumed by `flask --app app worker` processes
   (on any number of machines); the app process starts no consumer threads.
 - Tests use immediate mode: a task runs in the caller when it is queued.
+
+Bulk embedding (`Queue.embed_bulk`, for long imports and recomputes): the texts without a
+stored vector, sorted by length, are cut into chunks; on Redis each chunk is a job that any
+worker takes, and the caller waits for all of them (with a progress callback) before it
+ranks; on the embedded or immediate queue the caller embeds the chunks itself. A chunk
+embedded twice (a retried job) stores each vector once.
 
 Workers run tasks on threads, never on processes forked from the app: a process forked after
 torch has run inference hangs on its next inference.
@@ -27,27 +37,32 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import click
 import redis
 from flask import Flask, current_app
+from flask.helpers import get_debug_flag
 from huey import Huey, RedisExpireHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
-from huey.exceptions import TaskLockedException
+from huey.exceptions import ResultTimeout, TaskException, TaskLockedException
 from huey.storage import RedisExpireStorage
 from sqlmodel import Session
+from werkzeug.serving import is_running_from_reloader
 
 from app import db, notify
-from app.matcher import get_rematch
+from app.matcher import get_encoder, get_rematch
 from app.services import outbox
+from app.services.embedding_store import embed_missing, missing_chunks
 from app.services.errors import NotFound
 from app.services.rematching import REMATCH_REQUESTS
 from app.services.requeue import unfinished_rematches
+from matching import Encoder
 from models import utcnow
 
 log = logging.getLogger(__name__)
@@ -61,7 +76,24 @@ LOCK_MAX_HOLD_S = 600
 # A re-ranking asked for this long ago and not finished is taken as lost (its worker died, or
 # the queue lost the task) and queued again by the every-minute sweep.
 UNFINISHED_AFTER = timedelta(seconds=60)
+# Bulk embedding: texts per job (a few seconds of model time each), and how long the caller
+# waits for one job before it gives up (no worker running, or one stuck).
+EMBED_CHUNK = 256
+EMBED_JOB_TIMEOUT_S = 1800
 RematchItem = tuple[str, int]
+
+
+class BulkEmbeddingFailed(RuntimeError):
+    """A bulk-embedding job failed after its retries, or never finished."""
+
+
+@dataclass(frozen=True)
+class BulkEmbedding:
+    """What `Queue.embed_bulk` did: texts embedded, in how many chunks, and where."""
+
+    texts: int
+    chunks: int
+    on_workers: bool
 
 
 class RematchLock(Protocol):
@@ -155,21 +187,13 @@ class RedisRematchLock:
         return parts[1], int(parts[2])
 
 
-class EmbeddedConsumer(Consumer):
-    """A consumer that runs inside the web process: it leaves the server's signal handlers
-    alone (the server owns Ctrl-C) and its threads are daemons that end with the process."""
-
-    def _set_signal_handlers(self) -> None:
-        return None
-
-
 class Queue:
     """The app's huey instance and its tasks."""
 
     def __init__(self, app: Flask, huey: Huey) -> None:
         self.app = app
         self.huey = huey
-        self._consumer: EmbeddedConsumer | None = None
+        self._consumer: Consumer | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
 
@@ -201,8 +225,13 @@ class Queue:
         def requeue_task() -> None:
             self.requeue_unfinished()
 
+        @huey.task(name="tandem.embed", retries=3, retry_delay=1)
+        def embed_task(model_name: str, texts: list[str]) -> int:
+            return self._embed(model_name, texts)
+
         self.deliver_task = deliver_task
         self.rematch_task = rematch_task
+        self.embed_task = embed_task
 
     def _deliver(self) -> dict[str, int]:
         with self.app.app_context():
@@ -217,6 +246,74 @@ class Queue:
             except NotFound:
                 return  # deleted since
             session.commit()
+
+    def _embed(self, model_name: str, texts: list[str]) -> int:
+        with self.app.app_context(), Session(db.engine()) as session:
+            encoder = get_encoder()
+            if encoder.model_name != model_name:
+                # Vectors of another model would be stored under this one's name.
+                raise RuntimeError(
+                    f"this worker embeds with {encoder.model_name!r}, the job asks for "
+                    f"{model_name!r}: start workers with the same TANDEM_MODEL"
+                )
+            stored = embed_missing(session=session, encoder=encoder, texts=texts)
+            session.commit()
+            return stored
+
+    def embed_bulk(
+        self,
+        *,
+        session: Session,
+        encoder: Encoder,
+        texts: Iterable[str],
+        chunk_size: int = EMBED_CHUNK,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> BulkEmbedding:
+        """Store a vector for every text of `texts` that has none, before a bulk ranking.
+
+        On Redis the length-sorted chunks are queued as jobs for `flask --app app worker`
+        processes (any number, on any machine; each commits its own rows) and this waits for
+        every one, after committing `session` (so that no lock or snapshot of the caller's
+        hides the workers' rows or holds up their writes: for commands, not requests). On
+        the embedded or immediate queue the caller embeds them itself, through `session`
+        (flushed, never committed). `progress(done, total)` counts texts: called once
+        before the first chunk, then after each. Raises `BulkEmbeddingFailed` when a job
+        failed after its retries or never finished."""
+        chunks = missing_chunks(
+            session=session, model_name=encoder.model_name, texts=texts, chunk_size=chunk_size
+        )
+        total = sum(len(chunk) for chunk in chunks)
+        done = 0
+        if progress is not None:
+            progress(done, total)
+        if not self.on_workers:
+            for chunk in chunks:
+                embed_missing(session=session, encoder=encoder, texts=chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+            return BulkEmbedding(texts=total, chunks=len(chunks), on_workers=False)
+        session.commit()
+        results = [(len(chunk), self.embed_task(encoder.model_name, chunk)) for chunk in chunks]
+        for size, result in results:
+            try:
+                result.get(blocking=True, timeout=EMBED_JOB_TIMEOUT_S, max_delay=0.2)
+            except TaskException as exc:
+                raise BulkEmbeddingFailed(f"an embedding job failed: {exc}") from exc
+            except ResultTimeout as exc:
+                raise BulkEmbeddingFailed(
+                    f"an embedding job did not finish within {EMBED_JOB_TIMEOUT_S} s: "
+                    "is a `flask --app app worker` running on this queue?"
+                ) from exc
+            done += size
+            if progress is not None:
+                progress(done, total)
+        return BulkEmbedding(texts=total, chunks=len(chunks), on_workers=True)
+
+    @property
+    def on_workers(self) -> bool:
+        """Whether jobs run on `flask --app app worker` processes (the Redis queue)."""
+        return not self.huey.immediate and isinstance(self.huey.storage, RedisExpireStorage)
 
     def rematch(self, kind: str, item_id: int) -> Any:
         """Queue re-ranking one proposal's or offer's recommendations (re-embedding it)."""
@@ -263,10 +360,14 @@ class Queue:
         with self._lock:
             if self._pid == os.getpid():
                 return
-            consumer = EmbeddedConsumer(
-                self.huey, workers=threads, worker_type="thread", max_delay=1.0, flush_locks=True
+            consumer = self.huey.create_consumer(
+                workers=threads, worker_type="thread", max_delay=1.0, flush_locks=True
             )
-            consumer.start()
+            # The consumer's threads (daemons), without `Consumer.start`'s signal handlers:
+            # the server owns Ctrl-C, and this may run outside the main thread.
+            consumer.scheduler.start()
+            for _, worker in consumer.worker_threads:
+                worker.start()
             self._consumer, self._pid = consumer, os.getpid()
             log.info("Started %d queue threads in process %d", threads, self._pid)
         # This process alone consumes the embedded queue: whatever re-ranking is unfinished
@@ -303,8 +404,23 @@ def init_app(app: Flask) -> None:
     queue = Queue(app, huey)
     app.extensions["tandem.queue"] = queue
     db.add_hooks(app, db.SessionHooks(after_commit=_queue_work, after_rollback=_forget_work))
-    if app.config["TANDEM_QUEUE_THREADS"] > 0:
-        app.before_request(queue.start_threads)
+    if app.config["TANDEM_QUEUE_THREADS"] > 0 and _serving():
+        queue.start_threads()
+
+
+def _serving() -> bool:
+    """Whether the app being built is to serve requests in this process: built by
+    `flask run` (its reloader's serving child, when reloading) or outside the flask command
+    line (a server, a test). Other `flask` commands consume no queue."""
+    context = click.get_current_context(silent=True)
+    if context is None or not os.environ.get("FLASK_RUN_FROM_CLI"):
+        return True
+    if context.info_name != "run":
+        return False
+    reload = context.params.get("reload")
+    if reload is None:
+        reload = get_debug_flag()
+    return not reload or is_running_from_reloader()
 
 
 def _queue_work(session: Session) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 from flask import Blueprint
 
+from app.cli.progress import embed_corpus
 from app.db import db_session
 from app.matcher import get_encoder, get_weights
 from app.services import allocation
@@ -38,9 +39,11 @@ def allocate_command(
     preview: bool, equity: str | None, min_score: float, include_unverified: bool
 ) -> None:
     """Allocate open offers to open proposals (compute pass, then data pass)."""
+    session, encoder = db_session(), get_encoder()
+    embed_corpus(session=session, encoder=encoder)
     result = allocation.preview_round(
-        session=db_session(),
-        encoder=get_encoder(),
+        session=session,
+        encoder=encoder,
         weights=get_weights(),
         equity=equity,  # type: ignore[arg-type]
         min_score=min_score or None,

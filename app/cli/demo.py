@@ -8,6 +8,7 @@ import click
 from flask import Blueprint, current_app
 from sqlmodel import col, select
 
+from app.cli.progress import embed_corpus
 from app.config import DEV_ENVIRONMENTS
 from app.db import db_session
 from app.matcher import get_encoder, get_weights
@@ -39,9 +40,11 @@ def load_command(if_empty: bool) -> None:
             f"{summary.offers} offers."
         )
         if summary.total:
+            encoder = get_encoder()
+            embed_corpus(session=session, encoder=encoder)
             result = recommendations.recompute_all(
                 session=session,
-                encoder=get_encoder(),
+                encoder=encoder,
                 k=current_app.config["TANDEM_TOP_K"],
                 weights=get_weights(),
             )

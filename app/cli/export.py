@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from datetime import UTC, datetime
 
 import click
@@ -46,7 +47,13 @@ def export_command(fmt: str, since: datetime | None, out: str, with_contacts: bo
     scopes = frozenset(s for s in partners.SCOPES if with_contacts or s != "contacts")
     items = export.lines(session=db_session(), scopes=scopes, since=since)
     stream = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
-    try:
+    with ExitStack() as cleanup:
+        if stream is not sys.stdout:
+            cleanup.callback(stream.close)
+            # Records written so far, on standard error (the total is not known in advance).
+            items = cleanup.enter_context(
+                click.progressbar(items, label="Exporting records", file=sys.stderr)
+            )
         if fmt == "json":
             count = export.write_json(items, stream)
         else:
@@ -54,8 +61,5 @@ def export_command(fmt: str, since: datetime | None, out: str, with_contacts: bo
             for line in export.ndjson(items):
                 stream.write(line)
                 count += line.startswith('{"resource"')
-    finally:
-        if stream is not sys.stdout:
-            stream.close()
     if out != "-":
         click.echo(f"Wrote {count} lines to {out}.", err=True)

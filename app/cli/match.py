@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask import Blueprint, current_app
 
+from app.cli.progress import embed_corpus
 from app.db import db_session
 from app.matcher import get_encoder, get_weights
 from app.services import eligibility, recommendations
@@ -17,11 +18,17 @@ bp = Blueprint("match", __name__, cli_group="match")
 @bp.cli.command("recompute")
 @click.option("-k", "--top-k", type=click.IntRange(1, 1000), default=None, help="Per side.")
 def recompute_command(top_k: int | None) -> None:
-    """Recompute every recommendation (top-k offers per proposal and proposals per offer)."""
+    """Recompute every recommendation (top-k offers per proposal and proposals per offer).
+
+    New texts are embedded first: on `flask --app app worker` processes in parallel when
+    the queue is on Redis, here otherwise (a progress bar on standard error)."""
     session = db_session()
+    encoder = get_encoder()
+    embed_corpus(session=session, encoder=encoder)
+    click.echo("Ranking...", err=True)
     result = recommendations.recompute_all(
         session=session,
-        encoder=get_encoder(),
+        encoder=encoder,
         k=top_k or current_app.config["TANDEM_TOP_K"],
         weights=get_weights(),
     )

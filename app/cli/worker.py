@@ -18,8 +18,16 @@ bp = Blueprint("worker", __name__, cli_group=None)
     "--threads", type=click.IntRange(1, 64), default=2, show_default=True, help="Worker threads."
 )
 @click.option("--no-periodic", is_flag=True, help="Leave the every-minute delivery to others.")
-def worker_command(threads: int, no_periodic: bool) -> None:
-    """Run queued jobs (mail delivery; the every-minute run for retries and digests).
+@click.option(
+    "--torch-threads",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="CPU threads torch may use for embedding (default: torch's own, every core). With "
+    "several workers on one machine, give each cores / workers.",
+)
+def worker_command(threads: int, no_periodic: bool, torch_threads: int | None) -> None:
+    """Run queued jobs (mail delivery, re-ranking, bulk embedding; the every-minute run for
+    retries and digests).
 
     Run as many of these as you like, on any machine that reaches the same Redis and
     database. At start it queues again every re-ranking that was asked for and never
@@ -30,6 +38,10 @@ def worker_command(threads: int, no_periodic: bool) -> None:
     if queue.huey.immediate:
         raise click.UsageError("TANDEM_QUEUE=immediate runs jobs in the caller: no worker.")
     logging.getLogger("huey").setLevel(logging.INFO)
+    if torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     click.echo(f"Tandem worker: {threads} thread(s) on the {type(queue.huey).__name__} queue")
     # Whatever re-ranking a killed worker took off the queue is queued again now, not after
     # the every-minute sweep's grace period (a live worker's duplicate costs only time).
