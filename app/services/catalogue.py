@@ -106,17 +106,49 @@ def _page(session: Session, statement: sa.Select, page: int, per_page: int) -> P
     return Page(items=items, total=total, page=page, per_page=per_page)
 
 
+def json_values(session: Session, column: object, name: str = "element") -> sa.TableValuedAlias:
+    """The elements of a JSON list column as a table (one `value` row per element), for the
+    database to filter and count tag lists itself: `json_each` on SQLite,
+    `json_array_elements_text` on PostgreSQL. Correlates with the column's table."""
+    dialect = session.get_bind().dialect.name
+    function = sa.func.json_array_elements_text if dialect == "postgresql" else sa.func.json_each
+    return function(column).table_valued("value").alias(name)
+
+
+def has_tag(
+    session: Session, column: object, wanted: str, *, ignore_case: bool = False
+) -> sa.ColumnElement[bool]:
+    """True where the JSON list `column` holds `wanted` (exactly, or in any letter case)."""
+    values = json_values(session, column)
+    value = values.c.value
+    condition = func.lower(value) == wanted.strip().lower() if ignore_case else value == wanted
+    return sa.exists(sa.select(sa.literal(1)).select_from(values).where(condition))
+
+
+def distinct_tags(
+    session: Session, column: object, *conditions: sa.ColumnElement[bool]
+) -> list[str]:
+    """Every distinct element of the JSON list `column` over the rows meeting `conditions`,
+    found by the database (one statement, distinct values only come back)."""
+    values = json_values(session, column)
+    table = column.table  # type: ignore[attr-defined]
+    statement = (
+        sa.select(values.c.value)
+        .select_from(table)
+        .join(values, sa.true())
+        .where(*conditions)
+        .distinct()
+    )
+    return [str(value) for value in session.execute(statement).scalars()]
+
+
 def list_proposals(
     *, session: Session, page: int, per_page: int, area: str | None = None
 ) -> Page[Proposal]:
     """Open and matched proposals, newest first; `area` keeps those tagged with it."""
     statement = select(Proposal).where(*visible_proposals())
-    proposals = session.exec(statement).all() if area else None
     if area:
-        # Research areas are a JSON list; filtering in Python keeps SQLite and PostgreSQL alike
-        # and the listing is small (search by meaning comes with the portal).
-        ids = [p.id for p in proposals or [] if area in p.research_areas]
-        statement = statement.where(col(Proposal.id).in_(ids))
+        statement = statement.where(has_tag(session, Proposal.research_areas, area))
     statement = statement.order_by(col(Proposal.created_at).desc(), col(Proposal.id).desc())
     return _page(session, statement, page, per_page)
 
@@ -134,10 +166,8 @@ def list_offers(
 
 
 def research_areas(*, session: Session) -> list[str]:
-    areas: set[str] = set()
-    for row in session.exec(select(Proposal.research_areas).where(*visible_proposals())):
-        areas.update(row)
-    return sorted(areas)
+    """The research areas of the public proposals, counted by the database."""
+    return sorted(distinct_tags(session, Proposal.research_areas, *visible_proposals()))
 
 
 def get_proposal(*, session: Session, proposal_id: int) -> Proposal:
