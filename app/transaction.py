@@ -1,6 +1,7 @@
 """One transaction per portal request, and what a page shows when a service refuses.
 
-Every view of a portal blueprint (`Blueprint` below) runs inside `one_transaction`: the
+Every view of a portal blueprint (`Blueprint` below), of the partner API (`APIBlueprint`) and
+of the account pages (wrapped in `app.auth`) runs inside `one_transaction`: the
 request's session is committed once, when the view answers with a page or a redirect
 (status below 400), and rolled back when it answers with an error page or raises. The
 commit happens inside the view call, so a write refused by the database (an
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from functools import wraps
 from typing import Any
 
+import apiflask
 import flask
 from flask import current_app, flash
 from flask.globals import request_ctx
@@ -64,8 +66,8 @@ def _unflash_since(flashed_before: list[Any]) -> None:
     request_ctx.flashes = None  # the view's page may have read them already
 
 
-class Blueprint(flask.Blueprint):
-    """A portal blueprint: each of its views runs in `one_transaction`."""
+class _InOneTransaction:
+    """Registers each view of the blueprint wrapped in `one_transaction`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -84,7 +86,17 @@ class Blueprint(flask.Blueprint):
             if view_func not in self._in_transaction:
                 self._in_transaction[view_func] = one_transaction(view_func)
             view_func = self._in_transaction[view_func]
-        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+        super().add_url_rule(  # type: ignore[misc]
+            rule, endpoint, view_func, provide_automatic_options, **options
+        )
+
+
+class Blueprint(_InOneTransaction, flask.Blueprint):
+    """A portal blueprint: each of its views runs in `one_transaction`."""
+
+
+class APIBlueprint(_InOneTransaction, apiflask.APIBlueprint):
+    """A blueprint of the partner API: each of its views runs in `one_transaction` too."""
 
 
 def show_errors(

@@ -128,3 +128,38 @@ def test_no_import_cycles_outside_the_models() -> None:
 def test_the_session_module_knows_nothing_of_services_or_jobs() -> None:
     graph = _module_graph(("app", "matching", "models"))
     assert sorted(m for m in graph["app.db"] if m.startswith("app.")) == []
+
+
+# Where a commit may be written: the session module's one commit per request, the command-line
+# commands (one per command), and the background workers (each claimed row is its own unit).
+COMMITS_ALLOWED = {
+    "app/db.py",
+    "app/mail.py",
+    "app/notify.py",
+    "app/queue.py",
+    "app/webhooks.py",
+}
+
+
+def _commits(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "commit"
+    ]
+
+
+def test_requests_commit_in_one_place() -> None:
+    """Views, the API, the account pages and the services never commit: every request's
+    writes are committed once by `app.transaction.one_transaction` (through `app.db`)."""
+    offences = {
+        name: lines
+        for path in sorted((ROOT / "app").rglob("*.py"))
+        if (name := str(path.relative_to(ROOT))) not in COMMITS_ALLOWED
+        and not name.startswith("app/cli/")
+        and (lines := _commits(path))
+    }
+    assert offences == {}

@@ -7,7 +7,6 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any
 
-from apiflask import APIBlueprint
 from flask import (
     Blueprint,
     Response,
@@ -25,6 +24,7 @@ from app.api.serialise import SERIALISERS
 from app.db import db_session
 from app.services import feed, partners, webhooks
 from app.services.errors import NotFound
+from app.transaction import APIBlueprint
 from app.webhooks import allow_private
 from models import PartnerToken
 
@@ -82,8 +82,8 @@ def authenticate() -> None:
             "This token was revoked." if token is not None else "This token is not valid.",
             headers={"WWW-Authenticate": 'Bearer realm="tandem", error="invalid_token"'},
         )
-    if partners.mark_used(session=session, token=token):
-        session.commit()
+    # Kept with the request's answer (`one_transaction`): the last successful use.
+    partners.mark_used(session=session, token=token)
     g.partner_scopes = frozenset(token.scopes)
     g.partner_token_id = token.id
 
@@ -253,7 +253,6 @@ def create_webhook(body: schemas.WebhookIn) -> dict[str, Any]:
         events=body.events,
         allow_private=allow_private(),
     )
-    session.commit()
     return {**hook.model_dump(include=set(schemas.WebhookOut.model_fields)), "secret": hook.secret}
 
 
@@ -267,7 +266,6 @@ def create_webhook(body: schemas.WebhookIn) -> dict[str, Any]:
 def delete_webhook(webhook_id: int) -> ResponseReturnValue:
     session = db_session()
     webhooks.remove(session=session, token_id=g.partner_token_id, webhook_id=webhook_id)
-    session.commit()
     return "", 204
 
 

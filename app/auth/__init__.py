@@ -32,6 +32,7 @@ from app.auth.passwords import TandemPasswordUtil
 from app.auth.totp import OneTimeTotp
 from app.db import db_session
 from app.services import accounts, outbox
+from app.transaction import one_transaction
 from models import User, utcnow
 
 csrf = CSRFProtect()
@@ -109,8 +110,8 @@ class TandemMailUtil(MailUtil):
         **kwargs: Any,
     ) -> None:
         """Through the outbox, like every mail: retried if the server is down, never lost.
-        Flask-Security calls this after it committed the account change, so the row gets
-        its own short transaction."""
+        The row is committed with the rest of the request (every account page runs in
+        `one_transaction`), so a page that fails sends nothing."""
         name, email = recipient if isinstance(recipient, tuple) else ("", recipient)
         subject = SUBJECTS.get(template.rsplit("/", 1)[-1], subject)
         body, html = _public_links(body or ""), _public_links(html or "")
@@ -132,7 +133,6 @@ class TandemMailUtil(MailUtil):
                 )
             ],
         )
-        session.commit()
 
     def normalize(self, email: str) -> str:
         return _ascii_address(super().normalize(email))
@@ -221,7 +221,6 @@ def _on_logged_out(_sender: Flask, user: Account | None = None, **_: Any) -> Non
     if user is None or not getattr(user, "id", None):
         return
     current_app.extensions["security"].datastore.set_uniquifier(user)
-    db_session().commit()
 
 
 def init_app(app: Flask) -> None:
@@ -289,6 +288,12 @@ def init_app(app: Flask) -> None:
     for endpoint in ("security.forgot_password", "security.send_confirmation", "security.register"):
         if endpoint in app.view_functions:
             app.view_functions[endpoint] = mails_per_account(app.view_functions[endpoint])
+    # The account pages commit once per request, as every portal page does: what the hooks
+    # above write (the outbox row of a mail, a new uniquifier at sign-out) is kept with the
+    # page's answer, and dropped with an error.
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint.startswith(f"{app.config['SECURITY_BLUEPRINT_NAME']}."):
+            app.view_functions[endpoint] = one_transaction(view)
 
 
 def limiter() -> Limiter:

@@ -106,7 +106,8 @@ def find_token(*, session: Session, secret: str) -> PartnerToken | None:
 
 
 def mark_used(*, session: Session, token: PartnerToken, now: datetime | None = None) -> bool:
-    """Record the use; returns whether anything was written (at most once a minute)."""
+    """Record a use that was answered (the API keeps it with the answer, not with an error);
+    returns whether anything was written (at most once a minute)."""
     now = now or utcnow()
     if token.last_used_at is not None and now - token.last_used_at < LAST_USED_RESOLUTION:
         return False
