@@ -17,29 +17,41 @@ Ranking blends two signals, both in [0, 1]:
 `relevance = MEANING_WEIGHT * meaning + KEYWORD_WEIGHT * keywords`. An item that shares none
 of the query's words and whose similarity is below `SEMANTIC_THRESHOLD` is not shown.
 
-Candidates are filtered in SQL (JSON-list filters in Python, as `catalogue` does) and scored
-in memory with one matrix product: fine for the thousands of items a portal holds; at scale
-the nearest-neighbour step belongs in pgvector.
+Candidates are chosen by the database, filters included (JSON-list filters through
+`catalogue.has_tag`), and bounded: per kind, the newest `KEYWORD_POOL` items whose text holds
+one of the query's words (a LIKE on the lowercased text, refined in Python to whole words) and
+the newest `MEANING_POOL` items, which may be found by meaning alone. They are scored in
+memory with one matrix product. So a page costs the same whatever the catalogue's size; the
+price is that an item sharing no query word is found by meaning only among the newest
+`MEANING_POOL` of its kind (finding it anywhere is a nearest-neighbour query, which belongs in
+pgvector). Browsing (no text) pages through the database, newest first.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+import sqlalchemy as sa
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sqlalchemy.orm import selectinload
 from sqlmodel import Session, col, func, select
 
-from app.services.catalogue import Page, author_label, research_areas
+from app.services.catalogue import (
+    Page,
+    author_label,
+    distinct_tags,
+    has_tag,
+    preload_people,
+    research_areas,
+)
 from app.services.embedding_store import SqlEmbeddingStore
 from app.services.texts import offer_text, proposal_text
 from app.services.visibility import visible_offers, visible_proposals
 from matching import Encoder
-from models import Offer, Proposal, PublicationTerms
+from models import Offer, Organisation, Proposal, PublicationTerms
 
 SearchKind = Literal["all", "proposals", "offers"]
 HitKind = Literal["proposal", "offer"]
@@ -66,6 +78,12 @@ RELEVANCE_LABELS: tuple[tuple[float, str], ...] = (
     (0.0, "Possible match"),
 )
 """(lowest relevance, label), best first: what a person sees instead of a raw score."""
+
+KEYWORD_POOL = 200
+"""Per kind, the most items holding a query word that are scored (the newest first)."""
+
+MEANING_POOL = 50
+"""Per kind, the newest items scored even when they hold no query word (found by meaning)."""
 
 SNIPPET_LENGTH = 280
 """Characters of an item's text shown on its result card."""
@@ -200,18 +218,23 @@ def _word_pattern(word: str) -> re.Pattern[str]:
 
 
 def filter_options(*, session: Session) -> FilterOptions:
-    """Research areas, data domains and GPU types of the public proposals and offers."""
+    """Research areas, data domains and GPU types of the public proposals and offers, the
+    distinct values found by the database (spellings differing only in case shown once)."""
     domains: dict[str, str] = {}
     gpu_types: dict[str, str] = {}
-    for statement in (
-        select(Proposal.data_domains, Proposal.gpu_type).where(*visible_proposals()),
-        select(Offer.data_domains, Offer.gpu_type).where(*visible_offers()),
+    for model, conditions in (
+        (Proposal, visible_proposals()),
+        (Offer, visible_offers()),
     ):
-        for item_domains, gpu_type in session.exec(statement):
-            for domain in item_domains:
-                domains.setdefault(domain.lower(), domain)
-            if gpu_type:
-                gpu_types.setdefault(gpu_type.lower(), gpu_type)
+        for domain in sorted(distinct_tags(session, model.data_domains, *conditions)):
+            domains.setdefault(domain.lower(), domain)
+        for (gpu_type,) in session.execute(
+            sa.select(model.gpu_type)
+            .where(*conditions, col(model.gpu_type).is_not(None), model.gpu_type != "")
+            .distinct()
+            .order_by(model.gpu_type)
+        ):
+            gpu_types.setdefault(gpu_type.lower(), gpu_type)
     return FilterOptions(
         areas=research_areas(session=session),
         domains=sorted(domains.values(), key=str.lower),
@@ -219,13 +242,10 @@ def filter_options(*, session: Session) -> FilterOptions:
     )
 
 
-def _has(values: Sequence[str], wanted: str) -> bool:
-    return wanted.lower() in {value.lower() for value in values}
-
-
-def _proposals(session: Session, criteria: SearchCriteria) -> list[Proposal]:
+def _proposal_statement(session: Session, criteria: SearchCriteria) -> sa.Select | None:
+    """The public proposals meeting the filters (None: the kind asked for excludes them)."""
     if criteria.kind == "offers":
-        return []
+        return None
     statement = select(Proposal).where(*visible_proposals())
     if criteria.gpu_type:
         statement = statement.where(
@@ -237,19 +257,23 @@ def _proposals(session: Session, criteria: SearchCriteria) -> list[Proposal]:
         # Requiring open publication rules out only offers that forbid publishing (eligibility's
         # publication_terms constraint); every proposal accepts the other two terms.
         statement = statement.where(col(Proposal.requires_open_publication).is_(False))
-    proposals = list(session.exec(statement))
     if criteria.area:
-        proposals = [p for p in proposals if criteria.area in p.research_areas]
+        statement = statement.where(has_tag(session, Proposal.research_areas, criteria.area))
     if criteria.domain:
-        proposals = [p for p in proposals if _has(p.data_domains, criteria.domain)]
-    return proposals
+        statement = statement.where(
+            has_tag(session, Proposal.data_domains, criteria.domain, ignore_case=True)
+        )
+    return statement
 
 
-def _offers(session: Session, criteria: SearchCriteria) -> list[Offer]:
+def _offer_statement(session: Session, criteria: SearchCriteria) -> sa.Select | None:
     if criteria.kind == "proposals" or criteria.area:
-        return []  # offers have no research area
+        return None  # offers have no research area
     statement = (
-        select(Offer).where(*visible_offers()).options(selectinload(Offer.organisation))  # type: ignore[arg-type]
+        select(Offer)
+        .join(Organisation, col(Organisation.id) == Offer.organisation_id)
+        .where(*visible_offers())
+        .options(selectinload(Offer.organisation))  # type: ignore[arg-type]
     )
     if criteria.gpu_type:
         statement = statement.where(
@@ -259,29 +283,118 @@ def _offers(session: Session, criteria: SearchCriteria) -> list[Offer]:
         statement = statement.where(col(Offer.gpu_hours_budget) >= criteria.min_hours)
     if criteria.terms is not None:
         statement = statement.where(Offer.publication_terms == criteria.terms)
-    offers = list(session.exec(statement))
     if criteria.domain:
-        offers = [o for o in offers if _has(o.data_domains, criteria.domain)]
-    return offers
+        statement = statement.where(
+            has_tag(session, Offer.data_domains, criteria.domain, ignore_case=True)
+        )
+    return statement
 
 
-def _candidates(session: Session, criteria: SearchCriteria) -> list[_Candidate]:
-    candidates = []
-    for p in _proposals(session, criteria):
-        body = "\n".join(part for part in (p.abstract, p.data_need) if part)
-        extra = [*p.research_areas, *p.data_domains, p.gpu_type or ""]
-        candidates.append(
-            _Candidate(
-                "proposal", p, p.title, body, proposal_text(p), "\n".join([p.title, body, *extra])
-            )
+def _searched_text(model: type[Proposal] | type[Offer]) -> sa.ColumnElement[str]:
+    """The lowercased text a query word may be found in (the haystack of `_candidates`)."""
+    if model is Proposal:
+        parts = [
+            Proposal.title,
+            Proposal.abstract,
+            Proposal.data_need,
+            sa.cast(Proposal.research_areas, sa.Text),
+            sa.cast(Proposal.data_domains, sa.Text),
+            func.coalesce(Proposal.gpu_type, ""),
+        ]
+    else:
+        parts = [
+            Offer.title,
+            Offer.description,
+            Offer.dataset_description,
+            sa.cast(Offer.data_domains, sa.Text),
+            func.coalesce(Offer.gpu_type, ""),
+            Organisation.name,
+        ]
+    text = parts[0]
+    for part in parts[1:]:
+        text = text + " " + part  # type: ignore[operator]
+    return func.lower(text)
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _like(word: str) -> str:
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _newest(statement: sa.Select, model: type[Proposal] | type[Offer]) -> sa.Select:
+    return statement.order_by(col(model.created_at).desc(), col(model.id).desc())
+
+
+def _pool(
+    session: Session,
+    statement: sa.Select | None,
+    model: type[Proposal] | type[Offer],
+    query: _Query,
+) -> list:
+    """The bounded candidates of one kind: newest items holding a query word, and the newest
+    items whatever they hold (module docstring)."""
+    if statement is None:
+        return []
+    text = _searched_text(model)
+    words = sa.or_(*(text.like(_like(_stem(w)), escape="\\") for w in query.words))
+    found = {}
+    if query.words:
+        for item in session.exec(_newest(statement.where(words), model).limit(KEYWORD_POOL)):
+            found[item.id] = item
+    for item in session.exec(_newest(statement, model).limit(MEANING_POOL)):
+        found.setdefault(item.id, item)
+    return list(found.values())
+
+
+def _proposal_candidate(p: Proposal) -> _Candidate:
+    body = "\n".join(part for part in (p.abstract, p.data_need) if part)
+    extra = [*p.research_areas, *p.data_domains, p.gpu_type or ""]
+    return _Candidate(
+        "proposal", p, p.title, body, proposal_text(p), "\n".join([p.title, body, *extra])
+    )
+
+
+def _offer_candidate(o: Offer) -> _Candidate:
+    body = "\n".join(part for part in (o.description, o.dataset_description) if part)
+    extra = [*o.data_domains, o.gpu_type or "", o.organisation.name]
+    return _Candidate("offer", o, o.title, body, offer_text(o), "\n".join([o.title, body, *extra]))
+
+
+def _candidates(session: Session, criteria: SearchCriteria, query: _Query) -> list[_Candidate]:
+    proposals = _pool(session, _proposal_statement(session, criteria), Proposal, query)
+    offers = _pool(session, _offer_statement(session, criteria), Offer, query)
+    return [*map(_proposal_candidate, proposals), *map(_offer_candidate, offers)]
+
+
+def _browse(session: Session, criteria: SearchCriteria, page: int, per_page: int) -> SearchResults:
+    """Newest first, through the database: counts, then at most `page * per_page` rows of
+    each kind merged (two statements of each whatever the catalogue's size)."""
+    statements = [
+        (statement, model)
+        for statement, model in (
+            (_proposal_statement(session, criteria), Proposal),
+            (_offer_statement(session, criteria), Offer),
         )
-    for o in _offers(session, criteria):
-        body = "\n".join(part for part in (o.description, o.dataset_description) if part)
-        extra = [*o.data_domains, o.gpu_type or "", o.organisation.name]
-        candidates.append(
-            _Candidate("offer", o, o.title, body, offer_text(o), "\n".join([o.title, body, *extra]))
-        )
-    return candidates
+        if statement is not None
+    ]
+    total = sum(
+        int(session.exec(select(func.count()).select_from(statement.subquery())).one())
+        for statement, _ in statements
+    )
+    page = min(max(1, page), max(1, math.ceil(total / per_page)))
+    candidates = [
+        (_proposal_candidate if model is Proposal else _offer_candidate)(item)
+        for statement, model in statements
+        for item in session.exec(_newest(statement, model).limit(page * per_page))
+    ]
+    candidates.sort(key=lambda c: (c.item.created_at, c.kind, c.item.id), reverse=True)
+    shown = candidates[(page - 1) * per_page : page * per_page]
+    hits = _hits(session, [(c, None) for c in shown], query=None)
+    return SearchResults(criteria, Page(hits, total, page, per_page))
 
 
 def _snippet(body: str, query: _Query | None) -> str:
@@ -350,14 +463,12 @@ def search(
     Item embeddings come from the Embedding cache through `session` (a text never embedded
     before is encoded and added, so the caller may commit to keep it); the query's embedding
     stays in the encoder's memory only, so searches leave no trace in the database."""
-    candidates = _candidates(session, criteria)
-    if criteria.browsing or not candidates:
-        candidates.sort(key=lambda c: (c.item.created_at, c.kind, c.item.id), reverse=True)
-        shown, number = _page_of(candidates, page, per_page)
-        hits = [_hit(session, c, query=None) for c in shown]
-        return SearchResults(criteria, Page(hits, len(candidates), number, per_page))
-
+    if criteria.browsing:
+        return _browse(session, criteria, page, per_page)
     query = _Query.parse(criteria.text)
+    candidates = _candidates(session, criteria, query)
+    if not candidates:
+        return SearchResults(criteria, Page([], 0, 1, per_page))
     query_vector = encoder.encode([criteria.text.strip()])[0]
     item_vectors = encoder.encode([c.text for c in candidates], store=SqlEmbeddingStore(session))
     similarity = (item_vectors @ query_vector).tolist()
@@ -368,8 +479,22 @@ def search(
     ]
     scored.sort(key=lambda s: (-s.relevance, s.candidate.kind, -(s.candidate.item.id or 0)))
     shown, number = _page_of(scored, page, per_page)
-    hits = [_hit(session, s.candidate, query=query, scored=s) for s in shown]
+    hits = _hits(session, [(s.candidate, s) for s in shown], query=query)
     return SearchResults(criteria, Page(hits, len(scored), number, per_page))
+
+
+def _hits(
+    session: Session,
+    shown: list[tuple[_Candidate, _Scored | None]],
+    *,
+    query: _Query | None,
+) -> list[SearchHit]:
+    """The hits of one page, their authors loaded together (`preload_people`)."""
+    preload_people(
+        session=session,
+        proposals=[c.item for c, _ in shown if isinstance(c.item, Proposal)],
+    )
+    return [_hit(session, c, query=query, scored=s) for c, s in shown]
 
 
 def _hit(
