@@ -33,7 +33,14 @@ def make_engine(url: str) -> sa.Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    # A host that never answers fails the connection after 5 s instead of hanging a request
+    # (or /readyz) for the operating system's TCP timeout; a URL's own setting wins.
+    connect_args = {} if "connect_timeout=" in url else {"connect_timeout": CONNECT_TIMEOUT_S}
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+CONNECT_TIMEOUT_S = 5
+"""Seconds PostgreSQL connections wait for the server to answer."""
 
 
 # `app.extensions` key: what runs after the request's session commits or rolls back.
