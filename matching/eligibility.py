@@ -444,3 +444,83 @@ def check_eligibility(
         "excluded_by_proposal": ones,
     }
     return Eligibility(prop, off, failures, applies, today)
+
+
+class EligibilityIndex:
+    """The eligibility mask of `check_eligibility`, computed block by block for a whole
+    recompute: everything about the offers (and the identity tokens of both sides) is
+    prepared once, and `mask(rows)` is a handful of in-place boolean array operations over
+    (len(rows), O) plus one sparse product for every identity conflict at once. No per-pair
+    reasons or `applies` matrices: use `check_eligibility` to explain a pair.
+    """
+
+    def __init__(self, proposals: ProposalFacts, offers: OfferFacts, *, today: date) -> None:
+        self.proposals, self.offers = proposals, offers
+        off = offers
+        expired = np.array([d is not None and d < today for d in off.deadline], dtype=bool)
+        self.always_fails = expired | ~off.is_open | (off.projects_left <= 0)
+        self.not_publishable = off.publication_rank == PUBLICATION_RANK["not_allowed"]
+        self.no_code_release = ~off.code_release_allowed
+        # A missing memory or GPU type on the offer never fails (as in check_eligibility).
+        self.memory_have = np.where(np.isnan(off.gpu_memory_gb), np.inf, off.gpu_memory_gb)
+        self.tier_have = np.where(off.gpu_tier > 0, off.gpu_tier, np.iinfo(np.int8).max).astype(
+            np.int8
+        )
+        # One token space of two halves: [author side | excluded-company side]. A proposal
+        # marks its author's tokens (with parent domains) in the first half and the companies
+        # it excludes in the second; an offer marks its identities and the institutions it
+        # excludes in the first, its identities with parent domains in the second. Any shared
+        # token is a conflict of interest or an exclusion, whichever side declared it.
+        vocabulary: dict[str, int] = {}
+        author = [with_parent_domains(tokens) for tokens in proposals.identities]
+        company = [with_parent_domains(tokens) for tokens in off.identities]
+        for group in (author, proposals.excluded, off.identities, off.excluded, company):
+            for tokens in group:
+                for token in tokens:
+                    vocabulary.setdefault(token, len(vocabulary))
+        size = max(1, len(vocabulary))
+
+        def incidence(
+            first: Sequence[Iterable[str]], second: Sequence[Iterable[str]]
+        ) -> sparse.csr_matrix:
+            rows: list[int] = []
+            cols: list[int] = []
+            for half, sets in ((0, first), (size, second)):
+                for i, tokens in enumerate(sets):
+                    for token in tokens:
+                        rows.append(i)
+                        cols.append(half + vocabulary[token])
+            values = np.ones(len(rows), dtype=np.int32)
+            matrix = sparse.csr_matrix((values, (rows, cols)), shape=(len(first), 2 * size))
+            matrix.sum_duplicates()
+            return matrix
+
+        self.proposal_tokens = incidence(author, proposals.excluded)
+        offer_first = [a | b for a, b in zip(off.identities, off.excluded, strict=True)]
+        self.offer_tokens = incidence(offer_first, company).T.tocsr()
+
+    def mask(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), O) bool, True where pair (proposal rows[i], offer j) is eligible;
+        `rows` index the proposals this index was built with."""
+        prop, off = self.proposals, self.offers
+        hours = prop.gpu_hours_needed[rows]
+        needs_compute = hours > 0
+        needs_data = prop.needs_data[rows]
+        compute_pair = needs_compute[:, None] & off.has_compute[None, :]
+        covered = compute_pair | (needs_data[:, None] & off.has_data[None, :])
+        fails = ~covered
+        fails &= (needs_compute | needs_data)[:, None]
+        fails |= self.always_fails[None, :]
+        fails |= prop.requires_open_publication[rows][:, None] & self.not_publishable[None, :]
+        fails |= prop.requires_open_source[rows][:, None] & self.no_code_release[None, :]
+        fails |= off.ip_rank[None, :] > prop.max_ip_rank[rows][:, None]
+        compute_fails = hours[:, None] > off.max_hours_per_project[None, :]
+        compute_fails |= hours[:, None] > off.hours_left[None, :]
+        compute_fails |= prop.gpu_memory_min_gb[rows][:, None] > self.memory_have[None, :]
+        tier = prop.gpu_tier[rows]
+        compute_fails |= (tier > 0)[:, None] & (tier[:, None] > self.tier_have[None, :])
+        compute_fails &= compute_pair
+        fails |= compute_fails
+        conflicts = (self.proposal_tokens[rows] @ self.offer_tokens).tocoo()
+        fails[conflicts.row, conflicts.col] = True
+        return ~fails

@@ -15,15 +15,25 @@ from typing import Any
 
 import numpy as np
 
-from matching.affinity import affinity
-from matching.eligibility import Check, Eligibility, OfferFacts, ProposalFacts, check_eligibility
+from matching.affinity import affinity, soft_maximum
+from matching.eligibility import (
+    Check,
+    Eligibility,
+    EligibilityIndex,
+    OfferFacts,
+    ProposalFacts,
+    check_eligibility,
+)
 from matching.embeddings import EmbeddingStore, Encoder
 from matching.fit import FitInputs, resource_fit
 from matching.lexical import TfidfSimilarity, shared_terms
-from matching.recommend import top_k_desc
-from matching.scoring import COMPONENT_LABELS, COMPONENTS, ScoreWeights, combine
+from matching.recommend import top_k_desc, top_k_rows
+from matching.scoring import COMPONENT_LABELS, COMPONENTS, FitIndex, ScoreWeights, combine
 
 DEFAULT_CHUNK_ROWS = 2048
+# The most publication-by-offer scores one block holds (float32: 64 MiB), which sets the
+# default number of proposals per block of a recompute.
+CHUNK_ELEMENTS = 2**24
 
 
 @dataclass(frozen=True)
@@ -216,41 +226,53 @@ class Matcher:
         *,
         rows: np.ndarray | None = None,
         columns: np.ndarray | None = None,
-        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        chunk_rows: int | None = None,
     ) -> Recommendations:
         """Top-k eligible offers per proposal and proposals per offer, among proposals `rows`
         and offers `columns` (corpus indices; default all), streaming over chunks of
-        `chunk_rows` proposals: peak memory is O(chunk_rows * len(columns)) scores.
+        `chunk_rows` proposals (default: as many as keep the block's publication scores
+        within `CHUNK_ELEMENTS` floats): peak memory is O(chunk_rows * len(columns)) scores
+        plus O(k * (len(rows) + len(columns))) for the result.
 
-        A full recompute uses the defaults; an incremental refresh asks for a few rows (all
-        offers) or a few columns (all proposals)."""
+        The scores are those of `block` (equal within float32 rounding), computed by
+        `BlockScorer` with everything about the offers prepared once. A full recompute uses
+        the defaults; an incremental refresh asks for a few rows (all offers) or a few
+        columns (all proposals)."""
         n_proposals, n_offers = corpus.shape
         rows = np.arange(n_proposals) if rows is None else np.asarray(rows, dtype=np.int64)
         columns = np.arange(n_offers) if columns is None else np.asarray(columns, dtype=np.int64)
-        by_proposal = np.full((len(rows), max(k, 0)), -1, dtype=np.int64)
-        column_values = np.full((len(columns), max(k, 0)), -np.inf, dtype=np.float32)
-        column_ids = np.full((len(columns), max(k, 0)), -1, dtype=np.int64)
-        position = {int(c): j for j, c in enumerate(columns)} if corpus.set_aside else {}
-        if len(columns) and k > 0:
-            for start in range(0, len(rows), chunk_rows):
-                chunk = rows[start : start + chunk_rows]
-                scores = self.block(corpus, chunk, columns).masked()
-                for i, p in enumerate(chunk):
-                    for o in corpus.set_aside.get(int(p), ()):
-                        if o in position:
-                            scores[i, position[o]] = -np.inf
-                _, by_proposal[start : start + len(chunk)] = top_k_desc(
-                    scores, np.broadcast_to(columns, scores.shape), k
-                )
-                merged_values = np.concatenate([column_values, scores.T], axis=1)
-                merged_ids = np.concatenate(
-                    [column_ids, np.broadcast_to(chunk, (len(columns), len(chunk)))], axis=1
-                )
+        width = max(k, 0)
+        by_proposal = np.full((len(rows), width), -1, dtype=np.int64)
+        column_values = np.full((len(columns), width), -np.inf, dtype=np.float32)
+        column_ids = np.full((len(columns), width), -1, dtype=np.int64)
+        if not (len(columns) and len(rows) and k > 0):
+            return Recommendations(by_proposal, column_ids, rows, columns)
+        # Ascending ids, so that ties (broken by the lower id) follow positions and a later
+        # chunk's proposal never wins a tie against an earlier one.
+        row_order = np.argsort(rows, kind="stable")
+        column_order = np.argsort(columns, kind="stable")
+        scorer = BlockScorer(self, corpus, rows[row_order], columns[column_order])
+        chunk = chunk_rows or scorer.default_chunk_rows()
+        for start in range(0, len(rows), chunk):
+            positions = np.arange(start, min(start + chunk, len(rows)))
+            scores = scorer.scores(positions)
+            _, best = top_k_rows(scores, k)
+            by_proposal[row_order[positions]] = np.where(
+                best >= 0, scorer.columns[np.maximum(best, 0)], -1
+            )
+            values, best = top_k_rows(np.ascontiguousarray(scores.T), k)
+            ids = np.where(best >= 0, scorer.rows[positions][np.maximum(best, 0)], -1)
+            better = values[:, 0] > column_values[:, -1]
+            if better.any():
+                merged_values = np.concatenate([column_values[better], values[better]], axis=1)
+                merged_ids = np.concatenate([column_ids[better], ids[better]], axis=1)
                 merged_ids = np.where(
                     np.isfinite(merged_values), merged_ids, np.iinfo(np.int64).max
                 )
-                column_values, column_ids = top_k_desc(merged_values, merged_ids, k)
-        return Recommendations(by_proposal, column_ids, rows, columns)
+                column_values[better], column_ids[better] = top_k_desc(merged_values, merged_ids, k)
+        proposals_for_offer = np.empty_like(column_ids)
+        proposals_for_offer[column_order] = column_ids
+        return Recommendations(by_proposal, proposals_for_offer, rows, columns)
 
     def explain(self, corpus: Corpus, p: int, offers: Sequence[int]) -> list[Explanation]:
         """Why proposal p scores as it does against each of `offers`: score, components, fit
@@ -294,3 +316,91 @@ class Matcher:
                 )
             )
         return explanations
+
+
+class BlockScorer:
+    """The masked total scores of `Matcher.block`, block after block, for one recompute.
+
+    Prepared once for the offers `columns`: their vectors, their lexical terms, their
+    eligibility facts and identity tokens (`EligibilityIndex`). `scores(positions)` then
+    costs two fp32 products (proposals x offers, publications x offers), the soft maximum as
+    an in-place exponential and a segment sum, one sparse product for the lexical part,
+    `resource_fit` and boolean array operations, with the components added in the order and
+    float32 arithmetic of `combine`. `rows` and `columns` are corpus indices, ascending.
+    """
+
+    def __init__(
+        self, matcher: Matcher, corpus: Corpus, rows: np.ndarray, columns: np.ndarray
+    ) -> None:
+        self.matcher, self.corpus = matcher, corpus
+        self.rows, self.columns = rows, columns
+        self.shares = {
+            name: np.float32(share) for name, share in matcher.weights.normalised().items()
+        }
+        offer_texts = [corpus.offer_texts[j] for j in columns]
+        self.offer_vectors = matcher.encoder.encode(offer_texts, store=matcher.store)
+        lexical = matcher.lexical
+        self.offer_terms = (
+            lexical.transform(offer_texts).T.tocsr()
+            if lexical is not None and matcher.weights.lexical > 0
+            else None
+        )
+        self.eligibility = EligibilityIndex(
+            corpus.proposals.take(rows), corpus.offers.take(columns), today=matcher.today
+        )
+        self.fit = FitIndex(corpus.fit, rows, columns, today=matcher.today)
+        # Dismissed pairs as (row position, column position), sorted by row position.
+        set_aside = [(int(p), int(o)) for p, offers in corpus.set_aside.items() for o in offers]
+        pairs = np.array(set_aside, dtype=np.int64).reshape(-1, 2)
+        row_at = np.searchsorted(rows, pairs[:, 0]).clip(0, max(len(rows) - 1, 0))
+        column_at = np.searchsorted(columns, pairs[:, 1]).clip(0, max(len(columns) - 1, 0))
+        known = (rows[row_at] == pairs[:, 0]) & (columns[column_at] == pairs[:, 1])
+        order = np.argsort(row_at[known], kind="stable")
+        self.set_aside_rows = row_at[known][order]
+        self.set_aside_columns = column_at[known][order]
+
+    def default_chunk_rows(self) -> int:
+        """Proposals per block: the publication scores of a block fit `CHUNK_ELEMENTS`."""
+        texts = sum(len(self.corpus.author_publications[i]) for i in self.rows)
+        per_row = (1 + texts / max(len(self.rows), 1)) * max(len(self.columns), 1)
+        return int(np.clip(CHUNK_ELEMENTS // per_row, 16, DEFAULT_CHUNK_ROWS))
+
+    def scores(self, positions: np.ndarray) -> np.ndarray:
+        """Masked totals of proposals `rows[positions]` x all `columns`: float32, ineligible
+        and dismissed pairs at -inf (equal to `Matcher.block(...).masked()`)."""
+        matcher, corpus, shares = self.matcher, self.corpus, self.shares
+        ids = self.rows[positions]
+        texts = [corpus.proposal_texts[i] for i in ids]
+        proposal_vectors = matcher.encoder.encode(texts, store=matcher.store)
+        by_proposal = proposal_vectors @ self.offer_vectors.T
+        publications = [corpus.author_publications[i] for i in ids]
+        sizes = np.array([len(p) for p in publications], dtype=np.int64)
+        total = shares["proposal"] * by_proposal
+        if shares["publications"]:
+            if sizes.any():
+                flat = [text for profile in publications for text in profile]
+                by_publications = soft_maximum(
+                    matcher.encoder.encode(flat, store=matcher.store),
+                    self.offer_vectors,
+                    sizes,
+                )
+                empty = sizes == 0
+                by_publications[empty] = by_proposal[empty]
+            else:
+                by_publications = by_proposal
+            by_publications *= shares["publications"]
+            total += by_publications
+        if self.offer_terms is not None and shares["lexical"]:
+            assert matcher.lexical is not None
+            common = (matcher.lexical.transform(texts) @ self.offer_terms).tocoo()
+            total[common.row, common.col] += shares["lexical"] * common.data
+        if shares["fit"]:
+            fit = self.fit.fit(positions)
+            fit *= shares["fit"]
+            total += fit
+        np.copyto(total, np.float32(-np.inf), where=~self.eligibility.mask(positions))
+        first, last = np.searchsorted(self.set_aside_rows, [positions[0], positions[-1] + 1])
+        total[
+            self.set_aside_rows[first:last] - positions[0], self.set_aside_columns[first:last]
+        ] = -np.inf
+        return total

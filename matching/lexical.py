@@ -63,11 +63,17 @@ class TfidfSimilarity(BaseEstimator):
         analyse = vectorizer.build_analyzer()
         texts = list(texts)
         if any(analyse(text) for text in texts):
-            vectorizer.fit(texts)
+            # The rows of the fitted texts are kept: `transform` looks them up instead of
+            # tokenising them again (equal to a fresh transform, bit for bit).
+            rows = sparse.csr_matrix(vectorizer.fit_transform(texts), dtype=np.float32)
+            rows.sort_indices()
             self.n_terms_ = len(vectorizer.vocabulary_)
         else:
+            rows = sparse.csr_matrix((len(texts), 0), dtype=np.float32)
             self.n_terms_ = 0
         self.vectorizer_ = vectorizer
+        self.fitted_rows_ = rows
+        self.fitted_row_of_ = {text: i for i, text in reversed(list(enumerate(texts)))}
         return self
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
@@ -78,7 +84,22 @@ class TfidfSimilarity(BaseEstimator):
         check_is_fitted(self, "vectorizer_")
         if self.n_terms_ == 0:
             return sparse.csr_matrix((len(texts), 0), dtype=np.float32)
-        return sparse.csr_matrix(self.vectorizer_.transform(list(texts)), dtype=np.float32)
+        texts = list(texts)
+        known = getattr(self, "fitted_row_of_", {})
+        at = np.array([known.get(text, -1) for text in texts], dtype=np.int64)
+        new = np.flatnonzero(at < 0)
+        if new.size == 0:
+            return self.fitted_rows_[at]
+        fresh = sparse.csr_matrix(
+            self.vectorizer_.transform([texts[i] for i in new]), dtype=np.float32
+        )
+        if new.size == len(texts):
+            return fresh
+        old = np.flatnonzero(at >= 0)
+        order = np.empty(len(texts), dtype=np.int64)
+        order[old] = np.arange(old.size)
+        order[new] = old.size + np.arange(new.size)
+        return sparse.vstack([self.fitted_rows_[at[old]], fresh], format="csr")[order]
 
     def get_feature_names_out(self) -> np.ndarray:
         """The fitted terms, in column order of `transform`: (n_terms_,) array of str."""

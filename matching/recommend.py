@@ -34,3 +34,26 @@ def top_k_desc(values: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray,
         best_ids = np.pad(best_ids, ((0, 0), (0, pad)), constant_values=-1)
         best_values = np.pad(best_values, ((0, 0), (0, pad)), constant_values=-np.inf)
     return best_values, best_ids
+
+
+def top_k_rows(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`top_k_desc(values, positions, k)` without sorting whole rows: per row, the k largest
+    finite values and their column positions, best first, ties by lower position, padded with
+    (-inf, -1). One np.partition per row finds the k-th largest value; the values above it
+    are kept, and only rows with a tie at the k-th value (including rows with fewer than k
+    finite values) choose among the values equal to it, by lower position."""
+    rows, cols = values.shape
+    kk = max(0, min(k, cols))
+    if kk == 0 or rows == 0:
+        return top_k_desc(values[:, :0], np.zeros((rows, 0), dtype=np.int64), k)
+    kth = -np.partition(-values, kk - 1, axis=1)[:, kk - 1]
+    keep = values >= kth[:, None]
+    tied = np.flatnonzero(np.count_nonzero(keep, axis=1) > kk)
+    if tied.size:
+        sub = values[tied]
+        above = sub > kth[tied, None]
+        equal = sub == kth[tied, None]
+        room = kk - np.count_nonzero(above, axis=1)
+        keep[tied] = above | (equal & (np.cumsum(equal, axis=1) <= room[:, None]))
+    chosen = np.nonzero(keep)[1].reshape(rows, kk).astype(np.int64, copy=False)
+    return top_k_desc(np.take_along_axis(values, chosen, axis=1), chosen, k)

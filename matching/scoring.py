@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import date
 
 import numpy as np
+
+from matching.fit import DAYS_PER_MONTH, FitInputs
 
 ALGORITHM = "tandem-2"
 COMPONENTS: tuple[str, ...] = ("proposal", "publications", "lexical", "fit")
@@ -111,3 +114,83 @@ def combine(components: Mapping[str, np.ndarray], weights: ScoreWeights) -> np.n
         if shares[name]:
             total += np.float32(shares[name]) * np.asarray(components[name], dtype=np.float32)
     return total
+
+
+class FitIndex:
+    """`matching.fit.resource_fit(inputs.take(rows, columns), today=today).fit`, block by
+    block for a whole recompute, with the same float64 arithmetic (bit-identical): the offers'
+    columns, dates as day numbers and domain incidence prepared once, then per block a few
+    in-place array operations over (len(rows), O) (the original spends most of a recompute in
+    datetime64 arithmetic and per-block Python loops). `rows`/`columns` are corpus indices.
+    """
+
+    def __init__(
+        self, inputs: FitInputs, rows: np.ndarray, columns: np.ndarray, *, today: date
+    ) -> None:
+        x = inputs
+        today_day = np.datetime64(today, "D").astype(np.int64)
+        self.hours = np.asarray(x.hours_needed, dtype=np.float64)[rows]
+        self.memory_needed = np.asarray(x.memory_needed_gb, dtype=np.float64)[rows]
+        start = np.asarray(x.start).astype("datetime64[D]")[rows]
+        start_day = np.where(np.isnat(start), today_day, start.astype(np.int64))
+        # Work cannot start in the past: a stated start before today counts from today.
+        self.start = np.maximum(start_day, today_day)
+        months = np.asarray(x.duration_months, dtype=np.float64)[rows]
+        self.days = np.maximum(np.rint(months * DAYS_PER_MONTH), 1).astype(np.int64)
+        self.has_compute = np.asarray(x.has_compute, dtype=bool)[columns]
+        has_data = np.asarray(x.has_data, dtype=bool)[columns]
+        self.max_hours = np.asarray(x.max_hours_per_project, dtype=np.float64)[columns]
+        self.memory = np.asarray(x.memory_gb, dtype=np.float64)[columns]
+        until = np.asarray(x.available_until).astype("datetime64[D]")[columns]
+        self.until_known = ~np.isnat(until)
+        self.until = np.where(self.until_known, until.astype(np.int64), 0)
+        needed = [x.proposal_domains[i] for i in rows]
+        offered = [x.offer_domains[j] for j in columns]
+        labels = {label: n for n, label in enumerate(sorted(set().union(*needed, *offered)))}
+
+        def incidence(sets: Sequence[frozenset[str]]) -> np.ndarray:
+            matrix = np.zeros((len(sets), max(1, len(labels))), dtype=np.float32)
+            for row, names in enumerate(sets):
+                matrix[row, [labels[name] for name in names]] = 1.0
+            return matrix
+
+        self.needed = incidence(needed)
+        self.needed_count = np.maximum(self.needed.sum(axis=1), np.float32(1.0))
+        self.offered_t = np.ascontiguousarray(incidence(offered).T)
+        wants = np.asarray(x.needs_data, dtype=bool)[rows] & np.array(
+            [bool(d) for d in needed], dtype=bool
+        )
+        self.wants_domains, self.has_data = wants, has_data
+
+    def fit(self, positions: np.ndarray) -> np.ndarray:
+        """float32 (len(positions), O): the fit of proposals `rows[positions]`."""
+        hours = self.hours[positions]
+        compute = (hours > 0)[:, None] & self.has_compute[None, :]
+        count = compute.astype(np.int8)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            total = self.max_hours[None, :] / hours[:, None]
+            np.clip(total, 0.0, 1.0, out=total)
+            np.copyto(total, 0.0, where=~compute)
+            need = self.memory_needed[positions]
+            memory_rows = (np.nan_to_num(need) > 0) & (hours > 0)
+            if memory_rows.any():
+                known = compute & memory_rows[:, None] & ~np.isnan(self.memory)[None, :]
+                memory = self.memory[None, :] / need[:, None]
+                np.clip(memory, 0.0, 1.0, out=memory)
+                np.add(total, memory, out=total, where=known)
+                count += known
+        overlap = self.until[None, :] - self.start[positions, None]
+        timeline = overlap / self.days[positions, None].astype(np.float64)
+        np.clip(timeline, 0.0, 1.0, out=timeline)
+        np.add(total, timeline, out=total, where=self.until_known[None, :])
+        count += self.until_known[None, :]
+        wants = self.wants_domains[positions]
+        if wants.any():
+            shared = self.needed[positions] @ self.offered_t
+            shared /= self.needed_count[positions, None]
+            applies = wants[:, None] & self.has_data[None, :]
+            np.add(total, shared, out=total, where=applies)
+            count += applies
+        np.divide(total, np.maximum(count, 1), out=total)
+        np.copyto(total, 1.0, where=count == 0)
+        return total.astype(np.float32)
