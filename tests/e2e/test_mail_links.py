@@ -429,3 +429,38 @@ def test_match_mails_link_to_the_dashboard_the_offer_and_a_working_unsubscribe(
     finally:
         academic_context.close()
         company_context.close()
+
+
+def test_the_mail_about_a_sign_up_with_a_taken_address_leads_to_the_portal(
+    page: Page, live_server: LiveServer
+) -> None:
+    """Sign-up with an address that has an account answers as for a new one; the owner is
+    mailed instead, and each link of that mail (confirm while unconfirmed, reset once
+    confirmed) reaches this server and works."""
+    base, email = live_server.url, "ada@example.com"
+
+    def sign_up() -> None:
+        page.goto(base + "/register")
+        page.get_by_label("Your name").fill("Ada Lovelace")
+        page.get_by_label("Email address").fill(email)
+        page.get_by_label("A company member").check()
+        page.get_by_label("Organisation").fill("Analytical Engines Ltd")
+        page.get_by_label("Password", exact=True).fill(PASSWORD)
+        page.get_by_label("Retype password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign up").click()
+
+    sign_up()
+    wait_for_mail(live_server, "confirm")
+    sign_up()  # again, before confirming: the mail offers the confirmation link
+    waiting = wait_for_mail(live_server, "someone tried to sign up")
+    assert _follow_every_link(page, waiting, base) == [mail_link(waiting, "/confirm/")]
+    expect(page.locator(".flashes")).to_contain_text("Your email address is confirmed")
+
+    sign_up()  # once more, confirmed: the mail offers a password reset
+    confirmed = wait_for_mail(live_server, "someone tried to sign up", count=2)
+    assert _follow_every_link(page, confirmed, base) == [mail_link(confirmed, "/reset/")]
+    page.goto(mail_link(confirmed, "/reset/"))
+    page.get_by_label("New password").fill(NEW_PASSWORD)
+    page.get_by_label("Retype password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Save my new password").click()
+    expect(page.locator(".flashes")).to_contain_text("Your password is changed")
