@@ -28,6 +28,11 @@ exclude each other. The embedded queue has one consuming process, which clears t
 its threads start. A re-ranking lost with its worker (taken off the queue, never finished) is
 found from the items themselves and queued again: when a worker or the embedded threads
 start, and by an every-minute sweep.
+
+On Redis, workers publish what they do on the channel `<queue name>.job-events`
+("executing|complete|error|retrying|locked <task> <args>", and "ready worker <pid>" when a
+worker starts taking jobs), so that whoever waits for a job (a benchmark, a test) is woken
+when it happens instead of polling.
 """
 
 from __future__ import annotations
@@ -51,6 +56,13 @@ from flask.helpers import get_debug_flag
 from huey import Huey, RedisExpireHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from huey.exceptions import ResultTimeout, TaskException, TaskLockedException
+from huey.signals import (
+    SIGNAL_COMPLETE,
+    SIGNAL_ERROR,
+    SIGNAL_EXECUTING,
+    SIGNAL_LOCKED,
+    SIGNAL_RETRYING,
+)
 from huey.storage import RedisExpireStorage
 from sqlmodel import Session
 from werkzeug.serving import is_running_from_reloader
@@ -81,6 +93,8 @@ UNFINISHED_AFTER = timedelta(seconds=60)
 EMBED_CHUNK = 256
 EMBED_JOB_TIMEOUT_S = 1800
 RematchItem = tuple[str, int]
+# What workers on Redis publish on the queue's job-events channel, as they happen.
+JOB_EVENTS = (SIGNAL_EXECUTING, SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_RETRYING, SIGNAL_LOCKED)
 
 
 class BulkEmbeddingFailed(RuntimeError):
@@ -136,6 +150,9 @@ class RedisRematchLock:
             raise TypeError("the Redis re-ranking lock needs huey's RedisExpireStorage")
         self._redis: redis.Redis = storage.conn
         self.key = storage.result_key(f"{huey.name}.lock.rematch")
+        # Notified after each renewal of a lock this instance holds (`renewals` counts them).
+        self.renewed = threading.Condition()
+        self.renewals = 0
 
     @contextmanager
     def held(self, kind: str, item_id: int) -> Iterator[None]:
@@ -160,8 +177,7 @@ class RedisRematchLock:
             except redis.RedisError as exc:
                 log.warning("The re-ranking lock was not released (it expires): %s", exc)
 
-    @staticmethod
-    def _renew(lock: Any, finished: threading.Event) -> None:
+    def _renew(self, lock: Any, finished: threading.Event) -> None:
         give_up_at = time.monotonic() + LOCK_MAX_HOLD_S
         while not finished.wait(LOCK_RENEW_S):
             if time.monotonic() > give_up_at:
@@ -171,6 +187,9 @@ class RedisRematchLock:
                 return
             try:
                 lock.reacquire()
+                with self.renewed:
+                    self.renewals += 1
+                    self.renewed.notify_all()
             except redis.exceptions.LockNotOwnedError:
                 log.error("The re-ranking lock expired before it was renewed; not renewed again")
                 return
@@ -194,6 +213,7 @@ class Queue:
         self.app = app
         self.huey = huey
         self._consumer: Consumer | None = None
+        self.events_channel: str | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
 
@@ -229,9 +249,30 @@ class Queue:
         def embed_task(model_name: str, texts: list[str]) -> int:
             return self._embed(model_name, texts)
 
+        if isinstance(huey.storage, RedisExpireStorage):
+            self.events_channel = f"{huey.name}.job-events"
+            huey.signal(*JOB_EVENTS)(self._publish_event)
+
         self.deliver_task = deliver_task
         self.rematch_task = rematch_task
         self.embed_task = embed_task
+
+    def _publish_event(self, signal: str, task: Any, *_: Any) -> None:
+        """Tell whoever listens on `events_channel` (a command waiting for its jobs, a
+        benchmark, a test) what a worker just did: "<signal> <task name> <args...>"."""
+        storage = self.huey.storage
+        message = " ".join([signal, task.name, *(str(arg) for arg in task.args[:2])])
+        try:
+            storage.conn.publish(self.events_channel, message)  # type: ignore[attr-defined]
+        except redis.RedisError as exc:
+            log.warning("A job event was not published: %s", exc)
+
+    def announce_ready(self) -> None:
+        """Say on the job-events channel that a worker of this process takes jobs now
+        ("ready worker <pid>"); nothing without Redis."""
+        if self.events_channel is not None:
+            message = f"ready worker {os.getpid()}"
+            self.huey.storage.conn.publish(self.events_channel, message)  # type: ignore[attr-defined]
 
     def _deliver(self) -> dict[str, int]:
         with self.app.app_context():

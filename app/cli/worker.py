@@ -8,6 +8,7 @@ from datetime import timedelta
 import click
 from flask import Blueprint
 
+from app.matcher import get_encoder
 from app.queue import get_queue
 
 bp = Blueprint("worker", __name__, cli_group=None)
@@ -25,7 +26,12 @@ bp = Blueprint("worker", __name__, cli_group=None)
     help="CPU threads torch may use for embedding (default: torch's own, every core). With "
     "several workers on one machine, give each cores / workers.",
 )
-def worker_command(threads: int, no_periodic: bool, torch_threads: int | None) -> None:
+@click.option(
+    "--warm",
+    is_flag=True,
+    help="Load the embedding model before taking jobs (else the first job that needs it does).",
+)
+def worker_command(threads: int, no_periodic: bool, torch_threads: int | None, warm: bool) -> None:
     """Run queued jobs (mail delivery, re-ranking, bulk embedding; the every-minute run for
     retries and digests).
 
@@ -48,6 +54,9 @@ def worker_command(threads: int, no_periodic: bool, torch_threads: int | None) -
     requeued = queue.requeue_unfinished(older_than=timedelta(0), include_running=True)
     if requeued:
         click.echo(f"Queued {len(requeued)} unfinished re-ranking(s) again")
+    if warm:
+        get_encoder().encode(["warm-up"])
+    queue.announce_ready()
     consumer = queue.huey.create_consumer(
         workers=threads,
         worker_type="thread",
