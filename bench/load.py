@@ -1,5 +1,6 @@
-"""Tandem's pages under load: the production server on PostgreSQL with a 10,000 x 2,000
-synthetic catalogue, against a bare Flask JSON route served the same way in the same run.
+"""Tandem's pages under load: the production server on PostgreSQL with synthetic catalogues
+of the demo's size (42 x 12) and of 10,000 x 2,000, against a bare Flask JSON route served the
+same way in the same run. Each size is measured in turn (`--sizes`).
 
 What it does, in order (issue 14, point 5):
 1. prints the machine (CPU model, SIMD flags, load average);
@@ -27,6 +28,7 @@ Only 127.0.0.1 is ever contacted. Run from the project root:
     .venv/bin/python bench/load.py              # about 6 minutes with the catalogue kept
     .venv/bin/python bench/load.py --fresh      # rebuild the catalogue first
     .venv/bin/python bench/load.py --duration 20 --connections 16
+    .venv/bin/python bench/load.py --sizes 10000x2000 --prepare-only   # generate, measure nothing
 
 Prints figures, asserts nothing about them; exits non-zero when something could not be
 measured (PostgreSQL down, a server that does not start, a URL that does not answer 200).
@@ -835,24 +837,56 @@ def main() -> None:
         default="auto",
         help="load generator: wrk when installed (auto), or this script's own",
     )
+    parser.add_argument(
+        "--sizes",
+        default="42x12,10000x2000",
+        help="catalogue sizes, PROPOSALSxOFFERS, comma-separated (42x12 is the demo's size)",
+    )
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="generate (or check) the catalogues and stop, measuring nothing",
+    )
     args = parser.parse_args()
     _prepare_imports()
-    from bench.matching import load_average
 
     print_machine()
-    url = os.environ.get("TANDEM_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
-    print(f"\n## catalogue on {re.sub(r'//[^@/]*@', '//', url)}")
-    ensure_database(url)
     wrk = shutil.which("wrk")
     if args.client == "wrk" and not wrk:
         sys.exit("--client wrk: wrk is not installed (apt-get install wrk)")
+    for size in args.sizes.split(","):
+        proposals, _, offers = size.strip().partition("x")
+        catalogue = Catalogue(
+            int(proposals), int(offers), args.publications_per_academic, args.seed
+        )
+        measure_size(args, catalogue, wrk)
 
+
+def database_url(catalogue: Catalogue) -> str:
+    """`TANDEM_BENCH_DATABASE_URL` for the 10,000 x 2,000 catalogue when set, else a database
+    of this benchmark's own per size (kept between runs)."""
+    url = os.environ.get("TANDEM_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
+    if (catalogue.proposals, catalogue.offers) == (10_000, 2_000):
+        return url
+    base, _, _name = url.rpartition("/")
+    return f"{base}/tandem_bench_load_{catalogue.proposals}x{catalogue.offers}"
+
+
+def measure_size(args: argparse.Namespace, catalogue: Catalogue, wrk: str | None) -> None:
+    """One catalogue size: prepared, served, every URL loaded, the table printed."""
+    from bench.matching import load_average
+
+    url = database_url(catalogue)
+    print(
+        f"\n# {catalogue.proposals:,} proposals x {catalogue.offers:,} offers\n"
+        f"\n## catalogue on {re.sub(r'//[^@/]*@', '//', url)}"
+    )
+    ensure_database(url)
     workdir = Path(tempfile.mkdtemp(prefix="tandem-bench-load-"))
     (workdir / "logs").mkdir()
     secret_key = secrets.token_hex(32)
     env = _server_env(url, secret_key, workdir / "instance")
     env["WEB_CONCURRENCY"] = str(args.web_concurrency)
-    catalogue = Catalogue(args.proposals, args.offers, args.publications_per_academic, args.seed)
     servers: list[Server] = []
     load: PythonLoad | WrkLoad | None = None
     ok = False
@@ -860,6 +894,10 @@ def main() -> None:
         generation_s, generated_now = prepare_catalogue(url, catalogue, args.fresh, env)
         rows = catalogue_rows(url)
         print("rows: " + ", ".join(f"{n:,} {table}" for table, n in rows.items()))
+        if args.prepare_only:
+            print(f"catalogue generation: {generation_s:.0f} s")
+            ok = True
+            return
         password = secrets.token_urlsafe(18)
         targets = choose_targets(url, secret_key, workdir / "instance", password)
 
