@@ -26,7 +26,7 @@ from matching.eligibility import (
 )
 from matching.embeddings import EmbeddingStore, Encoder
 from matching.fit import FitInputs, resource_fit
-from matching.lexical import TfidfSimilarity, shared_terms
+from matching.lexical import LexicalIndex, TfidfSimilarity, shared_terms
 from matching.recommend import top_k_desc, top_k_rows
 from matching.scoring import COMPONENT_LABELS, COMPONENTS, FitIndex, ScoreWeights, combine
 
@@ -341,7 +341,7 @@ class BlockScorer:
         self.offer_vectors = matcher.encoder.encode(offer_texts, store=matcher.store)
         lexical = matcher.lexical
         self.offer_terms = (
-            lexical.transform(offer_texts).T.tocsr()
+            LexicalIndex(lexical, offer_texts)
             if lexical is not None and matcher.weights.lexical > 0
             else None
         )
@@ -391,9 +391,9 @@ class BlockScorer:
             by_publications *= shares["publications"]
             total += by_publications
         if self.offer_terms is not None and shares["lexical"]:
-            assert matcher.lexical is not None
-            common = (matcher.lexical.transform(texts) @ self.offer_terms).tocoo()
-            total[common.row, common.col] += shares["lexical"] * common.data
+            lexical = self.offer_terms.similarity(texts)
+            lexical *= shares["lexical"]
+            total += lexical
         if shares["fit"]:
             fit = self.fit.fit(positions)
             fit *= shares["fit"]

@@ -118,6 +118,36 @@ class TfidfSimilarity(BaseEstimator):
         return np.asarray(products.toarray(), dtype=np.float32)
 
 
+class LexicalIndex:
+    """`TfidfSimilarity.similarity(queries, texts)` for many batches of queries against the
+    same `texts` (a recompute's offers): the texts' rows are prepared once and split by
+    term, the terms most texts use into a dense (terms x texts) matrix multiplied by BLAS,
+    the rest kept sparse. Common terms are what make the all-sparse product slow (each
+    shared common term touches most texts); equal to `similarity` within float32 rounding.
+    """
+
+    def __init__(self, model: TfidfSimilarity, texts: Sequence[str], *, dense_terms: int = 256):
+        rows = model.transform(texts)
+        self.model = model
+        self.n_texts = rows.shape[0]
+        frequency = np.bincount(rows.indices, minlength=rows.shape[1])
+        # Dense only where it pays: a term in at least 1 text in 32.
+        common = np.argsort(-frequency, kind="stable")[: min(dense_terms, rows.shape[1])]
+        common = common[frequency[common] * 32 >= max(self.n_texts, 1)]
+        rare = np.setdiff1d(np.arange(rows.shape[1]), common)
+        self.common, self.rare = common, rare
+        self.common_rows = np.ascontiguousarray(rows[:, common].toarray().T)
+        self.rare_rows = rows[:, rare].T.tocsr()
+
+    def similarity(self, queries: Sequence[str]) -> np.ndarray:
+        """float32 (len(queries), len(texts)): each query's cosine to each text."""
+        rows = self.model.transform(queries)
+        scores = (rows[:, self.rare] @ self.rare_rows).toarray()
+        if self.common.size:
+            scores += rows[:, self.common].toarray() @ self.common_rows
+        return np.asarray(scores, dtype=np.float32)
+
+
 def shared_terms(
     text_a: str,
     text_b: str,

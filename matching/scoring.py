@@ -20,7 +20,7 @@ from datetime import date
 
 import numpy as np
 
-from matching.fit import DAYS_PER_MONTH, FitInputs
+from matching.fit import DAYS_PER_MONTH, FitInputs, resource_fit
 
 ALGORITHM = "tandem-2"
 COMPONENTS: tuple[str, ...] = ("proposal", "publications", "lexical", "fit")
@@ -118,7 +118,7 @@ def combine(components: Mapping[str, np.ndarray], weights: ScoreWeights) -> np.n
 
 class FitIndex:
     """`matching.fit.resource_fit(inputs.take(rows, columns), today=today).fit`, block by
-    block for a whole recompute, with the same float64 arithmetic (bit-identical): the offers'
+    block for a whole recompute, in float32 (equal within float32 rounding): the offers'
     columns, dates as day numbers and domain incidence prepared once, then per block a few
     in-place array operations over (len(rows), O) (the original spends most of a recompute in
     datetime64 arithmetic and per-block Python loops). `rows`/`columns` are corpus indices.
@@ -129,21 +129,31 @@ class FitIndex:
     ) -> None:
         x = inputs
         today_day = np.datetime64(today, "D").astype(np.int64)
-        self.hours = np.asarray(x.hours_needed, dtype=np.float64)[rows]
-        self.memory_needed = np.asarray(x.memory_needed_gb, dtype=np.float64)[rows]
+        self.hours = np.asarray(x.hours_needed, dtype=np.float32)[rows]
+        self.memory_needed = np.asarray(x.memory_needed_gb, dtype=np.float32)[rows]
         start = np.asarray(x.start).astype("datetime64[D]")[rows]
         start_day = np.where(np.isnat(start), today_day, start.astype(np.int64))
         # Work cannot start in the past: a stated start before today counts from today.
-        self.start = np.maximum(start_day, today_day)
+        self.start = (np.maximum(start_day, today_day) - today_day).astype(np.float32)
         months = np.asarray(x.duration_months, dtype=np.float64)[rows]
-        self.days = np.maximum(np.rint(months * DAYS_PER_MONTH), 1).astype(np.int64)
+        self.days = np.maximum(np.rint(months * DAYS_PER_MONTH), 1).astype(np.float32)
         self.has_compute = np.asarray(x.has_compute, dtype=bool)[columns]
         has_data = np.asarray(x.has_data, dtype=bool)[columns]
-        self.max_hours = np.asarray(x.max_hours_per_project, dtype=np.float64)[columns]
-        self.memory = np.asarray(x.memory_gb, dtype=np.float64)[columns]
+        self.max_hours = np.asarray(x.max_hours_per_project, dtype=np.float32)[columns]
+        self.memory = np.asarray(x.memory_gb, dtype=np.float32)[columns]
         until = np.asarray(x.available_until).astype("datetime64[D]")[columns]
         self.until_known = ~np.isnat(until)
-        self.until = np.where(self.until_known, until.astype(np.int64), 0)
+        # NaN limits or durations: leave those rare inputs to resource_fit itself.
+        self.today = today
+        unusual = np.isnan(self.max_hours).any() or np.isnan(months).any()
+        self.unusual = (inputs, rows, columns) if unusual else None
+        self.max_hours_finite = np.nan_to_num(self.max_hours)
+        memory_known = ~np.isnan(self.memory)
+        self.memory_finite = np.where(memory_known, self.memory, 0.0)
+        self.memory_columns = (memory_known & self.has_compute).astype(np.float32)
+        self.until = np.where(self.until_known, until.astype(np.int64) - today_day, 0).astype(
+            np.float32
+        )
         needed = [x.proposal_domains[i] for i in rows]
         offered = [x.offer_domains[j] for j in columns]
         labels = {label: n for n, label in enumerate(sorted(set().union(*needed, *offered)))}
@@ -163,34 +173,47 @@ class FitIndex:
         self.wants_domains, self.has_data = wants, has_data
 
     def fit(self, positions: np.ndarray) -> np.ndarray:
-        """float32 (len(positions), O): the fit of proposals `rows[positions]`."""
+        """float32 (len(positions), O): the fit of proposals `rows[positions]`.
+
+        Each part is computed where it cannot be NaN or infinite and multiplied by the 0/1
+        mask of where it applies (x * 1 and x + 0 are exact), so no masked loops."""
+        if self.unusual is not None:
+            inputs, rows, columns = self.unusual
+            return resource_fit(inputs.take(rows[positions], columns), today=self.today).fit
         hours = self.hours[positions]
-        compute = (hours > 0)[:, None] & self.has_compute[None, :]
-        count = compute.astype(np.int8)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            total = self.max_hours[None, :] / hours[:, None]
-            np.clip(total, 0.0, 1.0, out=total)
-            np.copyto(total, 0.0, where=~compute)
-            need = self.memory_needed[positions]
-            memory_rows = (np.nan_to_num(need) > 0) & (hours > 0)
-            if memory_rows.any():
-                known = compute & memory_rows[:, None] & ~np.isnan(self.memory)[None, :]
-                memory = self.memory[None, :] / need[:, None]
-                np.clip(memory, 0.0, 1.0, out=memory)
-                np.add(total, memory, out=total, where=known)
-                count += known
-        overlap = self.until[None, :] - self.start[positions, None]
-        timeline = overlap / self.days[positions, None].astype(np.float64)
+        compute_rows = hours > 0
+        compute_columns = self.has_compute.astype(np.float32)
+        safe_hours = np.where(compute_rows, hours, np.float32(np.inf))
+        total = self.max_hours_finite[None, :] / safe_hours[:, None]
+        np.clip(total, 0.0, 1.0, out=total)
+        total *= compute_columns[None, :]
+        count = compute_rows[:, None] * compute_columns[None, :]
+        need = self.memory_needed[positions]
+        memory_rows = (np.nan_to_num(need) > 0) & compute_rows
+        if memory_rows.any():
+            memory = (
+                self.memory_finite[None, :]
+                / np.where(memory_rows, need, np.float32(np.inf))[:, None]
+            )
+            np.clip(memory, 0.0, 1.0, out=memory)
+            memory *= self.memory_columns[None, :]
+            total += memory
+            count += memory_rows[:, None] * self.memory_columns[None, :]
+        timeline = self.until[None, :] - self.start[positions, None]
+        timeline /= self.days[positions, None]
         np.clip(timeline, 0.0, 1.0, out=timeline)
-        np.add(total, timeline, out=total, where=self.until_known[None, :])
+        timeline *= self.until_known[None, :]
+        total += timeline
         count += self.until_known[None, :]
         wants = self.wants_domains[positions]
         if wants.any():
             shared = self.needed[positions] @ self.offered_t
             shared /= self.needed_count[positions, None]
-            applies = wants[:, None] & self.has_data[None, :]
-            np.add(total, shared, out=total, where=applies)
-            count += applies
-        np.divide(total, np.maximum(count, 1), out=total)
-        np.copyto(total, 1.0, where=count == 0)
-        return total.astype(np.float32)
+            shared *= (wants[:, None] & self.has_data[None, :]).astype(np.float32)
+            total += shared
+            count += wants[:, None] * self.has_data[None, :]
+        nothing = count == 0
+        np.maximum(count, np.float32(1.0), out=count)
+        total /= count
+        total[nothing] = 1.0
+        return total
