@@ -27,7 +27,7 @@ from matching.eligibility import (
 from matching.embeddings import EmbeddingStore, Encoder
 from matching.fit import FitInputs, resource_fit
 from matching.lexical import LexicalIndex, TfidfSimilarity, shared_terms
-from matching.recommend import top_k_desc, top_k_rows
+from matching.recommend import merge_top_k, top_k_rows
 from matching.scoring import COMPONENT_LABELS, COMPONENTS, FitIndex, ScoreWeights, combine
 
 DEFAULT_CHUNK_ROWS = 2048
@@ -260,16 +260,7 @@ class Matcher:
             by_proposal[row_order[positions]] = np.where(
                 best >= 0, scorer.columns[np.maximum(best, 0)], -1
             )
-            values, best = top_k_rows(np.ascontiguousarray(scores.T), k)
-            ids = np.where(best >= 0, scorer.rows[positions][np.maximum(best, 0)], -1)
-            better = values[:, 0] > column_values[:, -1]
-            if better.any():
-                merged_values = np.concatenate([column_values[better], values[better]], axis=1)
-                merged_ids = np.concatenate([column_ids[better], ids[better]], axis=1)
-                merged_ids = np.where(
-                    np.isfinite(merged_values), merged_ids, np.iinfo(np.int64).max
-                )
-                column_values[better], column_ids[better] = top_k_desc(merged_values, merged_ids, k)
+            merge_top_k(column_values, column_ids, scores, scorer.rows[positions], k)
         proposals_for_offer = np.empty_like(column_ids)
         proposals_for_offer[column_order] = column_ids
         return Recommendations(by_proposal, proposals_for_offer, rows, columns)
