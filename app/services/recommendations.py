@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import sqlalchemy as sa
@@ -189,7 +189,7 @@ def _refresh(
     )
 
 
-def _threshold(matches: Iterable[Match], attribute: str, k: int) -> float:
+def _threshold(matches: Iterable[Any], attribute: str, k: int) -> float:
     """The score an outsider must reach to enter a top-k: the k-th best stored score (or
     -inf while the list has fewer than k entries)."""
     scores = sorted((m.score for m in matches if getattr(m, attribute) is not None), reverse=True)
@@ -221,8 +221,18 @@ def _refresh_one(
     other_index = snapshot.offer_index() if side == "proposal" else snapshot.proposal_index()
     others = snapshot.offers if side == "proposal" else snapshot.proposals
 
-    stored = list(session.exec(select(Match)))
-    by_other: dict[int, list[Match]] = defaultdict(list)
+    # Only what the thresholds need (ids, scores, ranks), not whole matches with their
+    # explanations: loading every match dominated one item's refresh on a large catalogue.
+    stored = session.exec(
+        select(
+            Match.proposal_id,
+            Match.offer_id,
+            Match.score,
+            Match.rank_for_proposal,
+            Match.rank_for_offer,
+        ).where((getattr(Match, own) == item_id) | col(getattr(Match, other_rank)).is_not(None))
+    ).all()
+    by_other: dict[int, list[Any]] = defaultdict(list)
     for match in stored:
         if getattr(match, own) != item_id:
             by_other[getattr(match, other)].append(match)
