@@ -29,10 +29,10 @@ its threads start. A re-ranking lost with its worker (taken off the queue, never
 found from the items themselves and queued again: when a worker or the embedded threads
 start, and by an every-minute sweep.
 
-On Redis, workers publish what they do on the channel `<queue name>.job-events`
-("executing|complete|error|retrying|locked <task> <args>", and "ready worker <pid>" when a
-worker starts taking jobs), so that whoever waits for a job (a benchmark, a test) is woken
-when it happens instead of polling.
+On Redis, workers publish what they do on the channel `<queue name>.job-events`:
+"executing|complete|error|retrying|locked <task> <args>", "rematching <kind> <id>" once a
+re-ranking holds the lock, "ready worker <pid>" when a worker starts taking jobs; whoever
+waits for a job (a benchmark, a test) is woken when it happens instead of polling.
 """
 
 from __future__ import annotations
@@ -238,6 +238,7 @@ class Queue:
         def rematch_task(kind: str, item_id: int) -> None:
             # A task that finds the lock taken is retried a second later.
             with self.rematch_lock.held(kind, item_id):
+                self._publish(f"rematching {kind} {item_id}")
                 self._rematch(kind, item_id)
             self._deliver()
 
@@ -260,19 +261,20 @@ class Queue:
     def _publish_event(self, signal: str, task: Any, *_: Any) -> None:
         """Tell whoever listens on `events_channel` (a command waiting for its jobs, a
         benchmark, a test) what a worker just did: "<signal> <task name> <args...>"."""
-        storage = self.huey.storage
-        message = " ".join([signal, task.name, *(str(arg) for arg in task.args[:2])])
+        self._publish(" ".join([signal, task.name, *(str(arg) for arg in task.args[:2])]))
+
+    def _publish(self, message: str) -> None:
+        if self.events_channel is None:
+            return
         try:
-            storage.conn.publish(self.events_channel, message)  # type: ignore[attr-defined]
+            self.huey.storage.conn.publish(self.events_channel, message)  # type: ignore[attr-defined]
         except redis.RedisError as exc:
             log.warning("A job event was not published: %s", exc)
 
     def announce_ready(self) -> None:
         """Say on the job-events channel that a worker of this process takes jobs now
         ("ready worker <pid>"); nothing without Redis."""
-        if self.events_channel is not None:
-            message = f"ready worker {os.getpid()}"
-            self.huey.storage.conn.publish(self.events_channel, message)  # type: ignore[attr-defined]
+        self._publish(f"ready worker {os.getpid()}")
 
     def _deliver(self) -> dict[str, int]:
         with self.app.app_context():
@@ -307,7 +309,7 @@ class Queue:
         session: Session,
         encoder: Encoder,
         texts: Iterable[str],
-        chunk_size: int = EMBED_CHUNK,
+        chunk_size: int | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> BulkEmbedding:
         """Store a vector for every text of `texts` that has none, before a bulk ranking.
@@ -321,7 +323,10 @@ class Queue:
         before the first chunk, then after each. Raises `BulkEmbeddingFailed` when a job
         failed after its retries or never finished."""
         chunks = missing_chunks(
-            session=session, model_name=encoder.model_name, texts=texts, chunk_size=chunk_size
+            session=session,
+            model_name=encoder.model_name,
+            texts=texts,
+            chunk_size=chunk_size or EMBED_CHUNK,
         )
         total = sum(len(chunk) for chunk in chunks)
         done = 0

@@ -17,7 +17,7 @@
    file under instance/bench/) and reused while it holds 10,000 offers.
 
 Needs REDIS_URL (default redis://127.0.0.1:6379/0) for (c) and 2. Options: --texts N,
---skip-latency, --skip-workers, --rankings N.
+--rankings N, --skip-workers, --skip-throughput, --skip-latency.
 """
 
 from __future__ import annotations
@@ -372,9 +372,11 @@ def main() -> None:
     parser.add_argument("--rankings", type=int, default=5)
     parser.add_argument("--skip-workers", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     print(f"CPU                             : {cpu_model()}, {cores()} cores")
-    throughput(bench_texts(args.texts), skip_workers=args.skip_workers)
+    if not args.skip_throughput:
+        throughput(bench_texts(args.texts), skip_workers=args.skip_workers)
     if not args.skip_latency:
         single_item_latency(args.rankings)
 
