@@ -50,6 +50,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TANDEM_ENV", "production"),
     Setting("DATABASE_URL"),  # default: instance/tandem.db, see defaults()
     Setting("TANDEM_MODEL"),
+    # How the packaged model runs: auto (int8 ONNX where the CPU has VNNI/AMX, else torch),
+    # torch, onnx-fp32 or onnx-int8; read by matching.embeddings.encoder_backend.
+    Setting("TANDEM_ENCODER_BACKEND", "auto"),
     # Set, it wins; unset, links name the running server (see served_address).
     Setting("TANDEM_BASE_URL"),
     Setting("TANDEM_TOP_K", 5, int),

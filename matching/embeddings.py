@@ -3,6 +3,11 @@
 The model is loaded once per process (`load_model`) and wrapped in an `Encoder`, which returns
 L2-normalised float32 vectors, so a dot product is a cosine similarity. Every vector is cached
 under (model name, SHA-256 of the text): an unchanged text is never encoded twice.
+
+The packaged model runs on one of three backends, chosen per process (`encoder_backend`):
+fp32 torch, or onnxruntime fp32 or int8 (`matching.onnx_encoder`). int8 vectors differ from
+fp32 ones, so they are cached under their own model name; onnxruntime fp32 gives torch's
+vectors (within 1e-5) and shares its name.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -23,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
+# The model names of vectors that differ from the model's fp32 ones, by backend.
+BACKEND_SUFFIX = {"onnx-int8": "+onnx-int8"}
 
 
 class EmbeddingStore(Protocol):
@@ -82,9 +90,13 @@ class Encoder:
         model_name: str = PACKAGED_MODEL,
         batch_size: int = 64,
         memory_limit: int = 200_000,
+        backend: str = "torch",
+        backend_reason: str = "",
     ) -> None:
         self.model = model
         self.model_name = model_name
+        self.backend = backend
+        self.backend_reason = backend_reason
         self.batch_size = batch_size
         self.memory_limit = memory_limit
         self.encoded_count = 0
@@ -141,14 +153,55 @@ class Encoder:
         self._memory.update(vectors)
 
 
+def encoder_backend(name_or_path: str | None = None) -> tuple[str, str]:
+    """The backend this process runs the model on (`torch`, `onnx-fp32` or `onnx-int8`) and
+    why: `TANDEM_ENCODER_BACKEND` (`auto` when unset) applied to this CPU's flags."""
+    from matching.onnx_encoder import choose_backend
+
+    return choose_backend(
+        os.environ.get("TANDEM_ENCODER_BACKEND"),
+        packaged=model_name(name_or_path) == PACKAGED_MODEL,
+    )
+
+
+def make_encoder(name_or_path: str | None = None, backend: str | None = None) -> Encoder:
+    """A new encoder of a model on `backend` (default: `encoder_backend`'s choice). Where
+    `auto` chose ONNX and the build fails, it falls back to torch and logs why."""
+    chosen = model_name(name_or_path)
+    if backend is None:
+        backend, reason = encoder_backend(chosen)
+        automatic = reason.startswith("auto")
+    else:
+        reason, automatic = "asked for by the caller", False
+    if backend != "torch":
+        from matching.onnx_encoder import load_onnx_model
+
+        try:
+            model = load_onnx_model(Path(resolve_model(chosen)), backend)
+        except Exception as exc:  # noqa: BLE001 - any build failure: torch still works
+            if not automatic:
+                raise
+            log.warning("the %s encoder could not be built (%s); using torch", backend, exc)
+            backend, reason = "torch", f"{backend} failed to build: {exc}"
+        else:
+            return Encoder(
+                model,  # type: ignore[arg-type]
+                model_name=chosen + BACKEND_SUFFIX.get(backend, ""),
+                backend=backend,
+                backend_reason=reason,
+            )
+    return Encoder(load_model(chosen), model_name=chosen, backend="torch", backend_reason=reason)
+
+
 _encoders: dict[str, Encoder] = {}
 _encoders_lock = threading.Lock()
 
 
 def default_encoder(name_or_path: str | None = None) -> Encoder:
-    """The encoder of a model (see `model_name`), made once per process."""
+    """The encoder of a model (see `model_name`) on this process's backend (see
+    `encoder_backend`), made once per process."""
     chosen = model_name(name_or_path)
     with _encoders_lock:
         if chosen not in _encoders:
-            _encoders[chosen] = Encoder(load_model(chosen), model_name=chosen)
+            _encoders[chosen] = make_encoder(chosen)
         return _encoders[chosen]
