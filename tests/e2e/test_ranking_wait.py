@@ -1,0 +1,84 @@
+"""A proposal just published is ranked on the job queue: its page says so and refreshes
+itself until the offers appear, without the person reloading it."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from models import Offer, OfferKind, OfferStatus
+from tests.e2e.conftest import LiveServer, screenshot
+from tests.e2e.forms import flash, make_sides, sign_in
+
+TITLE = "Offline reinforcement learning for grid battery dispatch"
+OFFER = "H100 hours for reinforcement learning on energy data"
+# The page refreshes every 2 s: the offers appear within a few refreshes of the ranking.
+RANKED_WITHIN_MS = 20_000
+
+
+def test_the_page_says_offers_are_being_found_and_refreshes_itself_until_they_are(
+    page: Page, live_server: LiveServer
+) -> None:
+    academic, member = make_sides(
+        live_server,
+        academic=("ada@kestrel.example.org", "Ada Okafor"),
+        member=("sam@helios.example.com", "Sam Reyes"),
+    )
+    with live_server.session() as session:
+        session.add(
+            Offer(
+                kind=OfferKind.compute,
+                title=OFFER,
+                description="H100 hours for reinforcement learning on grid and battery data, "
+                "for research that publishes openly.",
+                gpu_type="H100",
+                gpu_memory_gb=80,
+                gpu_hours_budget=20_000,
+                max_hours_per_project=5_000,
+                max_projects=4,
+                status=OfferStatus.open,
+                organisation_id=member.organisation_id,
+                created_by_id=member.id,
+            )
+        )
+        session.commit()
+    # Another re-ranking holds the lock: this proposal's waits in the queue (retried each
+    # second) until the lock is released below.
+    queue = live_server.app.extensions["tandem.queue"]
+    busy = queue.huey.lock_task("rematch")
+    busy.__enter__()
+    try:
+        sign_in(page, live_server, academic.email)
+        page.get_by_role("link", name="Propose research").click()
+        page.get_by_label("Title").fill(TITLE)
+        page.get_by_label("Abstract").fill(
+            "We learn dispatch policies for grid-scale batteries from five years of logged "
+            "operations and publish policies and code."
+        )
+        page.get_by_label("Research areas").fill("reinforcement learning, energy systems")
+        page.get_by_label("GPU hours needed").fill("2000")
+        page.get_by_label("Compute (GPU time)").check()
+        page.get_by_role("button", name="Publish").click()
+        expect(flash(page)).to_contain_text("Your proposal is open")
+        if page.get_by_role("heading", level=1).inner_text() != TITLE:
+            page.get_by_role("link", name=TITLE).first.click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(TITLE)
+
+        notice = page.get_by_role("status").filter(has_text="Finding offers for this proposal")
+        expect(notice).to_be_visible()
+        expect(notice).to_contain_text("this page refreshes itself")
+        expect(page.locator('meta[http-equiv="refresh"]')).to_have_count(1)
+        screenshot(page, "ranking-wait-pending")
+        # Still waiting after a refresh of its own: the page counts them in its address.
+        expect(page).to_have_url(re.compile(r"waited=1$"), timeout=RANKED_WITHIN_MS)
+        expect(notice).to_be_visible()
+        expect(page.get_by_text(OFFER)).to_have_count(0)
+    finally:
+        busy.__exit__(None, None, None)
+
+    # The ranking runs once the lock is free; the page shows its offers by itself.
+    expect(page.get_by_text(OFFER).first).to_be_visible(timeout=RANKED_WITHIN_MS)
+    expect(page.get_by_text("Finding offers for this proposal")).to_have_count(0)
+    expect(page.locator('meta[http-equiv="refresh"]')).to_have_count(0)
+    screenshot(page, "ranking-wait-ranked")
