@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,42 @@ def test_the_embedded_queue_delivers_from_threads_in_the_app_process(
     assert len(_mailed(Path(embedded.config["TANDEM_MAIL_DIR"]))) == 2
 
 
+def test_the_embedded_queue_runs_jobs_before_any_request(embedded: Flask) -> None:
+    """The app factory starts the queue threads of an app built to serve: a job queued
+    before the first request runs (no request hook starts them)."""
+    queue: Queue = embedded.extensions["tandem.queue"]
+    summary = queue.deliver().get(blocking=True, timeout=WORKER_DEADLINE_S)
+    assert summary is not None, "no queue thread ran the delivery"
+    assert summary["sent"] == summary["failed"] == 0, "nothing was waiting to be sent"
+
+
+def test_flask_commands_other_than_run_start_no_queue_threads(
+    app: Flask, encoder: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`flask db upgrade`, `flask demo load`...: a short command consumes no queue (a job it
+    took would die with it); only `flask run` and servers do."""
+    import click
+
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
+    config = {
+        "TANDEM_QUEUE": "sqlite",
+        "TANDEM_QUEUE_PATH": str(tmp_path / "queue.sqlite"),
+        "TANDEM_QUEUE_THREADS": 2,
+    }
+    with click.Context(click.Command("upgrade"), info_name="upgrade"):
+        command = _app_with_queue(app, encoder, **config)
+    with click.Context(click.Command("run"), info_name="run") as context:
+        context.params = {"reload": False}
+        served = _app_with_queue(app, encoder, **config)
+    try:
+        assert command.extensions["tandem.queue"]._consumer is None
+        assert served.extensions["tandem.queue"]._consumer is not None
+    finally:
+        for built in (command, served):
+            built.extensions["tandem.queue"].stop_threads()
+            built.extensions["tandem.engine"].dispose()
+
+
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
 def test_a_worker_process_delivers_from_the_redis_queue(
     app: Flask,
@@ -214,8 +251,13 @@ def test_pages_say_matches_are_being_found_until_the_queued_reranking_ran(
         response = client.post("/proposals/new", data={**FULL, "publish": "Publish"})
         page = client.get(response.headers["Location"]).get_data(as_text=True)
         assert "Finding offers for this proposal" in page
-        assert '<meta http-equiv="refresh" content="2">' in page
+        assert '<meta http-equiv="refresh" content="2;url=?waited=1">' in page
         assert "H100 hours for energy research" not in page
+        # The refreshes are bounded: after a minute of them the page stops and says so.
+        waited = client.get(f"{response.headers['Location']}?waited=29").get_data(as_text=True)
+        assert 'content="2;url=?waited=30"' in waited
+        stopped = client.get(f"{response.headers['Location']}?waited=30").get_data(as_text=True)
+        assert "taking longer than usual" in stopped and 'http-equiv="refresh"' not in stopped
         assert session.exec(select(Notification)).all() == []
 
         assert [task.name for task in huey.pending()] == ["tandem.rematch"]
@@ -268,17 +310,21 @@ def test_a_reranking_lost_with_a_killed_process_runs_when_the_next_one_starts(
         app, encoder, TANDEM_QUEUE="sqlite", TANDEM_QUEUE_PATH=queue_path, TANDEM_QUEUE_THREADS=2
     )
     queue: Queue = restarted.extensions["tandem.queue"]
-    reranked = threading.Event()
+    job_done = threading.Condition()
 
     @queue.huey.signal(SIGNAL_COMPLETE)
     def _completed(signal_name: str, task: Any) -> None:
-        if task.name == "tandem.rematch":
-            reranked.set()
+        with job_done:
+            job_done.notify_all()
 
     try:
+        # The queue threads started with the app (it may have run the job already): wait,
+        # woken by each finished job, until the proposal is no longer waiting for matches.
+        with job_done:
+            ranked = job_done.wait_for(lambda: not _still_finding(session), WORKER_DEADLINE_S)
+        assert ranked, "the lost re-ranking never ran"
         client = restarted.test_client()
-        AuthActions(client).login(ada.email)  # the first request starts the queue threads
-        assert reranked.wait(WORKER_DEADLINE_S), "the lost re-ranking never ran"
+        AuthActions(client).login(ada.email)
         page = client.get(proposal_page).get_data(as_text=True)
         assert "Finding offers" not in page
         assert "H100 hours for energy research" in page
@@ -296,14 +342,37 @@ def _redis_queue(app: Flask, encoder: Encoder, name: str) -> Flask:
     return _app_with_queue(app, encoder, TANDEM_QUEUE="redis", TANDEM_QUEUE_NAME=name)
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    """Poll `condition` until it holds or `seconds` have passed; whether it held."""
+@contextmanager
+def _job_events(queue: Queue) -> Iterator[redis.client.PubSub]:
+    """The Redis queue's job-events channel (what its workers publish as they go)."""
+    pubsub = redis.Redis.from_url(os.environ["REDIS_URL"]).pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(queue.events_channel)
+    try:
+        yield pubsub
+    finally:
+        pubsub.close()
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float, events: redis.client.PubSub) -> bool:
+    """Check `condition` now and each time a worker publishes a job event, until it holds
+    or `seconds` have passed; whether it held. Blocks on the channel, never sleeps."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
+    while not condition():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        events.get_message(timeout=left)
+    return True
+
+
+def _wait_for_event(prefix: str, seconds: float, events: redis.client.PubSub) -> bool:
+    """Block until a job event starting with `prefix` is published; whether one was."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        message = events.get_message(timeout=left)
+        if message is not None and message["data"].decode().startswith(prefix):
             return True
-        time.sleep(0.05)
-    return condition()
+    return False
 
 
 def _start_worker(queued: Flask, tmp_path: Path, log_name: str) -> subprocess.Popen[bytes]:
@@ -357,7 +426,9 @@ def test_a_worker_killed_mid_reranking_leaves_nothing_unranked_a_minute_after_re
     # huey's view of the re-ranking lock: its key in Redis.
     rematch_lock = queue.huey.lock_task("rematch")
     workers: list[subprocess.Popen[bytes]] = []
+    events = ExitStack()
     try:
+        job_events = events.enter_context(_job_events(queue))
         queue.huey.flush()
         _fitting_offer(make_organisation, make_user, make_offer)
         authors = [
@@ -372,16 +443,18 @@ def test_a_worker_killed_mid_reranking_leaves_nothing_unranked_a_minute_after_re
         assert len(_still_finding(session)) == 3
 
         workers.append(_start_worker(queued, tmp_path, "killed.log"))
-        running = _wait_for(rematch_lock.is_locked, WORKER_DEADLINE_S)
+        # The worker says when a re-ranking holds the lock: kill it then.
+        running = _wait_for_event("rematching", WORKER_DEADLINE_S, job_events)
         workers[0].kill()
         workers[0].wait(timeout=60)
         killed_log = (tmp_path / "killed.log").read_text()
         assert running, f"the worker never started a re-ranking: {killed_log}"
+        assert rematch_lock.is_locked(), "killed while holding the lock"
         assert _still_finding(session), "the killed worker had finished everything"
 
         restarted_at = time.monotonic()
         workers.append(_start_worker(queued, tmp_path, "restarted.log"))
-        ranked = _wait_for(lambda: not _still_finding(session), RANKED_AFTER_RESTART_S)
+        ranked = _wait_for(lambda: not _still_finding(session), RANKED_AFTER_RESTART_S, job_events)
         restart_to_ranked_s = time.monotonic() - restarted_at
         record_property("restart_to_ranked_s", round(restart_to_ranked_s, 1))
         restarted_log = (tmp_path / "restarted.log").read_text()
@@ -400,6 +473,7 @@ def test_a_worker_killed_mid_reranking_leaves_nothing_unranked_a_minute_after_re
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
                 worker.wait(timeout=60)
+        events.close()
         queue.huey.flush()
         queued.extensions["tandem.engine"].dispose()
 
@@ -416,14 +490,21 @@ def test_the_redis_reranking_lock_is_renewed_while_held_and_excludes_other_worke
     here, there = _redis_queue(app, encoder, name), _redis_queue(app, encoder, name)
     here_lock = here.extensions["tandem.queue"].rematch_lock
     there_lock = there.extensions["tandem.queue"].rematch_lock
+    # Held through this many renewals, three times the lock's expiry.
+    renewals = round(3 * queue_module.LOCK_TTL_S / queue_module.LOCK_RENEW_S)
     try:
         with here_lock.held("proposal", 7):
-            held_until = time.monotonic() + 3 * queue_module.LOCK_TTL_S
-            while time.monotonic() < held_until:
+            held_since = time.monotonic()
+            for renewal in range(1, renewals + 1):
+                # Woken by each renewal of the held lock (notified by the renewing thread).
+                with here_lock.renewed:
+                    assert here_lock.renewed.wait_for(
+                        lambda renewal=renewal: here_lock.renewals >= renewal, timeout=5
+                    ), f"renewal {renewal} never came"
                 assert there_lock.holder() == ("proposal", 7)
                 with pytest.raises(TaskLockedException), there_lock.held("offer", 1):
                     pass
-                time.sleep(0.1)  # pacing the checks over the three seconds, not waiting
+            assert time.monotonic() - held_since >= 2 * queue_module.LOCK_TTL_S
         assert there_lock.holder() is None, "released when the re-ranking ended"
         with there_lock.held("offer", 1):
             assert here_lock.holder() == ("offer", 1)
