@@ -9,58 +9,57 @@ import pytest
 from flask import Flask
 from sqlmodel import Session, select
 
-from app.services import recommendations
 from matching import Encoder
-from models import Match, OrganisationKind, Role
+from models import Match
+from tests.scenarios import ScenarioFactory
 from tests.smtp import ScriptedHandler, SmtpServer, free_port
 
 
 @pytest.fixture
-def pair(
+def make_scenario(
     session: Session,
     encoder: Encoder,
     make_organisation: Callable[..., Any],
     make_user: Callable[..., Any],
     make_proposal: Callable[..., Any],
     make_offer: Callable[..., Any],
-) -> dict[str, Any]:
+) -> ScenarioFactory:
+    """Organisations, people, proposals and offers matched by the engine (tests/scenarios.py)."""
+    return ScenarioFactory(
+        session, encoder, make_organisation, make_user, make_proposal, make_offer
+    )
+
+
+@pytest.fixture
+def pair(session: Session, make_scenario: ScenarioFactory) -> dict[str, Any]:
     """An academic's proposal, a company's two offers, and the matches the engine stored."""
-    university = make_organisation(name="Northbridge University", email_domains=["nb.example.org"])
-    company = make_organisation(
-        name="Helios Compute", kind=OrganisationKind.company, email_domains=["helios.example.com"]
+    built = make_scenario(
+        university={"name": "Northbridge University", "email_domains": ["nb.example.org"]},
+        company={"name": "Helios Compute", "email_domains": ["helios.example.com"]},
+        academics=[{"email": "ada@nb.example.org", "name": "Ada Okafor"}],
+        members=[
+            {"email": "sam@helios.example.com", "name": "Sam Reyes"},
+            {"email": "kim@helios.example.com", "name": "Kim Lee"},
+        ],
+        proposals=[{}],
+        offers=[
+            {"creator": 0},
+            {
+                "title": "A100 hours for reinforcement learning",
+                "description": "A100 hours for offline reinforcement learning on energy "
+                "systems data.",
+                "gpu_type": "A100",
+            },
+        ],
     )
-    academic = make_user(
-        email="ada@nb.example.org", name="Ada Okafor", organisation_id=university.id
-    )
-    member = make_user(
-        email="sam@helios.example.com",
-        name="Sam Reyes",
-        role=Role.company,
-        organisation_id=company.id,
-    )
-    colleague = make_user(
-        email="kim@helios.example.com",
-        name="Kim Lee",
-        role=Role.company,
-        organisation_id=company.id,
-    )
-    proposal = make_proposal(author_id=academic.id)
-    offer = make_offer(organisation_id=company.id, created_by_id=member.id)
-    second = make_offer(
-        organisation_id=company.id,
-        title="A100 hours for reinforcement learning",
-        description="A100 hours for offline reinforcement learning on energy systems data.",
-        gpu_type="A100",
-    )
-    recommendations.recompute_all(session=session, encoder=encoder, k=5)
-    session.commit()
+    (proposal,), (offer, second) = built.proposals, built.offers
     match = session.exec(
         select(Match).where(Match.proposal_id == proposal.id, Match.offer_id == offer.id)
     ).one()
     return {
-        "academic": academic,
-        "member": member,
-        "colleague": colleague,
+        "academic": built.academics[0],
+        "member": built.members[0],
+        "colleague": built.members[1],
         "proposal": proposal,
         "offer": offer,
         "second": second,

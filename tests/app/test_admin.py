@@ -14,15 +14,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
-from app.services import allocation, recommendations
 from models import (
     AllocationRound,
     Match,
-    OrganisationKind,
-    Role,
     User,
 )
 from tests.conftest import TEST_PASSWORD
+from tests.scenarios import ScenarioFactory
 
 
 def _text(html: bytes) -> str:
@@ -68,57 +66,44 @@ def fields(html: bytes) -> _Fields:
 
 
 @pytest.fixture
-def world(
-    app: Flask,
-    session: Session,
-    make_admin: Callable[..., Any],
-    make_organisation: Callable[..., Any],
-    make_user: Callable[..., Any],
-    make_proposal: Callable[..., Any],
-    make_offer: Callable[..., Any],
-) -> dict[str, Any]:
+def world(make_admin: Callable[..., Any], make_scenario: ScenarioFactory) -> dict[str, Any]:
     """An admin, an academic with an open proposal, an unverified company with a member and
     an open offer, their recommendations, and one draft allocation round."""
     admin = make_admin(name="Ada Admin", email="ada.admin@example.org")
-    university = make_organisation(name="University of Examples", email_domains=["uni.example.org"])
-    academic = make_user(
-        name="Alice Academic", email="alice@uni.example.org", organisation_id=university.id
+    built = make_scenario(
+        university={"name": "University of Examples", "email_domains": ["uni.example.org"]},
+        company={
+            "name": "Nimbus Labs",
+            "email_domains": ["nimbus.example.com"],
+            "verified": False,
+        },
+        academics=[{"name": "Alice Academic", "email": "alice@uni.example.org"}],
+        members=[{"name": "Carl Company", "email": "carl@nimbus.example.com"}],
+        proposals=[
+            {
+                "title": "Offline reinforcement learning for grid batteries",
+                "research_areas": ["reinforcement learning", "energy"],
+            }
+        ],
+        offers=[
+            {
+                "title": "H100 hours for energy and reinforcement learning research",
+                "description": "GPU hours for reinforcement learning on energy systems and "
+                "batteries.",
+            }
+        ],
+        draft_round=True,
+        round_created_by=admin,
     )
-    company = make_organisation(
-        name="Nimbus Labs",
-        kind=OrganisationKind.company,
-        email_domains=["nimbus.example.com"],
-        verified=False,
-    )
-    member = make_user(
-        role=Role.company,
-        name="Carl Company",
-        email="carl@nimbus.example.com",
-        organisation_id=company.id,
-    )
-    proposal = make_proposal(
-        author_id=academic.id,
-        title="Offline reinforcement learning for grid batteries",
-        research_areas=["reinforcement learning", "energy"],
-    )
-    offer = make_offer(
-        organisation_id=company.id,
-        title="H100 hours for energy and reinforcement learning research",
-        description="GPU hours for reinforcement learning on energy systems and batteries.",
-    )
-    encoder = app.extensions["tandem.encoder"]
-    recommendations.recompute_all(session=session, encoder=encoder, k=5)
-    draft = allocation.create_round(session=session, encoder=encoder, created_by_id=admin.id)
-    session.commit()
     return {
         "admin": admin,
-        "university": university,
-        "academic": academic,
-        "company": company,
-        "member": member,
-        "proposal": proposal,
-        "offer": offer,
-        "round": draft,
+        "university": built.university,
+        "academic": built.academics[0],
+        "company": built.company,
+        "member": built.members[0],
+        "proposal": built.proposals[0],
+        "offer": built.offers[0],
+        "round": built.round,
     }
 
 

@@ -6,7 +6,6 @@ would, and nothing but `notify.deliver()` runs afterwards."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,7 +14,7 @@ from flask import Flask
 from sqlmodel import Session, select
 
 from app import notify
-from app.services import allocation, matches, partners, recommendations, round_publishing, webhooks
+from app.services import matches, partners, round_publishing, webhooks
 from app.services.rematching import DeferredRematch
 from models import (
     DomainEvent,
@@ -23,11 +22,10 @@ from models import (
     MatchEvent,
     Notification,
     Offer,
-    OrganisationKind,
-    Role,
     Webhook,
     WebhookDelivery,
 )
+from tests.scenarios import ScenarioFactory
 from tests.smtp import free_port
 
 BASE_URL = "http://127.0.0.1:5000"
@@ -83,47 +81,38 @@ def _introduce(session: Session, pair: dict[str, Any]) -> Match:
 
 
 @pytest.fixture
-def world(
-    app: Flask,
-    session: Session,
-    make_organisation: Callable[..., Any],
-    make_user: Callable[..., Any],
-    make_proposal: Callable[..., Any],
-    make_offer: Callable[..., Any],
-) -> dict[str, Any]:
+def world(make_scenario: ScenarioFactory) -> dict[str, Any]:
     """A draft allocation round giving an academic's proposal to a company's offer; the
     company has two members."""
-    academic = make_user(name="Alice Academic", email="alice@uni-a.example.org")
-    company = make_organisation(
-        name="Nimbus Labs", kind=OrganisationKind.company, email_domains=["nimbus.example.com"]
+    built = make_scenario(
+        company={"name": "Nimbus Labs", "email_domains": ["nimbus.example.com"]},
+        academics=[{"name": "Alice Academic", "email": "alice@uni-a.example.org"}],
+        members=[
+            {"name": "Carl", "email": "carl@nimbus.example.com"},
+            {"name": "Cora", "email": "cora@nimbus.example.com"},
+        ],
+        proposals=[
+            {
+                "title": "Offline reinforcement learning for grid batteries",
+                "research_areas": ["reinforcement learning"],
+            }
+        ],
+        offers=[
+            {
+                "title": "H100 hours for reinforcement learning research",
+                "description": "GPU hours for reinforcement learning on energy systems and "
+                "batteries.",
+            }
+        ],
+        draft_round=True,
     )
-    members = [
-        make_user(role=Role.company, name=name, email=email, organisation_id=company.id)
-        for name, email in (
-            ("Carl", "carl@nimbus.example.com"),
-            ("Cora", "cora@nimbus.example.com"),
-        )
-    ]
-    offer = make_offer(
-        organisation_id=company.id,
-        title="H100 hours for reinforcement learning research",
-        description="GPU hours for reinforcement learning on energy systems and batteries.",
-    )
-    proposal = make_proposal(
-        author_id=academic.id,
-        title="Offline reinforcement learning for grid batteries",
-        research_areas=["reinforcement learning"],
-    )
-    encoder = app.extensions["tandem.encoder"]
-    recommendations.recompute_all(session=session, encoder=encoder, k=5)
-    draft = allocation.create_round(session=session, encoder=encoder, created_by_id=None)
-    session.commit()
+    assert built.round is not None
     return {
-        "academic": academic,
-        "members": members,
-        "offer": offer,
-        "proposal": proposal,
-        "round_id": draft.id,
+        "academic": built.academics[0],
+        "members": built.members,
+        "offer": built.offers[0],
+        "proposal": built.proposals[0],
+        "round_id": built.round.id,
     }
 
 
