@@ -32,7 +32,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from matching.embeddings import load_model  # noqa: E402
+from matching.embeddings import (  # noqa: E402
+    BACKEND_SUFFIX,
+    PACKAGED_MODEL,
+    Encoder,
+    encoder_backend,
+    load_model,
+    make_encoder,
+)
 
 # ---------------------------------------------------------------- helpers
 
@@ -213,9 +220,188 @@ def section_embeddings(args: argparse.Namespace) -> None:
     row("load average", load_average())
 
 
+# ---------------------------------------------------------------- encoder backends
+
+
+def demo_records() -> list[str]:
+    """Every demo proposal, offer and publication as the app embeds it: title, then text."""
+    texts = []
+    for path in sorted((ROOT / "app" / "demo" / "data").glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        texts += [f"{p['title']}\n{p['abstract']}" for p in data.get("proposals", [])]
+        texts += [f"{o['title']}\n{o['description']}" for o in data.get("offers", [])]
+        for user in data.get("users", []):
+            texts += [f"{p['title']}\n{p['abstract']}" for p in user.get("publications", [])]
+    return texts
+
+
+def synthetic_abstracts(count: int, seed: int = 0) -> list[str]:
+    """`count` long abstracts (about 110-180 words) from the synthetic catalogue's vocabulary:
+    a title and eight to twelve sentences on one area's topics, methods and data."""
+    from app.services import synthetic_vocabulary as v
+
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        area = rng.choice(v.AREAS)
+        topic, method, data = (
+            rng.choice(area.topics),
+            rng.choice(area.methods),
+            rng.choice(area.data),
+        )
+        words = {"topic": topic, "Topic": topic.capitalize(), "method": method}
+        words |= {"Method": method.capitalize(), "data": data}
+        sentences = []
+        for _ in range(rng.randint(8, 12)):
+            kind = rng.randrange(6)
+            if kind == 0:
+                sentences.append(f"{words['Topic']} is hard because {rng.choice(v.CHALLENGES)}.")
+            elif kind == 1:
+                sentences.append(
+                    f"We study {rng.choice(area.methods)} on {rng.choice(area.data)} and show "
+                    f"that {rng.choice(v.FINDINGS)}."
+                )
+            elif kind == 2:
+                sentences.append(
+                    f"We propose to combine {method} with {rng.choice(area.methods)} to "
+                    f"{rng.choice(v.GOALS)}."
+                )
+            elif kind == 3:
+                sentences.append(
+                    f"Applications include {rng.choice(area.domains)} and "
+                    f"{rng.choice(area.topics)}."
+                )
+            elif kind == 4:
+                sentences.append(f"The experiments need {rng.choice(v.COMPUTE_USES)}.")
+            else:
+                sentences.append(
+                    f"We release {rng.choice(area.outputs)} and report results at "
+                    f"{rng.choice(area.venues)}."
+                )
+        texts.append(f"{rng.choice(v.TITLE_PATTERNS).format(**words)}\n{' '.join(sentences)}")
+    return texts
+
+
+def neighbour_overlap(reference: np.ndarray, candidate: np.ndarray, k: int = 10) -> np.ndarray:
+    """Per text, the share of its `k` nearest other texts under `reference` vectors that are
+    also among its `k` nearest under `candidate` vectors: (n,), 1 is identical."""
+
+    def nearest(vectors: np.ndarray) -> np.ndarray:
+        similarity = vectors @ vectors.T
+        np.fill_diagonal(similarity, -np.inf)
+        return np.argpartition(-similarity, k, axis=1)[:, :k]
+
+    ours, theirs = nearest(reference), nearest(candidate)
+    return np.array([len(set(a) & set(b)) / k for a, b in zip(ours, theirs, strict=True)])
+
+
+def development_loss(encoder: Encoder) -> float | None:
+    """The development-split loss of `matching.affinity` with `encoder`'s vectors, as
+    bench/devloss.py scores the default (None when the harness or its data is absent)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("devloss", ROOT / "bench" / "devloss.py")
+    assert spec is not None and spec.loader is not None
+    devloss = importlib.util.module_from_spec(spec)
+    sys.modules["devloss"] = devloss  # its dataclasses look their module up
+    spec.loader.exec_module(devloss)
+    if not devloss.HARNESS.exists() or not devloss.DATA_DIR.exists():
+        return None
+    gs = devloss.load_harness()
+    store = devloss.DiskStore(devloss.CACHE_DIR / "embeddings.sqlite")
+    bench = devloss.Bench(gs, encoder, store)
+    return float(gs.evaluate_matrix(bench.ds, bench.pairs, bench.product(), 0, 0)["loss"])
+
+
+def section_encoder(args: argparse.Namespace) -> None:
+    """torch fp32 against onnxruntime fp32 and int8 on the same texts in the same run."""
+    import torch
+
+    from matching.onnx_encoder import INT8_FLAGS, onnxruntime_available
+
+    sets = {
+        "demo records": demo_records(),
+        "demo texts, 150-200 words": demo_texts(args.encoder_texts, seed=1),
+        "synthetic abstracts": synthetic_abstracts(args.encoder_texts),
+    }
+    texts = [text for group in sets.values() for text in group]
+    heading(
+        f"encoder backends (all-MiniLM-L6-v2, {len(texts)} texts: "
+        + ", ".join(f"{len(group)} {name}" for name, group in sets.items())
+        + f"; torch threads {torch.get_num_threads()})"
+    )
+    backend, reason = encoder_backend()
+    flags = cpu_flags()
+    row("int8 dot-product flags", " ".join(f for f in INT8_FLAGS if f in flags) or "none")
+    row("the path this process runs (auto)", f"{backend}: {reason}")
+    if not onnxruntime_available():
+        row("onnxruntime", "not installed: only torch measured")
+        return
+    started = time.perf_counter()
+    encoders = {"torch fp32": make_encoder(backend="torch")}
+    for name in ("onnx-fp32", "onnx-int8"):
+        encoders[name] = make_encoder(backend=name)
+    row("ONNX build or load (cached after the first)", f"{time.perf_counter() - started:6.1f} s")
+    for encoder in encoders.values():
+        encoder.model.encode(texts[:4])
+    vectors: dict[str, np.ndarray] = {}
+
+    def run(label: str) -> Callable[[], None]:
+        model = encoders[label].model
+        return lambda: vectors.__setitem__(
+            label, np.asarray(model.encode(texts, batch_size=32, normalize_embeddings=True))
+        )
+
+    runs = {label: run(label) for label in encoders}
+    wall = best_times(runs, args.repeats)
+    cpu = best_times(runs, 1, clock=time.process_time)
+    reference = vectors["torch fp32"]
+    print(
+        f"\nbest of {args.repeats} interleaved (wall); CPU: process CPU seconds of one more run, "
+        "steadier than wall on a shared machine"
+    )
+    verdicts = {}
+    for label in encoders:
+        cosine = np.sum(vectors[label] * reference, axis=1)
+        overlap = neighbour_overlap(reference, vectors[label])
+        speed, cpu_speed = wall["torch fp32"] / wall[label], cpu["torch fp32"] / cpu[label]
+        row(
+            f"  {label}",
+            f"{len(texts) / wall[label]:6.2f} texts/s = {speed:4.2f} x, "
+            f"{len(texts) / cpu[label]:6.2f} texts/CPU-s = {cpu_speed:4.2f} x; "
+            f"cosine min {cosine.min():.4f} mean {cosine.mean():.4f}; "
+            f"top-10 overlap mean {overlap.mean():.3f} min {overlap.min():.1f}; "
+            f"max |diff| {np.abs(vectors[label] - reference).max():.1e}",
+        )
+        for name, group in sets.items():
+            start = texts.index(group[0])
+            part = cosine[start : start + len(group)]
+            print(f"{'':6}{name:<40} cosine min {part.min():.4f} mean {part.mean():.4f}")
+        verdicts[label] = (min(speed, cpu_speed), cosine.min(), overlap.mean())
+    if not args.no_devloss:
+        losses = {label: development_loss(encoders[label]) for label in ("torch fp32", "onnx-int8")}
+        if losses["torch fp32"] is None:
+            row("development-split loss", "harness or data absent: not measured")
+        else:
+            delta = losses["onnx-int8"] - losses["torch fp32"]  # type: ignore[operator]
+            row(
+                "development-split loss, torch fp32 / int8",
+                f"{losses['torch fp32']:.4f} / {losses['onnx-int8']:.4f} ({delta:+.4f})",
+            )
+    speed, cosine, overlap = verdicts["onnx-int8"]
+    gates = speed >= 1.5 and cosine >= 0.99 and overlap >= 0.95
+    row(
+        "int8 gates (>= 1.5x, cosine >= 0.99, top-10 >= 0.95)",
+        f"{'met' if gates else 'NOT met'} (slower of wall/CPU speed-up {speed:.2f}x)",
+    )
+    row("int8 vectors are cached under", PACKAGED_MODEL + BACKEND_SUFFIX["onnx-int8"])
+    row("load average", load_average())
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "machine": section_machine,
     "embeddings": section_embeddings,
+    "encoder": section_encoder,
 }
 
 
@@ -225,6 +411,13 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=500, help="texts for the fp32 figure")
     parser.add_argument(
         "--variant-texts", type=int, default=128, help="texts for each int8 variant"
+    )
+    parser.add_argument(
+        "--encoder-texts", type=int, default=48, help="long texts per set for the backends"
+    )
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per backend")
+    parser.add_argument(
+        "--no-devloss", action="store_true", help="skip the development-split loss of int8"
     )
     parser.add_argument("--bf16-texts", type=int, default=24, help="texts for bf16 (slow here)")
     args = parser.parse_args()
