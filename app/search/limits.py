@@ -19,13 +19,28 @@ from flask_security import current_user
 from limits import parse_many
 
 from app.auth import limiter
-from matching import Encoder
 
 
-def wait_before(query: str, encoder: Encoder) -> int | None:
-    """Seconds to wait before this search may run, or None when it may run now (and is
+class SearchLimited(Exception):
+    """Too many new searches: wait `wait` seconds."""
+
+    def __init__(self, wait: int) -> None:
+        super().__init__(f"wait {wait} s")
+        self.wait = wait
+
+
+def admit(query: str) -> None:
+    """Count a search whose words the model is about to embed, or raise `SearchLimited` when
+    this person has run too many lately (`search.search` asks, just before embedding)."""
+    wait = wait_before(query)
+    if wait is not None:
+        raise SearchLimited(wait)
+
+
+def wait_before(query: str) -> int | None:
+    """Seconds to wait before this new search may run, or None when it may run now (and is
     counted)."""
-    if not query or encoder.knows(query):
+    if not query:
         return None
     if current_user.is_authenticated:
         key, setting = f"user:{current_user.id}", "TANDEM_SEARCH_LIMIT_SIGNED_IN"

@@ -23,18 +23,18 @@ def index() -> ResponseReturnValue:
     form = SearchForm(request.args, options=search.filter_options(session=session))
     if not form.validate():
         return render_template("search/index.html", form=form, results=None), 422
-    encoder = get_encoder()
-    wait = limits.wait_before(form.criteria().text.strip(), encoder)
-    if wait is not None:
-        page = render_template("search/index.html", form=form, results=None, wait=wait)
-        return page, 429, {"Retry-After": str(wait)}
-    results = search.search(
-        session=session,
-        encoder=encoder,
-        criteria=form.criteria(),
-        page=form.page.data or 1,
-        per_page=current_app.config["TANDEM_PAGE_SIZE"],
-    )
+    try:
+        results = search.search(
+            session=session,
+            encoder=get_encoder(),
+            criteria=form.criteria(),
+            page=form.page.data or 1,
+            per_page=current_app.config["TANDEM_PAGE_SIZE"],
+            admit=limits.admit,
+        )
+    except limits.SearchLimited as limited:
+        page = render_template("search/index.html", form=form, results=None, wait=limited.wait)
+        return page, 429, {"Retry-After": str(limited.wait)}
     return render_template(
         "search/index.html", form=form, results=results, link_args=form.link_args()
     )

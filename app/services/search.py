@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -456,20 +457,26 @@ def search(
     criteria: SearchCriteria,
     page: int = 1,
     per_page: int = 20,
+    admit: Callable[[str], None] | None = None,
 ) -> SearchResults:
     """One page of public proposals and offers matching `criteria`, best first (newest first
     when browsing). A page past the end shows the last page.
 
     Item embeddings come from the Embedding cache through `session` (a text never embedded
     before is encoded and added, so the caller may commit to keep it); the query's embedding
-    stays in the encoder's memory only, so searches leave no trace in the database."""
+    stays in the encoder's memory only, so searches leave no trace in the database. `admit`
+    is called with a query the model is about to embed for the first time, the one costly
+    step, and may refuse it by raising: a search that embeds nothing is never counted."""
     if criteria.browsing:
         return _browse(session, criteria, page, per_page)
     query = _Query.parse(criteria.text)
     candidates = _candidates(session, criteria, query)
     if not candidates:
         return SearchResults(criteria, Page([], 0, 1, per_page))
-    query_vector = encoder.encode([criteria.text.strip()])[0]
+    text = criteria.text.strip()
+    if admit is not None and not encoder.knows(text):
+        admit(text)
+    query_vector = encoder.encode([text])[0]
     item_vectors = encoder.encode([c.text for c in candidates], store=SqlEmbeddingStore(session))
     similarity = (item_vectors @ query_vector).tolist()
     scored = [

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, func, select
@@ -110,6 +111,7 @@ def _ids(*items: Any) -> set[str]:
     return {f"{'proposals' if isinstance(i, Proposal) else 'offers'}/{i.id}" for i in items}
 
 
+@pytest.mark.semantic
 def test_a_query_finds_an_offer_by_meaning_without_a_shared_word(
     client: FlaskClient,
     session: Session,
@@ -424,6 +426,7 @@ def test_bad_parameters_show_the_form_with_the_message_at_the_field(
     assert session.exec(select(func.count()).select_from(Embedding)).one() == 0
 
 
+@pytest.mark.semantic
 def test_demo_searches_find_the_topic_and_hide_the_unrelated(
     client: FlaskClient, demo_loaded: str
 ) -> None:
@@ -473,6 +476,20 @@ def test_new_searches_are_limited_per_person_and_repeats_cost_nothing(
     AuthActions(signed_in).login(make_user().email)
     codes = [signed_in.get(f"/search/?q=climate+{run}+{n}").status_code for n in range(6)]
     assert codes == [200] * 5 + [429]
+    limited.extensions["tandem.engine"].dispose()
+
+
+def test_a_search_that_embeds_nothing_is_never_counted(app: Any) -> None:
+    """The limit guards the model: with nothing public to search the words are never
+    embedded, so however many searches a visitor runs, none is refused."""
+    from app import create_app
+
+    limited = create_app({**app.config, "TANDEM_SEARCH_LIMIT_ANONYMOUS": "2 per minute"})
+    limited.extensions["tandem.encoder"] = app.extensions["tandem.encoder"]
+    run = uuid.uuid4().hex[:8]
+    visitor = limited.test_client()
+    codes = [visitor.get(f"/search/?q=graph+networks+{run}+{n}").status_code for n in range(5)]
+    assert codes == [200] * 5
     limited.extensions["tandem.engine"].dispose()
 
 
