@@ -12,13 +12,14 @@ from models import Embedding
 TEXTS = ["Federated learning for hospital triage.", "Satellite imagery of crop yields."]
 
 
-def test_vectors_survive_in_the_database(session: Session, fresh_encoder: Encoder, model) -> None:
+def test_vectors_survive_in_the_database(session: Session, fresh_encoder: Encoder) -> None:
     store = SqlEmbeddingStore(session)
     first = fresh_encoder.encode(TEXTS, store=store)
     session.commit()
     assert session.exec(select(func.count()).select_from(Embedding)).one() == 2
 
-    new_process = Encoder(model)
+    # Another process: the same model, an empty in-memory cache.
+    new_process = Encoder(fresh_encoder.model, model_name=fresh_encoder.model_name)
     again = new_process.encode(list(reversed(TEXTS)), store=SqlEmbeddingStore(session))
     assert new_process.encoded_count == 0
     np.testing.assert_array_equal(again, first[::-1])
