@@ -1,5 +1,6 @@
 """Fixtures: a migrated database per test (SQLite, and PostgreSQL when
-TANDEM_TEST_DATABASE_URL is set), the app on it, and the real embedding model once per session."""
+TANDEM_TEST_DATABASE_URL is set), the app on it, and its encoder: the deterministic stand-in by
+default, the real embedding model (loaded once per session) for tests marked `semantic`."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from app.cli.db import upgrade  # noqa: E402
 from app.db import make_engine  # noqa: E402
 from matching import Encoder, load_model  # noqa: E402
 from matching.embeddings import PACKAGED_MODEL  # noqa: E402
+from matching.stand_in import StandInEncoder  # noqa: E402
 
 POSTGRES_URL = os.environ.get("TANDEM_TEST_DATABASE_URL")
 DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
@@ -33,20 +35,43 @@ DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 
 @pytest.fixture(scope="session")
 def model() -> Any:
-    """The real all-MiniLM-L6-v2, loaded once for the whole run."""
+    """The real all-MiniLM-L6-v2, loaded once for the whole run, and only if a test asks."""
     return load_model(PACKAGED_MODEL)
 
 
 @pytest.fixture(scope="session")
-def encoder(model: Any) -> Encoder:
-    """A session-wide encoder (its in-memory cache is shared across tests)."""
+def semantic_encoder(model: Any) -> Encoder:
+    """The real model's session-wide encoder (its in-memory cache is shared across tests)."""
     return Encoder(model, model_name=PACKAGED_MODEL)
+
+
+@pytest.fixture(scope="session")
+def stand_in_encoder() -> StandInEncoder:
+    """The deterministic hashing stand-in's session-wide encoder (shared cache)."""
+    return StandInEncoder()
+
+
+def _is_semantic(request: pytest.FixtureRequest) -> bool:
+    return request.node.get_closest_marker("semantic") is not None
 
 
 @pytest.fixture
-def fresh_encoder(model: Any) -> Encoder:
-    """An encoder with an empty in-memory cache, for counting what gets encoded."""
-    return Encoder(model, model_name=PACKAGED_MODEL)
+def encoder(request: pytest.FixtureRequest) -> Encoder:
+    """The encoder the app and the engine rank with: the stand-in, fast and deterministic,
+    or the real model for tests marked `semantic` (they assert ranking quality)."""
+    if _is_semantic(request):
+        return request.getfixturevalue("semantic_encoder")
+    return request.getfixturevalue("stand_in_encoder")
+
+
+@pytest.fixture
+def fresh_encoder(request: pytest.FixtureRequest) -> Encoder:
+    """An encoder like `encoder` but with an empty in-memory cache, for counting what gets
+    encoded (the model itself is shared)."""
+    if _is_semantic(request):
+        return Encoder(request.getfixturevalue("model"), model_name=PACKAGED_MODEL)
+    shared = request.getfixturevalue("stand_in_encoder")
+    return Encoder(shared.model, model_name=shared.model_name, batch_size=shared.batch_size)
 
 
 @pytest.fixture(scope="session")

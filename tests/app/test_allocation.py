@@ -85,6 +85,7 @@ def test_priority_equity_moves_hours_towards_under_resourced_labs(preview) -> No
     assert fair.objective <= plain.objective + 1e-6
 
 
+@pytest.mark.semantic
 def test_allocate_preview_command_prints_objective_use_and_unassigned(
     runner: FlaskCliRunner, demo_loaded: str
 ) -> None:
@@ -149,6 +150,7 @@ def test_every_unassigned_proposal_gets_a_reason_that_holds(preview) -> None:
     assert "below_min_score" in codes
 
 
+@pytest.mark.semantic
 def test_unverified_organisations_offers_take_part_only_when_included(preview) -> None:
     left_out, included = preview(min_score=0.3), preview(min_score=0.3, include_unverified=True)
     names = {offer.organisation.name for offer in left_out.unverified_offers}

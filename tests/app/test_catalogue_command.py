@@ -199,6 +199,7 @@ def test_the_same_seed_gives_the_same_catalogue(runner: FlaskCliRunner, session:
     assert _catalogue(session)["proposals"] != first["proposals"]
 
 
+@pytest.mark.semantic
 def test_the_real_model_ranks_unless_the_stand_in_is_asked_for(
     runner: FlaskCliRunner, session: Session
 ) -> None:

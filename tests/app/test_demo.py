@@ -88,6 +88,7 @@ def test_demo_accounts_have_working_argon2id_passwords(session: Session, demo_lo
     assert PasswordHasher().verify(admin.password_hash, demo.DEMO_PASSWORD)
 
 
+@pytest.mark.semantic
 @pytest.mark.parametrize(
     ("proposal_title", "expected_offer"),
     [

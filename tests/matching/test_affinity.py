@@ -18,6 +18,7 @@ def test_shape_and_dtype(encoder: Encoder) -> None:
     assert np.all(scores <= 1.0 + 1e-5) and np.all(scores >= -1.0 - 1e-5)
 
 
+@pytest.mark.semantic
 def test_related_text_ranks_above_unrelated(encoder: Encoder) -> None:
     queries = [
         "Training legged robots to walk with policy-gradient reinforcement learning.",
@@ -28,6 +29,7 @@ def test_related_text_ranks_above_unrelated(encoder: Encoder) -> None:
     assert scores[1, 1] > scores[1, 0]
 
 
+@pytest.mark.semantic
 def test_profile_aggregation_uses_every_text(encoder: Encoder) -> None:
     query = ["Reinforcement learning for robot control."]
     only_rl = affinity(query, [[RL]], encoder=encoder, how="mean")[0, 0]

@@ -114,6 +114,7 @@ def test_only_eligible_pairs_are_recommended(matcher: Matcher) -> None:
     assert not block.eligible[6, 0]
 
 
+@pytest.mark.semantic
 def test_sensible_top_pairs(matcher: Matcher) -> None:
     best = matcher.recommend(make_corpus(), 1).offers_for_proposal[:, 0]
     assert best[0] == 0  # robot picking -> robotics GPU hours

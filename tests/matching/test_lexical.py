@@ -147,6 +147,7 @@ def test_bad_aggregation_parameters_are_refused() -> None:
         affinity([ROBOTS], [[WALKING]], lexical_weight=1.5)
 
 
+@pytest.mark.semantic
 def test_default_affinity_prefers_one_close_paper_to_a_diluted_mean(encoder: Encoder) -> None:
     query = ["Teaching legged robots to walk with reinforcement learning."]
     one_close_many_far = [[WALKING, PROTEINS, PROTEINS + " Revisited.", "Speech corpora."]]
@@ -158,6 +159,7 @@ def test_default_affinity_prefers_one_close_paper_to_a_diluted_mean(encoder: Enc
     assert single == pytest.approx(maximum, abs=1e-6)
 
 
+@pytest.mark.semantic
 def test_lexical_and_title_blends(encoder: Encoder) -> None:
     queries = ["Robots\n" + ROBOTS, "Proteins\n" + PROTEINS]
     profiles = [[WALKING], [PROTEINS, "Speech corpora."], []]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from sqlmodel import Session, select
 
 from app.services.embedding_store import SqlEmbeddingStore
@@ -52,6 +53,7 @@ def test_texts_sharing_words_are_closer_than_unrelated_ones() -> None:
     assert query @ related > query @ unrelated + 0.2
 
 
+@pytest.mark.semantic
 def test_shape_and_dtype_of_the_production_encoder(encoder: Encoder) -> None:
     stand_in = StandInEncoder()
     assert isinstance(stand_in, Encoder)
