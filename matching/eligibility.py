@@ -502,6 +502,14 @@ class EligibilityIndex:
     def mask(self, rows: np.ndarray) -> np.ndarray:
         """(len(rows), O) bool, True where pair (proposal rows[i], offer j) is eligible;
         `rows` index the proposals this index was built with."""
+        fails = self.fails(rows)
+        conflicts = self.conflicts(rows)
+        fails[conflicts.row, conflicts.col] = True
+        return ~fails
+
+    def fails(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), O) bool, True where a constraint on the facts fails (every constraint
+        but the identity ones, see `conflicts`)."""
         prop, off = self.proposals, self.offers
         hours = prop.gpu_hours_needed[rows]
         needs_compute = hours > 0
@@ -521,6 +529,9 @@ class EligibilityIndex:
         compute_fails |= (tier > 0)[:, None] & (tier[:, None] > self.tier_have[None, :])
         compute_fails &= compute_pair
         fails |= compute_fails
-        conflicts = (self.proposal_tokens[rows] @ self.offer_tokens).tocoo()
-        fails[conflicts.row, conflicts.col] = True
-        return ~fails
+        return fails
+
+    def conflicts(self, rows: np.ndarray) -> sparse.coo_matrix:
+        """The pairs (row i of `rows`, offer j) that a conflict of interest or an exclusion
+        rules out, as a sparse matrix (one product over the identity tokens)."""
+        return (self.proposal_tokens[rows] @ self.offer_tokens).tocoo()
