@@ -188,8 +188,9 @@ def soft_maximum(
     (0.0 for an empty profile). Equal to `affinity(...).T` within float32 rounding (about
     1e-7): one fp32 product with 1/temperature folded into the texts' vectors, the exponential
     in place and a segment sum. Unit vectors' cosines over the temperature cannot overflow
-    or underflow exp, so no maximum is subtracted unless the values leave [-80, 80] (then one
-    shift for the block, or one per profile when they span more than 80).
+    or underflow exp (the vectors' norms bound them), so no maximum is subtracted unless the
+    values may leave [-80, 80] (then one shift for the block, or one per profile when they
+    span more than 80).
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
@@ -201,8 +202,13 @@ def soft_maximum(
     counts = sizes[nonempty]
     scaled = np.asarray(text_vectors, dtype=np.float32) * np.float32(1.0 / temperature)
     values = scaled @ np.asarray(query_vectors, dtype=np.float32).T
-    top, bottom = float(values.max()), float(values.min())
     shift: float | np.ndarray = np.float32(0.0)
+    # |cos / temperature| <= |t| |q| / temperature: with unit vectors the values are known
+    # to stay far inside exp's range without two more passes over them.
+    bound = float(np.linalg.norm(scaled, axis=1).max()) * float(
+        np.linalg.norm(query_vectors, axis=1).max()
+    )
+    top, bottom = (bound, -bound) if bound < 80.0 else (float(values.max()), float(values.min()))
     if top - bottom >= 80.0:
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         shift = np.maximum.reduceat(values, starts, axis=0)
