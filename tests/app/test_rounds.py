@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
-from app.services import allocation, recommendations, round_publishing
+from app.services import allocation, round_publishing
 from app.services.errors import Conflict
 from models import (
     AllocationAssignment,
@@ -26,8 +26,8 @@ from models import (
     MatchStatus,
     OrganisationKind,
     Proposal,
-    Role,
 )
+from tests.scenarios import ScenarioFactory
 
 BASE_URL = "https://tandem.example.org"
 
@@ -54,63 +54,63 @@ def world(
     app: Flask,
     session: Session,
     make_admin: Callable[..., Any],
-    make_organisation: Callable[..., Any],
-    make_user: Callable[..., Any],
-    make_proposal: Callable[..., Any],
-    make_offer: Callable[..., Any],
+    make_scenario: ScenarioFactory,
 ) -> dict[str, Any]:
     """Two academics whose proposals fit one company's offer, a third proposal no offer can
     take (too many hours), the company's two members, and recommendations for all. The
     second proposal's match is then removed, so publishing has to create it."""
     app.config["TANDEM_BASE_URL"] = BASE_URL + "/"
     admin = make_admin(email="ada.admin@example.org")
-    first = make_user(name="Alice Academic", email="alice@uni-a.example.org")
-    second = make_user(name="Bob Boffin", email="bob@uni-b.example.org")
-    company = make_organisation(
-        name="Nimbus Labs", kind=OrganisationKind.company, email_domains=["nimbus.example.com"]
+    built = make_scenario(
+        company={"name": "Nimbus Labs", "email_domains": ["nimbus.example.com"]},
+        academics=[
+            {"name": "Alice Academic", "email": "alice@uni-a.example.org"},
+            {"name": "Bob Boffin", "email": "bob@uni-b.example.org"},
+        ],
+        members=[
+            {"name": "Carl Company", "email": "carl@nimbus.example.com"},
+            {"name": "Cora", "email": "cora@nimbus.example.com"},
+        ],
+        proposals=[
+            {
+                "title": "Offline reinforcement learning for grid batteries",
+                "research_areas": ["reinforcement learning"],
+            },
+            {
+                "author": 1,
+                "title": "Reinforcement learning for district heating",
+                "abstract": "We learn control policies for district heating networks with "
+                "offline RL.",
+                "research_areas": ["reinforcement learning"],
+                "gpu_hours_needed": 2000,
+            },
+            {
+                "author": 1,
+                "title": "Pretraining a climate foundation model",
+                "abstract": "We pretrain a large foundation model on decades of reanalysis "
+                "climate data.",
+                "gpu_hours_needed": 50_000,
+            },
+        ],
+        offers=[
+            {
+                "title": "H100 hours for reinforcement learning research",
+                "description": "GPU hours for reinforcement learning on energy systems and "
+                "batteries.",
+            }
+        ],
     )
-    members = [
-        make_user(role=Role.company, name=n, email=e, organisation_id=company.id)
-        for n, e in (
-            ("Carl Company", "carl@nimbus.example.com"),
-            ("Cora", "cora@nimbus.example.com"),
-        )
-    ]
-    offer = make_offer(
-        organisation_id=company.id,
-        title="H100 hours for reinforcement learning research",
-        description="GPU hours for reinforcement learning on energy systems and batteries.",
-    )
-    batteries = make_proposal(
-        author_id=first.id,
-        title="Offline reinforcement learning for grid batteries",
-        research_areas=["reinforcement learning"],
-    )
-    heat = make_proposal(
-        author_id=second.id,
-        title="Reinforcement learning for district heating",
-        abstract="We learn control policies for district heating networks with offline RL.",
-        research_areas=["reinforcement learning"],
-        gpu_hours_needed=2000,
-    )
-    huge = make_proposal(
-        author_id=second.id,
-        title="Pretraining a climate foundation model",
-        abstract="We pretrain a large foundation model on decades of reanalysis climate data.",
-        gpu_hours_needed=50_000,
-    )
-    recommendations.recompute_all(session=session, encoder=app.extensions["tandem.encoder"], k=5)
-    session.commit()
+    heat = built.proposals[1]
     removed = session.exec(select(Match).where(Match.proposal_id == heat.id)).one()
     session.delete(removed)
     session.commit()
     return {
         "admin": admin,
-        "academics": [first, second],
-        "members": members,
-        "company": company,
-        "offer": offer,
-        "proposals": [batteries, heat, huge],
+        "academics": built.academics,
+        "members": built.members,
+        "company": built.company,
+        "offer": built.offers[0],
+        "proposals": built.proposals,
     }
 
 
