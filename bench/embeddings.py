@@ -1,12 +1,13 @@
 """Embedding throughput, and one new item ranked through the real queue.
 
 1. Texts/s on the same texts, in one run: (a) sentence-transformers' default
-   `model.encode(texts)`; (b) our bulk path in one process (length-sorted chunks, stored in
-   the database: `Queue.embed_bulk` on the embedded queue); (c) the same path on Redis with
-   1 and then 2 `flask --app app worker` processes taking the chunk jobs, torch threads per
-   worker set so that workers x threads = cores. Each of (b) and (c) starts from an empty
-   database; worker start-up and model load are excluded (the workers are started with
-   `--warm` and timed from when every one has said it is ready).
+   `model.encode(texts)` (torch); (b) our bulk path in one process (length-sorted chunks,
+   stored in the database: `Queue.embed_bulk` on the embedded queue), on torch and on the
+   encoder path the app chose for this CPU (printed); (c) the same path on Redis with
+   1 and then 2 `flask --app app worker` processes taking the chunk jobs, on torch, with
+   torch threads per worker set so that workers x threads = cores. Each of (b) and (c)
+   starts from an empty database; worker start-up and model load are excluded (the
+   workers are started with `--warm` and timed from when every one has said it is ready).
 2. Single-item latency: a proposal created and committed as the web form does, on a
    catalogue of 10,000 offers, until a `flask --app app worker` (Redis, TANDEM_MODEL=stand-in)
    has re-ranked it; timed from just before the commit to the worker's "complete" event.
@@ -55,6 +56,7 @@ from app.services.demo import read_demo_data  # noqa: E402
 from app.services.rematching import DeferredRematch  # noqa: E402
 from app.services.synthetic_vocabulary import AREAS, CHALLENGES, FINDINGS, GOALS  # noqa: E402
 from matching import load_model  # noqa: E402
+from matching.embeddings import encoder_backend, make_encoder  # noqa: E402
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 CATALOGUE_OFFERS = 10_000
@@ -149,7 +151,13 @@ class Events:
 
 @contextmanager
 def workers(
-    count: int, *, database_url: str, queue_name: str, instance: Path, model: str | None = None
+    count: int,
+    *,
+    database_url: str,
+    queue_name: str,
+    instance: Path,
+    model: str | None = None,
+    backend: str | None = None,
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """`count` real `flask --app app worker` processes on one Redis queue, warmed up, with
     cores / count torch threads each; stopped (SIGTERM) on exit."""
@@ -166,6 +174,8 @@ def workers(
     }
     if model is not None:
         env["TANDEM_MODEL"] = model
+    if backend is not None:
+        env["TANDEM_ENCODER_BACKEND"] = backend
     threads = max(1, cores() // count)
     events = Events(f"{queue_name}.job-events")
     started: list[subprocess.Popen[bytes]] = []
@@ -210,23 +220,35 @@ def throughput(texts: list[str], *, skip_workers: bool) -> None:
         f"(a) model.encode default        : {len(texts) / default_s:7.1f} texts/s ({cpu} threads)"
     )
 
+    backend, reason = encoder_backend()
     with tempfile.TemporaryDirectory(prefix="tandem-bench-") as scratch:
         folder = Path(scratch)
-        app = make_app(fresh_sqlite(folder, "ours.db"), folder / "ours", TANDEM_QUEUE="immediate")
-        with app.app_context():
-            encoder = get_encoder()
-            session = db_session()
-            started = time.perf_counter()
-            app.extensions["tandem.queue"].embed_bulk(session=session, encoder=encoder, texts=texts)
-            session.commit()
-            ours_s = time.perf_counter() - started
-        app.extensions["tandem.engine"].dispose()
-        print(
-            f"(b) ours, one process           : {len(texts) / ours_s:7.1f} texts/s "
-            f"({default_s / ours_s:.2f}x default; length-sorted chunks, stored)"
-        )
+        # On torch, as (a): what the chunking adds; then on the backend the app runs here.
+        for label, chosen in (("torch", "torch"), (backend, None)):
+            app = make_app(
+                fresh_sqlite(folder, f"ours-{label}.db"), folder / "ours", TANDEM_QUEUE="immediate"
+            )
+            with app.app_context():
+                encoder = make_encoder(backend=chosen) if chosen else get_encoder()
+                encoder.encode(texts[:16])
+                session = db_session()
+                started = time.perf_counter()
+                app.extensions["tandem.queue"].embed_bulk(
+                    session=session, encoder=encoder, texts=texts
+                )
+                session.commit()
+                ours_s = time.perf_counter() - started
+            app.extensions["tandem.engine"].dispose()
+            print(
+                f"(b) ours, one process, {label:<9}: {len(texts) / ours_s:7.1f} texts/s "
+                f"({default_s / ours_s:.2f}x default; length-sorted chunks, stored)"
+            )
+        print(f"encoder path the app chose      : {backend} ({reason})")
         if skip_workers:
             return
+        # Workers on torch, as (a): `--torch-threads` bounds their threads (ONNX Runtime's
+        # are not bounded by it: one per physical core in each worker).
+        encoder = make_encoder(backend="torch")
         for count in (1, 2):
             name = f"tandem-bench-{uuid.uuid4().hex[:8]}"
             url = fresh_sqlite(folder, f"workers{count}.db")
@@ -237,7 +259,9 @@ def throughput(texts: list[str], *, skip_workers: bool) -> None:
             queue: Queue = app.extensions["tandem.queue"]
             try:
                 with (
-                    workers(count, database_url=url, queue_name=name, instance=instance),
+                    workers(
+                        count, database_url=url, queue_name=name, instance=instance, backend="torch"
+                    ),
                     app.app_context(),
                 ):
                     session = db_session()
@@ -249,8 +273,8 @@ def throughput(texts: list[str], *, skip_workers: bool) -> None:
                 queue.huey.flush()
                 app.extensions["tandem.engine"].dispose()
             print(
-                f"(c) {count} worker process(es)      : {len(texts) / took:7.1f} texts/s "
-                f"({default_s / took:.2f}x default; {cpu // count} torch threads each)"
+                f"(c) {count} worker process(es), torch: {len(texts) / took:6.1f} texts/s "
+                f"({default_s / took:.2f}x default; {max(1, cpu // count)} torch threads each)"
             )
 
 
