@@ -471,27 +471,42 @@ class EligibilityIndex:
         # it excludes in the second; an offer marks its identities and the institutions it
         # excludes in the first, its identities with parent domains in the second. Any shared
         # token is a conflict of interest or an exclusion, whichever side declared it.
+        # Many people share an organisation's token set: each distinct set is expanded and
+        # numbered once.
+        expanded: dict[frozenset[str], frozenset[str]] = {}
+
+        def parents(tokens: frozenset[str]) -> frozenset[str]:
+            if tokens not in expanded:
+                expanded[tokens] = with_parent_domains(tokens)
+            return expanded[tokens]
+
+        author = [parents(tokens) for tokens in proposals.identities]
+        company = [parents(tokens) for tokens in off.identities]
         vocabulary: dict[str, int] = {}
-        author = [with_parent_domains(tokens) for tokens in proposals.identities]
-        company = [with_parent_domains(tokens) for tokens in off.identities]
         for group in (author, proposals.excluded, off.identities, off.excluded, company):
-            for tokens in group:
+            for tokens in set(group):
                 for token in tokens:
                     vocabulary.setdefault(token, len(vocabulary))
         size = max(1, len(vocabulary))
 
         def incidence(
-            first: Sequence[Iterable[str]], second: Sequence[Iterable[str]]
+            first: Sequence[frozenset[str]], second: Sequence[frozenset[str]]
         ) -> sparse.csr_matrix:
-            rows: list[int] = []
+            numbered: dict[tuple[int, frozenset[str]], list[int]] = {}
+            pointers = [0]
             cols: list[int] = []
-            for half, sets in ((0, first), (size, second)):
-                for i, tokens in enumerate(sets):
-                    for token in tokens:
-                        rows.append(i)
-                        cols.append(half + vocabulary[token])
-            values = np.ones(len(rows), dtype=np.int32)
-            matrix = sparse.csr_matrix((values, (rows, cols)), shape=(len(first), 2 * size))
+            for tokens_first, tokens_second in zip(first, second, strict=True):
+                for half, tokens in ((0, tokens_first), (size, tokens_second)):
+                    key = (half, tokens)
+                    if key not in numbered:
+                        numbered[key] = sorted(half + vocabulary[t] for t in tokens)
+                    cols.extend(numbered[key])
+                pointers.append(len(cols))
+            values = np.ones(len(cols), dtype=np.int32)
+            matrix = sparse.csr_matrix(
+                (values, np.array(cols, dtype=np.int64), np.array(pointers, dtype=np.int64)),
+                shape=(len(first), 2 * size),
+            )
             matrix.sum_duplicates()
             return matrix
 

@@ -340,8 +340,14 @@ class BlockScorer:
             if lexical is not None and matcher.weights.lexical > 0
             else None
         )
+        everyone = len(rows) == corpus.shape[0] and bool((rows == np.arange(len(rows))).all())
+        all_offers = len(columns) == corpus.shape[1] and bool(
+            (columns == np.arange(len(columns))).all()
+        )
         self.eligibility = EligibilityIndex(
-            corpus.proposals.take(rows), corpus.offers.take(columns), today=matcher.today
+            corpus.proposals if everyone else corpus.proposals.take(rows),
+            corpus.offers if all_offers else corpus.offers.take(columns),
+            today=matcher.today,
         )
         self.fit = FitIndex(corpus.fit, rows, columns, today=matcher.today)
         # Dismissed pairs as (row position, column position), sorted by row position.
