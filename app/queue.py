@@ -51,6 +51,7 @@ from typing import Any, Protocol
 
 import click
 import redis
+import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.helpers import get_debug_flag
 from huey import Huey, RedisExpireHuey, SqliteHuey, crontab
@@ -417,8 +418,12 @@ class Queue:
             self._consumer, self._pid = consumer, os.getpid()
             log.info("Started %d queue threads in process %d", threads, self._pid)
         # This process alone consumes the embedded queue: whatever re-ranking is unfinished
-        # now was lost with a previous process, and is queued again at once.
-        self.requeue_unfinished(older_than=timedelta(0), include_running=True)
+        # now was lost with a previous process, and is queued again at once. A database not
+        # migrated yet has nothing to requeue (the every-minute sweep looks again later).
+        try:
+            self.requeue_unfinished(older_than=timedelta(0), include_running=True)
+        except sa.exc.DBAPIError as exc:
+            log.warning("Nothing requeued at start: the database is not ready (%s)", exc.orig)
 
     def stop_threads(self) -> None:
         if self._consumer is not None:
@@ -459,7 +464,7 @@ def _serving() -> bool:
     `flask run` (its reloader's serving child, when reloading) or outside the flask command
     line (a server, a test). Other `flask` commands consume no queue."""
     context = click.get_current_context(silent=True)
-    if context is None or not os.environ.get("FLASK_RUN_FROM_CLI"):
+    if context is None:
         return True
     if context.info_name != "run":
         return False
