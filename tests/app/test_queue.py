@@ -36,7 +36,7 @@ from models import (
     Role,
     utcnow,
 )
-from tests.app.test_proposal_forms import FULL
+from tests.app.pages import FULL
 from tests.conftest import AuthActions
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from app.services import publications
 from app.transaction import Blueprint, attempt
 from matching import Encoder
 from models import Embedding, Organisation, OrganisationKind, Publication
-from tests.app.test_proposal_forms import text_of
+from tests.app.pages import text_of
 from tests.conftest import AuthActions
 
 PAPER = {"title": "Battery Dispatch from Logged Grid Data", "year": "2023"}

@@ -21,7 +21,7 @@ from models import (
     Role,
     utcnow,
 )
-from tests.app.test_offer_forms import FormPage, text_of
+from tests.app.pages import FormPage, text_of
 from tests.conftest import AuthActions
 
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from app.services import recommendations
 from matching import Encoder
 from models import Match, OrganisationKind, Publication, Role
-from tests.app.test_proposal_forms import FormPage, text_of
+from tests.app.pages import FormPage, text_of
 from tests.conftest import AuthActions
 
 BIBTEX = r"""

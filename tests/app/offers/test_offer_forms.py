@@ -3,11 +3,9 @@ outside the organisation can read a draft or change anything."""
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Callable
 from datetime import date, timedelta
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -17,83 +15,8 @@ from sqlmodel import Session, select
 from app.services import recommendations
 from matching import Encoder
 from models import Match, Offer, OfferKind, OfferStatus, OrganisationKind, Role
+from tests.app.pages import FormPage, text_of
 from tests.conftest import AuthActions
-
-
-def text_of(page: bytes) -> str:
-    """The page's visible text, whitespace collapsed, entities decoded."""
-    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.decode())))
-
-
-class FormPage(HTMLParser):
-    """A page's labelled controls: find a control by its visible label, read its value and
-    the error shown next to it (the `<id>-error` element the form macros write)."""
-
-    def __init__(self, html: bytes) -> None:
-        super().__init__(convert_charrefs=True)
-        self.labels: dict[str, str] = {}
-        self.controls: dict[str, dict[str, Any]] = {}
-        self.errors: dict[str, str] = {}
-        self._open: list[dict[str, Any]] = []
-        self.feed(html.decode())
-        self.close()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name: value or "" for name, value in attrs}
-        for capture in self._open:
-            if capture["tag"] == tag:
-                capture["depth"] += 1
-        if tag in ("input", "select", "textarea") and "id" in attributes:
-            self.controls[attributes["id"]] = {**attributes, "tag": tag, "text": ""}
-            for capture in self._open:
-                if capture["kind"] == "label" and not capture["target"]:
-                    capture["target"] = attributes["id"]
-        if tag == "label":
-            self._start("label", tag, attributes.get("for", ""))
-        elif tag == "textarea" and "id" in attributes:
-            self._start("textarea", tag, attributes["id"])
-        elif tag == "div" and attributes.get("id", "").endswith("-error"):
-            self._start("error", tag, attributes["id"].removesuffix("-error"))
-
-    def _start(self, kind: str, tag: str, target: str) -> None:
-        self._open.append({"kind": kind, "tag": tag, "target": target, "depth": 1, "parts": []})
-
-    def handle_data(self, data: str) -> None:
-        for capture in self._open:
-            capture["parts"].append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        for capture in list(self._open):
-            if capture["tag"] != tag:
-                continue
-            capture["depth"] -= 1
-            if capture["depth"]:
-                continue
-            self._open.remove(capture)
-            content = "".join(capture["parts"])
-            if capture["kind"] == "label":
-                self.labels[" ".join(content.split())] = capture["target"]
-            elif capture["kind"] == "textarea":
-                self.controls[capture["target"]]["text"] = content.removeprefix(
-                    "\r\n"
-                ).removeprefix("\n")
-            else:
-                self.errors[capture["target"]] = " ".join(content.split())
-
-    def control(self, label: str) -> dict[str, Any]:
-        assert label in self.labels, f"no control labelled {label!r}: {sorted(self.labels)}"
-        return self.controls[self.labels[label]]
-
-    def value(self, label: str) -> str:
-        control = self.control(label)
-        return control["text"] if control["tag"] == "textarea" else control.get("value", "")
-
-    def checked(self, label: str) -> bool:
-        return "checked" in self.control(label)
-
-    def error(self, label: str) -> str:
-        return self.errors.get(self.labels[label], "")
-
 
 VALID = {
     "kind": "compute",

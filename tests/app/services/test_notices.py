@@ -34,7 +34,7 @@ from models import (
     User,
     utcnow,
 )
-from tests.app.test_proposal_forms import FULL
+from tests.app.pages import FULL
 from tests.conftest import AuthActions
 from tests.smtp import SmtpServer
 

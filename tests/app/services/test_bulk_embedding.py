@@ -30,7 +30,7 @@ from matching.embeddings import content_hash
 from matching.stand_in import StandInEncoder
 from models import Embedding, Match
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WORKER_DEADLINE_S = 120
 
 

@@ -25,7 +25,7 @@ from models import Notification, NotificationPreference, NotificationStatus, Use
 from tests.conftest import AuthActions
 from tests.smtp import ScriptedHandler, SmtpServer, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _queue(session: Session, *keys: str, to: str = "ada@example.org") -> None:
