@@ -143,7 +143,7 @@ def app(
             "SECRET_KEY": "test-secret-key",
             "TANDEM_ENV": "test",
             "TANDEM_PAGE_SIZE": 10,
-            # Client tests post forms directly; tests/app/test_auth.py checks CSRF itself.
+            # Client tests post forms directly; tests/app/auth/test_auth.py checks CSRF itself.
             "WTF_CSRF_ENABLED": False,
             "TANDEM_MAIL_DIR": str(tmp_path / "mail"),
             # Mailed links are checked against this address, whatever PORT the shell has.
