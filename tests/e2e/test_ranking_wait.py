@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 
 from playwright.sync_api import Page, expect
+from sqlmodel import select
 
-from models import Offer, OfferKind, OfferStatus
+from models import Match, Offer, OfferKind, OfferStatus, Proposal, ProposalStatus, utcnow
 from tests.e2e.conftest import LiveServer, screenshot
-from tests.e2e.forms import flash, make_sides, sign_in
+from tests.e2e.forms import flash, make_matched_pair, make_sides, sign_in
 
 TITLE = "Offline reinforcement learning for grid battery dispatch"
 OFFER = "H100 hours for reinforcement learning on energy data"
@@ -68,7 +69,7 @@ def test_the_page_says_offers_are_being_found_and_refreshes_itself_until_they_ar
         notice = page.get_by_role("status").filter(has_text="Finding offers for this proposal")
         expect(notice).to_be_visible()
         expect(notice).to_contain_text("this page refreshes itself")
-        expect(page.locator('meta[http-equiv="refresh"]')).to_have_count(1)
+        expect(page.locator('meta[name="tandem-refresh"]')).to_have_count(1)
         screenshot(page, "ranking-wait-pending")
         # Still waiting after a refresh of its own: the page counts them in its address.
         expect(page).to_have_url(re.compile(r"waited=1$"), timeout=RANKED_WITHIN_MS)
@@ -80,5 +81,45 @@ def test_the_page_says_offers_are_being_found_and_refreshes_itself_until_they_ar
     # The ranking runs once the lock is free; the page shows its offers by itself.
     expect(page.get_by_text(OFFER).first).to_be_visible(timeout=RANKED_WITHIN_MS)
     expect(page.get_by_text("Finding offers for this proposal")).to_have_count(0)
-    expect(page.locator('meta[http-equiv="refresh"]')).to_have_count(0)
+    expect(page.locator('meta[name="tandem-refresh"]')).to_have_count(0)
     screenshot(page, "ranking-wait-ranked")
+
+
+def test_the_page_never_reloads_under_a_person_typing_in_one_of_its_forms(
+    page: Page, live_server: LiveServer
+) -> None:
+    """A researcher writes why a suggestion is not a fit while another proposal of theirs is
+    still being ranked: the dashboard stops refreshing itself, keeps the open form and the
+    words typed, says to reload later, and the dismissal is sent with its reason."""
+    academic, _ = make_matched_pair(
+        live_server, member_email="sam@helios.example.com", member_name="Sam Reyes"
+    )
+    with live_server.session() as session:
+        session.add(
+            Proposal(
+                title=TITLE,
+                abstract="We learn dispatch policies for grid-scale batteries from logged data.",
+                research_areas=["reinforcement learning"],
+                gpu_hours_needed=2_000,
+                status=ProposalStatus.open,
+                author_id=academic.id,
+                rematch_requested_at=utcnow(),
+            )
+        )
+        session.commit()
+    sign_in(page, live_server, academic.email)
+    page.goto(live_server.url + "/proposals/mine")
+    expect(page.locator('meta[name="tandem-refresh"]')).to_have_count(1)
+    page.get_by_text("Not a fit? Dismiss").first.click()
+    reason = page.get_by_label("Reason (optional)").first
+    reason.fill("We need more GPU memory than this offer has")
+
+    paused = page.get_by_role("status").filter(has_text="stopped refreshing itself")
+    expect(paused).to_be_visible(timeout=RANKED_WITHIN_MS)
+    expect(page).not_to_have_url(re.compile(r"waited="))
+    expect(reason).to_have_value("We need more GPU memory than this offer has")
+    page.get_by_role("button", name=re.compile(r"^Dismiss")).first.click()
+    expect(flash(page)).to_be_visible()
+    with live_server.session() as session:
+        reasons = session.exec(select(Match.decline_reason)).all()
+    assert "We need more GPU memory than this offer has" in reasons
