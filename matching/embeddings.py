@@ -148,9 +148,13 @@ class Encoder:
         return np.asarray(vectors, dtype=np.float32)
 
     def _remember(self, vectors: Mapping[str, np.ndarray]) -> None:
-        if len(self._memory) + len(vectors) > self.memory_limit:
+        """Keep the vectors not in memory yet; when they would pass `memory_limit`, start
+        over. Vectors already remembered count for nothing: a call that only read from
+        memory must not empty it (a recompute reads each text once per block)."""
+        new = {h: v for h, v in vectors.items() if h not in self._memory}
+        if len(self._memory) + len(new) > self.memory_limit:
             self._memory.clear()
-        self._memory.update(vectors)
+        self._memory.update(new)
 
 
 def encoder_backend(name_or_path: str | None = None) -> tuple[str, str]:

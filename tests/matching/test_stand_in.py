@@ -99,3 +99,14 @@ def test_stores_and_reads_back_through_the_sql_store(session: Session) -> None:
         select(Embedding.model_name).where(Embedding.content_hash == content_hash(TEXTS[1]))
     ).all()
     assert names == [STAND_IN_MODEL]
+
+
+def test_reading_remembered_vectors_never_empties_the_memory() -> None:
+    """Only vectors new to memory count towards its limit: a recompute reads the same texts
+    block after block, and must not make the encoder forget the others."""
+    encoder = StandInEncoder(memory_limit=4)
+    encoder.encode(["alpha", "beta", "gamma"])
+    encoder.encode(["alpha", "beta"])
+    assert all(encoder.knows(text) for text in ("alpha", "beta", "gamma"))
+    encoder.encode(["delta", "epsilon"])  # past the limit: it starts over
+    assert encoder.knows("delta") and not encoder.knows("gamma")
