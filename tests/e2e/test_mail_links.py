@@ -241,10 +241,8 @@ def _sign_in(page: Page, base: str, email: str, password: str = TEST_PASSWORD) -
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
-def test_a_resent_confirmation_link_and_the_password_notices_reach_the_portal(
-    page: Page, live_server: LiveServer
-) -> None:
-    base, email = live_server.url, "ada@example.com"
+def _sign_up_as_ada(page: Page, base: str, email: str) -> None:
+    """Ada Lovelace, a company member, signs up through the sign-up page."""
     page.goto(base + "/register")
     page.get_by_label("Your name").fill("Ada Lovelace")
     page.get_by_label("Email address").fill(email)
@@ -253,6 +251,13 @@ def test_a_resent_confirmation_link_and_the_password_notices_reach_the_portal(
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Retype password").fill(PASSWORD)
     page.get_by_role("button", name="Sign up").click()
+
+
+def test_a_resent_confirmation_link_and_the_password_notices_reach_the_portal(
+    page: Page, live_server: LiveServer
+) -> None:
+    base, email = live_server.url, "ada@example.com"
+    _sign_up_as_ada(page, base, email)
     wait_for_mail(live_server, "confirm")
 
     # The first mail got lost: ask for the link again from the sign-in page.
@@ -440,14 +445,7 @@ def test_the_mail_about_a_sign_up_with_a_taken_address_leads_to_the_portal(
     base, email = live_server.url, "ada@example.com"
 
     def sign_up() -> None:
-        page.goto(base + "/register")
-        page.get_by_label("Your name").fill("Ada Lovelace")
-        page.get_by_label("Email address").fill(email)
-        page.get_by_label("A company member").check()
-        page.get_by_label("Organisation").fill("Analytical Engines Ltd")
-        page.get_by_label("Password", exact=True).fill(PASSWORD)
-        page.get_by_label("Retype password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign up").click()
+        _sign_up_as_ada(page, base, email)
 
     sign_up()
     wait_for_mail(live_server, "confirm")
