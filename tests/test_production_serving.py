@@ -17,6 +17,7 @@ import http.cookiejar
 import json
 import os
 import re
+import select as io_select
 import signal
 import subprocess
 import sys
@@ -25,8 +26,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,8 @@ READY_DEADLINE_S = 300.0
 # The worker starts, loads the model, re-ranks and sends two mails.
 WORK_DEADLINE_S = 240.0
 STOP_DEADLINE_S = 30.0
+# How long a wait for a process to exit lasts before the condition is asked again.
+ASK_EVERY_S = 0.25
 METRICS_TOKEN = "production-test-metrics-token"
 # What the servers must not inherit from the test run.
 NOT_INHERITED = (
@@ -97,17 +101,52 @@ PROPOSAL = {
 
 
 def _poll(
-    condition: Callable[[], Any], deadline_s: float, what: str, log: Callable[[], str]
+    condition: Callable[[], Any],
+    deadline_s: float,
+    what: str,
+    log: Callable[[], str],
+    groups: Sequence[int] = (),
 ) -> Any:
-    """Poll `condition` until it returns something truthy; fail with the logs at the deadline."""
+    """Ask `condition` until it returns something truthy; fail with the logs at the deadline.
+    Between two asks it waits for a process of `groups` (process groups) to exit, for at most
+    `ASK_EVERY_S`: a server that dies wakes it at once (`condition` then says so), and what is
+    not an exit (a page, a row, a mail) is asked for again."""
     give_up = time.monotonic() + deadline_s
     while True:
         result = condition()
         if result:
             return result
-        if time.monotonic() > give_up:
+        remaining = give_up - time.monotonic()
+        if remaining <= 0:
             raise AssertionError(f"{what} within {deadline_s:.0f} s\n{log()}")
-        time.sleep(0.25)
+        _until_one_exits(groups, min(ASK_EVERY_S, remaining))
+
+
+def _until_one_exits(groups: Sequence[int], timeout_s: float) -> None:
+    """Block until a process of one of `groups` exits, or `timeout_s` passes (pidfds)."""
+    members = [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _process_group(int(entry.name)) in groups
+    ]
+    handles = []
+    for pid in members:
+        try:
+            handles.append(os.pidfd_open(pid))
+        except ProcessLookupError:
+            return  # it exited already
+    try:
+        io_select.select(handles, [], [], timeout_s)
+    finally:
+        for handle in handles:
+            os.close(handle)
+
+
+def _process_group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 @dataclass
@@ -135,10 +174,15 @@ class Started:
             try:
                 self.process.wait(timeout=STOP_DEADLINE_S)
                 # make is gone; its children may linger a moment: wait for the group to empty.
-                _poll(lambda: not _group_alive(self.process.pid), STOP_DEADLINE_S, "", str)
+                group = self.process.pid
+                _poll(partial(_group_gone, group), STOP_DEADLINE_S, "", str, [group])
                 return
             except (subprocess.TimeoutExpired, AssertionError):
                 continue
+
+
+def _group_gone(group: int) -> bool:
+    return not _group_alive(group)
 
 
 def _group_alive(group: int) -> bool:
@@ -342,7 +386,9 @@ def test_make_serve_and_a_worker_serve_rerank_and_mail(
             readiness = _readiness(base)
             return readiness if readiness and readiness["status"] == "ready" else None
 
-        readiness = _poll(ready, READY_DEADLINE_S, "/readyz never said ready", logs)
+        readiness = _poll(
+            ready, READY_DEADLINE_S, "/readyz never said ready", logs, [web.process.pid]
+        )
         assert set(readiness["checks"]) == {"database", "migrations", "queue", "model"}
         assert readiness["checks"]["queue"]["backend"] == ("redis" if redis_queue else "sqlite")
         booted = re.findall(r"Booting worker with pid: (\d+)", web.log_path.read_text())
@@ -374,14 +420,17 @@ def test_make_serve_and_a_worker_serve_rerank_and_mail(
                     ).all()
                     return not proposal.matching_pending and len(matches) == 1
 
-            _poll(reranked, WORK_DEADLINE_S, "the worker never re-ranked the proposal", logs)
+            groups = [process.process.pid for process in started]
+            _poll(
+                reranked, WORK_DEADLINE_S, "the worker never re-ranked the proposal", logs, groups
+            )
 
             def mailed() -> set[str]:
                 to = {str(message["To"]) for message in smtp.handler.received}
                 wanted = {"ada@nb.example.org", "sam@helios.example.com"}
                 return wanted if all(any(w in t for t in to) for w in wanted) else set()
 
-            _poll(mailed, WORK_DEADLINE_S, "the worker never mailed both sides", logs)
+            _poll(mailed, WORK_DEADLINE_S, "the worker never mailed both sides", logs, groups)
         finally:
             engine.dispose()
 
