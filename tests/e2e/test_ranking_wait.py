@@ -86,11 +86,12 @@ def test_the_page_says_offers_are_being_found_and_refreshes_itself_until_they_ar
 
 
 def test_the_page_never_reloads_under_a_person_typing_in_one_of_its_forms(
-    page: Page, live_server: LiveServer
+    any_width_page: Page, live_server: LiveServer
 ) -> None:
     """A researcher writes why a suggestion is not a fit while another proposal of theirs is
     still being ranked: the dashboard stops refreshing itself, keeps the open form and the
     words typed, says to reload later, and the dismissal is sent with its reason."""
+    page = any_width_page
     academic, _ = make_matched_pair(
         live_server, member_email="sam@helios.example.com", member_name="Sam Reyes"
     )

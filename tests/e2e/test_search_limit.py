@@ -1,16 +1,18 @@
 """The search limit as a person meets it: too many new searches in a short time are answered
 with a notice that says how long to wait (and, to someone not signed in, that signing in gives
-a higher limit), the words typed stay in the box, the notice fits a phone's width, and a search
+a higher limit), the words typed stay in the box, the notice fits a 390 px phone, and a search
 already run still answers at once."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 
-from playwright.sync_api import Page, expect
+import pytest
+from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import LiveServer, screenshot
+from tests.e2e.conftest import ACTION_TIMEOUT_MS, NARROW_PHONE, LiveServer, screenshot
 from tests.e2e.forms import NO_HORIZONTAL_SCROLL, make_matched_pair, sign_in
 
 BOX = "Search proposals and offers"
@@ -32,12 +34,21 @@ def _new_words() -> list[str]:
     return [f"protein structure {uuid.uuid4().hex[:8]}" for _ in range(3)]
 
 
+@pytest.fixture
+def narrow_page(browser: Browser) -> Iterator[Page]:
+    """A phone-sized tab 390 px wide, with its own cookies."""
+    context = browser.new_context(viewport=NARROW_PHONE)  # type: ignore[arg-type]
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    yield context.new_page()
+    context.close()
+
+
 def test_a_visitor_over_the_limit_is_told_to_wait_or_sign_in_at_phone_width(
-    phone_page: Page, live_server: LiveServer
+    narrow_page: Page, live_server: LiveServer
 ) -> None:
     live_server.app.config["TANDEM_SEARCH_LIMIT_ANONYMOUS"] = "2 per hour"
     make_matched_pair(live_server, member_email="sam@helios.example.com", member_name="Sam Reyes")
-    page = phone_page
+    page = narrow_page
     page.goto(live_server.url + "/")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Search").click()
     first, second, third = _new_words()
