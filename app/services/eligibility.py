@@ -31,6 +31,7 @@ from app.services.errors import DomainError, NotFound
 from matching import Encoder
 from matching.eligibility import (
     CONSTRAINT_LABELS,
+    Eligibility,
     check_eligibility,
 )
 from matching.engine import Explanation
@@ -198,11 +199,24 @@ def record_counts(
     columns = np.arange(len(snapshot.offers)) if offers is None else np.asarray(offers)
     written: list[dict[str, object]] = []
     now = utcnow()
+    # The offers' counts need every proposal: when every proposal is evaluated anyway (a full
+    # recompute), they are summed from the same matrices instead of evaluating them twice.
+    column_sums: dict[str, np.ndarray] = {}
+    column_eligible = np.zeros(len(columns), dtype=np.int64)
+
+    def add_columns(result: Eligibility, offer_columns: np.ndarray | slice) -> None:
+        nonlocal column_eligible
+        for name, m in result.failures.items():
+            column_sums[name] = column_sums.get(name, 0) + m[:, offer_columns].sum(axis=0)
+        column_eligible = column_eligible + result.mask[:, offer_columns].sum(axis=0)
+
     for start in range(0, len(rows), _ROWS_PER_CHUNK):
         chunk = rows[start : start + _ROWS_PER_CHUNK].astype(np.int64)
         result = check_eligibility(corpus.proposals.take(chunk), corpus.offers, today=today)
         sums = {name: m.sum(axis=1) for name, m in result.failures.items()}
         eligible = result.mask.sum(axis=1)
+        if proposals is None and len(columns):
+            add_columns(result, columns.astype(np.int64))
         for position, index in enumerate(chunk):
             written.append(
                 _row(
@@ -215,15 +229,12 @@ def record_counts(
                 )
             )
     if len(columns):
-        column_sums: dict[str, np.ndarray] = {}
-        column_eligible = np.zeros(len(columns), dtype=np.int64)
-        taken = corpus.offers.take(columns.astype(np.int64))
-        for start in range(0, len(snapshot.proposals), _ROWS_PER_CHUNK):
-            chunk = np.arange(start, min(start + _ROWS_PER_CHUNK, len(snapshot.proposals)))
-            result = check_eligibility(corpus.proposals.take(chunk), taken, today=today)
-            for name, m in result.failures.items():
-                column_sums[name] = column_sums.get(name, 0) + m.sum(axis=0)
-            column_eligible += result.mask.sum(axis=0)
+        if proposals is not None:
+            taken = corpus.offers.take(columns.astype(np.int64))
+            for start in range(0, len(snapshot.proposals), _ROWS_PER_CHUNK):
+                chunk = np.arange(start, min(start + _ROWS_PER_CHUNK, len(snapshot.proposals)))
+                result = check_eligibility(corpus.proposals.take(chunk), taken, today=today)
+                add_columns(result, slice(None))
         for position, index in enumerate(columns):
             written.append(
                 _row(

@@ -267,3 +267,23 @@ def test_acted_on_match_of_a_closed_proposal_leaves_every_top_k(
     assert match.status == MatchStatus.interested_company
     assert match.rank_for_proposal is None and match.rank_for_offer is None
     assert_same(stored(session), _full(app, session))
+
+
+def test_summaries_written_at_recompute_equal_those_counted_live(
+    session: Session, demo_loaded: str
+) -> None:
+    """The "why N are left out" rows a full recompute writes say what evaluating the open
+    catalogue now says, for every open proposal and offer."""
+    proposals = session.exec(select(Proposal.id).where(Proposal.status == ProposalStatus.open))
+    offers = session.exec(select(Offer.id).where(Offer.status == OfferStatus.open))
+    checked = 0
+    for proposal_id in proposals.all():
+        stored_one = eligibility.stored_summary(session=session, proposal_id=proposal_id)
+        live = eligibility.eligibility_summary(session=session, proposal_id=proposal_id)
+        assert stored_one == live, f"proposal {proposal_id}"
+        checked += 1
+    for offer_id in offers.all():
+        stored_one = eligibility.stored_summary(session=session, offer_id=offer_id)
+        assert stored_one == eligibility.eligibility_summary(session=session, offer_id=offer_id)
+        checked += 1
+    assert checked > 40
