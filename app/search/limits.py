@@ -30,18 +30,11 @@ class SearchLimited(Exception):
 
 
 def admit(query: str) -> None:
-    """Count a search whose words the model is about to embed, or raise `SearchLimited` when
-    this person has run too many lately (`search.search` asks, just before embedding)."""
-    wait = wait_before(query)
-    if wait is not None:
-        raise SearchLimited(wait)
-
-
-def wait_before(query: str) -> int | None:
-    """Seconds to wait before this new search may run, or None when it may run now (and is
-    counted)."""
+    """Count a search whose words the model is about to embed (`search.search` asks just
+    before embedding), or raise `SearchLimited` with the seconds to wait when this person has
+    run too many lately."""
     if not query:
-        return None
+        return
     if current_user.is_authenticated:
         key, setting = f"user:{current_user.id}", "TANDEM_SEARCH_LIMIT_SIGNED_IN"
     else:
@@ -52,7 +45,6 @@ def wait_before(query: str) -> int | None:
     full = [item for item in items if not strategy.test(item, *names)]
     if full:
         reset = max(strategy.get_window_stats(item, *names).reset_time for item in full)
-        return max(1, math.ceil(reset - time.time()))
+        raise SearchLimited(max(1, math.ceil(reset - time.time())))
     for item in items:
         strategy.hit(item, *names)
-    return None
