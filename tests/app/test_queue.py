@@ -37,6 +37,7 @@ from models import (
     utcnow,
 )
 from tests.app.pages import FULL
+from tests.app.workers import start_worker
 from tests.conftest import AuthActions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -375,30 +376,6 @@ def _wait_for_event(prefix: str, seconds: float, events: redis.client.PubSub) ->
     return False
 
 
-def _start_worker(queued: Flask, tmp_path: Path, log_name: str) -> subprocess.Popen[bytes]:
-    """`flask --app app worker` as a deployment runs it, on the test's database and queue."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": queued.config["DATABASE_URL"],
-        "SECRET_KEY": queued.config["SECRET_KEY"],
-        "TANDEM_ENV": "test",
-        "TANDEM_INSTANCE_PATH": str(tmp_path / "worker-instance"),
-        "TANDEM_MAIL_DIR": queued.config["TANDEM_MAIL_DIR"],
-        "TANDEM_QUEUE": "redis",
-        "TANDEM_QUEUE_NAME": queued.config["TANDEM_QUEUE_NAME"],
-        "REDIS_URL": queued.config["REDIS_URL"],
-        "HF_HUB_OFFLINE": "1",
-    }
-    with (tmp_path / log_name).open("w") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "worker", "--threads", "1"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
 def _still_finding(session: Session) -> list[str]:
     """The proposals and offers whose pages say "Finding offers/proposals…"."""
     session.expire_all()
@@ -442,7 +419,7 @@ def test_a_worker_killed_mid_reranking_leaves_nothing_unranked_a_minute_after_re
             assert response.status_code == 302
         assert len(_still_finding(session)) == 3
 
-        workers.append(_start_worker(queued, tmp_path, "killed.log"))
+        workers.append(start_worker(queued, tmp_path, "killed.log"))
         # The worker says when a re-ranking holds the lock: kill it then.
         running = _wait_for_event("rematching", WORKER_DEADLINE_S, job_events)
         workers[0].kill()
@@ -453,7 +430,7 @@ def test_a_worker_killed_mid_reranking_leaves_nothing_unranked_a_minute_after_re
         assert _still_finding(session), "the killed worker had finished everything"
 
         restarted_at = time.monotonic()
-        workers.append(_start_worker(queued, tmp_path, "restarted.log"))
+        workers.append(start_worker(queued, tmp_path, "restarted.log"))
         ranked = _wait_for(lambda: not _still_finding(session), RANKED_AFTER_RESTART_S, job_events)
         restart_to_ranked_s = time.monotonic() - restarted_at
         record_property("restart_to_ranked_s", round(restart_to_ranked_s, 1))

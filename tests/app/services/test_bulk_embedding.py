@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,8 +27,8 @@ from app.services.embedding_store import SqlEmbeddingStore, embed_missing, missi
 from matching.embeddings import content_hash
 from matching.stand_in import StandInEncoder
 from models import Embedding, Match
+from tests.app.workers import start_worker
 
-ROOT = Path(__file__).resolve().parents[3]
 WORKER_DEADLINE_S = 120
 
 
@@ -135,34 +133,14 @@ def _workers(app: Flask, tmp_path: Path, count: int) -> Iterator[None]:
     """`count` real `flask --app app worker` processes on the app's Redis queue and
     database, with the stand-in encoder; stopped with SIGTERM."""
     queue: Queue = app.extensions["tandem.queue"]
-    env = {
-        **os.environ,
-        "DATABASE_URL": app.config["DATABASE_URL"],
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "TANDEM_ENV": "test",
-        "TANDEM_INSTANCE_PATH": str(tmp_path / "worker-instance"),
-        "TANDEM_MAIL_DIR": app.config["TANDEM_MAIL_DIR"],
-        "TANDEM_QUEUE": "redis",
-        "TANDEM_QUEUE_NAME": app.config["TANDEM_QUEUE_NAME"],
-        "REDIS_URL": app.config["REDIS_URL"],
-        "TANDEM_MODEL": "stand-in",
-        "HF_HUB_OFFLINE": "1",
-    }
     events = redis.Redis.from_url(app.config["REDIS_URL"]).pubsub(ignore_subscribe_messages=True)
     events.subscribe(queue.events_channel)
     workers = []
     try:
         for number in range(count):
-            with (tmp_path / f"worker{number}.log").open("w") as log:
-                workers.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "flask", "--app", "app", "worker", "--threads", "1"],
-                        cwd=ROOT,
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
+            workers.append(
+                start_worker(app, tmp_path, f"worker{number}.log", TANDEM_MODEL="stand-in")
+            )
         ready, deadline = 0, time.monotonic() + WORKER_DEADLINE_S
         while ready < count:
             left = deadline - time.monotonic()
