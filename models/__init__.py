@@ -2,12 +2,16 @@
 
 from models._base import utcnow
 from models.allocation import AllocationAssignment, AllocationRound, AllocationRoundPublic
+from models.collaboration import Collaboration, CollaborationEvent, CollaborationPublic
 from models.eligibility import EligibilityCount
 from models.embedding import Embedding
 from models.enums import (
     AccessMode,
+    AgreementKind,
     AllocationRoundStatus,
     CollaborationKind,
+    CollaborationStage,
+    DeclineReason,
     IpStance,
     LabResourceLevel,
     MatchStatus,
@@ -36,11 +40,17 @@ from models.user import User, UserCreate, UserPublic, UserUpdate
 
 __all__ = [
     "AccessMode",
+    "AgreementKind",
     "AllocationAssignment",
     "AllocationRound",
     "AllocationRoundPublic",
     "AllocationRoundStatus",
+    "Collaboration",
+    "CollaborationEvent",
     "CollaborationKind",
+    "CollaborationPublic",
+    "CollaborationStage",
+    "DeclineReason",
     "DomainEvent",
     "EligibilityCount",
     "Embedding",

@@ -109,3 +109,41 @@ class NotificationStatus(enum.StrEnum):
     sending = "sending"
     sent = "sent"
     failed = "failed"
+
+
+class CollaborationStage(enum.StrEnum):
+    """Where an introduced pair stands. Moves forward only:
+    introduced -> talking -> agreement_signed -> started -> completed | published;
+    ended_without_result may follow any stage before an outcome."""
+
+    introduced = "introduced"
+    talking = "talking"
+    agreement_signed = "agreement_signed"
+    started = "started"
+    completed = "completed"
+    published = "published"
+    ended_without_result = "ended_without_result"
+
+    @property
+    def is_outcome(self) -> bool:
+        return self in (
+            CollaborationStage.completed,
+            CollaborationStage.published,
+            CollaborationStage.ended_without_result,
+        )
+
+
+class AgreementKind(enum.StrEnum):
+    nda = "nda"
+    data_use = "data_use"
+    collaboration = "collaboration"
+
+
+class DeclineReason(enum.StrEnum):
+    """Why someone said no: dismissing a match or ending a collaboration."""
+
+    topic = "topic"
+    terms = "terms"
+    capacity = "capacity"
+    timing = "timing"
+    other = "other"

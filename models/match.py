@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, Relationship, SQLModel
 
 from models._base import TimestampMixin, enum_type
-from models.enums import MatchStatus
+from models.enums import DeclineReason, MatchStatus
 
 if TYPE_CHECKING:
     from models.offer import Offer
@@ -50,6 +50,11 @@ class Match(MatchBase, TimestampMixin, table=True):
         default=None, max_length=20, description="Which side dismissed it: academic or company"
     )
     decline_reason: str = Field(default="", max_length=1_000, sa_type=sa.Text)
+    decline_reason_code: DeclineReason | None = Field(
+        default=None,
+        sa_type=enum_type(DeclineReason, "decline_reason"),
+        description="Why it was dismissed, from the short list; the free text says more",
+    )
     allocation_round_id: int | None = Field(
         default=None, foreign_key="allocationround.id", ondelete="SET NULL", index=True
     )

@@ -31,6 +31,10 @@ class UserBase(SQLModel):
         le=1.0,
         description="Mail about a new match only when its score reaches this (0-1)",
     )
+    collaboration_reminders: bool = Field(
+        default=True,
+        description="A digest of collaborations that have not moved for a while (opt-out)",
+    )
 
     @field_validator("email")
     @classmethod
@@ -74,6 +78,7 @@ class UserUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     notification_preference: NotificationPreference | None = None
     notify_min_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    collaboration_reminders: bool | None = None
     organisation_id: int | None = None
 
 
