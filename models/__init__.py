@@ -36,6 +36,7 @@ from models.organisation import (
 from models.partner import PartnerToken, Webhook, WebhookDelivery
 from models.proposal import Proposal, ProposalCreate, ProposalPublic, ProposalUpdate
 from models.publication import Publication, PublicationCreate, PublicationPublic, PublicationUpdate
+from models.ranking_model import RankingModel
 from models.user import User, UserCreate, UserPublic, UserUpdate
 
 __all__ = [
@@ -87,6 +88,7 @@ __all__ = [
     "PublicationPublic",
     "PublicationUpdate",
     "PublicationTerms",
+    "RankingModel",
     "Role",
     "User",
     "Webhook",
