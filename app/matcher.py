@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import current_app
 
+from app.db import db_session
 from app.prometheus import TimedRematch
+from app.services.ranking_model import ranking_state
 from app.services.rematching import DeferredRematch, Rematch
 from matching import Encoder, default_encoder
 from matching.embeddings import model_name
@@ -37,8 +39,12 @@ def get_rematch() -> Rematch:
 
 
 def get_weights() -> ScoreWeights:
-    """The score weights configured for this app (validated at start-up)."""
-    return current_app.extensions["tandem.weights"]
+    """The weights that rank now: the newest learned model's when it was adopted against the
+    weights configured for this app (validated at start-up), else the configured ones
+    (`app.services.ranking_model.ranking_state`)."""
+    return ranking_state(
+        session=db_session(), configured=current_app.extensions["tandem.weights"]
+    ).weights
 
 
 def queued_rematch() -> DeferredRematch:

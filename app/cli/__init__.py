@@ -12,6 +12,7 @@ from app.cli.export import bp as export_bp
 from app.cli.mail import bp as mail_bp
 from app.cli.match import bp as match_bp
 from app.cli.partners import bp as partners_bp
+from app.cli.ranking import bp as ranking_bp
 from app.cli.worker import bp as worker_bp
 
 
@@ -25,6 +26,7 @@ def register(app: Flask) -> None:
         mail_bp,
         match_bp,
         partners_bp,
+        ranking_bp,
         worker_bp,
     ):
         app.register_blueprint(blueprint)
