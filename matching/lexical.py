@@ -76,6 +76,43 @@ class TfidfSimilarity(BaseEstimator):
         self.fitted_row_of_ = {text: i for i, text in reversed(list(enumerate(texts)))}
         return self
 
+    def extend(self, texts: Sequence[str]) -> TfidfSimilarity:
+        """Learn the terms of `texts` the vocabulary lacks (new columns after the others) and
+        return `self`. Only for a model whose weights do not depend on the other texts (no
+        IDF, no document-frequency limits): every text's row then equals, term for term, its
+        row under a model fitted on all texts, so similarities agree within float32 rounding
+        (the columns are in another order) and a long-lived model need not be refitted."""
+        check_is_fitted(self, "vectorizer_")
+        if self.use_idf or self.min_df != 1 or self.max_df != 1.0:
+            raise ValueError("extend needs use_idf=False, min_df=1 and max_df=1.0")
+        known = getattr(self, "fitted_row_of_", {})
+        texts = [text for text in texts if text not in known]
+        vocabulary: dict[str, int] = dict(self.vectorizer_.vocabulary_) if self.n_terms_ else {}
+        analyse = self.vectorizer_.build_analyzer()
+        size = len(vocabulary)
+        for text in texts:
+            for term in analyse(text):
+                vocabulary.setdefault(term, len(vocabulary))
+        if len(vocabulary) == size:
+            return self
+        vectorizer = TfidfVectorizer(
+            stop_words=self.stop_words,
+            sublinear_tf=self.sublinear_tf,
+            lowercase=self.lowercase,
+            ngram_range=self.ngram_range,
+            use_idf=False,
+            token_pattern=self.token_pattern,
+            vocabulary=vocabulary,
+            dtype=np.float32,
+        ).fit(texts)  # a fixed vocabulary without IDF: nothing is learnt but the shape
+        rows = self.fitted_rows_
+        self.fitted_rows_ = sparse.csr_matrix(
+            (rows.data, rows.indices, rows.indptr), shape=(rows.shape[0], len(vocabulary))
+        )
+        self.vectorizer_ = vectorizer
+        self.n_terms_ = len(vocabulary)
+        return self
+
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """TF-IDF rows of `texts`: sparse float32 (len(texts), n_terms_), each of unit or zero norm.
 

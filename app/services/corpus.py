@@ -5,6 +5,7 @@ the matcher built over it."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -77,16 +78,58 @@ def load_snapshot(*, session: Session) -> Snapshot:
         .order_by(col(Publication.year).desc(), col(Publication.id))
     ):
         publications[publication.author_id].append(publication)
+    return build_snapshot(
+        proposals=proposals,
+        offers=offers,
+        users=users,
+        organisations=organisations,
+        publications=publications,
+        decided=read_decided_matches(session),
+    )
 
+
+@dataclass(frozen=True)
+class DecidedMatch:
+    """A match that holds capacity (introduced) or that a side dismissed (set aside)."""
+
+    proposal_id: int
+    offer_id: int
+    committed: bool
+    hours: float
+
+
+def read_decided_matches(session: Session) -> list[DecidedMatch]:
+    """The introduced and dismissed matches, which change offers' capacity and what may be
+    suggested again (few rows: only pairs people acted on)."""
+    rows = session.exec(
+        select(Match.proposal_id, Match.offer_id, Match.status, Proposal.gpu_hours_needed)
+        .join(Proposal, col(Proposal.id) == Match.proposal_id)
+        .where(col(Match.status).in_([*COMMITTED, *SET_ASIDE]))
+        .order_by(col(Match.id))
+    )
+    return [
+        DecidedMatch(proposal_id, offer_id, status in COMMITTED, hours)
+        for proposal_id, offer_id, status, hours in rows
+    ]
+
+
+def build_snapshot(
+    *,
+    proposals: list[Proposal],
+    offers: list[Offer],
+    users: Mapping[int, User],
+    organisations: Mapping[int, Organisation],
+    publications: Mapping[int, list[Publication]],
+    decided: list[DecidedMatch],
+) -> Snapshot:
+    """The snapshot of records already read: `proposals` and `offers` in id order (the visible
+    ones), `publications` per author (newest first), `decided` from `read_decided_matches`."""
     hours_committed: dict[int, float] = defaultdict(float)
     projects_committed: dict[int, int] = defaultdict(int)
-    for match, hours in session.exec(
-        select(Match, Proposal.gpu_hours_needed)
-        .join(Proposal, col(Proposal.id) == Match.proposal_id)
-        .where(col(Match.status).in_(COMMITTED))
-    ):
-        hours_committed[match.offer_id] += hours
-        projects_committed[match.offer_id] += 1
+    for decision in decided:
+        if decision.committed:
+            hours_committed[decision.offer_id] += decision.hours
+            projects_committed[decision.offer_id] += 1
 
     def author_identities(proposal: Proposal) -> list[str]:
         author = users.get(proposal.author_id)
@@ -145,30 +188,32 @@ def load_snapshot(*, session: Session) -> Snapshot:
         proposal_texts=[proposal_text(p) for p in proposals],
         offer_texts=[offer_text(o) for o in offers],
         author_publications=[
-            [publication_text(pub) for pub in publications[p.author_id]] for p in proposals
+            [publication_text(pub) for pub in publications.get(p.author_id, ())] for p in proposals
         ],
-        publication_titles=[[pub.title for pub in publications[p.author_id]] for p in proposals],
+        publication_titles=[
+            [pub.title for pub in publications.get(p.author_id, ())] for p in proposals
+        ],
         proposals=proposal_facts,
         offers=offer_facts,
         fit=fit,
-        set_aside=_set_aside(session, proposals, offers),
+        set_aside=_set_aside(decided, proposals, offers),
     )
     return Snapshot(proposals=proposals, offers=offers, corpus=corpus)
 
 
 def _set_aside(
-    session: Session, proposals: list[Proposal], offers: list[Offer]
+    decided: list[DecidedMatch], proposals: list[Proposal], offers: list[Offer]
 ) -> dict[int, list[int]]:
     """Pairs a side dismissed (declined or withdrawn), as corpus indices: never suggested
     again, so the next-best offer moves up instead of the list shrinking."""
     proposal_index = {p.id: i for i, p in enumerate(proposals)}
     offer_index = {o.id: j for j, o in enumerate(offers)}
     set_aside: dict[int, list[int]] = defaultdict(list)
-    for proposal_id, offer_id in session.exec(
-        select(Match.proposal_id, Match.offer_id).where(col(Match.status).in_(SET_ASIDE))
-    ):
-        if proposal_id in proposal_index and offer_id in offer_index:
-            set_aside[proposal_index[proposal_id]].append(offer_index[offer_id])
+    for decision in decided:
+        if decision.committed:
+            continue
+        if decision.proposal_id in proposal_index and decision.offer_id in offer_index:
+            set_aside[proposal_index[decision.proposal_id]].append(offer_index[decision.offer_id])
     return dict(set_aside)
 
 

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from app.services import eligibility, notices
 from app.services.corpus import Snapshot, load_snapshot, make_matcher
 from app.services.errors import NotFound
+from app.services.snapshots import SNAPSHOTS, SnapshotCache
 from matching import Encoder
 from matching.engine import Matcher
 from matching.scoring import ScoreWeights
@@ -205,6 +206,7 @@ def _refresh_one(
     k: int,
     weights: ScoreWeights | None,
     today: date | None,
+    snapshots: SnapshotCache,
 ) -> RecomputeSummary:
     """Recompute one proposal's row (or one offer's column) and every column (row) whose
     top-k it enters or leaves: those where it was ranked, and those whose k-th best stored
@@ -213,9 +215,9 @@ def _refresh_one(
     other_rank = "rank_for_offer" if side == "proposal" else "rank_for_proposal"
     encoded_before = encoder.encoded_count
     started = utcnow()
-    snapshot = load_snapshot(session=session)
-    matcher = make_matcher(
-        session=session, encoder=encoder, snapshot=snapshot, weights=weights, today=today
+    # The worker's kept catalogue, brought up to date with what this session sees.
+    snapshot, matcher = snapshots.matcher(
+        session=session, encoder=encoder, weights=weights, today=today
     )
     own_index = snapshot.proposal_index() if side == "proposal" else snapshot.offer_index()
     other_index = snapshot.offer_index() if side == "proposal" else snapshot.proposal_index()
@@ -302,6 +304,7 @@ def refresh_proposal(
     k: int,
     weights: ScoreWeights | None = None,
     today: date | None = None,
+    snapshots: SnapshotCache = SNAPSHOTS,
 ) -> RecomputeSummary:
     """After one proposal was created, edited, opened or closed: re-embed its text, recompute
     its row, and recompute the columns of the offers whose top-k it enters or leaves."""
@@ -315,6 +318,7 @@ def refresh_proposal(
         k=k,
         weights=weights,
         today=today,
+        snapshots=snapshots,
     )
 
 
@@ -326,6 +330,7 @@ def refresh_offer(
     k: int,
     weights: ScoreWeights | None = None,
     today: date | None = None,
+    snapshots: SnapshotCache = SNAPSHOTS,
 ) -> RecomputeSummary:
     """After one offer was created, edited, opened or closed: re-embed its text, recompute its
     column, and recompute the rows of the proposals whose top-k it enters or leaves."""
@@ -339,4 +344,5 @@ def refresh_offer(
         k=k,
         weights=weights,
         today=today,
+        snapshots=snapshots,
     )

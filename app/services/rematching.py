@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from app.services.errors import NotFound
 from app.services.recommendations import RecomputeSummary, refresh_offer, refresh_proposal
+from app.services.snapshots import SNAPSHOTS, SnapshotCache
 from app.services.visibility import MATCHABLE_PROPOSALS
 from matching import Encoder
 from matching.scoring import ScoreWeights
@@ -85,6 +86,8 @@ class Rematch:
     k: int
     weights: ScoreWeights | None = None
     today: date | None = None
+    # The kept catalogue (default: this process's); tests pass one per simulated worker.
+    snapshots: SnapshotCache = SNAPSHOTS
 
     def proposal(self, session: Session, proposal_id: int) -> RecomputeSummary:
         return refresh_proposal(
@@ -94,6 +97,7 @@ class Rematch:
             k=self.k,
             weights=self.weights,
             today=self.today,
+            snapshots=self.snapshots,
         )
 
     def offer(self, session: Session, offer_id: int) -> RecomputeSummary:
@@ -104,6 +108,7 @@ class Rematch:
             k=self.k,
             weights=self.weights,
             today=self.today,
+            snapshots=self.snapshots,
         )
 
     def author(self, session: Session, author_id: int) -> None:
