@@ -4,9 +4,12 @@ came from is shown again."""
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 
 from flask import (
+    Response,
     current_app,
     flash,
     redirect,
@@ -26,6 +29,8 @@ from app.services import (
     allocation,
     metrics,
     partners,
+    programme,
+    ranking_model,
     round_publishing,
     round_review,
 )
@@ -327,4 +332,36 @@ def metrics_page() -> ResponseReturnValue:
         status_chart=status_chart,
         area_chart=area_chart,
         week_chart=week_chart,
+    )
+
+
+@bp.route("/programme")
+def programme_page() -> ResponseReturnValue:
+    """The programme report (funnel, hours, time to agreement, outcomes by field and lab)
+    and which weights rank now (the outcome loop's verdict)."""
+    session = db_session()
+    report = programme.programme_report(session=session)
+    state = ranking_model.ranking_state(
+        session=session, configured=current_app.extensions["tandem.weights"]
+    )
+    return render_template(
+        "admin/programme.html",
+        report=report,
+        funnel_chart=charts.bar_chart([(label, count) for _, label, count in report.funnel]),
+        lab_chart=charts.bar_chart(
+            [(row.group, row.agreement_signed) for row in report.by_lab], scale="linear"
+        ),
+        ranking=state,
+    )
+
+
+@bp.route("/programme.csv")
+def programme_csv() -> ResponseReturnValue:
+    """The programme table (per field and per lab resource level) as CSV."""
+    out = io.StringIO()
+    csv.writer(out).writerows(programme.csv_rows(programme.programme_report(session=db_session())))
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="tandem-programme.csv"'},
     )

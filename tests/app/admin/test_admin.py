@@ -125,6 +125,8 @@ def _routes(world: dict[str, Any]) -> list[tuple[str, str]]:
         ("GET", "/admin/rounds/new"),
         ("GET", f"/admin/rounds/{ids['round']}"),
         ("GET", "/admin/metrics"),
+        ("GET", "/admin/programme"),
+        ("GET", "/admin/programme.csv"),
         ("POST", f"/admin/organisations/{ids['org']}/verify"),
         ("POST", f"/admin/organisations/{ids['org']}/unverify"),
         ("POST", f"/admin/users/{ids['user']}/suspend"),
