@@ -52,6 +52,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app import api, auth, cli, errors, filters, headers, health, prometheus, web
     from app.admin.views import bp as admin_bp
     from app.api import views as api_views
+    from app.collaborations.views import bp as collaborations_bp
     from app.dashboard.views import bp as dashboard_bp
     from app.main.views import bp as main_bp
     from app.matches.views import bp as matches_bp
@@ -66,6 +67,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(main_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(matches_bp)
+    app.register_blueprint(collaborations_bp)
     app.register_blueprint(publications_bp)
     app.register_blueprint(search_bp)
     app.register_blueprint(admin_bp)

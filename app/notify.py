@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from app import db, mail, webhooks
 from app.api import events as partner_events
-from app.services import events, matches, notices, outbox, round_publishing
+from app.services import collaborations, events, matches, notices, outbox, round_publishing
 from models import Match
 
 log = logging.getLogger(__name__)
@@ -48,16 +48,22 @@ def subject_for(batch: notices.Batch) -> str:
                 f"{update.organisation}{unverified} is interested in your proposal "
                 f"“{_short(update.proposal_title)}”"
             )
+        if update.kind == notices.COLLABORATION and update.change is not None:
+            stage = collaborations.STAGE_LABELS.get(update.change.to_stage, "")  # type: ignore[call-overload]
+            return f"Collaboration “{_short(update.proposal_title)}”: {stage}"
         if update.side == "company":
             return f"New match for your offer “{_short(update.offer_title)}”"
         return f"New match for “{_short(update.proposal_title)}”: {_short(update.offer_title)}"
     matches = sum(u.kind == "new_match" for u in updates)
-    interest = len(updates) - matches
+    changes = sum(u.kind == notices.COLLABORATION for u in updates)
+    interest = len(updates) - matches - changes
     parts = []
     if matches:
         parts.append(f"{matches} new match{'es' if matches > 1 else ''}")
     if interest:
         parts.append(f"{interest} expression{'s' if interest > 1 else ''} of interest")
+    if changes:
+        parts.append(f"{changes} collaboration update{'s' if changes > 1 else ''}")
     what = " and ".join(parts)
     if batch.cadence == "daily":
         return f"Your daily Tandem digest: {what}"
@@ -253,3 +259,52 @@ def deliver(*, now: datetime | None = None, batch_size: int = 100) -> DeliveryRe
         webhooks_failed=hooks.failed,
         announced=announced,
     )
+
+
+REMINDER_KIND = "collaboration-reminder"
+DEFAULT_REMINDER_DAYS = 14
+
+
+def reminder_emails(reminders: list[collaborations.Reminder], days: int) -> list[outbox.Email]:
+    """One digest per person of their collaborations that have not moved for `days` days."""
+    base = _base_url()
+    found = []
+    for reminder in reminders:
+        count = len(reminder.items)
+        context = {
+            "reminder": reminder,
+            "user": reminder.user,
+            "days": days,
+            "base": base,
+            "account_url": f"{base}/account#reminders",
+        }
+        found.append(
+            outbox.Email(
+                key=reminder.key,
+                kind=REMINDER_KIND,
+                to_email=reminder.user.email,
+                to_name=reminder.user.name,
+                user_id=reminder.user.id,
+                subject=f"{count} collaboration{'s' if count > 1 else ''} waiting for an update",
+                text=render_template("email/collaboration_reminder.txt", **context),
+                html=render_template("email/collaboration_reminder.html", **context),
+            )
+        )
+    return found
+
+
+def send_reminders(*, days: int | None = None, now: datetime | None = None) -> int:
+    """Put the due collaboration reminder digests in the outbox, in one transaction, then
+    deliver; returns how many were new. The outbox key names the person and the interval,
+    so running it again within an interval adds nothing. Run by `flask collaborations
+    remind` and daily by the queue."""
+    days = days or current_app.config.get(
+        "TANDEM_COLLABORATION_REMINDER_DAYS", DEFAULT_REMINDER_DAYS
+    )
+    with Session(db.engine(), expire_on_commit=False) as session:
+        due = collaborations.due_reminders(session=session, days=days, now=now)
+        written = outbox.enqueue(session=session, emails=reminder_emails(due, days), now=now)
+        session.commit()
+    if written:
+        deliver(now=now)
+    return written

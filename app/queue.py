@@ -227,6 +227,13 @@ class Queue:
             # Retries, digests that came due, events held back by the hourly limit.
             self._deliver()
 
+        @huey.periodic_task(crontab(minute="7"), name="tandem.collaboration-reminders")
+        def collaboration_reminders_task() -> int:
+            # Hourly, so a worker that was down catches up; each person still gets at most
+            # one reminder per interval (the outbox key names it).
+            with self.app.app_context():
+                return notify.send_reminders()
+
         # One re-ranking at a time: they read and rewrite the same ranked lists. The lock is
         # made here, once, so that huey knows it (the embedded consumer clears it at start).
         self.rematch_lock: RematchLock = (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import RadioField, SelectChoice
+from wtforms import BooleanField, RadioField, SelectChoice
 from wtforms.validators import InputRequired, NumberRange
 
 from app.fields import ValueRequired, WholeNumberField
@@ -41,4 +41,9 @@ class NotificationForm(FlaskForm):
         description="We email you about a new match only when its score (shown on each match "
         f"out of 100) is at least this, e.g. 30. {BANDS}. Interest from the other side is "
         "always emailed. At most 4 emails an hour: more events than that arrive together.",
+    )
+    collaboration_reminders = BooleanField(
+        "Remind me of collaborations that have not moved",
+        description="At most one email every two weeks, listing your collaboration records that "
+        "have stayed at the same stage for that long.",
     )

@@ -10,7 +10,7 @@ from app import unsubscribe as unsubscribe_links
 from app.auth import csrf
 from app.dashboard.forms import NotificationForm
 from app.db import db_session
-from app.services import accounts
+from app.services import accounts, collaborations
 from app.transaction import Blueprint, attempt
 from models import NotificationPreference, Role, User
 
@@ -35,6 +35,7 @@ def account() -> ResponseReturnValue:
             current_user.notification_preference, "value", current_user.notification_preference
         ),
         min_fit=round(current_user.notify_min_score * 100),
+        collaboration_reminders=current_user.collaboration_reminders,
     )
     if form.validate_on_submit():
         with attempt(form):
@@ -43,6 +44,11 @@ def account() -> ResponseReturnValue:
                 user_id=current_user.id,
                 preference=NotificationPreference(form.notification_preference.data),
                 min_score=form.min_fit.data / 100,
+            )
+            collaborations.set_reminders(
+                session=db_session(),
+                user_id=current_user.id,
+                on=form.collaboration_reminders.data,
             )
             flash("Saved: we will email you about matches as you chose.", "success")
             return redirect(url_for("dashboard.account"))

@@ -10,6 +10,7 @@ from app.db import db_session
 from app.matcher import queued_rematch
 from app.matches import cards
 from app.services import matches, notices
+from app.services.collaborations import REASON_LABELS
 from app.transaction import Blueprint, attempt
 from app.web import local_path
 
@@ -17,6 +18,12 @@ bp = Blueprint("matches", __name__, url_prefix="/matches")
 
 
 bp.add_app_template_global(cards.public_checks, "public_checks")
+# The short list a dismissal asks for (optional): value and words, the blank choice first.
+bp.add_app_template_global(
+    [("", "Choose a reason (optional)")]
+    + [(reason.value, label) for reason, label in REASON_LABELS.items()],
+    "dismissal_reasons",
+)
 
 INTRODUCED = (
     "You are introduced! You can now see each other's contact details, and we are emailing "
@@ -58,6 +65,7 @@ def dismiss(match_id: int) -> ResponseReturnValue:
             match_id=match_id,
             user_id=current_user.id,
             reason=request.form.get("reason", ""),
+            reason_code=request.form.get("reason_code") or None,
         )
         # The pair is set aside for good; the next-best eligible pair moves up.
         queued_rematch().proposal(db_session(), match.proposal_id)

@@ -17,10 +17,11 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.services import eligibility, events, notices
-from app.services.errors import Conflict, NotFound
+from app.services import collaborations, eligibility, events, notices
+from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.rematching import Rematcher
 from models import (
+    DeclineReason,
     Match,
     MatchStatus,
     Offer,
@@ -158,6 +159,8 @@ def express_interest(
         notices.record_interest(session=session, match=match, interested_side=side, now=now)
         return InterestOutcome(match=match, introduced=False, side=side)
     events.record(session=session, kind=events.MATCH_INTRODUCED, subject_id=match.id, now=now)  # type: ignore[arg-type]
+    # What follows the introduction is recorded from here on, by either side.
+    collaborations.start(session=session, match=match, actor_id=user_id, now=now)
     # The offer's remaining capacity changed: other proposals' lists must follow.
     rematch.offer(session, offer.id)  # type: ignore[arg-type]
     return InterestOutcome(
@@ -193,24 +196,42 @@ def _record_interest(
 
 
 def dismiss(
-    *, session: Session, match_id: int, user_id: int, reason: str = "", now: datetime | None = None
+    *,
+    session: Session,
+    match_id: int,
+    user_id: int,
+    reason: str = "",
+    reason_code: str | None = None,
+    now: datetime | None = None,
 ) -> Match:
     """The user's side does not want this pair: it leaves both lists and is never suggested
-    again. After an introduction this withdraws from it instead."""
+    again. After an introduction this withdraws from it instead, and its collaboration ends
+    without result for the same reason. `reason_code` is one of the short list
+    (`DeclineReason`; optional), `reason` the free text."""
     match, side = _get_for(session, match_id, user_id)
     reason = reason.strip()
     if len(reason) > 1_000:
         raise Conflict("Please keep the reason under 1,000 characters.")
+    code: DeclineReason | None = None
+    if reason_code:
+        try:
+            code = DeclineReason(reason_code)
+        except ValueError:
+            raise InvalidInput({"reason_code": ["Please choose a reason from the list."]}) from None
     if match.status in (MatchStatus.declined, MatchStatus.withdrawn):
         return match
-    match.status = (
-        MatchStatus.withdrawn if match.status == MatchStatus.introduced else MatchStatus.declined
-    )
+    introduced = match.status == MatchStatus.introduced
+    match.status = MatchStatus.withdrawn if introduced else MatchStatus.declined
     match.declined_by = side
     match.decline_reason = reason
+    match.decline_reason_code = code
     match.rank_for_proposal = match.rank_for_offer = None
     session.add(match)
     session.flush()
+    if introduced:
+        collaborations.end_on_withdrawal(
+            session=session, match=match, user_id=user_id, reason=code, text=reason, now=now
+        )
     return match
 
 
@@ -261,6 +282,7 @@ def undo_dismissal(*, session: Session, match_id: int, user_id: int) -> Match:
         )
     match.declined_by = None
     match.decline_reason = ""
+    match.decline_reason_code = None
     session.add(match)
     session.flush()
     return match

@@ -30,6 +30,7 @@ from sqlmodel import Session, col, func, select
 
 from app.services import outbox
 from models import (
+    CollaborationEvent,
     Match,
     MatchEvent,
     MatchStatus,
@@ -48,6 +49,8 @@ from models import (
 Side = Literal["academic", "company"]
 # Outbox kinds of the mails the dispatcher writes (what the per-hour limit counts).
 UPDATE_KIND = "match-updates"
+# A collaboration moved on by the other side (key: collaboration:event-N:user-M).
+COLLABORATION = "collaboration"
 DIGEST_KIND = "digest"
 DROPPED = "dropped"
 INSTANT_PER_HOUR = 4
@@ -164,6 +167,26 @@ def record_interest(
     return _insert_events(session, rows)
 
 
+def record_collaboration(
+    *,
+    session: Session,
+    match: Match,
+    recipients: Iterable[tuple[User, Side]],
+    event_id: int,
+    now: datetime | None = None,
+) -> int:
+    """A collaboration change (history row `event_id`) for each recipient on the other side,
+    mailed as their preference says, once each."""
+    now = now or utcnow()
+    rows = []
+    for user, side in recipients:
+        if _wants(user):
+            row = _event(COLLABORATION, user, match, side, now)
+            row["key"] = f"{COLLABORATION}:event-{event_id}:user-{user.id}"
+            rows.append(row)
+    return _insert_events(session, rows)
+
+
 def forget_interest(*, session: Session, match: Match, withdrawn_side: Side) -> int:
     """Interest taken back: its events that no mail has announced yet are removed, so the
     other side is not told of an interest that no longer stands, and hears of it if it is
@@ -197,6 +220,9 @@ class Update:
     offer_title: str
     organisation: str
     organisation_verified: bool = True
+    # For a collaboration change: the record's id and the history row (stages, details).
+    collaboration_id: int | None = None
+    change: CollaborationEvent | None = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +263,8 @@ def _update(session: Session, event: MatchEvent) -> Update | None:
             Match.proposal_id == event.proposal_id, Match.offer_id == event.offer_id
         )
     ).first()
+    if event.kind == COLLABORATION:
+        return _collaboration_update(session, event, proposal, offer, match)
     if (
         proposal is None
         or offer is None
@@ -260,6 +288,36 @@ def _update(session: Session, event: MatchEvent) -> Update | None:
         offer_title=offer.title,
         organisation=organisation.name if organisation else "",
         organisation_verified=organisation.verified if organisation else True,
+    )
+
+
+def _collaboration_update(
+    session: Session,
+    event: MatchEvent,
+    proposal: Proposal | None,
+    offer: Offer | None,
+    match: Match | None,
+) -> Update | None:
+    """A collaboration change as a mail shows it; None when its record is gone. Told even
+    after the pair has closed: a collaboration outlives the proposal's "open" status."""
+    change_id = int(event.key.split(":")[1].removeprefix("event-"))
+    change = session.get(CollaborationEvent, change_id)
+    if change is None or proposal is None or offer is None or match is None:
+        return None
+    organisation = session.get(Organisation, offer.organisation_id)
+    return Update(
+        kind=event.kind,
+        side=event.side,  # type: ignore[arg-type]
+        score=event.score,
+        proposal_id=proposal.id,  # type: ignore[arg-type]
+        proposal_title=proposal.title,
+        proposal_label="",
+        offer_id=offer.id,  # type: ignore[arg-type]
+        offer_title=offer.title,
+        organisation=organisation.name if organisation else "",
+        organisation_verified=organisation.verified if organisation else True,
+        collaboration_id=change.collaboration_id,
+        change=change,
     )
 
 

@@ -1,0 +1,1 @@
+"""Collaboration records: what followed each introduction (pages, reminders)."""
