@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g
 from sqlmodel import Session
 
+from app import catalogue_version
+
 
 def normalise_url(url: str) -> str:
     """Accept the usual `postgresql://` / `postgres://` spellings; we drive psycopg 3."""
@@ -20,7 +22,14 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str) -> sa.Engine:
-    """An engine for SQLite (foreign keys enforced) or PostgreSQL."""
+    """An engine for SQLite (foreign keys enforced) or PostgreSQL, whose committed writes
+    bump the catalogue version that cached public pages are keyed by (`app.catalogue_version`)."""
+    engine = _make_engine(url)
+    catalogue_version.track_writes(engine)
+    return engine
+
+
+def _make_engine(url: str) -> sa.Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -134,6 +134,9 @@ def test_main_pages_send_as_many_statements_whatever_the_catalogue_size(
     make_offer: Callable[..., Any],
     make_organisation: Callable[..., Any],
 ) -> None:
+    # What rendering a page costs: the cache of anonymous pages (app/pagecache.py, tested in
+    # tests/app/test_pagecache.py) would answer the second view with one statement.
+    app.config["TANDEM_PAGE_CACHE_SECONDS"] = 0
     encoder = StandInEncoder()
     app.extensions["tandem.encoder"] = encoder
     academic = make_user(role=Role.academic)

@@ -1,0 +1,214 @@
+"""Rendered public pages, kept for visitors who are not signed in.
+
+The home page, the proposal and offer listings, one proposal or offer, and search results
+look the same to every visitor who is not signed in, so each is rendered once per catalogue
+version and then served from a cache: in Redis when `REDIS_URL` is set (shared by every web
+process and machine), else in a bounded in-process LRU. The key is the database, the code
+(a digest of `app/` and `templates/`, and the settings pages depend on), the catalogue
+version (`app.catalogue_version`: it changes after every committed write that could change
+these pages, whoever wrote it), the address (scheme, host, path) and the query with its
+parameters sorted. `TANDEM_PAGE_CACHE_SECONDS` bounds how long an entry lives (what changes
+with time alone, such as an offer's deadline passing, shows within that time); 0 turns the
+cache off.
+
+What may be cached, and served, is narrow on purpose:
+- only GET requests to the endpoints in `PUBLIC_PAGES`, with no `Authorization` header, no
+  remember-me cookie, and a session (the signed cookie) holding nothing but the keys in
+  `NEUTRAL_SESSION_KEYS`: a signed-in person (`_user_id`), a flashed message (`_flashes`),
+  or anything else unknown always gets a freshly rendered page;
+- only a 200 HTML answer, not streamed, that set no cookie and changed nothing in the
+  session, rendered for nobody signed in, that carries no CSRF token (`g.csrf_token` unset:
+  no form with a token was rendered) and no `Cache-Control: private`/`no-store`. The search
+  limit's notice is a 429 and so is never kept. A search served from the cache embeds
+  nothing and so counts nothing against the visitor's limit.
+Only the body is kept; the answer served from the cache is a new response that goes through
+every `after_request` hook (security headers; the Content-Security-Policy has no per-request
+nonce, see `app.headers`). Both kinds of answer say `Vary: Cookie`, and
+`X-Tandem-Page-Cache: hit` or `miss` (the benchmark and tests read it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import urllib.parse
+from collections import OrderedDict
+
+import redis
+from flask import Flask, Response, current_app, g, request, session
+
+from app import catalogue_version, db
+from app.config import ROOT
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PAGES = frozenset(
+    {
+        "main.home",
+        "proposals.index",
+        "proposals.show",
+        "offers.index",
+        "offers.show",
+        "search.index",
+    }
+)
+# Session keys that change nothing on a public page: the CSRF secret (a page that shows a
+# token is never cached), Flask-Security's mark that it set its CSRF cookie, the session's
+# permanence and Flask-Login's freshness marks.
+NEUTRAL_SESSION_KEYS = frozenset({"csrf_token", "fs_cc", "_permanent", "_fresh", "_id"})
+# Settings a page's HTML depends on beyond the code and the data.
+RENDER_SETTINGS = ("TANDEM_PAGE_SIZE", "TANDEM_TOP_K", "TANDEM_BASE_URL", "APPLICATION_ROOT")
+MAX_BODY_BYTES = 1 << 20
+HEADER = "X-Tandem-Page-Cache"
+_KEY = "_tandem_page_cache_key"
+
+
+class LocalPages:
+    """A bounded least-recently-used map of key to (expiry, body), shared by the threads of
+    one process."""
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._pages: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            found = self._pages.get(key)
+            if found is None:
+                return None
+            if found[0] < time.monotonic():
+                del self._pages[key]
+                return None
+            self._pages.move_to_end(key)
+            return found[1]
+
+    def put(self, key: str, body: bytes, seconds: int) -> None:
+        with self._lock:
+            self._pages[key] = (time.monotonic() + seconds, body)
+            self._pages.move_to_end(key)
+            while len(self._pages) > self.entries:
+                self._pages.popitem(last=False)
+
+
+class RedisPages:
+    """Pages in Redis, each with its time to live; a Redis that does not answer means no
+    cache (the page is rendered), never an error."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.client.get(key)  # type: ignore[return-value]
+        except redis.RedisError:
+            log.warning("page cache: Redis did not answer; rendering", exc_info=True)
+            return None
+
+    def put(self, key: str, body: bytes, seconds: int) -> None:
+        try:
+            self.client.set(key, body, ex=seconds)
+        except redis.RedisError:
+            log.warning("page cache: Redis did not answer; page not kept", exc_info=True)
+
+
+def code_digest() -> str:
+    """A digest of the code and templates that render pages: a new release never serves the
+    pages the previous one rendered (they may still sit in Redis)."""
+    digest = hashlib.sha256()
+    for folder in ("app", "templates"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix in {".py", ".html", ".txt", ".xml"} and path.is_file():
+                digest.update(str(path.relative_to(ROOT)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _anonymous_and_neutral() -> bool:
+    """The request carries no sign-in and nothing in its session that a page shows."""
+    if request.authorization is not None or request.headers.get("Authorization"):
+        return False
+    if current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies:
+        return False
+    return set(session.keys()) <= NEUTRAL_SESSION_KEYS
+
+
+def _seconds() -> int:
+    """How long an entry lives; read per request, so a test may turn the cache off."""
+    return int(current_app.config.get("TANDEM_PAGE_CACHE_SECONDS") or 0)
+
+
+def init_app(app: Flask) -> None:
+    if int(app.config.get("TANDEM_PAGE_CACHE_SECONDS") or 0) <= 0:
+        return
+    redis_url = app.config.get("REDIS_URL")
+    pages: LocalPages | RedisPages = (
+        RedisPages(redis_url)
+        if redis_url
+        else LocalPages(int(app.config.get("TANDEM_PAGE_CACHE_ENTRIES", 2000)))
+    )
+    engine = app.extensions["tandem.engine"]
+    store = catalogue_version.version_store(engine)
+    if store is None:
+        return
+    settings = "|".join(f"{name}={app.config.get(name)!r}" for name in RENDER_SETTINGS)
+    prefix = "|".join((engine.url.render_as_string(hide_password=True), code_digest(), settings))
+    app.extensions["tandem.page_cache"] = pages
+
+    def key_for(version: str) -> str:
+        query = urllib.parse.urlencode(sorted(request.args.items(multi=True)))
+        address = f"{request.scheme}://{request.host}{request.root_path}{request.path}?{query}"
+        digest = hashlib.sha256(f"{prefix}|{version}|{address}".encode()).hexdigest()
+        return f"tandem:page:{digest}"
+
+    @app.before_request
+    def serve_cached_page() -> Response | None:
+        if request.method != "GET" or request.endpoint not in PUBLIC_PAGES or _seconds() <= 0:
+            return None
+        if not _anonymous_and_neutral():
+            return None
+        # Read before the page's data: a page is never labelled with a version newer than
+        # the data it was rendered from.
+        version = store.read(db.db_session().connection())
+        if version is None:
+            return None
+        key = key_for(version)
+        body = pages.get(key)
+        if body is None:
+            setattr(g, _KEY, key)
+            return None
+        response = Response(body, 200, mimetype="text/html")
+        response.headers[HEADER] = "hit"
+        response.vary.add("Cookie")
+        return response
+
+    @app.after_request
+    def keep_page(response: Response) -> Response:
+        key = g.pop(_KEY, None)
+        if key is None:
+            return response
+        response.vary.add("Cookie")
+        response.headers[HEADER] = "miss"
+        if _may_keep(response):
+            pages.put(key, response.get_data(), _seconds())
+        return response
+
+
+def _may_keep(response: Response) -> bool:
+    if response.status_code != 200 or response.mimetype != "text/html":
+        return False
+    if response.is_streamed or response.direct_passthrough or "Set-Cookie" in response.headers:
+        return False
+    cache_control = response.headers.get("Cache-Control", "")
+    if "private" in cache_control or "no-store" in cache_control:
+        return False
+    if session.modified or not _anonymous_and_neutral():
+        return False
+    if current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token") in g:
+        return False
+    user = g.get("_login_user")
+    if user is not None and user.is_authenticated:
+        return False
+    return len(response.get_data()) <= MAX_BODY_BYTES
