@@ -49,7 +49,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     queue.init_app(app)
 
-    from app import api, auth, cli, errors, filters, headers, health, prometheus, web
+    from app import api, auth, cli, errors, filters, headers, health, pagecache, prometheus, web
     from app.admin.views import bp as admin_bp
     from app.api import views as api_views
     from app.collaborations.views import bp as collaborations_bp
@@ -79,4 +79,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     api.init_app(app, api_views)
     health.init_app(app)
     prometheus.init_app(app)
+    # Last, so that every other guard runs before a cached page is served.
+    pagecache.init_app(app)
     return app
