@@ -113,6 +113,31 @@ def read_decided_matches(session: Session) -> list[DecidedMatch]:
     ]
 
 
+@dataclass(frozen=True)
+class ProposalSide:
+    """What the engine needs of the proposals alone (their texts, facts and fit inputs)."""
+
+    proposals: list[Proposal]
+    facts: ProposalFacts
+    texts: list[str]
+    publications: list[list[str]]
+    titles: list[list[str]]
+    domains: list[frozenset[str]]
+    start: np.ndarray
+    duration_months: np.ndarray
+
+
+@dataclass(frozen=True)
+class OfferSide:
+    """What the engine needs of the offers alone, capacity left included."""
+
+    offers: list[Offer]
+    facts: OfferFacts
+    texts: list[str]
+    domains: list[frozenset[str]]
+    available_until: np.ndarray
+
+
 def build_snapshot(
     *,
     proposals: list[Proposal],
@@ -124,12 +149,26 @@ def build_snapshot(
 ) -> Snapshot:
     """The snapshot of records already read: `proposals` and `offers` in id order (the visible
     ones), `publications` per author (newest first), `decided` from `read_decided_matches`."""
-    hours_committed: dict[int, float] = defaultdict(float)
-    projects_committed: dict[int, int] = defaultdict(int)
-    for decision in decided:
-        if decision.committed:
-            hours_committed[decision.offer_id] += decision.hours
-            projects_committed[decision.offer_id] += 1
+    return assemble(
+        proposal_side(
+            proposals=proposals,
+            users=users,
+            organisations=organisations,
+            publications=publications,
+        ),
+        offer_side(offers=offers, organisations=organisations, decided=decided),
+        decided,
+    )
+
+
+def proposal_side(
+    *,
+    proposals: list[Proposal],
+    users: Mapping[int, User],
+    organisations: Mapping[int, Organisation],
+    publications: Mapping[int, list[Publication]],
+) -> ProposalSide:
+    """The proposals' part of a snapshot (`proposals` visible, in id order)."""
 
     def author_identities(proposal: Proposal) -> list[str]:
         author = users.get(proposal.author_id)
@@ -137,7 +176,7 @@ def build_snapshot(
             return []
         return _identities(organisations.get(author.organisation_id), author.email)
 
-    proposal_records = [
+    records = [
         {
             "gpu_hours_needed": p.gpu_hours_needed,
             "gpu_memory_min_gb": p.gpu_memory_min_gb,
@@ -151,7 +190,35 @@ def build_snapshot(
         }
         for p in proposals
     ]
-    offer_records = [
+    return ProposalSide(
+        proposals=proposals,
+        facts=ProposalFacts.from_records(records),
+        texts=[proposal_text(p) for p in proposals],
+        publications=[
+            [publication_text(pub) for pub in publications.get(p.author_id, ())] for p in proposals
+        ],
+        titles=[[pub.title for pub in publications.get(p.author_id, ())] for p in proposals],
+        domains=[frozenset(p.data_domains) for p in proposals],
+        start=np.array([_date64(p.earliest_start) for p in proposals], dtype="datetime64[D]"),
+        duration_months=np.array([p.duration_months for p in proposals], dtype=np.float64),
+    )
+
+
+def offer_side(
+    *,
+    offers: list[Offer],
+    organisations: Mapping[int, Organisation],
+    decided: list[DecidedMatch],
+) -> OfferSide:
+    """The offers' part of a snapshot (`offers` visible, in id order), with the capacity the
+    introduced matches among `decided` hold."""
+    hours_committed: dict[int, float] = defaultdict(float)
+    projects_committed: dict[int, int] = defaultdict(int)
+    for decision in decided:
+        if decision.committed:
+            hours_committed[decision.offer_id] += decision.hours
+            projects_committed[decision.offer_id] += 1
+    records = [
         {
             "kind": o.kind.value,
             "is_open": o.status == OfferStatus.open,
@@ -169,36 +236,39 @@ def build_snapshot(
         }
         for o in offers
     ]
-    proposal_facts = ProposalFacts.from_records(proposal_records)
-    offer_facts = OfferFacts.from_records(offer_records)
-    fit = FitInputs.from_facts(
-        proposal_facts,
-        offer_facts,
-        proposal_domains=[frozenset(p.data_domains) for p in proposals],
-        start=np.array([_date64(p.earliest_start) for p in proposals], dtype="datetime64[D]"),
-        duration_months=np.array([p.duration_months for p in proposals], dtype=np.float64),
-        offer_domains=[
-            frozenset(o.data_domains) if o.kind.offers_data else frozenset() for o in offers
-        ],
+    return OfferSide(
+        offers=offers,
+        facts=OfferFacts.from_records(records),
+        texts=[offer_text(o) for o in offers],
+        domains=[frozenset(o.data_domains) if o.kind.offers_data else frozenset() for o in offers],
         available_until=np.array(
             [_date64(o.available_until) for o in offers], dtype="datetime64[D]"
         ),
     )
-    corpus = Corpus(
-        proposal_texts=[proposal_text(p) for p in proposals],
-        offer_texts=[offer_text(o) for o in offers],
-        author_publications=[
-            [publication_text(pub) for pub in publications.get(p.author_id, ())] for p in proposals
-        ],
-        publication_titles=[
-            [pub.title for pub in publications.get(p.author_id, ())] for p in proposals
-        ],
-        proposals=proposal_facts,
-        offers=offer_facts,
-        fit=fit,
-        set_aside=_set_aside(decided, proposals, offers),
+
+
+def assemble(proposals: ProposalSide, offers: OfferSide, decided: list[DecidedMatch]) -> Snapshot:
+    """The snapshot of both sides, with the pairs `decided` set aside."""
+    fit = FitInputs.from_facts(
+        proposals.facts,
+        offers.facts,
+        proposal_domains=proposals.domains,
+        start=proposals.start,
+        duration_months=proposals.duration_months,
+        offer_domains=offers.domains,
+        available_until=offers.available_until,
     )
-    return Snapshot(proposals=proposals, offers=offers, corpus=corpus)
+    corpus = Corpus(
+        proposal_texts=proposals.texts,
+        offer_texts=offers.texts,
+        author_publications=proposals.publications,
+        publication_titles=proposals.titles,
+        proposals=proposals.facts,
+        offers=offers.facts,
+        fit=fit,
+        set_aside=_set_aside(decided, proposals.proposals, offers.offers),
+    )
+    return Snapshot(proposals=proposals.proposals, offers=offers.offers, corpus=corpus)
 
 
 def _set_aside(

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import sqlalchemy as sa
@@ -23,7 +23,8 @@ from app.services.corpus import Snapshot, load_snapshot, make_matcher
 from app.services.errors import NotFound
 from app.services.snapshots import SNAPSHOTS, SnapshotCache
 from matching import Encoder
-from matching.engine import Matcher
+from matching.engine import BlockScorer, Matcher
+from matching.recommend import top_k_rows
 from matching.scoring import ScoreWeights
 from models import (
     Match,
@@ -154,11 +155,17 @@ def _refresh(
     columns: np.ndarray,
     k: int,
     touched_match_filter: object,
+    known_best: dict[int, list[int]] | None = None,
 ) -> tuple[int, int]:
     """Recompute the rows `rows` and columns `columns` (corpus indices) and reconcile every
-    stored match touching them; other rows and columns keep their stored ranks."""
+    stored match touching them; other rows and columns keep their stored ranks. Rows whose
+    best offers the caller has already found are in `known_best`."""
     corpus = snapshot.corpus
-    row_best = matcher.recommend(corpus, k, rows=rows).best_offers() if len(rows) else {}
+    known_best = known_best or {}
+    rows_left = np.array([r for r in rows if int(r) not in known_best], dtype=np.int64)
+    row_best = dict(known_best)
+    if len(rows_left):
+        row_best.update(matcher.recommend(corpus, k, rows=rows_left).best_offers())
     column_best = (
         matcher.recommend(corpus, k, columns=columns).best_proposals() if len(columns) else {}
     )
@@ -190,13 +197,6 @@ def _refresh(
     )
 
 
-def _threshold(matches: Iterable[Any], attribute: str, k: int) -> float:
-    """The score an outsider must reach to enter a top-k: the k-th best stored score (or
-    -inf while the list has fewer than k entries)."""
-    scores = sorted((m.score for m in matches if getattr(m, attribute) is not None), reverse=True)
-    return scores[k - 1] if len(scores) >= k else -np.inf
-
-
 def _refresh_one(
     *,
     session: Session,
@@ -223,40 +223,42 @@ def _refresh_one(
     other_index = snapshot.offer_index() if side == "proposal" else snapshot.proposal_index()
     others = snapshot.offers if side == "proposal" else snapshot.proposals
 
-    # Only what the thresholds need (ids, scores, ranks), not whole matches with their
-    # explanations: loading every match dominated one item's refresh on a large catalogue.
-    stored = session.exec(
-        select(
-            Match.proposal_id,
-            Match.offer_id,
-            Match.score,
-            Match.rank_for_proposal,
-            Match.rank_for_offer,
-        ).where((getattr(Match, own) == item_id) | col(getattr(Match, other_rank)).is_not(None))
-    ).all()
-    by_other: dict[int, list[Any]] = defaultdict(list)
-    for match in stored:
-        if getattr(match, own) != item_id:
-            by_other[getattr(match, other)].append(match)
-    affected = {
-        getattr(m, other) for m in stored if getattr(m, own) == item_id and getattr(m, other_rank)
-    }
+    # Where the item was ranked, and each counterpart's k-th ranked score among the others
+    # (the bar the item must reach to enter its list): one row per counterpart at most.
+    own_column, other_column = getattr(Match, own), getattr(Match, other)
+    affected = set(
+        session.exec(
+            select(other_column).where(
+                own_column == item_id, col(getattr(Match, other_rank)).is_not(None)
+            )
+        ).all()
+    )
+    bars = dict(
+        session.exec(
+            select(other_column, Match.score).where(
+                getattr(Match, other_rank) == k, own_column != item_id
+            )
+        ).all()
+    )
     mine = np.array([], dtype=np.int64)
+    known_best: dict[int, list[int]] = {}
     index = own_index.get(item_id)
     if index is not None and len(others):
         mine = np.array([index])
         if side == "proposal":
-            scores = matcher.block(snapshot.corpus, mine).masked()[0]
+            # Scored as a full recompute scores it (set-aside pairs excluded): its own top-k
+            # comes from the same scores.
+            everything = np.arange(snapshot.corpus.shape[1])
+            scorer = BlockScorer(matcher, snapshot.corpus, mine, everything)
+            scores = scorer.scores(np.array([0]))[0]
+            _, best = top_k_rows(scores[None, :], k)
+            known_best = {index: [int(o) for o in best[0] if o >= 0]}
         else:
             everyone = np.arange(snapshot.corpus.shape[0])
             scores = matcher.block(snapshot.corpus, everyone, mine).masked()[:, 0]
-        for position, record in enumerate(others):
-            if np.isfinite(scores[position]) and scores[position] >= _threshold(
-                by_other[record.id],
-                other_rank,
-                k,  # type: ignore[arg-type]
-            ):
-                affected.add(record.id)
+        bar = np.array([bars.get(record.id, -np.inf) for record in others], dtype=np.float64)
+        reached = np.flatnonzero(np.isfinite(scores) & (scores >= bar))
+        affected.update(others[i].id for i in reached)
     theirs = np.array(sorted(other_index[i] for i in affected if i in other_index), dtype=np.int64)
     their_ids = [others[i].id for i in theirs]
     rows, columns = (mine, theirs) if side == "proposal" else (theirs, mine)
@@ -267,6 +269,7 @@ def _refresh_one(
         rows=rows,
         columns=columns,
         k=k,
+        known_best=known_best,
         touched_match_filter=(getattr(Match, own) == item_id)
         | col(getattr(Match, other)).in_(their_ids),
     )

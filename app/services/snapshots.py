@@ -35,9 +35,13 @@ from sqlmodel import Session, col, select
 
 from app.services.corpus import (
     DecidedMatch,
+    OfferSide,
+    ProposalSide,
     Snapshot,
-    build_snapshot,
+    assemble,
     make_matcher,
+    offer_side,
+    proposal_side,
     read_decided_matches,
 )
 from app.services.embedding_store import SqlEmbeddingStore
@@ -95,6 +99,8 @@ class _Prepared:
     terms: TfidfSimilarity | None = None
     changed_since_terms: int = 0
     decided: list[DecidedMatch] = field(default_factory=list)
+    proposals: ProposalSide | None = None
+    offers: OfferSide | None = None
 
 
 class SnapshotCache:
@@ -127,12 +133,43 @@ class SnapshotCache:
             prepared = self._prepared
             if prepared is None or prepared.key != key:
                 prepared = self._prepared = _Prepared(key=key, tables=defaultdict(_Table))
-            changed = self._sync(session, prepared)
+            changes = self._sync(session, prepared)
+            changed = sum(changes.values())
             decided = read_decided_matches(session)
+            decided_changed = decided != prepared.decided
+            prepared.decided = decided
+            tables = prepared.tables
+            if prepared.proposals is None or (
+                changes["proposal"]
+                + changes["user"]
+                + changes["organisation"]
+                + changes["publication"]
+            ):
+                publications: dict[int, list[Publication]] = defaultdict(list)
+                for publication in tables["publication"].rows.values():
+                    publications[publication.author_id].append(publication)
+                for listed in publications.values():
+                    listed.sort(key=lambda p: (-p.year, p.id))
+                prepared.proposals = proposal_side(
+                    proposals=_by_id(tables["proposal"].rows.values()),
+                    users=tables["user"].rows,
+                    organisations=tables["organisation"].rows,
+                    publications=publications,
+                )
+            if (
+                prepared.offers is None
+                or changes["offer"] + changes["organisation"]
+                or decided_changed
+            ):
+                prepared.offers = offer_side(
+                    offers=_by_id(tables["offer"].rows.values()),
+                    organisations=tables["organisation"].rows,
+                    decided=decided,
+                )
             snapshot = prepared.snapshot
-            if snapshot is None or changed or decided != prepared.decided:
-                prepared.decided = decided
-                snapshot = prepared.snapshot = self._build(prepared)
+            if snapshot is None or changed or decided_changed:
+                snapshot = assemble(prepared.proposals, prepared.offers, decided)
+                prepared.snapshot = snapshot
             texts = [*snapshot.corpus.proposal_texts, *snapshot.corpus.offer_texts]
             if prepared.lexical is None or prepared.terms is None:
                 fresh = make_matcher(session=session, encoder=encoder, snapshot=snapshot)
@@ -155,46 +192,29 @@ class SnapshotCache:
             )
         return snapshot, matcher
 
-    def _sync(self, session: Session, prepared: _Prepared) -> int:
+    def _sync(self, session: Session, prepared: _Prepared) -> dict[str, int]:
         tables = prepared.tables
         proposals = select(Proposal.id, Proposal.updated_at).where(*visible_proposals())
         authors = select(Proposal.author_id).where(*visible_proposals())
-        changed = tables["proposal"].sync(session, Proposal, proposals)
-        changed += tables["offer"].sync(
+        changes = {"proposal": tables["proposal"].sync(session, Proposal, proposals)}
+        changes["offer"] = tables["offer"].sync(
             session, Offer, select(Offer.id, Offer.updated_at).where(*visible_offers())
         )
-        changed += tables["user"].sync(
+        changes["user"] = tables["user"].sync(
             session, User, select(User.id, User.updated_at).where(col(User.id).in_(authors))
         )
-        changed += tables["organisation"].sync(
+        changes["organisation"] = tables["organisation"].sync(
             session, Organisation, select(Organisation.id, Organisation.updated_at)
         )
-        changed += tables["publication"].sync(
+        changes["publication"] = tables["publication"].sync(
             session,
             Publication,
             select(Publication.id, Publication.updated_at).where(
                 col(Publication.author_id).in_(authors)
             ),
         )
-        self.reads += changed
-        return changed
-
-    @staticmethod
-    def _build(prepared: _Prepared) -> Snapshot:
-        tables = prepared.tables
-        publications: dict[int, list[Publication]] = defaultdict(list)
-        for publication in tables["publication"].rows.values():
-            publications[publication.author_id].append(publication)
-        for listed in publications.values():
-            listed.sort(key=lambda p: (-p.year, p.id))
-        return build_snapshot(
-            proposals=_by_id(tables["proposal"].rows.values()),
-            offers=_by_id(tables["offer"].rows.values()),
-            users=tables["user"].rows,
-            organisations=tables["organisation"].rows,
-            publications=publications,
-            decided=prepared.decided,
-        )
+        self.reads += sum(changes.values())
+        return changes
 
 
 def _by_id(rows: Iterable[Any]) -> list[Any]:
