@@ -288,6 +288,14 @@ class Queue:
         with self.app.app_context():
             return asdict(notify.deliver())
 
+    def warm_rematching(self) -> None:
+        """Prepare this process's kept catalogue and vectors (`snapshots.SNAPSHOTS`) now, so
+        that a fresh worker's first re-ranking costs what the others cost."""
+        with self.app.app_context(), Session(db.engine(), expire_on_commit=False) as session:
+            rematch = get_rematch()
+            rematch.snapshots.warm(session=session, encoder=rematch.encoder)
+            session.commit()
+
     def _rematch(self, kind: str, item_id: int) -> None:
         with self.app.app_context(), Session(db.engine(), expire_on_commit=False) as session:
             rematch = get_rematch()

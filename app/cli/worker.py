@@ -29,7 +29,8 @@ bp = Blueprint("worker", __name__, cli_group=None)
 @click.option(
     "--warm",
     is_flag=True,
-    help="Load the embedding model before taking jobs (else the first job that needs it does).",
+    help="Load the embedding model and the catalogue re-rankings need before taking jobs (else "
+    "the first job that needs them does).",
 )
 def worker_command(threads: int, no_periodic: bool, torch_threads: int | None, warm: bool) -> None:
     """Run queued jobs (mail delivery, re-ranking, bulk embedding; the every-minute run for
@@ -56,6 +57,7 @@ def worker_command(threads: int, no_periodic: bool, torch_threads: int | None, w
         click.echo(f"Queued {len(requeued)} unfinished re-ranking(s) again")
     if warm:
         get_encoder().encode(["warm-up"])
+        queue.warm_rematching()
     queue.announce_ready()
     consumer = queue.huey.create_consumer(
         workers=threads,

@@ -192,6 +192,18 @@ class SnapshotCache:
             )
         return snapshot, matcher
 
+    def warm(self, *, session: Session, encoder: Encoder) -> Snapshot:
+        """Prepare the catalogue before the first job asks for it (a worker's start): read it,
+        fit the lexical model and bring every text's vector into the encoder's memory
+        (embedding those without a stored vector, as that job would). Flushes, never
+        commits."""
+        snapshot, matcher = self.matcher(session=session, encoder=encoder)
+        corpus = snapshot.corpus
+        publications = [text for texts in corpus.author_publications for text in texts]
+        for texts in (corpus.offer_texts, corpus.proposal_texts, publications):
+            encoder.encode(texts, store=matcher.store)
+        return snapshot
+
     def _sync(self, session: Session, prepared: _Prepared) -> dict[str, int]:
         tables = prepared.tables
         proposals = select(Proposal.id, Proposal.updated_at).where(*visible_proposals())

@@ -158,3 +158,21 @@ def test_an_extended_lexical_model_scores_as_one_fitted_on_every_text() -> None:
     assert kept.similarity([new[0]], [new[0]])[0, 0] == pytest.approx(1.0)
     with pytest.raises(ValueError):
         TfidfSimilarity().fit(old).extend(new)
+
+
+def test_a_warmed_worker_reads_and_embeds_only_what_changed(
+    session: Session, demo_loaded: str, fresh_encoder
+) -> None:
+    cache = SnapshotCache()
+    cache.warm(session=session, encoder=fresh_encoder)
+    session.commit()
+    reads, encoded = cache.reads, fresh_encoder.encoded_count
+    offer = session.exec(select(Offer).where(Offer.status == OfferStatus.open)).first()
+    offer.description += " We especially welcome proposals on robot learning."
+    session.add(offer)
+    session.commit()
+    recommendations.refresh_offer(
+        session=session, encoder=fresh_encoder, offer_id=offer.id, k=K, snapshots=cache
+    )
+    assert cache.reads - reads == 1
+    assert fresh_encoder.encoded_count - encoded == 1
