@@ -20,7 +20,10 @@ from pydantic import (
 from app.services import feed, webhooks
 from models import (
     AccessMode,
+    AgreementKind,
     AllocationRoundStatus,
+    CollaborationStage,
+    DeclineReason,
     IpStance,
     LabResourceLevel,
     MatchStatus,
@@ -246,6 +249,60 @@ class AllocationRoundOut(Schema):
     updated_at: datetime
 
 
+class CollaborationOut(Schema):
+    """What followed an introduction of a public pair. The free-text reason for ending stays
+    between the two sides; the reason's code is shown."""
+
+    id: int
+    match_id: int
+    proposal_id: int
+    offer_id: int
+    stage: CollaborationStage
+    agreement_kind: AgreementKind | None
+    agreement_signed_on: date | None
+    gpu_hours_granted: int | None = Field(ge=0)
+    gpu_hours_used: int | None = Field(ge=0)
+    outcome_link: str | None = Field(description="DOI or link of the published result")
+    end_reason: DeclineReason | None = Field(description="Why it ended without a result")
+    stage_changed_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+class FunnelStepOut(Schema):
+    step: str = Field(json_schema_extra={"examples": ["agreement_signed"]})
+    label: str
+    count: int = Field(ge=0, description="Pairs that reached this step or a later one")
+
+
+class ProgrammeGroupOut(Schema):
+    """Collaborations of one research field or lab resource level, by furthest stage."""
+
+    group: str
+    introduced: int = Field(ge=0)
+    agreement_signed: int = Field(ge=0)
+    started: int = Field(ge=0)
+    completed: int = Field(ge=0)
+    published: int = Field(ge=0)
+    ended_without_result: int = Field(ge=0)
+    gpu_hours_granted: int = Field(ge=0)
+    gpu_hours_used: int = Field(ge=0)
+
+
+class ProgrammeOut(Schema):
+    """The programme report over public pairs only (both proposal and offer public)."""
+
+    funnel: list[FunnelStepOut]
+    gpu_hours_granted: int = Field(ge=0)
+    gpu_hours_used: int = Field(ge=0)
+    days_to_agreement_median: float | None = Field(
+        description="Median days from the introduction to a signed agreement"
+    )
+    agreements_timed: int = Field(ge=0)
+    by_field: list[ProgrammeGroupOut]
+    by_lab: list[ProgrammeGroupOut] = Field(description="By the lab's resource level")
+
+
 def _page(name: str, item: type[Schema]) -> type[Schema]:
     fields = {
         "items": (list[item], Field(description="Public records changed, oldest change first")),
@@ -264,6 +321,7 @@ OfferPage = _page("OfferPage", OfferOut)
 OrganisationPage = _page("OrganisationPage", OrganisationOut)
 MatchPage = _page("MatchPage", MatchOut)
 AllocationRoundPage = _page("AllocationRoundPage", AllocationRoundOut)
+CollaborationPage = _page("CollaborationPage", CollaborationOut)
 
 
 class Problem(Schema):

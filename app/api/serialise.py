@@ -12,6 +12,7 @@ from app.services import catalogue, matches
 from models import (
     AllocationAssignment,
     AllocationRound,
+    Collaboration,
     Match,
     Offer,
     Organisation,
@@ -111,10 +112,26 @@ def allocation_round(
     )
 
 
+def collaboration(
+    session: Session, record: Collaboration, _scopes: frozenset[str]
+) -> schemas.CollaborationOut:
+    pair = session.get(Match, record.match_id)
+    return schemas.CollaborationOut.model_validate(
+        {
+            **record.model_dump(
+                include=set(schemas.CollaborationOut.model_fields) - {"proposal_id", "offer_id"}
+            ),
+            "proposal_id": pair.proposal_id if pair else 0,
+            "offer_id": pair.offer_id if pair else 0,
+        }
+    )
+
+
 SERIALISERS: dict[str, Callable[[Session, Any, frozenset[str]], schemas.Schema]] = {
     "proposals": proposal,
     "offers": offer,
     "organisations": organisation,
     "matches": match,
     "allocation-rounds": allocation_round,
+    "collaborations": collaboration,
 }

@@ -22,7 +22,7 @@ from app import db
 from app.api import ProblemError, export, schemas
 from app.api.serialise import SERIALISERS
 from app.db import db_session
-from app.services import feed, partners, webhooks
+from app.services import feed, partners, programme, webhooks
 from app.services.errors import NotFound
 from app.transaction import APIBlueprint
 from app.webhooks import allow_private
@@ -183,6 +183,30 @@ _endpoints(
     schemas.AllocationRoundPage,
     "published allocation rounds",
 )
+
+_endpoints(
+    "collaborations",
+    "outcomes",
+    schemas.CollaborationOut,
+    schemas.CollaborationPage,
+    "collaborations of introduced public pairs",
+)
+
+
+@bp.get("/programme")
+@bp.output(schemas.ProgrammeOut)
+@bp.doc(
+    summary="The programme report",
+    description="From suggestion to outcome (each step counts the pairs that reached it or a "
+    "later one), GPU hours granted and used, the median time to agreement, and outcomes by "
+    "research field and by lab resource level; over pairs whose proposal and offer are both "
+    "public.",
+    security="bearer",
+    responses={**AUTH_RESPONSES, 304: "Not modified"},
+)
+@_requires("outcomes")
+def programme_report() -> dict[str, Any]:
+    return programme.programme_report(session=db_session(), public_only=True).to_dict()
 
 
 @bp.get("/export.ndjson")

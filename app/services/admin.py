@@ -23,6 +23,7 @@ from app.services.rematching import Rematcher
 from models import (
     AllocationRound,
     AllocationRoundStatus,
+    Collaboration,
     Match,
     Offer,
     Organisation,
@@ -40,6 +41,13 @@ def _touch_matches(session: Session, which: sa.ColumnElement[bool]) -> None:
     which reads changes in updated_at order, must see these matches change too."""
     table = Match.__table__
     session.execute(sa.update(table).where(which).values(updated_at=utcnow()))
+    # Their collaborations are shown under the same rule (feed "collaborations").
+    followed = Collaboration.__table__
+    session.execute(
+        sa.update(followed)
+        .where(followed.c.match_id.in_(select(Match.id).where(which)))
+        .values(updated_at=utcnow())
+    )
 
 
 def _page(session: Session, statement: sa.Select, page: int, per_page: int) -> Page:

@@ -30,6 +30,7 @@ from app.services.errors import InvalidInput
 from models import (
     AllocationRound,
     AllocationRoundStatus,
+    Collaboration,
     Match,
     MatchStatus,
     Offer,
@@ -76,6 +77,10 @@ def _public_match() -> sa.ColumnElement[bool]:
     )
 
 
+def _public_collaboration() -> sa.ColumnElement[bool]:
+    return col(Collaboration.match_id).in_(select(Match.id).where(_public_match()))
+
+
 RESOURCES = {
     "proposals": Resource("proposals", Proposal, "proposals", _public_proposal),
     "offers": Resource("offers", Offer, "offers", _public_offer),
@@ -88,6 +93,10 @@ RESOURCES = {
         AllocationRound,
         "allocations",
         lambda: AllocationRound.status == AllocationRoundStatus.published,
+    ),
+    # What followed an introduction: shown under the same consent rule as the match itself.
+    "collaborations": Resource(
+        "collaborations", Collaboration, "outcomes", lambda: _public_collaboration()
     ),
 }
 

@@ -20,6 +20,8 @@ SCOPES = {
     "organisations": "Organisations: name, kind, email domains, verified",
     "matches": "Introduced matches, with score components and explanation",
     "allocations": "Published allocation rounds and their assignments",
+    "outcomes": "What followed introductions of public pairs (stage, agreement, GPU hours, "
+    "outcome) and the programme report",
     "contacts": "With matches: the names and emails of the people introduced",
     "webhooks": "Register URLs for signed notifications of introductions and published rounds",
 }

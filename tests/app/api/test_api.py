@@ -361,11 +361,19 @@ def test_the_openapi_document_describes_every_endpoint_with_examples(
 ) -> None:
     spec = client.get("/api/v1/openapi.json").get_json()
     assert spec["openapi"].startswith("3.1")
-    names = ["proposals", "offers", "organisations", "matches", "allocation-rounds"]
+    names = [
+        "proposals",
+        "offers",
+        "organisations",
+        "matches",
+        "allocation-rounds",
+        "collaborations",
+    ]
     assert sorted(spec["paths"]) == sorted(
         [f"/api/v1/{n}" for n in names]
         + [f"/api/v1/{n}/{{record_id}}" for n in names]
         + ["/api/v1/export.ndjson", "/api/v1/webhooks", "/api/v1/webhooks/{webhook_id}"]
+        + ["/api/v1/programme"]
     )
     listing = spec["paths"]["/api/v1/proposals"]["get"]
     assert {p["name"] for p in listing["parameters"]} == {"cursor", "updated_since", "limit"}

@@ -21,9 +21,12 @@ from sqlmodel import Session
 
 from app.services import partners
 from models import (
+    AgreementKind,
     AllocationAssignment,
     AllocationRound,
     AllocationRoundStatus,
+    Collaboration,
+    CollaborationStage,
     Match,
     MatchStatus,
     utcnow,
@@ -46,7 +49,8 @@ SETTINGS = settings(
 @pytest.fixture
 def partner_token(app: Flask, session: Session, pair: dict[str, Any]) -> str:
     """A token with every scope, on data where every resource has a public record: an
-    introduced match and a published allocation round besides the pair's records."""
+    introduced match with its collaboration and a published allocation round besides the
+    pair's records."""
     app.config["TANDEM_API_SETTLE_SECONDS"] = 0
     app.config["TANDEM_API_RATE_LIMIT"] = "100000 per minute"
     match = session.get(Match, pair["match"].id)
@@ -63,6 +67,16 @@ def partner_token(app: Flask, session: Session, pair: dict[str, Any]) -> str:
             offer_id=match.offer_id,
             score=match.score,
             gpu_hours=100,
+        )
+    )
+    session.add(
+        Collaboration(
+            match_id=match.id,
+            stage=CollaborationStage.started,
+            agreement_kind=AgreementKind.collaboration,
+            agreement_signed_on=utcnow().date(),
+            gpu_hours_granted=100,
+            gpu_hours_used=10,
         )
     )
     token = partners.create_token(session=session, name="Schema", scopes=partners.SCOPES)
@@ -118,7 +132,7 @@ def answered(production_api: schemathesis.BaseSchema) -> Iterator[set[str]]:
     succeeded: set[str] = set()
     yield succeeded
     everything = {result.ok().label for result in production_api.get_all_operations()}
-    assert len(everything) == 14 and succeeded == everything, everything - succeeded
+    assert len(everything) == 17 and succeeded == everything, everything - succeeded
 
 
 production = schemathesis.pytest.from_fixture("production_api")
