@@ -53,6 +53,10 @@ def load_command(if_empty: bool) -> None:
                 f"{result.proposals} proposals x {result.offers} offers "
                 f"({result.texts_encoded} texts encoded)."
             )
+        # Needs the suggestions above; adds nothing once any collaboration exists.
+        records = demo.load_collaborations(session=session, data=data)
+        if records:
+            click.echo(f"Collaborations: {records} introduced pairs, at every stage.")
         session.commit()
 
     logins = demo.demo_logins(data)

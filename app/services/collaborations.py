@@ -359,10 +359,12 @@ def advance(
     user_id: int,
     change: Change,
     now: datetime | None = None,
+    tell: bool = True,
 ) -> Collaboration:
     """Move the collaboration on as one side says, keep the change as a history row, and
-    tell the other side. InvalidInput (field by field) or Conflict leaves nothing written;
-    NotFound for anyone not on the collaboration. Flushes, never commits."""
+    tell the other side (unless `tell` is False: the demo's history is not news).
+    InvalidInput (field by field) or Conflict leaves nothing written; NotFound for anyone
+    not on the collaboration. Flushes, never commits."""
     now = now or utcnow()
     view = get(session=session, collaboration_id=collaboration_id, user_id=user_id)
     if view.viewer == "admin":
@@ -390,6 +392,8 @@ def advance(
     )
     session.add(event)
     session.flush()
+    if not tell:
+        return collaboration
     notices.record_collaboration(
         session=session,
         match=view.match,

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
+from app.services import collaborations
 from models import (
+    Collaboration,
+    Match,
+    MatchStatus,
     Offer,
     OfferCreate,
     OfferStatus,
@@ -51,6 +56,7 @@ def read_demo_data(data_dir: Path = DATA_DIR) -> dict[str, list[dict[str, Any]]]
         "users": [],
         "proposals": [],
         "offers": [],
+        "collaborations": [],
     }
     for path in sorted(data_dir.glob("*.json")):
         content = json.loads(path.read_text(encoding="utf-8"))
@@ -163,3 +169,105 @@ def load_demo(
         added["offers"] += 1
     session.flush()
     return DemoSummary(**added)
+
+
+def load_collaborations(
+    *,
+    session: Session,
+    data: dict[str, list[dict[str, Any]]],
+    now: datetime | None = None,
+) -> int:
+    """Introduce a few of the best suggested pairs and walk each through the stages its
+    script names (`collaborations` in the demo files: days ago, who moved it, the details),
+    so a new user sees records at every stage. Pairs involving the demo logins come first.
+    Runs after the matcher (it needs suggestions); adds nothing when any collaboration
+    exists already, and tells nobody (these changes are history, not news). Returns how many
+    records it wrote. Flushes, never commits."""
+    scripts = data.get("collaborations", [])
+    if not scripts or session.exec(select(func.count()).select_from(Collaboration)).one():
+        return 0
+    now = now or utcnow()
+    logins = {email for _, email, _ in demo_logins(data)}
+    login_users = session.exec(select(User).where(col(User.email).in_(logins))).all()
+    login_ids = {u.id for u in login_users}
+    login_orgs = {u.organisation_id for u in login_users if u.role == Role.company}
+    candidates = session.exec(
+        select(Match, Proposal, Offer)
+        .join(Proposal, col(Proposal.id) == col(Match.proposal_id))
+        .join(Offer, col(Offer.id) == col(Match.offer_id))
+        .where(
+            Match.status == MatchStatus.suggested,
+            Proposal.status == ProposalStatus.open,
+            Offer.status == OfferStatus.open,
+            col(Offer.created_by_id).is_not(None),
+        )
+        .order_by(col(Match.score).desc(), col(Match.id))
+    ).all()
+    candidates = sorted(
+        candidates,
+        key=lambda row: -(row[1].author_id in login_ids) - (row[2].organisation_id in login_orgs),
+    )
+    used_proposals: set[int] = set()
+    used_offers: set[int] = set()
+    written = 0
+    for script in scripts:
+        row = next(
+            (
+                (m, p, o)
+                for m, p, o in candidates
+                if p.id not in used_proposals and o.id not in used_offers
+            ),
+            None,
+        )
+        if row is None:
+            break
+        match, proposal, offer = row
+        used_proposals.add(proposal.id)  # type: ignore[arg-type]
+        used_offers.add(offer.id)  # type: ignore[arg-type]
+        _walk(session, match, proposal, offer, script, now)
+        written += 1
+    return written
+
+
+def _walk(
+    session: Session,
+    match: Match,
+    proposal: Proposal,
+    offer: Offer,
+    script: dict[str, Any],
+    now: datetime,
+) -> None:
+    introduced = now - timedelta(days=script["introduced_days_ago"])
+    match.academic_interested_at = match.company_interested_at = introduced
+    match.company_contact_id = offer.created_by_id
+    match.status = MatchStatus.introduced
+    match.introduced_at = introduced
+    proposal.status = ProposalStatus.matched
+    session.add_all([match, proposal])
+    session.flush()
+    record = collaborations.start(session=session, match=match, now=introduced)
+    movers = {"academic": proposal.author_id, "company": offer.created_by_id}
+    most = offer.max_hours_per_project or offer.gpu_hours_budget
+    for step in script["steps"]:
+        when = now - timedelta(days=step["days_ago"])
+        signed = step.get("agreement_signed_days_ago")
+        granted = step.get("gpu_hours_granted")
+        used = step.get("gpu_hours_used")
+        change = collaborations.Change(
+            stage=step["stage"],
+            agreement_kind=step.get("agreement_kind"),
+            agreement_signed_on=(now - timedelta(days=signed)).date() if signed else None,
+            gpu_hours_granted=min(granted, most) if granted is not None else None,
+            gpu_hours_used=min(used, most) if used is not None else None,
+            outcome_link=step.get("outcome_link", ""),
+            end_reason=step.get("end_reason"),
+            end_reason_text=step.get("end_reason_text", ""),
+        )
+        collaborations.advance(
+            session=session,
+            collaboration_id=record.id,  # type: ignore[arg-type]
+            user_id=movers[step["by"]],  # type: ignore[arg-type]
+            change=change,
+            now=when,
+            tell=False,
+        )

@@ -506,3 +506,40 @@ def test_service_refuses_strangers_and_bad_values_without_writing(
         CollaborationStage.published,
     )
     assert collaborations.next_stages(CollaborationStage.published) == ()
+
+
+def test_the_demo_shows_collaborations_at_every_stage(
+    client: FlaskClient, auth: AuthActions, session: Session, demo_loaded: str, runner: Any
+) -> None:
+    assert "Collaborations: 7 introduced pairs, at every stage." in demo_loaded
+    records = session.exec(select(Collaboration)).all()
+    assert {r.stage for r in records} == set(CollaborationStage)
+    published = next(r for r in records if r.stage == CollaborationStage.published)
+    assert published.outcome_link == "https://doi.org/10.5555/tandem-demo.2026.001"
+    ended = next(r for r in records if r.stage == CollaborationStage.ended_without_result)
+    assert ended.end_reason == DeclineReason.terms and ended.end_reason_text
+    for record in records:
+        match = session.get(Match, record.match_id)
+        assert match.status == MatchStatus.introduced
+        steps = session.exec(
+            select(CollaborationEvent).where(CollaborationEvent.collaboration_id == record.id)
+        ).all()
+        assert steps[-1].to_stage == record.stage.value
+    # Loading again adds nothing; and the demo's history mailed nobody.
+    again = runner.invoke(args=["demo", "load"])
+    assert "Collaborations:" not in again.output
+    assert len(session.exec(select(Collaboration)).all()) == 7
+    assert session.exec(select(Notification)).all() == []
+    # The demo logins printed at start-up see records of their own.
+    from app.services import demo
+
+    for role, email, _ in demo.demo_logins(demo.read_demo_data()):
+        if role == "admin":
+            continue  # sees every record (tested above); signs in with a second factor
+        user = session.exec(select(User).where(User.email == email)).one()
+        mine = collaborations.visible(session=session, user_id=user.id)
+        assert mine, role
+        auth.login(email, demo.DEMO_PASSWORD)
+        page = text_of(client.get("/collaborations/").data)
+        assert all(v.proposal.title in page for v in mine), role
+        auth.logout()
