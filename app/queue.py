@@ -70,7 +70,7 @@ from werkzeug.serving import is_running_from_reloader
 
 from app import db, notify
 from app.matcher import get_encoder, get_rematch
-from app.services import outbox
+from app.services import outbox, ranking_model
 from app.services.embedding_store import embed_missing, missing_chunks
 from app.services.errors import NotFound
 from app.services.rematching import REMATCH_REQUESTS
@@ -254,6 +254,13 @@ class Queue:
         def requeue_task() -> None:
             self.requeue_unfinished()
 
+        @huey.periodic_task(
+            crontab(day_of_week="1", hour="4", minute="0"), name="tandem.fit-ranking"
+        )
+        def fit_ranking_task() -> None:
+            # The outcome loop, weekly: learned weights adopted only when better by the margin.
+            self.fit_ranking()
+
         @huey.task(name="tandem.embed", retries=3, retry_delay=1)
         def embed_task(model_name: str, texts: list[str]) -> int:
             return self._embed(model_name, texts)
@@ -305,6 +312,17 @@ class Queue:
             except NotFound:
                 return  # deleted since
             session.commit()
+
+    def fit_ranking(self) -> int:
+        """Fit the score's weights on the decisions recorded so far and record the verdict
+        (`flask --app app ranking fit` does the same); returns the fit's id."""
+        with self.app.app_context(), Session(db.engine(), expire_on_commit=False) as session:
+            model = ranking_model.fit_ranking_model(
+                session=session, baseline=self.app.extensions["tandem.weights"]
+            )
+            session.commit()
+            log.info("Ranking model %s: %s", model.version, model.reason)
+            return int(model.id or 0)
 
     def _embed(self, model_name: str, texts: list[str]) -> int:
         with self.app.app_context(), Session(db.engine()) as session:

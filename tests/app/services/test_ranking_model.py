@@ -161,3 +161,19 @@ def test_a_model_fitted_against_other_weights_does_not_rank(
     state = ranking_state(session=session, configured=other)
     assert state.weights == other and not state.learned
     assert "fitted against other fixed weights" in state.summary
+
+
+def test_the_queue_fits_weekly_and_records_the_verdict(
+    app: Flask, session: Session, record_history: Callable[..., None]
+) -> None:
+    record_history(120, FIT_FIRST, seed=3)
+    queue = app.extensions["tandem.queue"]
+    weekly = next(
+        task for task in queue.huey._registry.periodic_tasks if task.name == "tandem.fit-ranking"
+    )
+    monday_4am = datetime(2026, 12, 7, 4, 0)
+    assert weekly.validate_datetime(monday_4am)
+    assert not weekly.validate_datetime(monday_4am + timedelta(days=1))
+    model_id = queue.fit_ranking()
+    model = session.get(RankingModel, model_id)
+    assert model is not None and model.adopted
