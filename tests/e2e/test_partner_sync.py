@@ -29,7 +29,7 @@ from models import (
 )
 from tests.e2e.conftest import LiveServer
 
-READ_SCOPES = ("proposals", "offers", "organisations", "matches", "allocations")
+READ_SCOPES = ("proposals", "offers", "organisations", "matches", "allocations", "outcomes")
 
 
 def _seed(server: LiveServer) -> None:
