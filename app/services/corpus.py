@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 import numpy as np
 from sqlmodel import Session, col, select
@@ -44,9 +45,19 @@ class Snapshot:
     corpus: Corpus
 
     def proposal_index(self) -> dict[int, int]:
-        return {p.id: i for i, p in enumerate(self.proposals)}  # type: ignore[misc]
+        return self._proposal_index
 
     def offer_index(self) -> dict[int, int]:
+        return self._offer_index
+
+    # Computed once per snapshot (a kept snapshot serves many re-rankings); callers must not
+    # change the dicts they get.
+    @cached_property
+    def _proposal_index(self) -> dict[int, int]:
+        return {p.id: i for i, p in enumerate(self.proposals)}  # type: ignore[misc]
+
+    @cached_property
+    def _offer_index(self) -> dict[int, int]:
         return {o.id: j for j, o in enumerate(self.offers)}  # type: ignore[misc]
 
 

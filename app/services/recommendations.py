@@ -256,7 +256,8 @@ def _refresh_one(
         else:
             everyone = np.arange(snapshot.corpus.shape[0])
             scores = matcher.block(snapshot.corpus, everyone, mine).masked()[:, 0]
-        bar = np.array([bars.get(record.id, -np.inf) for record in others], dtype=np.float64)
+        other_ids = other_index.keys()  # in corpus order
+        bar = np.array([bars.get(i, -np.inf) for i in other_ids], dtype=np.float64)
         reached = np.flatnonzero(np.isfinite(scores) & (scores >= bar))
         affected.update(others[i].id for i in reached)
     theirs = np.array(sorted(other_index[i] for i in affected if i in other_index), dtype=np.int64)
