@@ -28,7 +28,7 @@ from models import (
     User,
     utcnow,
 )
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import LiveServer, screenshot
 from tests.e2e.forms import NO_HORIZONTAL_SCROLL
 
 
@@ -127,6 +127,7 @@ def test_an_administrator_reads_the_programme_and_downloads_its_table(
     )
     expect(page.get_by_text(f"{report.gpu_hours_granted:,}", exact=True).first).to_be_visible()
 
+    screenshot(page, f"admin-programme-{page.viewport_size['width']}")  # type: ignore[index]
     labs = page.get_by_role("region", name="Outcomes by lab resource level")
     under = labs.get_by_role("row", name=re.compile("^Under-resourced labs"))
     expect(under.get_by_role("cell").first).to_have_text(str(report.by_lab[0].introduced))
