@@ -116,7 +116,7 @@ def changes_catalogue(statement: str) -> bool:
 class VersionStore:
     """Reads and bumps the version of one database (see the module docstring)."""
 
-    def read(self, connection: sa.Connection) -> str | None:
+    def read(self) -> str | None:
         """The current token (made on first use), or None when there is none (then nothing
         is cached)."""
         raise NotImplementedError
@@ -130,7 +130,7 @@ class MemoryVersion(VersionStore):
     def __init__(self) -> None:
         self._token = secrets.token_hex(8)
 
-    def read(self, connection: sa.Connection) -> str | None:
+    def read(self) -> str | None:
         return self._token
 
     def bump(self, dbapi_connection: Any) -> None:
@@ -144,7 +144,7 @@ class FileVersion(VersionStore):
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def read(self, connection: sa.Connection) -> str | None:
+    def read(self) -> str | None:
         try:
             return self.path.read_text() or None
         except FileNotFoundError:  # no write committed since the database was made
@@ -158,21 +158,56 @@ class FileVersion(VersionStore):
 
 
 class SequenceVersion(VersionStore):
-    """A PostgreSQL sequence: `nextval` is atomic and never returns a value twice."""
+    """A PostgreSQL sequence: `nextval` is atomic and never returns a value twice.
 
-    _READ = sa.text(
+    Read through a small engine of its own, in autocommit and without a ping or a rollback
+    per use: one round trip per read, on every request a cached page may answer."""
+
+    _READ = (
         f"SELECT to_regclass('{SEQUENCE}')::oid, pg_sequence_last_value(to_regclass('{SEQUENCE}'))"
     )
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._created = threading.Event()
+        self._reader: sa.Engine | None = None
+        self._reader_lock = threading.Lock()
 
-    def read(self, connection: sa.Connection) -> str | None:
-        oid, last_value = connection.execute(self._READ).one()
+    def _reading_engine(self) -> sa.Engine:
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = sa.create_engine(
+                    self.engine.url,
+                    isolation_level="AUTOCOMMIT",
+                    pool_reset_on_return=None,
+                    pool_size=8,
+                    connect_args={"connect_timeout": 5},
+                )
+            return self._reader
+
+    def _read_once(self) -> tuple[Any, Any]:
+        connection = self._reading_engine().raw_connection()  # straight to the driver
+        try:
+            cursor = connection.cursor()
+            cursor.execute(self._READ)
+            oid, last_value = cursor.fetchone()
+            cursor.close()
+        except Exception:
+            connection.invalidate()  # a broken connection is never handed out again
+            raise
+        finally:
+            connection.close()
+        return oid, last_value
+
+    def read(self) -> str | None:
+        try:
+            oid, last_value = self._read_once()
+        except Exception:  # a server restarted, say: once more, on a new connection
+            log.info("reading the catalogue version again", exc_info=True)
+            oid, last_value = self._read_once()
         if oid is None:  # no write committed since the schema was made
             self.bump(None)
-            oid, last_value = connection.execute(self._READ).one()
+            oid, last_value = self._read_once()
         return None if oid is None else f"{oid}:{last_value or 0}"
 
     def bump(self, dbapi_connection: Any) -> None:

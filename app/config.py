@@ -58,9 +58,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TANDEM_TOP_K", 5, int),
     Setting("TANDEM_PAGE_SIZE", 20, int),
     # Public pages for visitors not signed in are cached (app.pagecache): seconds an entry
-    # lives (0: no cache), and entries per process when there is no Redis.
+    # lives (0: no cache), and pages kept per process (all of them without Redis, else the
+    # hottest).
     Setting("TANDEM_PAGE_CACHE_SECONDS", 300, int),
-    Setting("TANDEM_PAGE_CACHE_ENTRIES", 2000, int),
+    Setting("TANDEM_PAGE_CACHE_ENTRIES", 1000, int),
     Setting("TANDEM_SCORE_WEIGHTS"),
     Setting("REDIS_URL"),
     # Job queue: sqlite (embedded), redis (with REDIS_URL) or immediate (tests); None picks

@@ -3,13 +3,14 @@
 The home page, the proposal and offer listings, one proposal or offer, and search results
 look the same to every visitor who is not signed in, so each is rendered once per catalogue
 version and then served from a cache: in Redis when `REDIS_URL` is set (shared by every web
-process and machine), else in a bounded in-process LRU. The key is the database, the code
+process and machine, with the hottest pages also kept in each process), else in a bounded
+in-process LRU (`TANDEM_PAGE_CACHE_ENTRIES` pages). The key is the database, the code
 (a digest of `app/` and `templates/`, and the settings pages depend on), the catalogue
 version (`app.catalogue_version`: it changes after every committed write that could change
-these pages, whoever wrote it), the address (scheme, host, path) and the query with its
-parameters sorted. `TANDEM_PAGE_CACHE_SECONDS` bounds how long an entry lives (what changes
-with time alone, such as an offer's deadline passing, shows within that time); 0 turns the
-cache off.
+these pages, whoever wrote it; reading it is one query), the address (scheme, host, path)
+and the query with its parameters sorted. `TANDEM_PAGE_CACHE_SECONDS` bounds how long an
+entry lives (what changes with time alone, such as an offer's deadline passing, shows within
+that time); 0 turns the cache off.
 
 What may be cached, and served, is narrow on purpose:
 - only GET requests to the endpoints in `PUBLIC_PAGES`, with no `Authorization` header, no
@@ -37,9 +38,9 @@ import urllib.parse
 from collections import OrderedDict
 
 import redis
-from flask import Flask, Response, current_app, g, request, session
+from flask import Flask, Response, current_app, g, request, request_finished, session
 
-from app import catalogue_version, db
+from app import catalogue_version
 from app.config import ROOT
 
 log = logging.getLogger(__name__)
@@ -94,20 +95,32 @@ class LocalPages:
 
 
 class RedisPages:
-    """Pages in Redis, each with its time to live; a Redis that does not answer means no
-    cache (the page is rendered), never an error."""
+    """Pages in Redis, each with its time to live, shared by every process; a Redis that does
+    not answer means no cache (the page is rendered), never an error.
 
-    def __init__(self, url: str) -> None:
+    In front, each process keeps the pages it served last (`LocalPages`): a key names one
+    catalogue version, so a copy kept under it can never be out of date, and the hottest
+    pages then cost no round trip to Redis."""
+
+    def __init__(self, url: str, entries: int) -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.near = LocalPages(entries)
 
     def get(self, key: str) -> bytes | None:
+        body = self.near.get(key)
+        if body is not None:
+            return body
         try:
-            return self.client.get(key)  # type: ignore[return-value]
+            body, seconds = self.client.pipeline().get(key).ttl(key).execute()
         except redis.RedisError:
             log.warning("page cache: Redis did not answer; rendering", exc_info=True)
             return None
+        if body is not None and seconds > 0:
+            self.near.put(key, body, seconds)
+        return body
 
     def put(self, key: str, body: bytes, seconds: int) -> None:
+        self.near.put(key, body, seconds)
         try:
             self.client.set(key, body, ex=seconds)
         except redis.RedisError:
@@ -144,11 +157,8 @@ def init_app(app: Flask) -> None:
     if int(app.config.get("TANDEM_PAGE_CACHE_SECONDS") or 0) <= 0:
         return
     redis_url = app.config.get("REDIS_URL")
-    pages: LocalPages | RedisPages = (
-        RedisPages(redis_url)
-        if redis_url
-        else LocalPages(int(app.config.get("TANDEM_PAGE_CACHE_ENTRIES", 2000)))
-    )
+    entries = int(app.config.get("TANDEM_PAGE_CACHE_ENTRIES") or 1000)
+    pages = RedisPages(redis_url, entries) if redis_url else LocalPages(entries)
     engine = app.extensions["tandem.engine"]
     store = catalogue_version.version_store(engine)
     if store is None:
@@ -171,7 +181,7 @@ def init_app(app: Flask) -> None:
             return None
         # Read before the page's data: a page is never labelled with a version newer than
         # the data it was rendered from.
-        version = store.read(db.db_session().connection())
+        version = store.read()
         if version is None:
             return None
         key = key_for(version)
@@ -185,15 +195,20 @@ def init_app(app: Flask) -> None:
         return response
 
     @app.after_request
-    def keep_page(response: Response) -> Response:
-        key = g.pop(_KEY, None)
-        if key is None:
-            return response
-        response.vary.add("Cookie")
-        response.headers[HEADER] = "miss"
-        if _may_keep(response):
-            pages.put(key, response.get_data(), _seconds())
+    def say_miss(response: Response) -> Response:
+        if _KEY in g:
+            response.vary.add("Cookie")
+            response.headers[HEADER] = "miss"
         return response
+
+    def keep_page(sender: Flask, response: Response, **_extra: object) -> None:
+        """Once the answer is complete (every `after_request` hook has run and the session
+        is saved, so any Set-Cookie is on it), keep its body if it may be shared."""
+        key = g.pop(_KEY, None)
+        if key is not None and _may_keep(response):
+            pages.put(key, response.get_data(), _seconds())
+
+    request_finished.connect(keep_page, app, weak=False)
 
 
 def _may_keep(response: Response) -> bool:

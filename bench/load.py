@@ -21,7 +21,14 @@ What it does, in order (issue 14, point 5):
    in --duration) with wrk when it is installed, else with this script's own load generator
    (client processes with threads on persistent connections), and prints requests/s, the
    ratio to the bare route, p50 and p99 latency, and errors (wrk counts a redirect as an
-   answer; the script's own client counts anything but 200 as an error).
+   answer; the script's own client counts anything but 200 as an error);
+6. the public pages are answered from the page cache for visitors who are not signed in
+   (app/pagecache.py: in Redis when REDIS_URL is set, else in each web process); the
+   `cache` column says what the page's next answer after its window was (`hit`, `miss`, or
+   `-` for a page never cached). Unless `--no-rendered`, a third server with the cache off
+   (TANDEM_PAGE_CACHE_SECONDS=0) loads the same public pages again, rows marked
+   "(rendered)": what a page costs when it must be rendered (after each change to the
+   catalogue, or a URL seen for the first time).
 
 Only 127.0.0.1 is ever contacted. Run from the project root:
 
@@ -517,6 +524,18 @@ def start_gunicorn(name: str, extra: list[str], env: dict[str, str], logs: Path)
     return Server(name, port, process, log_path)
 
 
+def cache_state(port: int, path: str, headers: dict[str, str]) -> str:
+    """What the page cache did for one more request to `path` (`-` when it was not asked)."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=120)
+    try:
+        connection.request("GET", path, headers={"User-Agent": USER_AGENT, **headers})
+        response = connection.getresponse()
+        response.read()
+        return response.getheader("X-Tandem-Page-Cache") or "-"
+    finally:
+        connection.close()
+
+
 def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
     connection = http.client.HTTPConnection(HOST, port, timeout=120)
     try:
@@ -748,25 +767,33 @@ class Url:
 LABEL = 40  # the label column
 
 
+def public_urls(server: Server, targets: Targets, suffix: str = "") -> list[Url]:
+    """The pages anyone may see, as a visitor who is not signed in sees them."""
+    plain = {"User-Agent": USER_AGENT}
+    searches = tuple("/search/?" + urllib.parse.urlencode({"q": q}) for q in targets.queries)
+    offer, proposal = f"/offers/{targets.offer_id}", f"/proposals/{targets.proposal_id}"
+    return [
+        Url("/" + suffix, server, ("/",), plain),
+        Url("/proposals/" + suffix, server, ("/proposals/",), plain),
+        Url(offer + suffix, server, (offer,), plain),
+        Url(proposal + suffix, server, (proposal,), plain),
+        Url(f"/search/?q=… ({len(searches)} queries){suffix}", server, searches, plain),
+    ]
+
+
 def page_urls(
-    tandem: Server, bare: Server, targets: Targets, signed_in: dict[str, str]
+    tandem: Server,
+    bare: Server,
+    targets: Targets,
+    signed_in: dict[str, str],
+    rendered: Server | None = None,
 ) -> list[Url]:
     """What is measured, in order; the bare route first and last (the machine is shared:
     the two show how much the load from elsewhere moved during the run)."""
     plain = {"User-Agent": USER_AGENT}
-    searches = tuple("/search/?" + urllib.parse.urlencode({"q": q}) for q in targets.queries)
     return [
         Url("bare JSON (before)", bare, ("/bare",), plain),
-        Url("/", tandem, ("/",), plain),
-        Url("/proposals/", tandem, ("/proposals/",), plain),
-        Url(f"/offers/{targets.offer_id}", tandem, (f"/offers/{targets.offer_id}",), plain),
-        Url(
-            f"/proposals/{targets.proposal_id}",
-            tandem,
-            (f"/proposals/{targets.proposal_id}",),
-            plain,
-        ),
-        Url(f"/search/?q=… ({len(searches)} queries in turn)", tandem, searches, plain),
+        *public_urls(tandem, targets),
         # /dashboard sends an academic here: their proposals, each with its ranked offers.
         Url(
             "/proposals/mine (dashboard, signed in)",
@@ -774,6 +801,7 @@ def page_urls(
             ("/proposals/mine",),
             plain | signed_in,
         ),
+        *(public_urls(rendered, targets, " (rendered)") if rendered is not None else []),
         Url("bare JSON (after)", bare, ("/bare",), plain),
     ]
 
@@ -855,6 +883,11 @@ def main() -> None:
         help="catalogue sizes, PROPOSALSxOFFERS, comma-separated (42x12 is the demo's size)",
     )
     parser.add_argument(
+        "--no-rendered",
+        action="store_true",
+        help="skip the public pages on a server with the page cache off",
+    )
+    parser.add_argument(
         "--prepare-only",
         action="store_true",
         help="generate (or check) the catalogues and stop, measuring nothing",
@@ -925,16 +958,24 @@ def measure_size(args: argparse.Namespace, catalogue: Catalogue, wrk: str | None
         bare_app = ["--pythonpath", str(ROOT / "bench"), "_bare_app:app"]
         bare = start_gunicorn("bare", bare_app, env, workdir / "logs")
         servers.append(bare)
+        rendered = None
+        if not args.no_rendered:
+            uncached = {**env, "TANDEM_PAGE_CACHE_SECONDS": "0"}
+            rendered = start_gunicorn("tandem-rendered", [], uncached, workdir / "logs")
+            servers.append(rendered)
         started = wait_until_answering(tandem, "/readyz")
         print(f"Tandem on {HOST}:{tandem.port}: ready (/readyz 200) after {started:.1f} s")
         started = wait_until_answering(bare, "/bare")
         print(f"bare Flask on {HOST}:{bare.port}: answering after {started:.1f} s")
+        if rendered is not None:
+            started = wait_until_answering(rendered, "/readyz")
+            print(f"Tandem, page cache off, on {HOST}:{rendered.port}: ready after {started:.1f} s")
         signed_in = sign_in(tandem.port, targets.academic_email, password)
         print(
             f"signed in as {targets.academic_email} ({targets.academic_proposals} proposals) "
             "through /login"
         )
-        urls = page_urls(tandem, bare, targets, signed_in)
+        urls = page_urls(tandem, bare, targets, signed_in, rendered)
         first_s = check_every_url(urls)
 
         print(
@@ -942,7 +983,7 @@ def measure_size(args: argparse.Namespace, catalogue: Catalogue, wrk: str | None
             f"warm-up, then {args.duration:g} s per URL (up to {args.longest:g} s for slow pages)"
         )
         print(f"load average before: {load_average()}")
-        results: list[tuple[Url, Measured, float]] = []
+        results: list[tuple[Url, Measured, float, str]] = []
         for url in urls:
             phase = time.monotonic()
             port = url.server.port
@@ -952,7 +993,8 @@ def measure_size(args: argparse.Namespace, catalogue: Catalogue, wrk: str | None
             seconds = window(args.duration, args.longest, first_s[url.label], args.connections)
             measured = load.run(port, url.paths, url.headers, seconds)
             wait_until_idle(url.server)
-            results.append((url, measured, first_s[url.label]))
+            cache = cache_state(port, url.paths[0], url.headers)
+            results.append((url, measured, first_s[url.label], cache))
             print(
                 f"  {url.label:<{LABEL}} {measured.per_second:9.2f} req/s over {seconds:.0f} s "
                 f"({time.monotonic() - phase:.0f} s with the warm-up and requests in flight)",
@@ -981,21 +1023,24 @@ def measure_size(args: argparse.Namespace, catalogue: Catalogue, wrk: str | None
             print(f"server logs kept in {workdir / 'logs'}")
 
 
-def print_table(results: list[tuple[Url, Measured, float]], client: str) -> None:
+def print_table(results: list[tuple[Url, Measured, float, str]], client: str) -> None:
     """requests/s (answered 200 within the window), the ratio to the bare route, latency
     percentiles of those requests and how many there were (few: read p50/p99 with care),
-    errors, the first request's time (before any load), and the load generator's own CPU."""
-    bare = [m.per_second for url, m, _ in results if url.label.startswith("bare")]
-    baseline = sum(bare) / len(bare) if bare else float("nan")
-    print(f"\n## results (x bare: to the mean of the two bare JSON runs; client: {client})")
+    the p99 as a multiple of the bare route's, errors, the first request's time (before any
+    load), the load generator's own CPU, and what the page cache did after the window."""
+    bare = [m for url, m, _, _ in results if url.label.startswith("bare")]
+    baseline = sum(m.per_second for m in bare) / len(bare) if bare else float("nan")
+    bare_p99 = sum(m.p99_ms for m in bare) / len(bare) if bare else float("nan")
+    print(f"\n## results (x bare, p99 x: to the mean of the two bare JSON runs; client: {client})")
     header = (
         f"{'URL':<{LABEL}} {'req/s':>8} {'x bare':>7} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'n':>6} {'errors':>6} {'first ms':>9} {'client':>7}"
+        f"{'p99 x':>6} {'n':>6} {'errors':>6} {'first ms':>9} {'client':>7} {'cache':>6}"
     )
     print(header)
     print("-" * len(header))
-    for url, measured, first_s in results:
+    for url, measured, first_s, cache in results:
         ratio = measured.per_second / baseline if baseline else float("nan")
+        p99_ratio = measured.p99_ms / bare_p99 if measured.requests and bare_p99 else float("nan")
         p50, p99 = (
             (f"{measured.p50_ms:8.1f}", f"{measured.p99_ms:8.1f}")
             if measured.requests
@@ -1003,8 +1048,8 @@ def print_table(results: list[tuple[Url, Measured, float]], client: str) -> None
         )
         print(
             f"{url.label:<{LABEL}} {measured.per_second:8.2f} {ratio:7.4f} {p50} {p99} "
-            f"{measured.requests:6d} {measured.errors:6d} {first_s * 1000:9.1f} "
-            f"{measured.client_cpu_s / measured.seconds:6.2f}c"
+            f"{p99_ratio:6.2f} {measured.requests:6d} {measured.errors:6d} "
+            f"{first_s * 1000:9.1f} {measured.client_cpu_s / measured.seconds:6.2f}c {cache:>6}"
         )
         if measured.error_kinds:
             print(f"{'':<{LABEL}} errors: {measured.error_kinds}")
