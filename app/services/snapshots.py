@@ -23,13 +23,15 @@ fit: they order the shared terms an explanation names, never a score or a rank.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
@@ -64,14 +66,17 @@ class _Table:
     rows: dict[int, Any] = field(default_factory=dict)
     stamps: dict[int, datetime] = field(default_factory=dict)
 
-    def sync(self, session: Session, model: type, listing: sa.Select) -> int:
+    def sync(self, session: Session, model: type, listing: sa.Select) -> list[Any]:
         """Bring the rows up to date with `listing` (ids and `updated_at` of the rows wanted
-        now); returns how many rows were read again or dropped."""
+        now); returns the rows that changed, as they were and as they are (dropped rows as
+        they were)."""
         now = {row_id: stamp for row_id, stamp in session.execute(listing)}
-        gone = [row_id for row_id in self.stamps if row_id not in now]
-        for row_id in gone:
-            del self.rows[row_id], self.stamps[row_id]
+        touched = [self.rows[row_id] for row_id in self.stamps if row_id not in now]
+        for row in touched:
+            del self.rows[row.id], self.stamps[row.id]
         changed = [row_id for row_id, stamp in now.items() if self.stamps.get(row_id) != stamp]
+        touched += [self.rows[row_id] for row_id in changed if row_id in self.rows]
+        read: set[int] = set()
         # Read through a second session on the same connection (same transaction), then close
         # it: the kept objects are detached, fully loaded, and never expired by the caller.
         reader = Session(bind=session.connection(), expire_on_commit=False)
@@ -81,13 +86,16 @@ class _Table:
                 for row in reader.exec(select(model).where(col(model.id).in_(ids))):
                     self.rows[row.id] = row
                     self.stamps[row.id] = now[row.id]
+                    touched.append(row)
+                    read.add(row.id)
         finally:
             reader.close()
-        # A row listed but deleted between the two reads is read again next time.
+        # A row listed but deleted between the two reads is gone.
         for row_id in changed:
-            if row_id not in self.rows:
+            if row_id not in read:
+                self.rows.pop(row_id, None)
                 self.stamps.pop(row_id, None)
-        return len(gone) + len(changed)
+        return touched
 
 
 @dataclass
@@ -133,41 +141,60 @@ class SnapshotCache:
             prepared = self._prepared
             if prepared is None or prepared.key != key:
                 prepared = self._prepared = _Prepared(key=key, tables=defaultdict(_Table))
-            changes = self._sync(session, prepared)
-            changed = sum(changes.values())
+            touched = self._sync(session, prepared)
+            changed = sum(len({row.id for row in rows}) for rows in touched.values())
             decided = read_decided_matches(session)
             decided_changed = decided != prepared.decided
             prepared.decided = decided
             tables = prepared.tables
-            if prepared.proposals is None or (
-                changes["proposal"]
-                + changes["user"]
-                + changes["organisation"]
-                + changes["publication"]
-            ):
+            everything = prepared.snapshot is None or bool(touched["organisation"])
+            # Proposals to read again: their own row, their author or a publication changed.
+            authors = {row.id for row in touched["user"]}
+            authors.update(row.author_id for row in touched["publication"])
+            proposals = {row.id for row in touched["proposal"]}
+            if authors:
+                proposals.update(
+                    p.id for p in tables["proposal"].rows.values() if p.author_id in authors
+                )
+            if everything or proposals:
                 publications: dict[int, list[Publication]] = defaultdict(list)
                 for publication in tables["publication"].rows.values():
                     publications[publication.author_id].append(publication)
                 for listed in publications.values():
                     listed.sort(key=lambda p: (-p.year, p.id))
-                prepared.proposals = proposal_side(
-                    proposals=_by_id(tables["proposal"].rows.values()),
-                    users=tables["user"].rows,
-                    organisations=tables["organisation"].rows,
-                    publications=publications,
+
+                def proposals_of(rows: list[Any]) -> ProposalSide:
+                    return proposal_side(
+                        proposals=rows,
+                        users=tables["user"].rows,
+                        organisations=tables["organisation"].rows,
+                        publications=publications,
+                    )
+
+                prepared.proposals = _splice(
+                    None if everything else prepared.proposals,
+                    tables["proposal"].rows,
+                    proposals,
+                    proposals_of,
                 )
-            if (
-                prepared.offers is None
-                or changes["offer"] + changes["organisation"]
-                or decided_changed
-            ):
-                prepared.offers = offer_side(
-                    offers=_by_id(tables["offer"].rows.values()),
-                    organisations=tables["organisation"].rows,
-                    decided=decided,
+            offers = {row.id for row in touched["offer"]}
+            if everything or decided_changed or offers:
+
+                def offers_of(rows: list[Any]) -> OfferSide:
+                    return offer_side(
+                        offers=rows, organisations=tables["organisation"].rows, decided=decided
+                    )
+
+                # Capacity left depends on every introduced match: rebuilt whole when they move.
+                prepared.offers = _splice(
+                    None if everything or decided_changed else prepared.offers,
+                    tables["offer"].rows,
+                    offers,
+                    offers_of,
                 )
             snapshot = prepared.snapshot
             if snapshot is None or changed or decided_changed:
+                assert prepared.proposals is not None and prepared.offers is not None
                 snapshot = assemble(prepared.proposals, prepared.offers, decided)
                 prepared.snapshot = snapshot
             texts = [*snapshot.corpus.proposal_texts, *snapshot.corpus.offer_texts]
@@ -204,7 +231,7 @@ class SnapshotCache:
             encoder.encode(texts, store=matcher.store)
         return snapshot
 
-    def _sync(self, session: Session, prepared: _Prepared) -> dict[str, int]:
+    def _sync(self, session: Session, prepared: _Prepared) -> dict[str, list[Any]]:
         tables = prepared.tables
         proposals = select(Proposal.id, Proposal.updated_at).where(*visible_proposals())
         authors = select(Proposal.author_id).where(*visible_proposals())
@@ -225,12 +252,53 @@ class SnapshotCache:
                 col(Publication.author_id).in_(authors)
             ),
         )
-        self.reads += sum(changes.values())
+        self.reads += sum(len({row.id for row in rows}) for rows in changes.values())
         return changes
 
 
 def _by_id(rows: Iterable[Any]) -> list[Any]:
     return sorted(rows, key=lambda row: row.id)
+
+
+Side = TypeVar("Side", ProposalSide, OfferSide)
+
+
+def _splice(
+    old: Side | None, rows: dict[int, Any], changed: set[int], build: Callable[[list[Any]], Side]
+) -> Side:
+    """The side of `rows` (id -> row, all of them), built anew only for the rows whose ids are
+    in `changed` or new since `old`; the others' entries are taken from `old` as they are.
+    Without `old`, or when most rows changed, every row is built."""
+    ids = sorted(rows)
+    if old is None or len(changed) * 4 > len(ids):
+        return build([rows[i] for i in ids])
+    old_ids = [row.id for row in _rows_of(old)]
+    old_at = {row_id: n for n, row_id in enumerate(old_ids)}
+    fresh_ids = [i for i in ids if i in changed or i not in old_at]
+    fresh = build([rows[i] for i in fresh_ids])
+    fresh_at = {row_id: len(old_ids) + n for n, row_id in enumerate(fresh_ids)}
+    order = np.array([fresh_at.get(i, old_at.get(i, -1)) for i in ids], dtype=np.int64)
+    return _take(old, fresh, order)
+
+
+def _rows_of(side: ProposalSide | OfferSide) -> list[Any]:
+    return side.proposals if isinstance(side, ProposalSide) else side.offers
+
+
+def _take(old: Any, fresh: Any, order: np.ndarray) -> Any:
+    """`old`'s entries followed by `fresh`'s, taken in `order`: field by field for the
+    dataclasses of a side (arrays keep `old`'s dtype; lists and tuples keep their type)."""
+    if dataclasses.is_dataclass(old):
+        return type(old)(
+            **{
+                f.name: _take(getattr(old, f.name), getattr(fresh, f.name), order)
+                for f in dataclasses.fields(old)
+            }
+        )
+    if isinstance(old, np.ndarray):
+        return np.concatenate([old, fresh.astype(old.dtype, copy=False)])[order]
+    combined = [*old, *fresh]
+    return type(old)(combined[i] for i in order)
 
 
 SNAPSHOTS = SnapshotCache()

@@ -4,13 +4,16 @@ its own kept copy) takes the job, and a job reads again only the rows that chang
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
+import numpy as np
 import pytest
 from flask import Flask
 from sqlmodel import Session, select
 
 from app.services import proposals, publications, recommendations
+from app.services.corpus import Snapshot, load_snapshot
 from app.services.rematching import Rematch
 from app.services.snapshots import SnapshotCache
 from matching.lexical import TfidfSimilarity
@@ -33,14 +36,37 @@ def full(app: Flask, session: Session) -> dict:
     return stored(session)
 
 
-def assert_equal_to_full(app: Flask, session: Session) -> None:
+def assert_equal_to_full(app: Flask, session: Session, *workers: SnapshotCache) -> None:
     session.commit()
+    for worker in workers:
+        kept, _ = worker.matcher(session=session, encoder=app.extensions["tandem.encoder"])
+        assert_same_snapshot(kept, load_snapshot(session=session))
     incremental = stored(session)
     expected = full(app, session)
     assert set(incremental) == set(expected)
     for key, (score, *ranks) in expected.items():
         assert incremental[key][0] == pytest.approx(score, abs=1e-4), key
         assert list(incremental[key][1:]) == ranks, key
+
+
+def assert_same_snapshot(kept: Snapshot, read: Snapshot) -> None:
+    """The kept snapshot, field by field, is the one read from the database now."""
+    assert [p.id for p in kept.proposals] == [p.id for p in read.proposals]
+    assert [o.id for o in kept.offers] == [o.id for o in read.offers]
+    for name in ("proposal_texts", "offer_texts", "author_publications", "publication_titles"):
+        assert list(getattr(kept.corpus, name)) == list(getattr(read.corpus, name)), name
+    assert {p: sorted(o) for p, o in kept.corpus.set_aside.items()} == {
+        p: sorted(o) for p, o in read.corpus.set_aside.items()
+    }
+    for part in ("proposals", "offers", "fit"):
+        kept_part, read_part = getattr(kept.corpus, part), getattr(read.corpus, part)
+        for field in dataclasses.fields(kept_part):
+            mine, theirs = getattr(kept_part, field.name), getattr(read_part, field.name)
+            if isinstance(mine, np.ndarray):
+                assert mine.dtype == theirs.dtype, (part, field.name)
+                assert np.array_equal(mine, theirs, equal_nan=mine.dtype.kind in "fmM"), field.name
+            else:
+                assert list(mine) == list(theirs), (part, field.name)
 
 
 def test_edits_re_ranked_by_two_workers_equal_a_full_recompute(
@@ -60,7 +86,7 @@ def test_edits_re_ranked_by_two_workers_equal_a_full_recompute(
     first = session.exec(select(Proposal).order_by(Proposal.id)).first()
     for _ in workers:
         rematch().proposal(session, first.id)
-    assert_equal_to_full(app, session)
+    assert_equal_to_full(app, session, *workers)
     warm = reads()
     assert warm > 100
 
@@ -81,7 +107,7 @@ def test_edits_re_ranked_by_two_workers_equal_a_full_recompute(
         publish=True,
         rematch=rematch(),
     )
-    assert_equal_to_full(app, session)
+    assert_equal_to_full(app, session, *workers)
     # The other worker had not seen it yet: it reads it (and nothing else) before its job.
     offer = session.exec(
         select(Offer).where(Offer.title.startswith("Crop disease imagery"))  # type: ignore[attr-defined]
@@ -93,7 +119,7 @@ def test_edits_re_ranked_by_two_workers_equal_a_full_recompute(
     session.add(offer)
     session.flush()
     rematch().offer(session, offer.id)
-    assert_equal_to_full(app, session)
+    assert_equal_to_full(app, session, *workers)
 
     # Close an offer that the new proposal ranked.
     ranked = session.exec(
@@ -104,7 +130,7 @@ def test_edits_re_ranked_by_two_workers_equal_a_full_recompute(
     session.add(closed)
     session.flush()
     rematch().offer(session, closed.id)
-    assert_equal_to_full(app, session)
+    assert_equal_to_full(app, session, *workers)
 
     # Delete a publication of an author: each of the author's proposals is re-ranked.
     publication = session.exec(
@@ -117,7 +143,7 @@ def test_edits_re_ranked_by_two_workers_equal_a_full_recompute(
         publication_id=publication.id,
         rematch=rematch(),
     )
-    assert_equal_to_full(app, session)
+    assert_equal_to_full(app, session, *workers)
 
     # A company declines a suggestion: the pair is set aside, the next offer moves up.
     match = session.exec(
@@ -127,7 +153,7 @@ def test_edits_re_ranked_by_two_workers_equal_a_full_recompute(
     session.add(match)
     session.flush()
     rematch().proposal(session, proposal.id)
-    assert_equal_to_full(app, session)
+    assert_equal_to_full(app, session, *workers)
 
     # A new offer, whose text brings words no other text has.
     new = make_offer(
@@ -140,7 +166,7 @@ def test_edits_re_ranked_by_two_workers_equal_a_full_recompute(
         dataset_description="Labelled hydrophone recordings.",
     )
     rematch().offer(session, new.id)
-    assert_equal_to_full(app, session)
+    assert_equal_to_full(app, session, *workers)
 
     # Each job read again only what changed since its worker's last job, never the catalogue.
     assert reads() - warm < 30
