@@ -11,8 +11,12 @@
 2. Single-item latency: a proposal created and committed as the web form does, on a
    catalogue of 10,000 offers, until a `flask --app app worker` (Redis, TANDEM_MODEL=stand-in)
    has re-ranked it; timed from just before the commit to the worker's "complete" event.
-   The first re-ranking of a fresh worker (reads the catalogue's vectors once) is shown apart.
-   The proposals it creates stay in the catalogue (a few per run; offers are unchanged).
+   Then as many open offers are edited (a marker appended to the description, replacing the
+   last run's) and re-ranked the same way. Each figure is shown with the worker process's CPU
+   time for the job (steadier than wall time when other work shares the cores). The worker
+   starts with `--warm` (model, catalogue and vectors prepared before it takes jobs); the
+   first re-ranking of a fresh worker is shown apart.
+   The proposals it creates stay in the catalogue (a few per run).
    The catalogue is generated once with `flask --app app catalogue generate --encoder
    stand-in --proposals 2000 --offers 10000` into BENCH_CATALOGUE_URL (default: a SQLite
    file under instance/bench/) and reused while it holds 10,000 offers.
@@ -57,6 +61,7 @@ from app.services.rematching import DeferredRematch  # noqa: E402
 from app.services.synthetic_vocabulary import AREAS, CHALLENGES, FINDINGS, GOALS  # noqa: E402
 from matching import load_model  # noqa: E402
 from matching.embeddings import encoder_backend, make_encoder  # noqa: E402
+from models import Offer  # noqa: E402
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 CATALOGUE_OFFERS = 10_000
@@ -325,6 +330,15 @@ PROPOSAL = {
 }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+BENCH_EDIT = " [bench edit "
+
+
 def single_item_latency(rankings: int) -> None:
     instance = ROOT / "instance" / "bench"
     instance.mkdir(parents=True, exist_ok=True)
@@ -339,8 +353,7 @@ def single_item_latency(rankings: int) -> None:
         TANDEM_MODEL="stand-in",
     )
     queue: Queue = app.extensions["tandem.queue"]
-    created: list[int] = []
-    latencies: list[float] = []
+    latencies: dict[str, list[tuple[float, float]]] = {"proposal": [], "offer": []}
     events = Events(f"{name}.job-events")
     try:
         with (
@@ -350,9 +363,10 @@ def single_item_latency(rankings: int) -> None:
                 queue_name=name,
                 instance=instance / "latency",
                 model="stand-in",
-            ),
+            ) as started,
             app.app_context(),
         ):
+            pid = started[0].pid
             engine = app.extensions["tandem.engine"]
             with engine.connect() as connection:
                 author = connection.execute(
@@ -361,6 +375,21 @@ def single_item_latency(rankings: int) -> None:
                 offers = connection.execute(
                     sa.text("SELECT count(*) FROM offer WHERE status = 'open'")
                 ).scalar_one()
+                edited = list(
+                    connection.execute(
+                        sa.text("SELECT id FROM offer WHERE status = 'open' ORDER BY id LIMIT :n"),
+                        {"n": rankings},
+                    ).scalars()
+                )
+
+            def timed(kind: str, item_id: int, session: Any) -> tuple[float, float]:
+                cpu = cpu_seconds(pid)
+                started_at = time.perf_counter()
+                session.commit()  # the after-commit hook queues the re-ranking
+                finished = events.wait_for(f"complete tandem.rematch {kind} {item_id}", 300)
+                session.close()
+                return finished - started_at, cpu_seconds(pid) - cpu
+
             for number in range(rankings + 1):
                 session = db_session()
                 proposal = proposals.create_proposal(
@@ -370,24 +399,35 @@ def single_item_latency(rankings: int) -> None:
                     publish=True,
                     rematch=DeferredRematch(),
                 )
-                created.append(proposal.id)  # type: ignore[arg-type]
-                started = time.perf_counter()
-                session.commit()  # the after-commit hook queues the re-ranking
-                finished = events.wait_for(f"complete tandem.rematch proposal {proposal.id}", 300)
-                latencies.append(finished - started)
-                session.close()
+                latencies["proposal"].append(timed("proposal", proposal.id, session))  # type: ignore[arg-type]
                 if number == 0:
                     print(f"catalogue                       : {offers:,} open offers ({url})")
-                    print(f"first re-ranking, fresh worker  : {latencies[0]:.2f} s")
+                    first = latencies["proposal"].pop(0)
+                    print(
+                        f"first re-ranking, fresh worker  : {first[0]:.2f} s "
+                        f"(worker CPU {first[1]:.2f} s)"
+                    )
+            for offer_id in edited:
+                session = db_session()
+                offer = session.get(Offer, offer_id)
+                base = offer.description.split(BENCH_EDIT)[0]
+                offer.description = f"{base}{BENCH_EDIT}{uuid.uuid4().hex[:6]}]"
+                session.add(offer)
+                session.flush()
+                DeferredRematch().offer(session, offer_id)
+                latencies["offer"].append(timed("offer", offer_id, session))
     finally:
         events.close()
         queue.huey.flush()
         app.extensions["tandem.engine"].dispose()
-    warm = latencies[1:]
-    print(
-        f"single item, commit -> ranked   : median {statistics.median(warm):.2f} s, "
-        f"max {max(warm):.2f} s over {len(warm)} new proposals (target: 2 s)"
-    )
+    for kind, label in (("proposal", "new proposals"), ("offer", "edited offers")):
+        walls = [wall for wall, _ in latencies[kind]]
+        cpus = [cpu for _, cpu in latencies[kind]]
+        print(
+            f"single item, commit -> ranked   : median {statistics.median(walls):.2f} s, "
+            f"max {max(walls):.2f} s over {len(walls)} {label} (target: 2 s); worker CPU "
+            f"median {statistics.median(cpus):.2f} s, max {max(cpus):.2f} s"
+        )
 
 
 def main() -> None:
