@@ -157,14 +157,23 @@ def build(
     side: Side | None,
     contact: Contact | None = None,
     takes_interest: bool = True,
+    similar_agreements: int = 0,
 ) -> MatchCard:
-    """The card of one match for a viewer on `side` (None: a reader on neither side)."""
+    """The card of one match for a viewer on `side` (None: a reader on neither side);
+    `similar_agreements` other proposals in its fields reached an agreement with the offer's
+    organisation (`app.services.programme.similar_agreements`), said among the reasons."""
     explanation = match.explanation or {}
     fit_parts = [
         FitPart(FIT_PART_LABELS.get(name, name), round(max(0.0, min(1.0, value)) * 100))
         for name, value in (explanation.get("fit_parts") or {}).items()
     ]
     reasons = [_topic_reason(explanation, match, side), *_resource_reasons(proposal, offer)]
+    if similar_agreements:
+        many = similar_agreements != 1
+        reasons.append(
+            f"{similar_agreements} similar proposal{'s' if many else ''} "
+            f"reached an agreement with this company"
+        )
     return MatchCard(
         match=match,
         side=side,
@@ -184,6 +193,7 @@ def for_viewer(
     proposal: Proposal,
     offer: Offer,
     takes_interest: bool = True,
+    similar_agreements: int = 0,
 ) -> MatchCard:
     """The card of one match as `viewer` (the signed-in user, or anonymous) sees it: with the
     actions of their side, and the other side's contact once they are introduced."""
@@ -200,6 +210,7 @@ def for_viewer(
         side=side,
         contact=contact,
         takes_interest=takes_interest,
+        similar_agreements=similar_agreements,
     )
 
 

@@ -11,7 +11,7 @@ from app.db import db_session
 from app.matcher import queued_rematch
 from app.matches import cards
 from app.proposals.forms import ProposalForm
-from app.services import catalogue, eligibility, proposals
+from app.services import catalogue, eligibility, programme, proposals
 from app.transaction import Blueprint, attempt, show_errors
 from app.web import local_path
 
@@ -77,10 +77,18 @@ def show(proposal_id: int) -> ResponseReturnValue:
         offers=[offer for _, offer in shown],
         matches=[match for match, _ in shown],
     )
+    record = programme.similar_agreements(
+        session=session, pairs=[(proposal, offer.organisation_id) for _, offer in shown]
+    )
     offer_cards = [
         (
             cards.for_viewer(
-                session=session, viewer=current_user, match=match, proposal=proposal, offer=offer
+                session=session,
+                viewer=current_user,
+                match=match,
+                proposal=proposal,
+                offer=offer,
+                similar_agreements=record.get((proposal.id, offer.organisation_id), 0),
             ),
             offer,
         )
@@ -197,6 +205,10 @@ def mine() -> ResponseReturnValue:
     """The academic's dashboard: their proposals, each with its ranked offers."""
     session = db_session()
     overview = proposals.dashboard(session=session, author_id=current_user.id)
+    listed = [(entry.proposal, item) for entry in overview.proposals for item in entry.offers]
+    record = programme.similar_agreements(
+        session=session, pairs=[(p, item.offer.organisation_id) for p, item in listed]
+    )
     offer_cards = {
         item.match.id: cards.for_viewer(
             session=session,
@@ -204,6 +216,7 @@ def mine() -> ResponseReturnValue:
             match=item.match,
             proposal=entry.proposal,
             offer=item.offer,
+            similar_agreements=record.get((entry.proposal.id, item.offer.organisation_id), 0),
         )
         for entry in overview.proposals
         for item in [*entry.offers, *entry.set_aside]

@@ -243,3 +243,54 @@ def csv_rows(report: ProgrammeReport) -> list[list[str | int]]:
             values = asdict(row)
             rows.append([grouping, *(values[name] for name in CSV_COLUMNS[1:])])
     return rows
+
+
+# Stages at or past a signed agreement (an ended collaboration counts when it had signed).
+AGREED = (
+    CollaborationStage.agreement_signed,
+    CollaborationStage.started,
+    CollaborationStage.completed,
+    CollaborationStage.published,
+)
+
+
+def similar_agreements(
+    *, session: Session, pairs: Iterable[tuple[Proposal, int]]
+) -> dict[tuple[int, int], int]:
+    """For each (proposal, organisation id): how many OTHER proposals sharing a research area
+    with it reached a signed agreement with that organisation (through any of its offers), for
+    the explanation "3 similar proposals reached an agreement with this company". Counted
+    over public pairs only, the partner feed's consent rule. One query for all pairs."""
+    pairs = list(pairs)
+    organisations = {organisation_id for _, organisation_id in pairs}
+    if not organisations:
+        return {}
+    offers = feed.RESOURCES["offers"]
+    rows = session.exec(
+        select(Proposal.id, Proposal.research_areas, offers.model.organisation_id)
+        .join(Match, col(Match.proposal_id) == col(Proposal.id))
+        .join(offers.model, col(offers.model.id) == col(Match.offer_id))
+        .join(Collaboration, col(Collaboration.match_id) == col(Match.id))
+        .where(
+            col(offers.model.organisation_id).in_(organisations),
+            sa.or_(
+                col(Collaboration.stage).in_(AGREED),
+                col(Collaboration.agreement_signed_on).is_not(None),
+            ),
+            feed.RESOURCES["proposals"].public(),
+            offers.public(),
+        )
+    ).all()
+    agreed: dict[int, list[tuple[int, frozenset[str]]]] = defaultdict(list)
+    for proposal_id, areas, organisation_id in rows:
+        agreed[organisation_id].append((proposal_id, frozenset(areas or ())))
+    result: dict[tuple[int, int], int] = {}
+    for proposal, organisation_id in pairs:
+        areas = frozenset(proposal.research_areas or ())
+        others = {
+            other
+            for other, their_areas in agreed.get(organisation_id, [])
+            if other != proposal.id and areas & their_areas
+        }
+        result[(int(proposal.id or 0), organisation_id)] = len(others)
+    return result
