@@ -109,6 +109,7 @@ class _Prepared:
     decided: list[DecidedMatch] = field(default_factory=list)
     proposals: ProposalSide | None = None
     offers: OfferSide | None = None
+    texts: set[str] = field(default_factory=set)
 
 
 class SnapshotCache:
@@ -203,12 +204,14 @@ class SnapshotCache:
                 prepared.lexical, prepared.terms = fresh.lexical, fresh.terms
                 prepared.changed_since_terms = 0
             else:
-                prepared.lexical.extend(texts)
+                # Only texts new since the last job (kept texts are the same string objects).
+                prepared.lexical.extend([t for t in texts if t not in prepared.texts])
                 prepared.changed_since_terms += changed
                 if prepared.changed_since_terms > TERMS_REFIT_SHARE * max(len(texts), 1):
                     refitted = make_matcher(session=session, encoder=encoder, snapshot=snapshot)
                     prepared.terms = refitted.terms
                     prepared.changed_since_terms = 0
+            prepared.texts = set(texts)
             matcher = Matcher(
                 encoder,
                 weights=weights,

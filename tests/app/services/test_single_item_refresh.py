@@ -184,6 +184,11 @@ def test_an_extended_lexical_model_scores_as_one_fitted_on_every_text() -> None:
     assert kept.similarity([new[0]], [new[0]])[0, 0] == pytest.approx(1.0)
     with pytest.raises(ValueError):
         TfidfSimilarity().fit(old).extend(new)
+    # A model fitted on texts without a single term learns its first terms.
+    empty = TfidfSimilarity(use_idf=False).fit(["", "the"]).extend(["graph networks"])
+    assert empty.similarity(["graph networks"], ["networks graph", "the"]) == pytest.approx(
+        np.array([[1.0, 0.0]])
+    )
 
 
 def test_a_warmed_worker_reads_and_embeds_only_what_changed(
