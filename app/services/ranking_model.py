@@ -166,7 +166,8 @@ def ranking_state(*, session: Session, configured: ScoreWeights) -> RankingState
             f"({model.baseline_version}); fit again"
         )
     else:
-        why = f"the latest fit ({model.version}) was not adopted: {model.reason}"
+        reason = model.reason.removesuffix("; today's weights stay")
+        why = f"the latest fit ({model.version}) was not adopted: {reason}"
     return RankingState(
         configured, model, False, f"Today's fixed weights rank ({configured.version}); {why}."
     )
