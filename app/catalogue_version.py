@@ -216,15 +216,23 @@ class SequenceVersion(VersionStore):
                 self.bump(connection.connection.dbapi_connection)
                 connection.commit()
             return
-        cursor = dbapi_connection.cursor()
-        try:
-            if not self._created.is_set():
-                cursor.execute(f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE}")
+        for attempt in range(2):
+            cursor = dbapi_connection.cursor()
+            try:
+                if not self._created.is_set():
+                    cursor.execute(f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE}")
+                cursor.execute(f"SELECT nextval('{SEQUENCE}')")
+                dbapi_connection.commit()
                 self._created.set()
-            cursor.execute(f"SELECT nextval('{SEQUENCE}')")
-        finally:
-            cursor.close()
-        dbapi_connection.commit()
+                return
+            except Exception:
+                # Two processes creating the sequence at once: one of them fails, and its
+                # second attempt finds the sequence there.
+                dbapi_connection.rollback()
+                if attempt:
+                    raise
+            finally:
+                cursor.close()
 
 
 def store_for(engine: sa.Engine) -> VersionStore:
