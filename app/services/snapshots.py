@@ -6,9 +6,11 @@ last (records, corpus, fitted lexical models) and, at the start of each job, bri
 date from the database: one cheap query per table lists the ids and `updated_at` of the rows
 that take part in matching, only rows that are new or whose `updated_at` moved are read again,
 rows that left (deleted, closed, hidden, author suspended) are dropped, and the few decided
-matches (introduced or dismissed) are read every time. Every change to these rows moves
-`updated_at` (the ORM's `onupdate`, and every bulk update that changes them sets it), so the
-result is the snapshot `corpus.load_snapshot` would read now.
+matches (introduced or dismissed) are read every time. Only the entries of the rows that
+changed are rebuilt and spliced into the kept proposals' and offers' halves (a changed
+organisation rebuilds both, a moved introduced match the offers'). Every change to these rows
+moves `updated_at` (the ORM's `onupdate`, and every bulk update that changes them sets it), so
+the result is the snapshot `corpus.load_snapshot` would read now.
 
 Several workers: each keeps its own copy and checks it against the database inside its own
 job, under the re-ranking lock, before using it; a copy left stale by another worker's job is
