@@ -56,6 +56,13 @@ def load_command(if_empty: bool) -> None:
         # Needs the suggestions above; adds nothing once any collaboration exists.
         records = demo.load_collaborations(session=session, data=data)
         if records:
+            # The introductions used offers' capacity: rank again, as an introduction does.
+            recommendations.recompute_all(
+                session=session,
+                encoder=get_encoder(),
+                k=current_app.config["TANDEM_TOP_K"],
+                weights=get_weights(),
+            )
             click.echo(f"Collaborations: {records} introduced pairs, at every stage.")
         session.commit()
 

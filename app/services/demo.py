@@ -18,6 +18,7 @@ from models import (
     MatchStatus,
     Offer,
     OfferCreate,
+    OfferKind,
     OfferStatus,
     Organisation,
     OrganisationCreate,
@@ -199,6 +200,10 @@ def load_collaborations(
             Match.status == MatchStatus.suggested,
             Proposal.status == ProposalStatus.open,
             Offer.status == OfferStatus.open,
+            # Compute offers with room for more than this project: the data offers and the
+            # single-place offers stay free for the demo's allocation round.
+            Offer.kind == OfferKind.compute,
+            col(Offer.max_projects) >= 2,
             col(Offer.created_by_id).is_not(None),
         )
         .order_by(col(Match.score).desc(), col(Match.id))
