@@ -73,6 +73,9 @@ SETTINGS: tuple[Setting, ...] = (
     # queues are consumed by `flask --app app worker` processes).
     Setting("TANDEM_QUEUE_THREADS", None, int),
     Setting("TANDEM_MAILS_PER_HOUR", 4, int),
+    # Days a collaboration may stay at one stage before its two sides get a reminder digest
+    # (at most one per person per this many days).
+    Setting("TANDEM_COLLABORATION_REMINDER_DAYS", 14, int),
     # Largest request body accepted (bytes); larger ones get a 413 before being read.
     Setting("TANDEM_MAX_REQUEST_BYTES", 5 * 1024 * 1024, int),
     # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.

@@ -44,6 +44,6 @@ class NotificationForm(FlaskForm):
     )
     collaboration_reminders = BooleanField(
         "Remind me of collaborations that have not moved",
-        description="At most one email every two weeks, listing your collaboration records that "
-        "have stayed at the same stage for that long.",
+        description="One email at most per reminder period (two weeks unless the site sets "
+        "another), listing your collaboration records that have stayed at one stage that long.",
     )
