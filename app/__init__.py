@@ -79,6 +79,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     api.init_app(app, api_views)
     health.init_app(app)
     prometheus.init_app(app)
-    # Last, so that every other guard runs before a cached page is served.
+    # Last: its hook that serves a cached page goes first, its other hooks last.
     pagecache.init_app(app)
     return app

@@ -173,7 +173,6 @@ def init_app(app: Flask) -> None:
         digest = hashlib.sha256(f"{prefix}|{version}|{address}".encode()).hexdigest()
         return f"tandem:page:{digest}"
 
-    @app.before_request
     def serve_cached_page() -> Response | None:
         if request.method != "GET" or request.endpoint not in PUBLIC_PAGES or _seconds() <= 0:
             return None
@@ -193,6 +192,13 @@ def init_app(app: Flask) -> None:
         response.headers[HEADER] = "hit"
         response.vary.add("Cookie")
         return response
+
+    # First of the `before_request` hooks: a hit needs none of the others. It is for nobody
+    # signed in (no identity to load); no rate limit applies to these GET pages (the search
+    # limit counts embeddings, and a hit embeds nothing); and a URL another guard refuses
+    # (control characters) was answered 400 and so was never kept under its key. On a miss
+    # every hook runs as before, and every `after_request` hook runs on a hit as well.
+    app.before_request_funcs.setdefault(None, []).insert(0, serve_cached_page)
 
     @app.after_request
     def say_miss(response: Response) -> Response:

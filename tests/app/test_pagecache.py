@@ -240,6 +240,14 @@ def test_the_search_limit_notice_is_never_cached_and_a_cached_search_counts_noth
     limited.extensions["tandem.engine"].dispose()
 
 
+def test_a_refused_url_is_refused_every_time(app: Flask, catalogue: dict[str, Any]) -> None:
+    """The cache answers before the other request guards; what they refuse is never kept."""
+    for _ in range(2):
+        response = _visitor(app).get("/search/?q=rivers%00dams")
+        assert response.status_code == 400
+        assert "invisible control characters" in response.get_data(as_text=True)
+
+
 def test_the_cache_can_be_turned_off(app: Flask, catalogue: dict[str, Any]) -> None:
     app.config["TANDEM_PAGE_CACHE_SECONDS"] = 0
     first, second = _seen_twice(app, "/")
