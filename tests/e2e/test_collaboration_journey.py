@@ -24,9 +24,11 @@ from tests.e2e.conftest import (
     screenshot,
 )
 from tests.e2e.forms import (
+    FORMS_WITHOUT_NOVALIDATE,
     MATCHED_OFFER,
     MATCHED_PROPOSAL,
     NO_HORIZONTAL_SCROLL,
+    UNLABELLED_INPUTS,
     error_at,
     flash,
     make_matched_pair,
@@ -119,6 +121,9 @@ def test_a_collaboration_from_introduction_to_published(
             "link", name=re.compile("^Collaboration record")
         ).click()
         expect(company.locator(".collaboration-facts")).to_contain_text("Introduced")
+        assert company.evaluate(UNLABELLED_INPUTS) == []
+        assert company.evaluate(FORMS_WITHOUT_NOVALIDATE) == []
+        screenshot(company, f"collaboration-form-{viewport['width']}")
         company.get_by_label(re.compile("^Talking")).check()
         _save(company, "Talking")
 
