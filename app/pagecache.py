@@ -30,6 +30,7 @@ nonce, see `app.headers`). Both kinds of answer say `Vary: Cookie`, and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -127,9 +128,10 @@ class RedisPages:
             log.warning("page cache: Redis did not answer; page not kept", exc_info=True)
 
 
+@functools.cache
 def code_digest() -> str:
     """A digest of the code and templates that render pages: a new release never serves the
-    pages the previous one rendered (they may still sit in Redis)."""
+    pages the previous one rendered (they may still sit in Redis). Once per process."""
     digest = hashlib.sha256()
     for folder in ("app", "templates"):
         for path in sorted((ROOT / folder).rglob("*")):
