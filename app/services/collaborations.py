@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.services import notices
@@ -372,6 +373,19 @@ def advance(
     collaboration = view.collaboration
     values = validate(change=change, current=collaboration.stage, offer=view.offer, now=now)
     from_stage = collaboration.stage
+    # Claim the move in one conditional statement: when both sides move it at the same
+    # moment, the second waits for the first's commit (the row's write lock on PostgreSQL,
+    # the database's on SQLite), finds the stage changed, and is told, not applied on top.
+    table = Collaboration.__table__
+    claimed = session.execute(
+        sa.update(table)
+        .where(table.c.id == collaboration.id, table.c.stage == from_stage.value)
+        .values(stage_changed_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            "The other side moved this collaboration on a moment ago; here it is as it stands now."
+        )
     for name, value in values.items():
         setattr(collaboration, name, value)
     collaboration.stage_changed_at = now

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 
 from app.services import collaborations
-from app.services.errors import InvalidInput, NotFound
+from app.services.errors import Conflict, InvalidInput, NotFound
 from models import (
     Collaboration,
     CollaborationEvent,
@@ -543,3 +543,35 @@ def test_the_demo_shows_collaborations_at_every_stage(
         page = text_of(client.get("/collaborations/").data)
         assert all(v.proposal.title in page for v in mine), role
         auth.logout()
+
+
+def test_two_sides_moving_at_once_the_second_is_told_not_applied(
+    app: Flask, session: Session, pair: dict[str, Any], client: FlaskClient, auth: AuthActions
+) -> None:
+    _introduce(client, auth, pair)
+    record = _record(session, pair["match"])
+    engine = app.extensions["tandem.engine"]
+    with Session(engine) as academic_side:
+        # The academic's request has read the record (at "introduced") ...
+        seen = academic_side.get(Collaboration, record.id)
+        assert seen.stage == CollaborationStage.introduced
+        # ... when the company's request moves it on and commits.
+        with Session(engine) as company_side:
+            collaborations.advance(
+                session=company_side,
+                collaboration_id=record.id,
+                user_id=pair["member"].id,
+                change=collaborations.Change(stage="ended_without_result", end_reason="capacity"),
+            )
+            company_side.commit()
+        with pytest.raises(Conflict, match="moved this collaboration on a moment ago"):
+            collaborations.advance(
+                session=academic_side,
+                collaboration_id=record.id,
+                user_id=pair["academic"].id,
+                change=collaborations.Change(stage="talking"),
+            )
+        academic_side.rollback()
+    final = _record(session, pair["match"])
+    assert final.stage == CollaborationStage.ended_without_result
+    assert [e.to_stage for e in _events(session, final)] == ["introduced", "ended_without_result"]
