@@ -50,6 +50,8 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devloss_cheap import cheap_families  # noqa: E402 - bench/, beside this script
+
 from matching.affinity import affinity, aggregate_profiles  # noqa: E402
 from matching.embeddings import Encoder, default_encoder  # noqa: E402
 from matching.lexical import TfidfSimilarity  # noqa: E402
@@ -544,6 +546,7 @@ def families(bench: Bench) -> list[Family]:
             {f"b={b}": (lambda b=b: lse(cos()) + b * centrality()) for b in (0.25, 0.5)},
         ),
         Family("soft max of cosines of mean-centred vectors", {"t=0.2": lambda: lse(centred())}),
+        *(Family(name, settings) for name, settings in cheap_families(bench, cached)),
     ]
 
 
