@@ -118,7 +118,17 @@ class Encoder:
         and writes them back to both.
         """
         hashes = [content_hash(text) for text in texts]
-        found: dict[str, np.ndarray] = {h: self._memory[h] for h in hashes if h in self._memory}
+        remembered = [self._memory.get(h) for h in hashes]
+        if hashes and all(vector is not None for vector in remembered):
+            # Every vector in memory (each block of a recompute): no dicts to build, nothing
+            # new to remember.
+            stacked = np.empty((len(hashes), remembered[0].shape[0]), dtype=np.float32)  # type: ignore[union-attr]
+            for row, vector in enumerate(remembered):
+                stacked[row] = vector
+            return stacked
+        found: dict[str, np.ndarray] = {
+            h: vector for h, vector in zip(hashes, remembered, strict=True) if vector is not None
+        }
         missing = [h for h in dict.fromkeys(hashes) if h not in found]
         if missing and store is not None:
             found.update(store.get_many(self.model_name, missing))
