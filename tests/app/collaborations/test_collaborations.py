@@ -575,3 +575,21 @@ def test_two_sides_moving_at_once_the_second_is_told_not_applied(
     final = _record(session, pair["match"])
     assert final.stage == CollaborationStage.ended_without_result
     assert [e.to_stage for e in _events(session, final)] == ["introduced", "ended_without_result"]
+
+
+def test_the_queue_sends_due_reminders_every_hour(
+    app: Flask, client: FlaskClient, auth: AuthActions, session: Session, pair: dict[str, Any]
+) -> None:
+    _introduce(client, auth, pair)
+    record = _record(session, pair["match"])
+    record.stage_changed_at = datetime.now(UTC) - timedelta(days=30)
+    session.add(record)
+    session.commit()
+    huey = app.extensions["tandem.queue"].huey
+    (task,) = [t for t in huey._registry.periodic_tasks if t.name.endswith("reminders")]
+    assert task.validate_datetime(datetime(2026, 12, 3, 10, 7))
+    assert not task.validate_datetime(datetime(2026, 12, 3, 10, 8))
+    assert task.execute() == 3  # Ada, Sam and Kim: 14 days by default, 30 since it moved
+    assert task.execute() == 0  # the same period: nothing new
+    sent = [m for m in _mails(app) if "waiting for an update" in str(m["Subject"])]
+    assert len(sent) == 3
