@@ -227,8 +227,10 @@ class SequenceVersion(VersionStore):
                 return
             except Exception:
                 # Two processes creating the sequence at once: one of them fails, and its
-                # second attempt finds the sequence there.
+                # second attempt finds the sequence there; or the schema was dropped and made
+                # again: the second attempt creates it anew.
                 dbapi_connection.rollback()
+                self._created.clear()
                 if attempt:
                     raise
             finally:

@@ -182,7 +182,11 @@ def init_app(app: Flask) -> None:
             return None
         # Read before the page's data: a page is never labelled with a version newer than
         # the data it was rendered from.
-        version = store.read()
+        try:
+            version = store.read()
+        except Exception:  # the page is rendered as if there were no cache
+            log.warning("page cache: could not read the catalogue version", exc_info=True)
+            return None
         if version is None:
             return None
         key = key_for(version)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlmodel import Session
@@ -238,6 +239,30 @@ def test_the_search_limit_notice_is_never_cached_and_a_cached_search_counts_noth
     assert (again.status_code, again.headers[CACHE]) == (200, "hit")
     assert "You have run many new searches" not in again.get_data(as_text=True)
     limited.extensions["tandem.engine"].dispose()
+
+
+def test_a_lost_version_is_made_again_and_nothing_stale_is_served(
+    app: Flask, session: Session, catalogue: dict[str, Any]
+) -> None:
+    """The sequence dropped (PostgreSQL) or the file beside the database removed (SQLite):
+    the next bump or read makes it again, with a token never used before."""
+    path = f"/offers/{catalogue['offer'].id}"
+    assert _seen_twice(app, path)[1].headers[CACHE] == "hit"
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("DROP SEQUENCE tandem_page_version"))
+        session.commit()
+    else:
+        Path(f"{session.get_bind().url.database}-page-version").unlink()
+    assert _visitor(app).get(path).headers[CACHE] == "miss"
+    assert _visitor(app).get(path).headers[CACHE] == "hit"
+
+    offer = session.get(Offer, catalogue["offer"].id)
+    offer.title = "Renamed after the version was lost"
+    session.add(offer)
+    session.commit()
+    page = _visitor(app).get(path)
+    assert page.headers[CACHE] == "miss"
+    assert "Renamed after the version was lost" in page.get_data(as_text=True)
 
 
 def test_a_refused_url_is_refused_every_time(app: Flask, catalogue: dict[str, Any]) -> None:
