@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 from devloss_cheap import cheap_families  # noqa: E402 - bench/, beside this script
 
 from matching.affinity import affinity, aggregate_profiles  # noqa: E402
-from matching.embeddings import Encoder, default_encoder  # noqa: E402
+from matching.embeddings import Encoder, default_encoder, encoder_backend  # noqa: E402
 from matching.lexical import TfidfSimilarity  # noqa: E402
 
 HARNESS = ROOT.parent / "shared" / "eval" / "goldstandard.py"
@@ -688,9 +688,11 @@ def main() -> None:
     n = bench.n_researchers
 
     result = gs.evaluate_matrix(bench.ds, bench.pairs, bench.product(), BOOTSTRAP, 0)
+    backend, why = encoder_backend()
     print(
         f"development split: {n} researchers, {len(bench.ds.papers)} papers, "
-        f"{len(bench.ds.versions)} profile sets"
+        f"{len(bench.ds.versions)} profile sets; encoder backend {backend} ({why}; "
+        f"TANDEM_ENCODER_BACKEND=torch gives the fp32 vectors bench/README.md reports)"
     )
     print(
         f"development-split loss of the default matching.affinity() (in-sample): "

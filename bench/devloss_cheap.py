@@ -9,11 +9,13 @@ and small, so that it becomes one more fp32 product like the embedding one:
   The IDF and the SVD are fitted either on every distinct text of the call (as the TF-IDF
   option does) or on the profile texts alone (the catalogue's publications, fitted at full
   recompute and kept, with queries only projected).
-- "one product": the blend inside the cosine, `(1 - w) cos + w lsa_cos`, which is the cosine of
-  the concatenated vectors `[sqrt(1 - w) e, sqrt(w) l]`: the soft maximum then runs once, over
-  a product of 384 + k dimensions instead of 384.
+- "one product": the blend inside the cosine, `(1 - w) cos + w lexical_cos`, which is the cosine
+  of the concatenated vectors `[sqrt(1 - w) e, sqrt(w) l]`: the soft maximum then runs once,
+  over a product of 384 + k dimensions instead of 384 (no second aggregation pass).
 - Hashing + random projection: the same TF-IDF hashed into 2^16 columns and projected onto `k`
-  Gaussian directions (no SVD to fit; the IDF is still the call's).
+  Gaussian directions (no vocabulary or SVD to fit; the IDF is the call's, the profile texts'
+  or none). Its cosine is the TF-IDF cosine plus noise of about 1 / sqrt(k), so each is also
+  measured with other random projections (seeds).
 - TF-IDF with its IDF fitted on the profile texts alone (not the call's queries): whether the
   exact blend needs the query side of the IDF.
 - Titles embedded separately: `affinity(title_weight=a)`, the existing option.
@@ -49,7 +51,11 @@ def lsa(fit_texts: list[str], texts: list[str], k: int) -> np.ndarray:
 
 
 def hashed_projection(
-    texts: list[str], k: int, idf_texts: list[str] | None = None, use_idf: bool = True
+    texts: list[str],
+    k: int,
+    idf_texts: list[str] | None = None,
+    use_idf: bool = True,
+    seed: int = 0,
 ) -> np.ndarray:
     """Unit vectors of `texts`: hashed sublinear TF-IDF (IDF of `idf_texts`, default `texts`;
     none when not `use_idf`) times a fixed Gaussian `k`-column matrix."""
@@ -64,7 +70,7 @@ def hashed_projection(
 
     transformer = TfidfTransformer(use_idf=use_idf).fit(sublinear(idf_texts or texts))
     weighted = transformer.transform(sublinear(texts))
-    directions = np.random.default_rng(0).standard_normal((2**16, k)).astype(np.float32)
+    directions = np.random.default_rng(seed).standard_normal((2**16, k)).astype(np.float32)
     return normalize(np.asarray(weighted @ directions)).astype(np.float32)
 
 
@@ -82,14 +88,17 @@ def cheap_families(bench: Any, cached: Callable[[Scorer], Scorer]) -> list[tuple
     by_call = {k: cached(lambda k=k: lsa_cosines(call, k)) for k in (100, 300)}
     by_catalogue = cached(lambda: lsa_cosines(catalogue, 300))
 
-    def hashed(k: int, idf_texts: list[str] | None = None, use_idf: bool = True) -> np.ndarray:
-        vectors = hashed_projection(call, k, idf_texts, use_idf)
+    def hashed(
+        k: int, idf_texts: list[str] | None = None, use_idf: bool = True, seed: int = 0
+    ) -> np.ndarray:
+        vectors = hashed_projection(call, k, idf_texts, use_idf, seed)
         position = {text: i for i, text in enumerate(call)}
         return vectors[[position[q] for q in queries]] @ vectors[[position[t] for t in flat]].T
 
     hashed_cosines = {k: cached(lambda k=k: hashed(k)) for k in (128, 256)}
     hashed_catalogue = cached(lambda: hashed(256, catalogue))
     hashed_tf = cached(lambda: hashed(256, use_idf=False))
+    hashed_seeds = {seed: cached(lambda seed=seed: hashed(256, seed=seed)) for seed in (1, 2, 3)}
 
     def one_product(lexical: Scorer, w: float) -> np.ndarray:
         return agg((1 - w) * bench.cosines + w * lexical(), "lse")
@@ -150,6 +159,13 @@ def cheap_families(bench: Any, cached: Callable[[Scorer], Scorer]) -> list[tuple
         (
             "the same, k=128, weight",
             {f"w={w}": (lambda w=w: one_product(hashed_cosines[128], w)) for w in weights},
+        ),
+        *(
+            (
+                f"the same, k=256, another random projection (seed {seed}), weight",
+                {f"w={w}": (lambda w=w, s=seed: one_product(hashed_seeds[s], w)) for w in weights},
+            )
+            for seed in (1, 2, 3)
         ),
         (
             "the same, k=256, IDF of the profile texts only, weight",
