@@ -101,6 +101,11 @@ class Encoder:
         self.memory_limit = memory_limit
         self.encoded_count = 0
         self._memory: dict[str, np.ndarray] = {}
+        # The same vectors keyed by the text itself: a str caches its own hash, so a text
+        # seen before (a recompute reads every corpus text again) is found without hashing
+        # its UTF-8 bytes with SHA-256. Holds the texts alive; bounded and cleared with
+        # `_memory`.
+        self._by_text: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
     @property
@@ -109,7 +114,7 @@ class Encoder:
 
     def knows(self, text: str) -> bool:
         """Whether `text`'s vector is in this process's memory (embedding it costs nothing)."""
-        return content_hash(text) in self._memory
+        return text in self._by_text or content_hash(text) in self._memory
 
     def encode(self, texts: Sequence[str], *, store: EmbeddingStore | None = None) -> np.ndarray:
         """Embed `texts`: float32 array of shape (len(texts), dimension), rows of unit norm.
@@ -117,15 +122,16 @@ class Encoder:
         Looks each text up in the in-process cache, then in `store`; encodes only the misses
         and writes them back to both.
         """
+        known = [self._by_text.get(text) for text in texts]
+        if known and all(vector is not None for vector in known):
+            # Every vector in memory under its text (each block of a recompute): no hashing,
+            # no dicts to build, nothing new to remember.
+            return np.stack(known).astype(np.float32, copy=False)  # type: ignore[arg-type]
         hashes = [content_hash(text) for text in texts]
         remembered = [self._memory.get(h) for h in hashes]
         if hashes and all(vector is not None for vector in remembered):
-            # Every vector in memory (each block of a recompute): no dicts to build, nothing
-            # new to remember.
-            stacked = np.empty((len(hashes), remembered[0].shape[0]), dtype=np.float32)  # type: ignore[union-attr]
-            for row, vector in enumerate(remembered):
-                stacked[row] = vector
-            return stacked
+            self._remember_texts(texts, remembered)  # type: ignore[arg-type]
+            return np.stack(remembered).astype(np.float32, copy=False)  # type: ignore[arg-type]
         found: dict[str, np.ndarray] = {
             h: vector for h, vector in zip(hashes, remembered, strict=True) if vector is not None
         }
@@ -143,7 +149,9 @@ class Encoder:
         self._remember(found)
         if not hashes:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([found[h] for h in hashes]).astype(np.float32, copy=False)
+        vectors = [found[h] for h in hashes]
+        self._remember_texts(texts, vectors)
+        return np.stack(vectors).astype(np.float32, copy=False)
 
     def _encode_uncached(self, texts: list[str]) -> np.ndarray:
         with self._lock:
@@ -164,7 +172,22 @@ class Encoder:
         new = {h: v for h, v in vectors.items() if h not in self._memory}
         if len(self._memory) + len(new) > self.memory_limit:
             self._memory.clear()
+            self._by_text.clear()
         self._memory.update(new)
+
+    def _remember_texts(self, texts: Sequence[str], vectors: Sequence[np.ndarray]) -> None:
+        """Keep `vectors` under their `texts` too (within `memory_limit`, as `_remember`)."""
+        by_text = self._by_text
+        new = [
+            (text, vector)
+            for text, vector in zip(texts, vectors, strict=True)
+            if text not in by_text
+        ]
+        if len(by_text) + len(new) > self.memory_limit:
+            by_text.clear()
+            by_text.update(zip(texts, vectors, strict=True))
+        else:
+            by_text.update(new)
 
 
 def encoder_backend(name_or_path: str | None = None) -> tuple[str, str]:
