@@ -19,13 +19,20 @@ and small, so that it becomes one more fp32 product like the embedding one:
 - TF-IDF with its IDF fitted on the profile texts alone (not the call's queries): whether the
   exact blend needs the query side of the IDF.
 - Titles embedded separately: `affinity(title_weight=a)`, the existing option.
+- Other poolings of the same forward pass (no extra model run, still 384 dimensions, so the
+  scoring costs the same): max over tokens, the first token (CLS), and the normalised sums of
+  the mean-pooled vector with either (an ensemble of two poolings). "mean" alone reproduces
+  the default (a check of this code).
 
 Each returns `(name, {label: scorer})`; `bench/devloss.py` turns them into families.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,6 +81,30 @@ def hashed_projection(
     return normalize(np.asarray(weighted @ directions)).astype(np.float32)
 
 
+def poolings(texts: list[str], cache: Path) -> dict[str, np.ndarray]:
+    """Unit vectors of `texts` from the same forward pass of the packaged model (fp32 torch),
+    pooled three ways: "mean" (what the product uses), "max" over tokens and "cls" (the first
+    token). Cached in `cache` (a .npz file named by the texts' hash)."""
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+    path = cache / f"poolings-{digest}.npz"
+    if path.exists():
+        with np.load(path) as stored:
+            return dict(stored)
+    from matching.embeddings import load_model
+
+    model = load_model()
+    out: dict[str, list[np.ndarray]] = {"mean": [], "max": [], "cls": []}
+    for tokens in model.encode(texts, output_value="token_embeddings", batch_size=32):
+        tokens = np.asarray(tokens, dtype=np.float32)
+        out["mean"].append(tokens.mean(axis=0))
+        out["max"].append(tokens.max(axis=0))
+        out["cls"].append(tokens[0])
+    vectors = {name: normalize(np.stack(rows)).astype(np.float32) for name, rows in out.items()}
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **vectors)
+    return vectors
+
+
 def cheap_families(bench: Any, cached: Callable[[Scorer], Scorer]) -> list[tuple[str, dict]]:
     """The families of this module for `bench` (a `bench/devloss.py` Bench)."""
     queries, flat = bench.queries, bench.flat
@@ -114,6 +145,19 @@ def cheap_families(bench: Any, cached: Callable[[Scorer], Scorer]) -> list[tuple
         return (vectorizer.transform(queries) @ vectorizer.transform(flat).T).toarray()
 
     exact_catalogue = cached(catalogue_tfidf)
+    cache = Path(os.environ.get("TANDEM_DEVLOSS_CACHE", "/tmp/tandem-devloss"))
+    pooled = cached(lambda: poolings(call, cache))
+
+    def pooled_cosines(how: str) -> np.ndarray:
+        vectors = pooled()
+        if how == "mean+max":
+            vectors = {how: normalize(vectors["mean"] + vectors["max"])}
+        elif how == "mean+cls":
+            vectors = {how: normalize(vectors["mean"] + vectors["cls"])}
+        position = {text: i for i, text in enumerate(call)}
+        rows = vectors[how]
+        return rows[[position[q] for q in queries]] @ rows[[position[t] for t in flat]].T
+
     weights = (0.1, 0.2, 0.3)
 
     def blend_max(lexical: Scorer, w: float) -> np.ndarray:
@@ -185,6 +229,20 @@ def cheap_families(bench: Any, cached: Callable[[Scorer], Scorer]) -> list[tuple
         (
             "soft max t=0.2 + TF-IDF max, IDF of the profile texts only, weight",
             {f"w={w}": (lambda w=w: blend_max(exact_catalogue, w)) for w in weights},
+        ),
+        *(
+            (
+                f"pooling of the same forward pass: {how} (384 dims, one product), soft max t=0.2",
+                {"t=0.2": (lambda how=how: agg(pooled_cosines(how), "lse"))},
+            )
+            for how in ("mean", "max", "mean+max", "mean+cls")
+        ),
+        (
+            "pooling mean+cls, soft max, temperature (chosen in-fold, as the default's family)",
+            {
+                f"t={t}": (lambda t=t: agg(pooled_cosines("mean+cls"), "lse", temperature=t))
+                for t in (0.1, 0.2, 0.3)
+            },
         ),
         (
             "titles embedded separately: (1-a) cos(texts) + a cos(titles), soft max t=0.2",
