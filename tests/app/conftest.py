@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from matching import Encoder
 from models import Match
+from tests.app.outcomes import record_programme
 from tests.scenarios import ScenarioFactory
 from tests.smtp import ScriptedHandler, SmtpServer, free_port
 
@@ -65,6 +66,17 @@ def pair(session: Session, make_scenario: ScenarioFactory) -> dict[str, Any]:
         "second": second,
         "match": match,
     }
+
+
+@pytest.fixture
+def programme(
+    session: Session,
+    make_user: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> dict[str, Any]:
+    """A small programme history (tests/app/outcomes.py) for the reporting tests."""
+    return record_programme(session, make_user, make_proposal, make_offer)
 
 
 @pytest.fixture

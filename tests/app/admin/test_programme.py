@@ -15,17 +15,6 @@ from flask.testing import FlaskClient
 from sqlmodel import Session
 
 from app.services.programme import programme_report
-from tests.app.outcomes import record_programme
-
-
-@pytest.fixture
-def programme(
-    session: Session,
-    make_user: Callable[..., Any],
-    make_proposal: Callable[..., Any],
-    make_offer: Callable[..., Any],
-) -> dict[str, Any]:
-    return record_programme(session, make_user, make_proposal, make_offer)
 
 
 def _text(html: str) -> str:

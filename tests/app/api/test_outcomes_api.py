@@ -14,7 +14,6 @@ from flask.testing import FlaskClient
 from sqlmodel import Session
 
 from app.services import partners
-from tests.app.outcomes import record_programme
 from tests.conftest import AuthActions
 
 
@@ -22,16 +21,6 @@ from tests.conftest import AuthActions
 def api_app(app: Flask) -> Flask:
     app.config["TANDEM_API_SETTLE_SECONDS"] = 0
     return app
-
-
-@pytest.fixture
-def programme(
-    session: Session,
-    make_user: Callable[..., Any],
-    make_proposal: Callable[..., Any],
-    make_offer: Callable[..., Any],
-) -> dict[str, Any]:
-    return record_programme(session, make_user, make_proposal, make_offer)
 
 
 def _token(session: Session, *scopes: str) -> str:

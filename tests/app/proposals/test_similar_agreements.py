@@ -4,26 +4,13 @@ a research field, public pairs only) reached an agreement with the offer's compa
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from html import unescape
 from typing import Any
 
-import pytest
 from flask.testing import FlaskClient
 from sqlmodel import Session
 
 from app.services.programme import similar_agreements
-from tests.app.outcomes import record_programme
-
-
-@pytest.fixture
-def programme(
-    session: Session,
-    make_user: Callable[..., Any],
-    make_proposal: Callable[..., Any],
-    make_offer: Callable[..., Any],
-) -> dict[str, Any]:
-    return record_programme(session, make_user, make_proposal, make_offer)
 
 
 def test_similar_means_another_public_proposal_in_a_shared_field(
