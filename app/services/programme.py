@@ -234,15 +234,27 @@ CSV_COLUMNS = (
 )
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: str | int) -> str | int:
+    """`value` as a spreadsheet shows it as typed: text that would start a formula gets a
+    leading apostrophe (the OWASP advice); numbers are left as numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_rows(report: ProgrammeReport) -> list[list[str | int]]:
     """The report's table as CSV rows (a header first): one row per field and per lab
-    resource level."""
+    resource level. Field names are typed by academics, so no cell can start a formula."""
     rows: list[list[str | int]] = [list(CSV_COLUMNS)]
     for grouping, groups in (("field", report.by_field), ("lab", report.by_lab)):
         for row in groups:
             values = asdict(row)
             rows.append([grouping, *(values[name] for name in CSV_COLUMNS[1:])])
-    return rows
+    return [[spreadsheet_text(cell) for cell in row] for row in rows]
 
 
 # Stages at or past a signed agreement (an ended collaboration counts when it had signed).
