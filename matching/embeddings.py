@@ -122,11 +122,15 @@ class Encoder:
         Looks each text up in the in-process cache, then in `store`; encodes only the misses
         and writes them back to both.
         """
-        known = [self._by_text.get(text) for text in texts]
-        if known and all(vector is not None for vector in known):
-            # Every vector in memory under its text (each block of a recompute): no hashing,
-            # no dicts to build, nothing new to remember.
-            return np.stack(known).astype(np.float32, copy=False)  # type: ignore[arg-type]
+        if texts:
+            try:
+                # Every vector in memory under its text (each block of a recompute): no
+                # hashing, no dicts to build, nothing new to remember (a C-level loop).
+                known = list(map(self._by_text.__getitem__, texts))
+            except KeyError:
+                pass
+            else:
+                return np.stack(known).astype(np.float32, copy=False)
         hashes = [content_hash(text) for text in texts]
         remembered = [self._memory.get(h) for h in hashes]
         if hashes and all(vector is not None for vector in remembered):
