@@ -38,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from matching.outcome_adjustment import evaluate_adjustment  # noqa: E402
 from matching.outcomes import Decisions, evaluate, ndcg_per_proposal, time_split  # noqa: E402
 from matching.scoring import COMPONENTS, ScoreWeights  # noqa: E402
 
@@ -59,6 +60,26 @@ def simulate(
     seed: int = 0,
 ) -> Decisions:
     """A decision history of `proposals` proposals (see the module docstring)."""
+    return simulate_with_tastes(
+        proposals, offers=offers, shown=shown, respond=respond, taste=taste, noise=noise,
+        fixed=fixed, truth=truth, seed=seed,
+    )[0]  # fmt: skip
+
+
+def simulate_with_tastes(
+    proposals: int,
+    *,
+    offers: int = 60,
+    shown: int = 8,
+    respond: float = 0.7,
+    taste: float = 10.0,
+    noise: float = 0.05,
+    fixed: ScoreWeights | None = None,
+    truth: np.ndarray = TRUE_WEIGHTS,
+    seed: int = 0,
+) -> tuple[Decisions, np.ndarray]:
+    """`simulate`'s history (with each decision's company as its group) and the hidden
+    (offers, C) company tastes."""
     rng = np.random.default_rng(seed)
     fixed_coef = np.array([(fixed or ScoreWeights()).normalised()[c] for c in COMPONENTS])
     tastes = rng.dirichlet(truth * taste, size=offers)  # (O, C)
@@ -83,12 +104,14 @@ def simulate(
     arrival = rng.uniform(0, 365 * DAY, proposals)
     delay = rng.uniform(1, 30, len(rows)) * DAY * (1 + grade / 4)
     responded = rng.random(len(rows)) < respond
-    return Decisions(
+    decisions = Decisions(
         proposal=rows[responded],
         components=pair_components[responded],
         relevance=grade[responded],
         time=(arrival[rows] + delay)[responded],
+        group=columns[responded],
     )
+    return decisions, tastes
 
 
 def main() -> None:
@@ -96,39 +119,57 @@ def main() -> None:
     parser.add_argument("--sizes", default="30,100,300,1000", help="proposals per history")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--taste", type=float, default=10.0)
+    parser.add_argument("--strong-taste", type=float, default=1.0)
     parser.add_argument("--noise", type=float, default=0.05)
     args = parser.parse_args()
     fixed = ScoreWeights()
     fixed_coef = np.array([fixed.normalised()[c] for c in COMPONENTS])
-    print(f"fixed weights {fixed.normalised()}; company taste concentration {args.taste}")
-    for title, truth in (
-        (f"hidden true weights {TRUE_WEIGHTS.tolist()} (fit matters more)", TRUE_WEIGHTS),
-        ("hidden true weights = today's fixed weights (nothing to learn)", fixed_coef),
+    print(f"fixed weights {fixed.normalised()}")
+    fit_first = f"hidden true weights {TRUE_WEIGHTS.tolist()} (fit matters more)"
+    for title, truth, taste in (
+        (fit_first, TRUE_WEIGHTS, args.taste),
+        (fit_first, TRUE_WEIGHTS, args.strong_taste),
+        ("hidden true weights = today's fixed weights (nothing to learn)", fixed_coef, args.taste),
     ):
-        print(f"\n{title}")
+        print(f"\n{title}; company taste concentration {taste} (lower = more varied)")
         print(
             f"{'proposals':>9} {'decisions':>9} {'test':>5} {'learned':>8} {'fixed':>7} "
             f"{'true':>6} {'learned-fixed [95% CI]':>28} {'adopt':>5} {'s':>5}  learned"
         )
+        print(
+            f"{'':>9} {'adjusted':>9} {'tastes':>6} {'adj-learned [95% CI]':>26} "
+            f"{'adj-fixed [95% CI]':>26} {'adopt':>5} {'L2x':>6} {'max|dev|':>8}"
+        )
         for size in (int(part) for part in args.sizes.split(",")):
-            report(size, truth, fixed, args)
+            report(size, truth, taste, fixed, args)
 
 
-def report(size: int, truth: np.ndarray, fixed: ScoreWeights, args: argparse.Namespace) -> None:
+def _interval(values: tuple[float, float, float]) -> str:
+    return f"{values[0]:>+8.3f} [{values[1]:+.3f}; {values[2]:+.3f}]"
+
+
+def report(
+    size: int, truth: np.ndarray, taste: float, fixed: ScoreWeights, args: argparse.Namespace
+) -> None:
     started = time.perf_counter()
-    decisions = simulate(
-        size, taste=args.taste, noise=args.noise, fixed=fixed, truth=truth, seed=args.seed + size
+    decisions, tastes = simulate_with_tastes(
+        size, taste=taste, noise=args.noise, fixed=fixed, truth=truth, seed=args.seed + size
     )
     result = evaluate(decisions, fixed, seed=args.seed)
     _, test = time_split(decisions, 0.7)
     true_ndcg = ndcg_per_proposal(test, test.features @ truth)
+    taste_ndcg = ndcg_per_proposal(
+        test, np.einsum("nc,nc->n", test.features, tastes[np.asarray(test.group)])
+    )
     held = list(result.per_proposal)
     true_mean = np.mean([true_ndcg[p] for p in held]) if held else np.nan
+    taste_mean = np.mean([taste_ndcg[p] for p in held]) if held else np.nan
     weights = (
         " ".join(f"{c[:4]}={w:.2f}" for c, w in result.learned_weights.items())
         if result.learned_weights
         else "-"
     )
+    adjustment = evaluate_adjustment(decisions, fixed, seed=args.seed)
     print(
         f"{size:>9} {result.decisions:>9} {result.test_proposals:>5} "
         f"{result.learned_ndcg:>8.3f} {result.fixed_ndcg:>7.3f} {true_mean:>6.3f} "
@@ -137,6 +178,13 @@ def report(size: int, truth: np.ndarray, fixed: ScoreWeights, args: argparse.Nam
     )
     if not result.learned_weights:
         print(f"{'':>9} {result.reason}")
+        return
+    print(
+        f"{'':>9} {adjustment.adjusted_ndcg:>9.3f} {taste_mean:>6.3f} "
+        f"{_interval(adjustment.over_weights)} {_interval(adjustment.over_fixed)} "
+        f"{'yes' if adjustment.adopt else 'no':>5} {adjustment.strength:>6g} "
+        f"{adjustment.largest_deviation:>8.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -44,13 +44,16 @@ class Decisions:
     """N decisions as arrays: `proposal` (N,) group ids, `components` (N, C) in
     `COMPONENTS` order (NaN read as 0), `relevance` (N,) graded (0 = no; higher = further),
     `time` (N,) any increasing number (e.g. POSIX seconds), `weight` (N,) how much a decision
-    counts in fitting (1 by default; e.g. less for a dismissal for timing)."""
+    counts in fitting (1 by default; e.g. less for a dismissal for timing), `group` (N,) who
+    decided on the offer side (the offer's organisation; None when unknown), which only the
+    learned adjustment (`matching.outcome_adjustment`) reads."""
 
     proposal: np.ndarray
     components: np.ndarray
     relevance: np.ndarray
     time: np.ndarray
     weight: np.ndarray | None = None
+    group: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.proposal)
@@ -84,6 +87,7 @@ class Decisions:
             relevance=np.asarray(self.relevance, dtype=np.float64)[index],
             time=np.asarray(self.time, dtype=np.float64)[index],
             weight=self.weights[index],
+            group=None if self.group is None else np.asarray(self.group)[index],
         )
 
 
@@ -97,23 +101,30 @@ def _groups(proposal: np.ndarray) -> list[np.ndarray]:
     return np.split(order, starts)
 
 
-def preference_pairs(decisions: Decisions) -> tuple[np.ndarray, np.ndarray]:
-    """Component differences (M, C) of every pair of decisions on the same proposal where
+def preference_index(decisions: Decisions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows (better (M,), worse (M,)) of every pair of decisions on the same proposal where
     the first got further than the second, and each pair's weight (M,) (the smaller of the
     two decisions' weights)."""
-    x, relevance, weight = decisions.features, np.asarray(decisions.relevance), decisions.weights
-    differences, pair_weights = [], []
+    relevance, weight = np.asarray(decisions.relevance), decisions.weights
+    better_rows, worse_rows = [], []
     for rows in _groups(np.asarray(decisions.proposal)):
         if len(rows) < 2:
             continue
-        better = relevance[rows][:, None] > relevance[rows][None, :]
-        i, j = np.nonzero(better)
-        if len(i):
-            differences.append(x[rows[i]] - x[rows[j]])
-            pair_weights.append(np.minimum(weight[rows[i]], weight[rows[j]]))
-    if not differences:
-        return np.zeros((0, x.shape[1])), np.zeros(0)
-    return np.concatenate(differences), np.concatenate(pair_weights)
+        i, j = np.nonzero(relevance[rows][:, None] > relevance[rows][None, :])
+        better_rows.append(rows[i])
+        worse_rows.append(rows[j])
+    if not better_rows:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+    better, worse = np.concatenate(better_rows), np.concatenate(worse_rows)
+    return better, worse, np.minimum(weight[better], weight[worse])
+
+
+def preference_pairs(decisions: Decisions) -> tuple[np.ndarray, np.ndarray]:
+    """Component differences (M, C) of every pair from `preference_index` and each pair's
+    weight (M,)."""
+    better, worse, pair_weights = preference_index(decisions)
+    x = decisions.features
+    return x[better] - x[worse], pair_weights
 
 
 class PairwiseRanker:
