@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from matching.outcome_adjustment import AdjustedRanker, evaluate_adjustment
 from matching.outcomes import (
     ADOPTION_MARGIN,
     Decisions,
@@ -116,3 +117,107 @@ def test_learned_weights_name_their_model_in_the_version() -> None:
     assert learned.version.endswith(FIXED.version.rsplit("/", 1)[1])
     components = {c: np.full((2, 2), 0.5, dtype=np.float32) for c in COMPONENTS}
     np.testing.assert_allclose(combine(components, learned), combine(components, FIXED))
+
+
+PROPOSAL_FIRST = np.array([0.7, 0.05, 0.05, 0.2])
+
+
+def company_history(
+    proposals: int,
+    tastes: np.ndarray,
+    *,
+    seed: int = 0,
+    shown: int = 6,
+    share: np.ndarray | None = None,
+) -> Decisions:
+    """Decisions on offers of `len(tastes)` companies (each deciding a `share` of them,
+    equal by default), each grading by its own taste."""
+    rng = np.random.default_rng(seed)
+    n = proposals * shown
+    components = rng.uniform(0, 1, (n, len(COMPONENTS)))
+    company = rng.choice(len(tastes), n, p=share)
+    utility = np.einsum("nc,nc->n", components, tastes[company]) + rng.normal(0, 0.03, n)
+    grade = np.searchsorted(np.quantile(utility, [0.4, 0.7, 0.9]), utility).astype(float)
+    return Decisions(
+        proposal=np.repeat(np.arange(proposals), shown),
+        components=components,
+        relevance=grade,
+        time=np.repeat(rng.uniform(0, 1000, proposals), shown) + rng.uniform(0, 10, n),
+        group=company,
+    )
+
+
+HALF_AND_HALF = np.array([FIT_FIRST] * 5 + [PROPOSAL_FIRST] * 5)
+
+
+def effective_weights(ranker: AdjustedRanker, company: int) -> np.ndarray:
+    return ranker.coef_ + ranker.deviation_.get(company, np.zeros(5))[:4]
+
+
+def test_the_adjustment_recovers_a_planted_company_taste() -> None:
+    ranker = AdjustedRanker(strength=3.0).fit(company_history(600, HALF_AND_HALF))
+    proposal, fit = COMPONENTS.index("proposal"), COMPONENTS.index("fit")
+    for company in range(5):
+        weights = effective_weights(ranker, company)
+        assert weights[fit] > 2 * weights[proposal]
+    for company in range(5, 10):
+        weights = effective_weights(ranker, company)
+        assert weights[proposal] > 2 * weights[fit]
+    # An unknown company is ranked by the shared weights alone.
+    unknown = company_history(5, HALF_AND_HALF, seed=1)
+    unknown = Decisions(**{**unknown.__dict__, "group": np.full(len(unknown), 99)})
+    np.testing.assert_allclose(ranker.score(unknown), unknown.features @ ranker.coef_)
+
+
+def test_an_adjustment_that_ranks_better_is_adopted_over_weights_only() -> None:
+    result = evaluate_adjustment(company_history(600, HALF_AND_HALF, seed=2), FIXED)
+    assert np.isfinite(result.strength) and result.largest_deviation > 0.1
+    mean, low, _ = result.over_weights
+    assert result.adopt and low > 0 and mean >= ADOPTION_MARGIN
+    assert result.adjusted_ndcg > result.weights_ndcg > result.fixed_ndcg
+    assert "per-company weights" in result.reason
+
+
+def test_a_company_with_few_decisions_keeps_a_near_zero_adjustment() -> None:
+    # Company 10 has company 9's taste but decides ~0.2% of the pairs (a handful).
+    tastes = np.vstack([HALF_AND_HALF, PROPOSAL_FIRST])
+    share = np.r_[np.full(10, 0.0998), 0.002]
+    decisions = company_history(600, tastes, seed=3, share=share)
+    assert 2 <= (decisions.group == 10).sum() <= 15
+    ranker = AdjustedRanker(strength=3.0).fit(decisions)
+    # Same taste, same (weakest but one) shrinkage: the many decisions move company 9 by
+    # ~0.24 of the weights (the planted difference is 0.5), the handful barely moves 10.
+    assert np.abs(ranker.deviation_[9]).max() > 0.2
+    assert np.abs(ranker.deviation_[10]).max() < 0.1
+    assert np.abs(ranker.deviation_[10]).max() < np.abs(ranker.deviation_[9]).max() / 3
+
+
+def test_with_few_decisions_per_company_the_adjustment_stays_near_zero() -> None:
+    tastes = np.array([FIT_FIRST, PROPOSAL_FIRST] * 30)  # 60 companies, ~5 decisions each
+    decisions = company_history(50, tastes, seed=5)
+    result = evaluate_adjustment(decisions, FIXED)
+    assert result.largest_deviation < 0.05
+    assert not result.adopt
+    # The default-range shrinkage alone keeps ~5 decisions a company from moving far.
+    train, _ = time_split(decisions, 0.7)
+    assert AdjustedRanker(strength=100.0).fit(train).largest_deviation() < 0.05
+
+
+@pytest.mark.parametrize("seed", [6, 7, 8])
+def test_an_adjustment_is_not_adopted_when_companies_share_one_taste(seed: int) -> None:
+    decisions = company_history(400, np.array([FIT_FIRST] * 10), seed=seed)
+    result = evaluate_adjustment(decisions, FIXED)
+    assert not result.adopt
+    assert "weights only" in result.reason
+    assert result.over_weights[0] < ADOPTION_MARGIN
+    # Forced to the weakest shrinkage, it fits noise, and the rule still keeps weights only.
+    forced = evaluate_adjustment(decisions, FIXED, strengths=(1.0,))
+    assert forced.strength == 1.0 and forced.largest_deviation > 0.05
+    assert not forced.adopt and forced.over_weights[1] <= 0
+
+
+def test_the_adjustment_needs_each_decisions_company() -> None:
+    with pytest.raises(ValueError, match="company"):
+        AdjustedRanker().fit(history(50, FIT_FIRST))
+    result = evaluate_adjustment(company_history(3, HALF_AND_HALF, seed=9), FIXED)
+    assert not result.adopt and result.reason.startswith("too few decisions")
