@@ -81,8 +81,10 @@ REASON_LABELS = {
 TEXT_LIMIT = 1_000
 LINK_LIMIT = 500
 # A DOI as printed (10.prefix/suffix), bare or as a doi: / doi.org reference.
-DOI = re.compile(r"^(?:doi:\s*|https?://(?:dx\.)?doi\.org/)?(10\.\d{4,9}/\S+)$", re.I)
-URL = re.compile(r"^https?://[^\s/?#]+\.[^\s/?#]+(?:[/?#]\S*)?$", re.I)
+DOI = re.compile(r"^(?:doi:\s*|https?://(?:dx\.)?doi\.org/)?(10\.\d{4,9}/[^\s<>\"\\]+)$", re.I)
+# A result link is rendered as a link: https only (no http, javascript:, data:), and none of
+# the characters that would end an HTML attribute or tag.
+URL = re.compile(r"^https://[^\s/?#<>\"'\\@]+\.[^\s/?#<>\"'\\@]+(?:[/?#][^\s<>\"\\]*)?$", re.I)
 # A date a person types may be "today" in their time zone and tomorrow in UTC.
 DATE_SLACK = timedelta(days=1)
 
