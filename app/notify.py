@@ -261,7 +261,7 @@ def deliver(*, now: datetime | None = None, batch_size: int = 100) -> DeliveryRe
     )
 
 
-REMINDER_KIND = "collaboration-reminder"
+REMINDER_KIND = collaborations.REMINDER_KIND
 DEFAULT_REMINDER_DAYS = 14
 
 

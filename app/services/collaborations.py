@@ -34,6 +34,7 @@ from models import (
     DeclineReason,
     Match,
     MatchStatus,
+    Notification,
     NotificationPreference,
     Offer,
     Proposal,
@@ -85,6 +86,8 @@ DOI = re.compile(r"^(?:doi:\s*|https?://(?:dx\.)?doi\.org/)?(10\.\d{4,9}/[^\s<>\
 # A result link is rendered as a link: https only (no http, javascript:, data:), and none of
 # the characters that would end an HTML attribute or tag.
 URL = re.compile(r"^https://[^\s/?#<>\"'\\@]+\.[^\s/?#<>\"'\\@]+(?:[/?#][^\s<>\"\\]*)?$", re.I)
+# The outbox kind of a reminder digest (`app.notify` writes them).
+REMINDER_KIND = "collaboration-reminder"
 # A date a person types may be "today" in their time zone and tomorrow in UTC.
 DATE_SLACK = timedelta(days=1)
 
@@ -490,10 +493,19 @@ def due_reminders(*, session: Session, days: int, now: datetime | None = None) -
     """One digest per person on either side of collaborations not at an outcome that have not
     moved for `days` days or more, keyed by the person and the interval (`days`-long windows
     counted from 1970-01-01), so a person gets at most one per interval however often this
-    runs. People who turned reminders off, or all match mail off, get none."""
+    runs; and nobody who had one less than `days` days ago gets another (the windows are
+    fixed, so without this two runs an hour apart across a boundary would both send one).
+    People who turned reminders off, or all match mail off, get none."""
     now = now or utcnow()
     days = max(1, int(days))
     cutoff = now - timedelta(days=days)
+    reminded = set(
+        session.exec(
+            select(Notification.user_id).where(
+                Notification.kind == REMINDER_KIND, col(Notification.created_at) > cutoff
+            )
+        ).all()
+    )
     rows = session.exec(
         select(Collaboration, Match, Proposal, Offer)
         .join(Match, col(Match.id) == col(Collaboration.match_id))
@@ -536,6 +548,7 @@ def due_reminders(*, session: Session, days: int, now: datetime | None = None) -
                 or not user.active
                 or not user.collaboration_reminders
                 or user.notification_preference == NotificationPreference.off
+                or user.id in reminded
             ):
                 continue
             users[user.id] = user  # type: ignore[index]
