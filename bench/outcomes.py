@@ -22,9 +22,14 @@ The generator (`simulate`), documented so the figures can be judged:
   outcome (4) at 45/70/85/95%. A decision is taken 1-60 days after the proposal arrives,
   later grades later.
 Printed per history size: decisions, NDCG@5 on the later 30% of decisions (per proposal,
-mean) for the learned weights, the fixed weights and the hidden true weights (an upper
-reference the learner cannot reach: it ignores the company tastes), the paired difference
-learned - fixed with its bootstrap 95% CI, and whether the adoption rule adopts.
+mean) for the learned weights, the fixed weights and the hidden true weights (the mean
+taste), the paired difference learned - fixed with its bootstrap 95% CI, and whether the
+adoption rule adopts. A second line: the learned per-company adjustment
+(`matching.outcome_adjustment`; each decision's company is the offer), the hidden company
+tastes themselves (the ceiling), adjusted - learned and adjusted - fixed with their CIs,
+whether the adjustment is adopted over weights only, the shrinkage validation chose (L2x,
+inf = none) and the largest deviation. Histories at the default taste spread (`--taste`),
+at a strong one (`--strong-taste`) and with the fixed weights as the truth.
 """
 
 from __future__ import annotations

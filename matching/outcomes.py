@@ -17,6 +17,9 @@ higher = got further: interest, introduction, agreement, outcome) and the time i
   mean gain is at least +0.01 NDCG@5; with too few decisions (`MIN_TRAIN_PAIRS`,
   `MIN_TEST_PROPOSALS`) nothing is fitted and today's weights stay.
 
+A learned per-company adjustment beside these weights, and its own evaluation against
+weights only, is in `matching.outcome_adjustment`.
+
 Pure numpy/scikit-learn: no Flask, no database.
 """
 
