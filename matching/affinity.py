@@ -179,6 +179,7 @@ def soft_maximum(
     profile_sizes: Sequence[int] | np.ndarray,
     *,
     temperature: float = DEFAULT_TEMPERATURE,
+    scratch: np.ndarray | None = None,
 ) -> np.ndarray:
     """The default affinity ("lse" of `aggregate_profiles`) from vectors, profile-major.
 
@@ -191,6 +192,11 @@ def soft_maximum(
     or underflow exp (the vectors' norms bound them), so no maximum is subtracted unless the
     values may leave [-80, 80] (then one shift for the block, or one per profile when they
     span more than 80).
+
+    `scratch`, a 1-D float32 array of at least sum(profile_sizes) x n_queries elements, holds
+    the similarities instead of a new array: a caller scoring block after block reuses one
+    (a fresh block of tens of MB costs its page faults on every call). Its contents are
+    overwritten.
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
@@ -201,7 +207,12 @@ def soft_maximum(
         return result
     counts = sizes[nonempty]
     scaled = np.asarray(text_vectors, dtype=np.float32) * np.float32(1.0 / temperature)
-    values = scaled @ np.asarray(query_vectors, dtype=np.float32).T
+    queries = np.asarray(query_vectors, dtype=np.float32).T
+    shape = (scaled.shape[0], queries.shape[1])
+    if scratch is not None and scratch.dtype == np.float32 and scratch.size >= shape[0] * shape[1]:
+        values = np.matmul(scaled, queries, out=scratch[: shape[0] * shape[1]].reshape(shape))
+    else:
+        values = scaled @ queries
     shift: float | np.ndarray = np.float32(0.0)
     # |cos / temperature| <= |t| |q| / temperature: with unit vectors the values are known
     # to stay far inside exp's range without two more passes over them.

@@ -335,6 +335,8 @@ class BlockScorer:
         }
         offer_texts = [corpus.offer_texts[j] for j in columns]
         self.offer_vectors = matcher.encoder.encode(offer_texts, store=matcher.store)
+        # One buffer for every block's publication x offer similarities (see soft_maximum).
+        self._scratch = np.empty(0, dtype=np.float32)
         lexical = matcher.lexical
         self.offer_terms = (
             LexicalIndex(lexical, offer_texts)
@@ -381,10 +383,14 @@ class BlockScorer:
         if shares["publications"]:
             if sizes.any():
                 flat = [text for profile in publications for text in profile]
+                needed = len(flat) * len(self.columns)
+                if self._scratch.size < needed:
+                    self._scratch = np.empty(needed, dtype=np.float32)
                 by_publications = soft_maximum(
                     matcher.encoder.encode(flat, store=matcher.store),
                     self.offer_vectors,
                     sizes,
+                    scratch=self._scratch,
                 )
                 empty = sizes == 0
                 by_publications[empty] = by_proposal[empty]
