@@ -18,23 +18,30 @@ Ranking blends two signals, both in [0, 1]:
 of the query's words and whose similarity is below `SEMANTIC_THRESHOLD` is not shown.
 
 Candidates are chosen by the database, filters included (JSON-list filters through
-`catalogue.has_tag`), and bounded: per kind, the newest `KEYWORD_POOL` items whose text holds
-one of the query's words (a LIKE on the lowercased text, refined in Python to whole words) and
-the newest `MEANING_POOL` items, which may be found by meaning alone. They are scored in
-memory with one matrix product. So a page costs the same whatever the catalogue's size; the
-price is that an item sharing no query word is found by meaning only among the newest
-`MEANING_POOL` of its kind (finding it anywhere is a nearest-neighbour query, which belongs in
-pgvector). Browsing (no text) pages through the database, newest first.
+`catalogue.has_tag`), and bounded, per kind:
+
+* the newest `KEYWORD_POOL` items that may hold one of the query's words
+  (`search_words.word_condition`: on PostgreSQL a full-text index of the whole words, on SQLite
+  a LIKE on the lowercased text), refined in Python to whole words;
+* the `MEANING_POOL` items nearest to the query in meaning across the whole public catalogue,
+  from the per-process meaning index (`search_index`: one matrix product over every public
+  item's stored text vector, rebuilt when the catalogue version moves), which the page's own
+  query then filters, so filters and visibility hold even for a stale index.
+
+They are scored in memory with one matrix product, from the vectors the Embedding cache holds.
+So a page costs about the same whatever the catalogue's size. Browsing (no text) pages through
+the database, newest first.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+import numpy as np
 import sqlalchemy as sa
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sqlalchemy.orm import selectinload
@@ -49,6 +56,8 @@ from app.services.catalogue import (
     research_areas,
 )
 from app.services.embedding_store import SqlEmbeddingStore
+from app.services.search_index import for_version, meaning_index
+from app.services.search_words import word_condition
 from app.services.texts import offer_text, proposal_text
 from app.services.visibility import visible_offers, visible_proposals
 from matching import Encoder
@@ -83,8 +92,13 @@ RELEVANCE_LABELS: tuple[tuple[float, str], ...] = (
 KEYWORD_POOL = 200
 """Per kind, the most items holding a query word that are scored (the newest first)."""
 
-MEANING_POOL = 50
-"""Per kind, the newest items scored even when they hold no query word (found by meaning)."""
+MEANING_POOL = 100
+"""Per kind, the most items scored for their meaning alone: the nearest to the query in the
+whole public catalogue (`app.services.search_index`) that the page's filters admit."""
+
+MEANING_SCAN = 1_000
+"""Per kind, how many of the nearest items (above `SEMANTIC_THRESHOLD`) are checked against
+the page's query for `MEANING_POOL`: room for filters that leave most of them out."""
 
 SNIPPET_LENGTH = 280
 """Characters of an item's text shown on its result card."""
@@ -220,7 +234,12 @@ def _word_pattern(word: str) -> re.Pattern[str]:
 
 def filter_options(*, session: Session) -> FilterOptions:
     """Research areas, data domains and GPU types of the public proposals and offers, the
-    distinct values found by the database (spellings differing only in case shown once)."""
+    distinct values found by the database (spellings differing only in case shown once); kept
+    per process until the catalogue version moves (`search_index.for_version`)."""
+    return for_version(session, "filter options", lambda _: _filter_options(session))
+
+
+def _filter_options(session: Session) -> FilterOptions:
     domains: dict[str, str] = {}
     gpu_types: dict[str, str] = {}
     for model, conditions in (
@@ -291,64 +310,39 @@ def _offer_statement(session: Session, criteria: SearchCriteria) -> sa.Select | 
     return statement
 
 
-def _searched_text(model: type[Proposal] | type[Offer]) -> sa.ColumnElement[str]:
-    """The lowercased text a query word may be found in (the haystack of `_candidates`)."""
-    if model is Proposal:
-        parts = [
-            Proposal.title,
-            Proposal.abstract,
-            Proposal.data_need,
-            sa.cast(Proposal.research_areas, sa.Text),
-            sa.cast(Proposal.data_domains, sa.Text),
-            func.coalesce(Proposal.gpu_type, ""),
-        ]
-    else:
-        parts = [
-            Offer.title,
-            Offer.description,
-            Offer.dataset_description,
-            sa.cast(Offer.data_domains, sa.Text),
-            func.coalesce(Offer.gpu_type, ""),
-            Organisation.name,
-        ]
-    text = parts[0]
-    for part in parts[1:]:
-        text = text + " " + part  # type: ignore[operator]
-    return func.lower(text)
-
-
-def _stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
-
-
-def _like(word: str) -> str:
-    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _newest(statement: sa.Select, model: type[Proposal] | type[Offer]) -> sa.Select:
     return statement.order_by(col(model.created_at).desc(), col(model.id).desc())
 
 
-def _pool(
+def _keyword_pool(
+    session: Session, statement: sa.Select, model: type[Proposal] | type[Offer], query: _Query
+) -> dict[int, Proposal | Offer]:
+    """The newest `KEYWORD_POOL` items of one kind that may hold a query word."""
+    if not query.words:
+        return {}
+    words = word_condition(session, model, query.words)
+    newest = _newest(statement.where(words), model).limit(KEYWORD_POOL)
+    return {item.id: item for item in session.exec(newest)}
+
+
+def _meaning_pool(
     session: Session,
-    statement: sa.Select | None,
+    statement: sa.Select,
     model: type[Proposal] | type[Offer],
-    query: _Query,
-) -> list:
-    """The bounded candidates of one kind: newest items holding a query word, and the newest
-    items whatever they hold (module docstring)."""
-    if statement is None:
+    nearest: list[int],
+    skip: Collection[int],
+) -> list[Proposal | Offer]:
+    """The `MEANING_POOL` items of `nearest` (ids from the meaning index, most similar first)
+    that the page's own query admits (public, filters met), leaving out those in `skip`."""
+    if not nearest:
         return []
-    text = _searched_text(model)
-    words = sa.or_(*(text.like(_like(_stem(w)), escape="\\") for w in query.words))
-    found = {}
-    if query.words:
-        for item in session.exec(_newest(statement.where(words), model).limit(KEYWORD_POOL)):
-            found[item.id] = item
-    for item in session.exec(_newest(statement, model).limit(MEANING_POOL)):
-        found.setdefault(item.id, item)
-    return list(found.values())
+    admitted = set(
+        session.exec(statement.with_only_columns(model.id).where(col(model.id).in_(nearest)))
+    )
+    chosen = [i for i in nearest if i in admitted and i not in skip][:MEANING_POOL]
+    if not chosen:
+        return []
+    return list(session.exec(statement.where(col(model.id).in_(chosen))))
 
 
 def _proposal_candidate(p: Proposal) -> _Candidate:
@@ -365,10 +359,48 @@ def _offer_candidate(o: Offer) -> _Candidate:
     return _Candidate("offer", o, o.title, body, offer_text(o), "\n".join([o.title, body, *extra]))
 
 
-def _candidates(session: Session, criteria: SearchCriteria, query: _Query) -> list[_Candidate]:
-    proposals = _pool(session, _proposal_statement(session, criteria), Proposal, query)
-    offers = _pool(session, _offer_statement(session, criteria), Offer, query)
-    return [*map(_proposal_candidate, proposals), *map(_offer_candidate, offers)]
+def _candidates(
+    session: Session,
+    encoder: Encoder,
+    criteria: SearchCriteria,
+    query: _Query,
+    admit: Callable[[str], None] | None,
+) -> tuple[list[_Candidate], np.ndarray | None]:
+    """The bounded candidates (module docstring) and the query's embedding (None when there
+    is nothing to compare it with, so the query is neither embedded nor counted)."""
+    kinds = [
+        (statement, model)
+        for statement, model in (
+            (_proposal_statement(session, criteria), Proposal),
+            (_offer_statement(session, criteria), Offer),
+        )
+        if statement is not None
+    ]
+    pools = [_keyword_pool(session, statement, model, query) for statement, model in kinds]
+    index = meaning_index(session=session, encoder=encoder) if kinds else None
+    indexed = index is not None and any(
+        len((index.proposals if model is Proposal else index.offers).ids) for _, model in kinds
+    )
+    query_vector = None
+    if indexed or any(pools):
+        text = criteria.text.strip()
+        if admit is not None and not encoder.knows(text):
+            admit(text)
+        query_vector = encoder.encode([text])[0]
+    if indexed:
+        assert index is not None and query_vector is not None
+        for (statement, model), pool in zip(kinds, pools, strict=True):
+            nearest = (index.proposals if model is Proposal else index.offers).nearest(
+                query_vector, threshold=SEMANTIC_THRESHOLD, limit=MEANING_SCAN
+            )
+            for item in _meaning_pool(session, statement, model, nearest, pool):
+                pool[item.id] = item
+    candidates = [
+        (_proposal_candidate if model is Proposal else _offer_candidate)(item)
+        for (_, model), pool in zip(kinds, pools, strict=True)
+        for item in pool.values()
+    ]
+    return candidates, query_vector
 
 
 def _browse(session: Session, criteria: SearchCriteria, page: int, per_page: int) -> SearchResults:
@@ -470,13 +502,9 @@ def search(
     if criteria.browsing:
         return _browse(session, criteria, page, per_page)
     query = _Query.parse(criteria.text)
-    candidates = _candidates(session, criteria, query)
-    if not candidates:
+    candidates, query_vector = _candidates(session, encoder, criteria, query, admit)
+    if not candidates or query_vector is None:
         return SearchResults(criteria, Page([], 0, 1, per_page))
-    text = criteria.text.strip()
-    if admit is not None and not encoder.knows(text):
-        admit(text)
-    query_vector = encoder.encode([text])[0]
     item_vectors = encoder.encode([c.text for c in candidates], store=SqlEmbeddingStore(session))
     similarity = (item_vectors @ query_vector).tolist()
     scored = [
