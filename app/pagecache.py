@@ -13,8 +13,9 @@ entry lives (what changes with time alone, such as an offer's deadline passing, 
 that time); 0 turns the cache off.
 
 What may be cached, and served, is narrow on purpose:
-- only GET requests to the endpoints in `PUBLIC_PAGES`, with no `Authorization` header, no
-  remember-me cookie, and a session (the signed cookie) holding nothing but the keys in
+- only GET requests to the endpoints in `PUBLIC_PAGES`, with only the query parameters each
+  page reads (once each), no `Authorization` header, no remember-me cookie, and a session
+  (the signed cookie) holding nothing but the keys in
   `NEUTRAL_SESSION_KEYS`: a signed-in person (`_user_id`), a flashed message (`_flashes`),
   or anything else unknown always gets a freshly rendered page;
 - only a 200 HTML answer, not streamed, that set no cookie and changed nothing in the
@@ -33,6 +34,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import re
 import threading
 import time
 import urllib.parse
@@ -46,16 +48,21 @@ from app.config import ROOT
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PAGES = frozenset(
-    {
-        "main.home",
-        "proposals.index",
-        "proposals.show",
-        "offers.index",
-        "offers.show",
-        "search.index",
-    }
-)
+# Each public page and the query parameters it reads. An address with any other parameter,
+# a parameter twice, or a whole number written otherwise than plainly ("0001") is rendered
+# but never kept: else made-up parameters would make endless copies of one page in Redis.
+PUBLIC_PAGES: dict[str, frozenset[str]] = {
+    "main.home": frozenset(),
+    "proposals.index": frozenset({"area", "page"}),
+    "proposals.show": frozenset(),
+    "offers.index": frozenset({"kind", "page"}),
+    "offers.show": frozenset(),
+    "search.index": frozenset(
+        {"q", "type", "area", "gpu_type", "min_hours", "domain", "terms", "page"}
+    ),
+}
+WHOLE_NUMBER_PARAMETERS = frozenset({"page", "min_hours"})
+_PLAIN_WHOLE_NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,8})?")
 # Session keys that change nothing on a public page: the CSRF secret (a page that shows a
 # token is never cached), Flask-Security's mark that it set its CSRF cookie, the session's
 # permanence and Flask-Login's freshness marks.
@@ -150,6 +157,17 @@ def _anonymous_and_neutral() -> bool:
     return set(session.keys()) <= NEUTRAL_SESSION_KEYS
 
 
+def _plain_query(endpoint: str) -> bool:
+    """The query holds only parameters the page reads, once each, whole numbers plainly."""
+    names = [name for name, _ in request.args.items(multi=True)]
+    if len(names) != len(set(names)) or not set(names) <= PUBLIC_PAGES[endpoint]:
+        return False
+    return all(
+        _PLAIN_WHOLE_NUMBER.fullmatch(request.args[name])
+        for name in WHOLE_NUMBER_PARAMETERS.intersection(names)
+    )
+
+
 def _seconds() -> int:
     """How long an entry lives; read per request, so a test may turn the cache off."""
     return int(current_app.config.get("TANDEM_PAGE_CACHE_SECONDS") or 0)
@@ -178,7 +196,7 @@ def init_app(app: Flask) -> None:
     def serve_cached_page() -> Response | None:
         if request.method != "GET" or request.endpoint not in PUBLIC_PAGES or _seconds() <= 0:
             return None
-        if not _anonymous_and_neutral():
+        if not _anonymous_and_neutral() or not _plain_query(request.endpoint):
             return None
         # Read before the page's data: a page is never labelled with a version newer than
         # the data it was rendered from.
