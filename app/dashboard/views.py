@@ -50,7 +50,12 @@ def account() -> ResponseReturnValue:
                 user_id=current_user.id,
                 on=form.collaboration_reminders.data,
             )
-            flash("Saved: we will email you about matches as you chose.", "success")
+            reminders = "on" if form.collaboration_reminders.data else "off"
+            flash(
+                f"Saved: we will email you about matches as you chose; collaboration "
+                f"reminders are {reminders}.",
+                "success",
+            )
             return redirect(url_for("dashboard.account"))
     status = 422 if form.errors else 200
     return render_template("dashboard/account.html", form=form), status
