@@ -30,7 +30,14 @@ from matching.embeddings import EmbeddingStore, Encoder
 from matching.fit import FitInputs, resource_fit
 from matching.lexical import LexicalIndex, TfidfSimilarity, shared_terms
 from matching.recommend import merge_top_k, top_k_rows
-from matching.scoring import COMPONENT_LABELS, COMPONENTS, FitIndex, ScoreWeights, combine
+from matching.scoring import (
+    COMPONENT_LABELS,
+    COMPONENTS,
+    FitIndex,
+    OfferAdjustment,
+    ScoreWeights,
+    combine,
+)
 
 DEFAULT_CHUNK_ROWS = 2048
 # The most publication-by-offer scores one block holds (float32: 64 MiB), which sets the
@@ -48,6 +55,8 @@ class Corpus:
     `author_publications[p]` holds the texts of the publications of proposal p's author.
     `set_aside[p]` holds the offers (indices) proposal p must never be recommended again,
     because one side dismissed the pair; the next-best eligible offer takes its place.
+    `offer_groups[o]` is offer o's company (its organisation), which a learned adjustment
+    (`OfferAdjustment`) reads; empty when unknown.
     """
 
     proposal_texts: Sequence[str]
@@ -58,6 +67,7 @@ class Corpus:
     offers: OfferFacts
     fit: FitInputs
     set_aside: Mapping[int, Sequence[int]] = field(default_factory=dict)
+    offer_groups: Sequence[Any] = ()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -163,7 +173,9 @@ class Explanation:
 
 
 class Matcher:
-    """Scores proposals against offers with one encoder, lexical model and set of weights."""
+    """Scores proposals against offers with one encoder, lexical model and set of weights,
+    plus an optional learned per-company adjustment (default: the weights' own
+    `adjustment`, which adopted learned weights carry; None scores by the weights alone)."""
 
     def __init__(
         self,
@@ -174,9 +186,11 @@ class Matcher:
         terms: TfidfSimilarity | None = None,
         store: EmbeddingStore | None = None,
         today: date | None = None,
+        adjustment: OfferAdjustment | None = None,
     ) -> None:
         self.encoder = encoder
         self.weights = weights or ScoreWeights()
+        self.adjustment = adjustment or getattr(self.weights, "adjustment", None)
         self.lexical = lexical
         self.terms = terms or lexical
         self.store = store
@@ -218,11 +232,21 @@ class Matcher:
             rows=rows,
             columns=columns,
             components=components,
-            total=combine(components, self.weights),
+            total=combine(components, self.weights, self.adjustment_columns(corpus, columns)),
             eligibility=eligibility,
             fit_parts=fit.parts,
             fit_applies=fit.applies,
         )
+
+    def adjustment_columns(
+        self, corpus: Corpus, columns: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The adjustment's (O, C) deviations and (O,) biases for offers `columns`, or None."""
+        if self.adjustment is None:
+            return None
+        groups = corpus.offer_groups
+        known = [groups[j] for j in columns] if len(groups) else []
+        return self.adjustment.columns(known, len(columns))
 
     def recommend(
         self,
@@ -330,9 +354,16 @@ class BlockScorer:
     ) -> None:
         self.matcher, self.corpus = matcher, corpus
         self.rows, self.columns = rows, columns
-        self.shares = {
-            name: np.float32(share) for name, share in matcher.weights.normalised().items()
-        }
+        normalised = matcher.weights.normalised()
+        self.active = {name: bool(share) for name, share in normalised.items()}
+        # Scalars, or per offer column the weight plus the company's deviation; and biases.
+        self.shares: dict[str, Any] = {name: np.float32(v) for name, v in normalised.items()}
+        self.bias = None
+        adjustment = matcher.adjustment_columns(corpus, columns)
+        if adjustment is not None:
+            for c, name in enumerate(COMPONENTS):
+                self.shares[name] = self.shares[name] + adjustment[0][:, c]
+            self.bias = adjustment[1]
         offer_texts = [corpus.offer_texts[j] for j in columns]
         self.offer_vectors = matcher.encoder.encode(offer_texts, store=matcher.store)
         # One buffer for every block's publication x offer similarities (see soft_maximum).
@@ -380,7 +411,7 @@ class BlockScorer:
         publications = [corpus.author_publications[i] for i in ids]
         sizes = np.array([len(p) for p in publications], dtype=np.int64)
         by_publications = None
-        if shares["publications"]:
+        if self.active["publications"]:
             if sizes.any():
                 flat = [text for profile in publications for text in profile]
                 needed = len(flat) * len(self.columns)
@@ -397,7 +428,7 @@ class BlockScorer:
             else:
                 by_publications = by_proposal.copy()
         lexical = None
-        if self.offer_terms is not None and shares["lexical"]:
+        if self.offer_terms is not None and self.active["lexical"]:
             lexical = self.offer_terms.similarity(texts)
         # The weighted sum, as `combine` adds it (same float32 operations, same order), tile
         # by tile so that the dozen passes of the sum, the fit and the mask stay in cache.
@@ -415,10 +446,12 @@ class BlockScorer:
                 weighted = lexical[tile]
                 weighted *= shares["lexical"]
                 part += weighted
-            if shares["fit"]:
+            if self.active["fit"]:
                 fit = self.fit.fit(positions[tile])
                 fit *= shares["fit"]
                 part += fit
+            if self.bias is not None:
+                part += self.bias
             np.copyto(part, np.float32(-np.inf), where=self.eligibility.fails(positions[tile]))
         conflicts = self.eligibility.conflicts(positions)
         total[conflicts.row, conflicts.col] = -np.inf

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 
@@ -105,14 +106,56 @@ def strength(score: float) -> str:
     return STRENGTH_BANDS[-1][1]  # NaN: no evidence at all
 
 
-def combine(components: Mapping[str, np.ndarray], weights: ScoreWeights) -> np.ndarray:
-    """Weighted total of the components (each (P, O)); returns a float32 (P, O) array."""
+@dataclass(frozen=True)
+class OfferAdjustment:
+    """A learned per-company adjustment (`matching.outcome_adjustment`): company g's offers
+    score x . (w + d_g) + b_g. `deviations` maps a company (the offer's organisation) to its
+    C deviations of the normalised weights, in `COMPONENTS` order, then its bias; a company
+    not in it (or an offer whose company is unknown) gets no adjustment."""
+
+    deviations: Mapping[Hashable, Sequence[float]]
+
+    def columns(self, groups: Sequence[Any], count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per offer column, for `count` offers whose companies are `groups` (empty: none
+        known): the (O, C) float32 deviations and the (O,) float32 biases."""
+        table = np.zeros((count, len(COMPONENTS) + 1), dtype=np.float64)
+        for j, group in enumerate(groups):
+            row = self.deviations.get(group)
+            if row is not None:
+                table[j] = row
+        table = table.astype(np.float32)
+        return np.ascontiguousarray(table[:, :-1]), np.ascontiguousarray(table[:, -1])
+
+    @property
+    def tag(self) -> str:
+        """`adj-<hash>`: names these exact deviations in a weights version."""
+        payload = json.dumps(
+            {str(g): [round(float(v), 6) for v in row] for g, row in self.deviations.items()},
+            sort_keys=True,
+        ).encode()
+        return f"adj-{hashlib.sha256(payload).hexdigest()[:10]}"
+
+
+def combine(
+    components: Mapping[str, np.ndarray],
+    weights: ScoreWeights,
+    adjustment: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Weighted total of the components (each (P, O)); returns a float32 (P, O) array.
+
+    `adjustment`: per offer column, (O, C) deviations added to the weights and (O,) biases
+    added to the total (`OfferAdjustment.columns`); None leaves the weighted sum alone."""
     shares = weights.normalised()
     first = next(iter(components.values()))
     total = np.zeros(np.shape(first), dtype=np.float32)
-    for name in COMPONENTS:
+    for c, name in enumerate(COMPONENTS):
         if shares[name]:
-            total += np.float32(shares[name]) * np.asarray(components[name], dtype=np.float32)
+            share: Any = np.float32(shares[name])
+            if adjustment is not None:
+                share = share + adjustment[0][:, c]
+            total += share * np.asarray(components[name], dtype=np.float32)
+    if adjustment is not None:
+        total += adjustment[1]
     return total
 
 

@@ -278,6 +278,7 @@ def assemble(proposals: ProposalSide, offers: OfferSide, decided: list[DecidedMa
         offers=offers.facts,
         fit=fit,
         set_aside=_set_aside(decided, proposals.proposals, offers.offers),
+        offer_groups=tuple(o.organisation_id for o in offers.offers),
     )
     return Snapshot(proposals=proposals.proposals, offers=offers.offers, corpus=corpus)
 
