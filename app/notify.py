@@ -121,9 +121,14 @@ def _base_url() -> str:
 def introduction_emails(introductions: list[matches.Introduction]) -> list[outbox.Email]:
     """One mail per person introduced, keyed by the pair and the recipient."""
     dashboard_url = f"{_base_url()}/dashboard"
+    collaborations_url = f"{_base_url()}/collaborations/"
     emails = []
     for intro in introductions:
-        context = {"intro": intro, "dashboard_url": dashboard_url}
+        context = {
+            "intro": intro,
+            "dashboard_url": dashboard_url,
+            "collaborations_url": collaborations_url,
+        }
         emails.append(
             outbox.Email(
                 key=f"introduction:proposal-{intro.proposal_id}:offer-{intro.offer_id}:"

@@ -1,7 +1,7 @@
-"""The mail that tells one side the other moved their collaboration on: it asks for what a
-person can do about it (read the record, see all their collaborations), not to "say whether
-you are interested", which has nothing to do with a collaboration; its links open the record
-in the browser."""
+"""Mails about a collaboration in a real browser: the introduction mail points to the record
+that starts with it, and the mail telling one side the other moved it on asks for what a
+person can do (read the record, see all their collaborations), not to "say whether you are
+interested", which has nothing to do with a collaboration; each link opens in the browser."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import re
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import ACTION_TIMEOUT_MS, DESKTOP, LiveServer, mail_text, wait_for_mail
+from tests.e2e.conftest import (
+    ACTION_TIMEOUT_MS,
+    DESKTOP,
+    LiveServer,
+    mail_link,
+    mail_text,
+    wait_for_mail,
+)
 from tests.e2e.forms import (
     MATCHED_OFFER,
     MATCHED_PROPOSAL,
@@ -48,9 +55,12 @@ def test_the_other_side_is_told_of_a_move_with_links_to_the_record(
         card = _card(company, MATCHED_PROPOSAL)
         card.get_by_role("button", name=re.compile("^I'm interested")).click()
         expect(flash(company)).to_contain_text("You are introduced")
-        _card(company, MATCHED_PROPOSAL).get_by_role(
-            "link", name=re.compile("^Collaboration record")
-        ).click()
+        # The introduction mail points to the record that starts now.
+        introduction = wait_for_mail(live_server, "Introduction", count=2)
+        link = mail_link(introduction, "/collaborations/")
+        company.goto(link)
+        company.get_by_role("link", name=f"{MATCHED_PROPOSAL} × {MATCHED_OFFER}").click()
+        expect(company.locator(".collaboration-facts")).to_contain_text("Introduced")
         company.get_by_label(re.compile("^Talking")).check()
         company.get_by_role("button", name="Save the new stage").click()
         expect(flash(company)).to_contain_text("now at “Talking”")
