@@ -15,11 +15,14 @@ target_metadata = SQLModel.metadata
 
 
 def _configure(**kwargs: object) -> None:
+    from app.services.search_words import include_object  # indexes no model declares
+
     # SQLite cannot ALTER most things in place: batch mode rebuilds the table instead.
     context.configure(
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        include_object=include_object,
         **kwargs,
     )
 

@@ -15,12 +15,18 @@ import models  # noqa: F401
 from app import create_app
 from app.cli.db import alembic_config, upgrade
 from app.db import make_engine
+from app.services.search_words import include_object
 
 
 def _differences(engine: sa.Engine) -> list:
     with engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "render_as_batch": True}
+            connection,
+            opts={
+                "compare_type": True,
+                "render_as_batch": True,
+                "include_object": include_object,  # migration 0016's expression indexes
+            },
         )
         return compare_metadata(context, SQLModel.metadata)
 
