@@ -888,6 +888,12 @@ def main() -> None:
         help="skip the public pages on a server with the page cache off",
     )
     parser.add_argument(
+        "--only",
+        default="",
+        help="measure only the rows whose label holds one of these comma-separated words "
+        "(e.g. search), beside the bare route",
+    )
+    parser.add_argument(
         "--prepare-only",
         action="store_true",
         help="generate (or check) the catalogues and stop, measuring nothing",
@@ -976,6 +982,11 @@ def measure_size(args: argparse.Namespace, catalogue: Catalogue, wrk: str | None
             "through /login"
         )
         urls = page_urls(tandem, bare, targets, signed_in, rendered)
+        if args.only:
+            wanted = [word.strip() for word in args.only.split(",") if word.strip()]
+            urls = [
+                u for u in urls if u.label.startswith("bare") or any(w in u.label for w in wanted)
+            ]
         first_s = check_every_url(urls)
 
         print(
