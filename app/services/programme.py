@@ -272,7 +272,8 @@ def similar_agreements(
     """For each (proposal, organisation id): how many OTHER proposals sharing a research area
     with it reached a signed agreement with that organisation (through any of its offers), for
     the explanation "3 similar proposals reached an agreement with this company". Counted
-    over public pairs only, the partner feed's consent rule. One query for all pairs."""
+    over public pairs only, the partner feed's consent rule (still introduced, proposal and
+    offer public: a pair one side withdrew from no longer counts). One query for all pairs."""
     pairs = list(pairs)
     organisations = {organisation_id for _, organisation_id in pairs}
     if not organisations:
@@ -285,6 +286,7 @@ def similar_agreements(
         .join(Collaboration, col(Collaboration.match_id) == col(Match.id))
         .where(
             col(offers.model.organisation_id).in_(organisations),
+            Match.status == MatchStatus.introduced,
             sa.or_(
                 col(Collaboration.stage).in_(AGREED),
                 col(Collaboration.agreement_signed_on).is_not(None),
