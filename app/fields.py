@@ -51,10 +51,13 @@ class WholeNumberField(IntegerField):
         if not text:
             self.data = None
             return
-        if not _WHOLE_NUMBER.fullmatch(text):
+        digits = re.sub(r"[, ]", "", text)
+        # Past 30 digits no quantity is meant (and past 4,300 Python refuses to read it, with
+        # a message of its own): the field's message says what to type.
+        if not _WHOLE_NUMBER.fullmatch(text) or len(digits.lstrip("+-")) > 30:
             self.data = None
             raise ValueError(self.invalid_value_message)
-        self.data = int(re.sub(r"[, ]", "", text))
+        self.data = int(digits)
 
     def pre_validate(self, form: Any) -> None:
         if self.process_errors:

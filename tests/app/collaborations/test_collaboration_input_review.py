@@ -130,3 +130,16 @@ def test_odd_numbers_and_dates_get_a_message_at_the_field(
     assert FormPage(response.data).error(label), data
     session.expire_all()
     assert session.get(Collaboration, record_id).stage == CollaborationStage.introduced  # type: ignore[union-attr]
+
+
+def test_a_number_too_long_for_python_gets_the_fields_own_message(
+    client: FlaskClient, auth: AuthActions, session: Session, pair: dict[str, Any]
+) -> None:
+    record_id = _introduced(client, auth, session, pair)
+    auth.login(pair["academic"].email)
+    response = client.post(
+        f"/collaborations/{record_id}", data={"stage": "started", "gpu_hours_granted": "9" * 5000}
+    )
+    assert response.status_code == 422
+    message = FormPage(response.data).error("GPU hours granted")
+    assert "whole number of GPU hours" in message and "4300" not in message, message
