@@ -14,8 +14,8 @@ within one standard error of the best (`STRENGTHS`; infinity = no adjustment at 
 adjusted ranking against today's fixed weights AND against the weights-only ranking, with
 percentile-bootstrap 95% CIs of the paired per-proposal differences. The adjustment is
 adopted only when it beats weights-only by `ADOPTION_MARGIN` with the CI's lower bound
-above 0. The engine applies one set of weights to every offer; an adopted adjustment would
-need per-offer weight columns there, so the app keeps the weights-only model either way.
+above 0. An adopted adjustment ranks in the engine as `AdjustedWeights` (the shared
+weights carrying a `matching.scoring.OfferAdjustment`, per offer column).
 
 Pure numpy/scipy/scikit-learn: no Flask, no database.
 """
@@ -34,13 +34,14 @@ from matching.outcomes import (
     MIN_TRAIN_PAIRS,
     Decisions,
     K,
+    LearnedWeights,
     PairwiseRanker,
     bootstrap_interval,
     ndcg_per_proposal,
     preference_index,
     time_split,
 )
-from matching.scoring import COMPONENTS, ScoreWeights
+from matching.scoring import COMPONENTS, OfferAdjustment, ScoreWeights
 
 # Penalty on a company's deviations relative to the shared weights' penalty, weakest first.
 STRENGTHS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, float("inf"))
@@ -240,7 +241,7 @@ def evaluate_adjustment(
     over_weights = paired(adjusted_ndcg, weights_ndcg)
     adopt = bool(over_weights[1] > 0 and over_weights[0] >= margin)
     verdict = (
-        "the adjustment is better by the margin (the engine would need per-company weights)"
+        "the adjustment is better by the margin (the engine applies per-company weights)"
         if adopt
         else f"the adjustment is not better by the margin ({margin}, CI low > 0); weights only"
     )
@@ -263,3 +264,19 @@ def evaluate_adjustment(
         ),
         validation=validation,
     )
+
+
+class AdjustedWeights(LearnedWeights):
+    """Learned weights with a per-company adjustment: they score like their weights, and a
+    `Matcher` given them applies `adjustment` too; the version names both
+    (`tandem-2/learned-3/w-<hash>/adj-<hash>`)."""
+
+    adjustment: OfferAdjustment
+
+    def __init__(self, *, model: str, adjustment: OfferAdjustment, **weights: float) -> None:
+        super().__init__(model=model, **weights)
+        object.__setattr__(self, "adjustment", adjustment)
+
+    @property
+    def version(self) -> str:
+        return f"{super().version}/{self.adjustment.tag}"

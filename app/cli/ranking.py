@@ -1,9 +1,10 @@
 """`flask --app app ranking ...`: the outcome loop (learned weights) from the command line.
 
 `flask --app app ranking fit` fits the score's weights on the recorded decisions, evaluates
-them on the later ones against the configured weights, records the fit and says which weights
-rank now. Run it periodically (e.g. weekly from cron); `--recompute` re-ranks everything at
-once so that every stored match carries the new weights version.
+them on the later ones against the configured weights (and a per-company adjustment beside
+the weights alone), records the fit and says which weights rank now. Run it periodically
+(e.g. weekly from cron); `--recompute` re-ranks everything at once so that every stored
+match carries the new weights version.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def fit_command(recompute: bool) -> None:
         weights = ", ".join(f"{name} {value:.3f}" for name, value in model.weights.items())
         click.echo(f"Learned weights ({model.version}): {weights}")
     click.echo(f"Verdict: {model.reason}")
+    adjustment = model.evaluation.get("adjustment") or {}
+    if adjustment:
+        adopted = "adopted" if adjustment.get("adopted") else "not adopted"
+        click.echo(f"Per-company adjustment ({adopted}): {adjustment['reason']}")
     state = ranking_model.ranking_state(session=session, configured=configured)
     click.echo(state.summary)
     if recompute:

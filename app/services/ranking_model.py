@@ -6,8 +6,12 @@ dismissed 0; interest from one side 1; introduced (or a collaboration that ended
 result, or is still talking) 2; agreement signed or work started 3; completed or published 4.
 Suggestions nobody answered and withdrawn matches are not decisions. A dismissal for
 capacity or timing says less about the pair than one for topic or terms, so it counts half in
-fitting. The newest fit decides: its weights rank when it was adopted and was compared with
-the weights configured now; otherwise the configured weights rank.
+fitting. Each decision names the company that answered for the offer (its organisation),
+so a per-company adjustment (`matching.outcome_adjustment`) is evaluated beside the weights
+alone and recorded in the fit's `evaluation["adjustment"]`. The newest fit decides: when it
+was compared with the weights configured now, its adjustment ranks when adopted (better than
+weights only by the margin, CI above 0, and no worse than the fixed weights: CI above 0),
+else its weights when adopted; otherwise the configured weights rank.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from matching.outcome_adjustment import AdjustedRanker, AdjustedWeights, evaluate_adjustment
 from matching.outcomes import (
     ADOPTION_MARGIN,
     MIN_TEST_PROPOSALS,
@@ -28,13 +33,14 @@ from matching.outcomes import (
     evaluate,
     fit_weights,
 )
-from matching.scoring import COMPONENTS, ScoreWeights
+from matching.scoring import COMPONENTS, OfferAdjustment, ScoreWeights
 from models import (
     Collaboration,
     CollaborationStage,
     DeclineReason,
     Match,
     MatchStatus,
+    Offer,
     RankingModel,
 )
 
@@ -67,13 +73,14 @@ def _timestamp(value: datetime | None) -> float:
 def recorded_decisions(*, session: Session) -> Decisions:
     """Every decision recorded so far, as arrays for `matching.outcomes` (see module)."""
     rows = session.exec(
-        select(Match, Collaboration)
+        select(Match, Collaboration, Offer.organisation_id)
+        .join(Offer, col(Offer.id) == col(Match.offer_id))
         .join(Collaboration, col(Collaboration.match_id) == col(Match.id), isouter=True)
         .where(col(Match.status).in_(DECIDED))
         .order_by(col(Match.id))
     ).all()
-    proposal, components, relevance, when, weight = [], [], [], [], []
-    for match, collaboration in rows:
+    proposal, components, relevance, when, weight, company = [], [], [], [], [], []
+    for match, collaboration, organisation_id in rows:
         if match.status is MatchStatus.declined:
             grade, at = 0.0, match.updated_at
             counts = DISMISSAL_WEIGHTS.get(match.decline_reason_code, 1.0)  # type: ignore[arg-type]
@@ -91,12 +98,14 @@ def recorded_decisions(*, session: Session) -> Decisions:
         relevance.append(grade)
         when.append(_timestamp(at))
         weight.append(counts)
+        company.append(organisation_id)
     return Decisions(
         proposal=np.asarray(proposal, dtype=np.int64),
         components=np.asarray(components, dtype=np.float64).reshape(-1, len(COMPONENTS)),
         relevance=np.asarray(relevance, dtype=np.float64),
         time=np.nan_to_num(np.asarray(when, dtype=np.float64)),
         weight=np.asarray(weight, dtype=np.float64),
+        group=np.asarray(company, dtype=np.int64),
     )
 
 
@@ -114,9 +123,49 @@ def fit_ranking_model(*, session: Session, baseline: ScoreWeights) -> RankingMod
         adopted=result.adopt and bool(weights),
         reason=result.reason,
     )
+    model.evaluation = {**model.evaluation, "adjustment": _fit_adjustment(decisions, baseline)}
     session.add(model)
     session.flush()
     return model
+
+
+def _fit_adjustment(decisions: Decisions, baseline: ScoreWeights) -> dict:
+    """The per-company adjustment evaluated beside the weights alone; when adopted, refitted
+    on every decision at the chosen strength: its shared `weights` and per-company
+    `deviations` ({organisation id: C deviations then the bias}), for the engine."""
+    result = evaluate_adjustment(decisions, baseline)
+    adopt = result.adopt and result.over_fixed[1] > 0
+    figures = {
+        "adopted": False,
+        "reason": result.reason,
+        "strength": result.strength,
+        "largest_deviation": result.largest_deviation,
+        "adjusted_ndcg": result.adjusted_ndcg,
+        "weights_ndcg": result.weights_ndcg,
+        "fixed_ndcg": result.fixed_ndcg,
+        "over_weights": list(result.over_weights),
+        "over_fixed": list(result.over_fixed),
+    }
+    figures = {
+        name: (None if isinstance(value, float) and not np.isfinite(value) else value)
+        for name, value in figures.items()
+    }
+    for name in ("over_weights", "over_fixed"):
+        figures[name] = [round(v, 6) if np.isfinite(v) else None for v in figures[name]]
+    if result.adopt and not adopt:
+        figures["reason"] += "; not adopted: not better than the fixed weights (CI above 0)"
+    if adopt:
+        ranker = AdjustedRanker(result.strength).fit(decisions)
+        if ranker.coef_ is not None and ranker.deviation_:
+            figures["adopted"] = True
+            figures["weights"] = {
+                name: round(float(v), 6) for name, v in zip(COMPONENTS, ranker.coef_, strict=True)
+            }
+            figures["deviations"] = {
+                str(group): [round(float(v), 6) for v in row]
+                for group, row in ranker.deviation_.items()
+            }
+    return figures
 
 
 def latest_model(*, session: Session) -> RankingModel | None:
@@ -151,6 +200,22 @@ def ranking_state(*, session: Session, configured: ScoreWeights) -> RankingState
             f"No model fitted yet: today's fixed weights rank ({configured.version}). "
             f"A fit needs at least {MIN_TRAIN_PAIRS} preference pairs and "
             f"{MIN_TEST_PROPOSALS} later proposals with mixed answers; it is {rule}.",
+        )
+    adjustment = model.evaluation.get("adjustment") or {}
+    if adjustment.get("adopted") and model.baseline_version == configured.version:
+        adjusted = AdjustedWeights(
+            model=model.version,
+            adjustment=OfferAdjustment(
+                {int(group): row for group, row in adjustment["deviations"].items()}
+            ),
+            **adjustment["weights"],
+        )
+        return RankingState(
+            adjusted,
+            model,
+            True,
+            f"Model {model.version} ranks with its per-company adjustment "
+            f"({adjusted.version}): {adjustment['reason']}.",
         )
     if model.adopted and model.baseline_version == configured.version and model.weights:
         learned = LearnedWeights(model=model.version, **model.weights)
