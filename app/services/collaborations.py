@@ -449,11 +449,18 @@ def end_on_withdrawal(
     now: datetime | None = None,
 ) -> Collaboration | None:
     """A side withdrew from an introduced match: its collaboration ends without result, for
-    the same reason, unless it already reached an outcome."""
+    the same reason, unless it already reached an outcome (then it is only marked changed)."""
     collaboration = session.exec(
         select(Collaboration).where(Collaboration.match_id == match.id)
     ).first()
-    if collaboration is None or not next_stages(collaboration.stage):
+    if collaboration is None:
+        return None
+    if not next_stages(collaboration.stage):
+        # The outcome stands, but the pair left the partner feed: a changed row is how a
+        # partner's sync learns it is gone (a tombstone).
+        collaboration.updated_at = now or utcnow()
+        session.add(collaboration)
+        session.flush()
         return collaboration
     change = Change(
         stage=S.ended_without_result.value,
