@@ -14,7 +14,9 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlmodel import Session, select
 
+from app.services import recommendations
 from app.services.ranking_model import ranking_state
+from app.services.snapshots import SnapshotCache
 from matching.outcome_adjustment import AdjustedWeights
 from matching.scoring import COMPONENTS, ScoreWeights
 from models import (
@@ -142,3 +144,41 @@ def test_an_adopted_adjustment_ranks_each_company_by_its_own_taste(
         from app.matcher import get_weights
 
         assert get_weights().version == weights.version
+
+
+def test_a_single_offer_refresh_scores_with_the_adjustment_as_a_recompute_does(
+    app: Flask,
+    runner: FlaskCliRunner,
+    session: Session,
+    companies: tuple[int, int],
+    make_offer: Callable[..., Any],
+) -> None:
+    a, _ = companies
+    assert runner.invoke(args=["ranking", "fit", "--recompute"]).exit_code == 0
+    weights = ranking_state(session=session, configured=ScoreWeights()).weights
+    assert isinstance(weights, AdjustedWeights)
+    encoder = app.extensions["tandem.encoder"]
+    worker = SnapshotCache()
+    worker.matcher(session=session, encoder=encoder)  # a warm worker, as in production
+    offer = make_offer(organisation_id=a, title="More GPU hours from company A")
+    recommendations.refresh_offer(
+        session=session, encoder=encoder, offer_id=offer.id, k=5, weights=weights, snapshots=worker
+    )
+    session.commit()
+
+    def stored() -> dict[tuple[int, int], tuple[float, str]]:
+        session.expire_all()
+        return {
+            (m.proposal_id, m.offer_id): (m.score, m.algorithm_version)
+            for m in session.exec(select(Match))
+        }
+
+    incremental = stored()
+    assert any(o == offer.id for _, o in incremental)
+    recommendations.recompute_all(session=session, encoder=encoder, k=5, weights=weights)
+    session.commit()
+    expected = stored()
+    assert set(incremental) == set(expected)
+    for key, (score, version) in expected.items():
+        assert incremental[key][0] == pytest.approx(score, abs=1e-4), key
+        assert incremental[key][1] == version == weights.version, key
