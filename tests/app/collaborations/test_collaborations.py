@@ -43,10 +43,13 @@ def _mails(app: Flask) -> list[Any]:
 
 
 def _collaboration_mails(app: Flask) -> list[tuple[str, str, str]]:
-    """(recipient, subject, plain body) of every mail about a collaboration."""
+    """(recipient, subject, plain body) of every mail about a collaboration (introductions,
+    which point to the record that starts, are not)."""
     found = []
     for mail in _mails(app):
         body = mail.get_body(("plain",)).get_content()
+        if str(mail["Subject"]).startswith("Introduction:"):
+            continue
         if "collaboration" in str(mail["Subject"]).lower() or "/collaborations/" in body:
             found.append((mail["To"].addresses[0].addr_spec, str(mail["Subject"]), body))
     return found
