@@ -51,12 +51,15 @@ class WholeNumberField(IntegerField):
         if not text:
             self.data = None
             return
-        digits = re.sub(r"[, ]", "", text)
-        # Past 30 digits no quantity is meant (and past 4,300 Python refuses to read it, with
-        # a message of its own): the field's message says what to type.
-        if not _WHOLE_NUMBER.fullmatch(text) or len(digits.lstrip("+-")) > 30:
+        if not _WHOLE_NUMBER.fullmatch(text):
             self.data = None
             raise ValueError(self.invalid_value_message)
+        digits = re.sub(r"[, ]", "", text)
+        # Past 30 digits no quantity is meant, and past 4,300 Python refuses to read the
+        # number (with a message of its own): it is read as a number past any range, so the
+        # field's range check says what the field takes.
+        if len(digits.lstrip("+-")) > 30:
+            digits = ("-" if digits.startswith("-") else "") + "1" + "0" * 30
         self.data = int(digits)
 
     def pre_validate(self, form: Any) -> None:
