@@ -108,11 +108,19 @@ class RedisPages:
 
     In front, each process keeps the pages it served last (`LocalPages`): a key names one
     catalogue version, so a copy kept under it can never be out of date, and the hottest
-    pages then cost no round trip to Redis."""
+    pages then cost no round trip to Redis.
 
-    def __init__(self, url: str, entries: int) -> None:
+    Redis is shared with the job queue and the rate limits, and free-text parameters (a
+    search's words, an area typed into the address) make endless addresses: so at most
+    `entries` new pages are kept in Redis per window of a page's lifetime, counted by every
+    process together (`namespace:puts:<window>`); past that, pages are still served, and
+    kept in the process only. Live entries are then at most twice `entries`."""
+
+    def __init__(self, url: str, entries: int, namespace: str = "tandem:page") -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.near = LocalPages(entries)
+        self.entries = entries
+        self.namespace = namespace
 
     def get(self, key: str) -> bytes | None:
         body = self.near.get(key)
@@ -129,8 +137,11 @@ class RedisPages:
 
     def put(self, key: str, body: bytes, seconds: int) -> None:
         self.near.put(key, body, seconds)
+        counter = f"{self.namespace}:puts:{int(time.time()) // seconds}"
         try:
-            self.client.set(key, body, ex=seconds)
+            puts, _ = self.client.pipeline().incr(counter).expire(counter, 2 * seconds).execute()
+            if puts <= self.entries:
+                self.client.set(key, body, ex=seconds)
         except redis.RedisError:
             log.warning("page cache: Redis did not answer; page not kept", exc_info=True)
 

@@ -5,13 +5,16 @@ page reads, once each, with whole numbers written plainly, make a page that is k
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 
+from app.pagecache import RedisPages
 from models import Role
 
 CACHE = "X-Tandem-Page-Cache"
@@ -71,3 +74,25 @@ def test_the_addresses_the_pages_link_to_are_still_kept(
     address = path.format(**ids)
     first, second = _twice(app, address)
     assert (first.headers[CACHE], second.headers[CACHE]) == ("miss", "hit"), address
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+def test_redis_keeps_at_most_its_share_of_new_pages_per_window() -> None:
+    """Free-text parameters (a search's words) make endless addresses: past `entries` new
+    pages in a page's lifetime, Redis keeps no more of them (the process still does)."""
+    namespace = f"tandem:test-page:{uuid.uuid4().hex}"
+    pages = RedisPages(os.environ["REDIS_URL"], entries=3, namespace=namespace)
+    try:
+        pages.client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"REDIS_URL is set but Redis does not answer: {exc}")
+    keys = [f"{namespace}:{n}" for n in range(10)]
+    try:
+        for key in keys:
+            pages.put(key, b"<html>page</html>", 300)
+        kept = [key for key in keys if pages.client.exists(key)]
+        assert len(kept) == 3
+        # Past the share, the process still serves the pages it kept itself (its own LRU).
+        assert all(pages.get(key) == b"<html>page</html>" for key in keys[-3:])
+    finally:
+        pages.client.delete(*keys, *pages.client.keys(f"{namespace}:puts:*"))
