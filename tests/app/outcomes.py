@@ -7,12 +7,15 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlmodel import Session
 
+from matching.scoring import COMPONENTS, ScoreWeights
 from models import (
     Collaboration,
     CollaborationEvent,
     CollaborationStage,
+    DeclineReason,
     LabResourceLevel,
     Match,
     MatchStatus,
@@ -132,3 +135,45 @@ def record_programme(
         "proposals": (energy, vision, both, hidden),
         "offers": (first, second),
     }
+
+
+AS_FIXED = np.array([ScoreWeights().normalised()[c] for c in COMPONENTS])
+"""Today's fixed weights in `COMPONENTS` order: the score a decided match was ranked by."""
+
+
+def record_decision(
+    session: Session,
+    *,
+    proposal_id: int,
+    offer_id: int,
+    components: np.ndarray,
+    grade: int,
+    at: datetime,
+    interested: str = "company",
+) -> Match:
+    """One decided match as the app records it, by `grade`: 0 dismissed by the company for
+    its topic, 1 interest from `interested`, 2 introduced, 3 agreement signed, 4 published."""
+    match = Match(
+        proposal_id=proposal_id,
+        offer_id=offer_id,
+        score=float(components @ AS_FIXED),
+        components=dict(zip(COMPONENTS, components.tolist(), strict=True)),
+        algorithm_version=ScoreWeights().version,
+        updated_at=at,
+    )
+    if grade == 0:
+        match.status = MatchStatus.declined
+        match.declined_by = "company"
+        match.decline_reason_code = DeclineReason.topic
+    elif grade == 1:
+        match.status = MatchStatus(f"interested_{interested}")
+        setattr(match, f"{interested}_interested_at", at)
+    else:
+        match.status = MatchStatus.introduced
+        match.introduced_at = at
+    session.add(match)
+    if grade >= 3:
+        session.flush()
+        stage = CollaborationStage.agreement_signed if grade == 3 else CollaborationStage.published
+        session.add(Collaboration(match_id=match.id, stage=stage, stage_changed_at=at))
+    return match

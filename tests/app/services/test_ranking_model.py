@@ -18,14 +18,13 @@ from matching.scoring import COMPONENTS, ScoreWeights
 from models import (
     Collaboration,
     CollaborationStage,
-    DeclineReason,
     Match,
     MatchStatus,
     RankingModel,
 )
+from tests.app.outcomes import AS_FIXED, record_decision
 
 FIT_FIRST = np.array([0.2, 0.05, 0.05, 0.7])
-AS_FIXED = np.array([ScoreWeights().normalised()[c] for c in COMPONENTS])
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -51,33 +50,15 @@ def record_history(
             for o, offer_id in enumerate(offer_ids):
                 at = START + timedelta(days=p, hours=o)
                 grade = int(grades[p, o])
-                match = Match(
+                record_decision(
+                    session,
                     proposal_id=proposal_id,
                     offer_id=offer_id,
-                    score=float(components[p, o] @ AS_FIXED),
-                    components=dict(zip(COMPONENTS, components[p, o].tolist(), strict=True)),
-                    algorithm_version=ScoreWeights().version,
-                    updated_at=at,
+                    components=components[p, o],
+                    grade=grade,
+                    at=at,
+                    interested="academic",
                 )
-                if grade == 0:
-                    match.status = MatchStatus.declined
-                    match.declined_by = "company"
-                    match.decline_reason_code = DeclineReason.topic
-                elif grade == 1:
-                    match.status = MatchStatus.interested_academic
-                    match.academic_interested_at = at
-                else:
-                    match.status = MatchStatus.introduced
-                    match.introduced_at = at
-                session.add(match)
-                if grade >= 3:
-                    session.flush()
-                    stage = (
-                        CollaborationStage.agreement_signed
-                        if grade == 3
-                        else CollaborationStage.published
-                    )
-                    session.add(Collaboration(match_id=match.id, stage=stage, stage_changed_at=at))
         session.commit()
 
     return record
