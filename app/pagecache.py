@@ -233,7 +233,14 @@ def init_app(app: Flask) -> None:
     # limit counts embeddings, and a hit embeds nothing); and a URL another guard refuses
     # (control characters) was answered 400 and so was never kept under its key. On a miss
     # every hook runs as before, and every `after_request` hook runs on a hit as well.
-    app.before_request_funcs.setdefault(None, []).insert(0, serve_cached_page)
+    # Where the operator set a limit for every page (RATELIMIT_DEFAULT or
+    # RATELIMIT_APPLICATION), a hit must count against it too: the hook then runs last,
+    # after Flask-Limiter's check.
+    hooks = app.before_request_funcs.setdefault(None, [])
+    if app.config.get("RATELIMIT_DEFAULT") or app.config.get("RATELIMIT_APPLICATION"):
+        hooks.append(serve_cached_page)
+    else:
+        hooks.insert(0, serve_cached_page)
 
     @app.after_request
     def say_miss(response: Response) -> Response:
