@@ -4,7 +4,7 @@ decision history whose true preferences the matcher cannot see.
     .venv/bin/python bench/outcomes.py                    # ~1 min
     .venv/bin/python bench/outcomes.py --sizes 100,400 --seed 3
 
-The generator (`simulate`), documented so the figures can be judged:
+The generator (`simulate_with_tastes`), documented so the figures can be judged:
 - `offers` offers, each of its own company; proposals arrive uniformly over a year.
 - Each (proposal, offer) pair has the four score components (`matching.scoring.COMPONENTS`):
   the proposal-text cosine ~ Beta(2, 4); the publications' affinity and the lexical cosine
@@ -52,25 +52,6 @@ GRADE_QUANTILES = (0.45, 0.70, 0.85, 0.95)
 DAY = 86_400.0
 
 
-def simulate(
-    proposals: int,
-    *,
-    offers: int = 60,
-    shown: int = 8,
-    respond: float = 0.7,
-    taste: float = 10.0,
-    noise: float = 0.05,
-    fixed: ScoreWeights | None = None,
-    truth: np.ndarray = TRUE_WEIGHTS,
-    seed: int = 0,
-) -> Decisions:
-    """A decision history of `proposals` proposals (see the module docstring)."""
-    return simulate_with_tastes(
-        proposals, offers=offers, shown=shown, respond=respond, taste=taste, noise=noise,
-        fixed=fixed, truth=truth, seed=seed,
-    )[0]  # fmt: skip
-
-
 def simulate_with_tastes(
     proposals: int,
     *,
@@ -83,8 +64,8 @@ def simulate_with_tastes(
     truth: np.ndarray = TRUE_WEIGHTS,
     seed: int = 0,
 ) -> tuple[Decisions, np.ndarray]:
-    """`simulate`'s history (with each decision's company as its group) and the hidden
-    (offers, C) company tastes."""
+    """A decision history of `proposals` proposals (see the module docstring), each decision's
+    company as its group, and the hidden (offers, C) company tastes."""
     rng = np.random.default_rng(seed)
     fixed_coef = np.array([(fixed or ScoreWeights()).normalised()[c] for c in COMPONENTS])
     tastes = rng.dirichlet(truth * taste, size=offers)  # (O, C)
