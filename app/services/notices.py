@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
@@ -276,6 +276,14 @@ def _update(session: Session, event: MatchEvent) -> Update | None:
         or match.status not in STILL_OPEN
     ):
         return None
+    label = catalogue.author_label(session=session, proposal=proposal)
+    return _pair_update(session, event, proposal, offer, proposal_label=label)
+
+
+def _pair_update(
+    session: Session, event: MatchEvent, proposal: Proposal, offer: Offer, **details: Any
+) -> Update:
+    """The event's pair as a mail names it; `details` are the kind's own fields."""
     organisation = session.get(Organisation, offer.organisation_id)
     return Update(
         kind=event.kind,
@@ -283,11 +291,11 @@ def _update(session: Session, event: MatchEvent) -> Update | None:
         score=event.score,
         proposal_id=proposal.id,  # type: ignore[arg-type]
         proposal_title=proposal.title,
-        proposal_label=catalogue.author_label(session=session, proposal=proposal),
         offer_id=offer.id,  # type: ignore[arg-type]
         offer_title=offer.title,
         organisation=organisation.name if organisation else "",
         organisation_verified=organisation.verified if organisation else True,
+        **details,
     )
 
 
@@ -304,18 +312,12 @@ def _collaboration_update(
     change = session.get(CollaborationEvent, change_id)
     if change is None or proposal is None or offer is None or match is None:
         return None
-    organisation = session.get(Organisation, offer.organisation_id)
-    return Update(
-        kind=event.kind,
-        side=event.side,  # type: ignore[arg-type]
-        score=event.score,
-        proposal_id=proposal.id,  # type: ignore[arg-type]
-        proposal_title=proposal.title,
+    return _pair_update(
+        session,
+        event,
+        proposal,
+        offer,
         proposal_label="",
-        offer_id=offer.id,  # type: ignore[arg-type]
-        offer_title=offer.title,
-        organisation=organisation.name if organisation else "",
-        organisation_verified=organisation.verified if organisation else True,
         collaboration_id=change.collaboration_id,
         change=change,
     )
