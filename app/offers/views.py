@@ -240,7 +240,11 @@ def exclusions() -> ResponseReturnValue:
 @roles_required("company")
 def mine() -> ResponseReturnValue:
     """The company's dashboard: its offers, each with its ranked proposals and capacity."""
-    dashboard = company_dashboard.company_dashboard(session=db_session(), user_id=current_user.id)
+    dashboard = company_dashboard.company_dashboard(
+        session=db_session(),
+        user_id=current_user.id,
+        page=request.args.get("page", 1, type=int),
+    )
     proposal_cards = {
         row.match.id: cards.build(
             match=row.match,

@@ -202,9 +202,11 @@ def close(proposal_id: int) -> ResponseReturnValue:
 @login_required
 @roles_required("academic")
 def mine() -> ResponseReturnValue:
-    """The academic's dashboard: their proposals, each with its ranked offers."""
+    """The academic's dashboard: one page of their proposals, each with its ranked offers."""
     session = db_session()
-    overview = proposals.dashboard(session=session, author_id=current_user.id)
+    overview = proposals.dashboard(
+        session=session, author_id=current_user.id, page=request.args.get("page", 1, type=int)
+    )
     listed = [(entry.proposal, item) for entry in overview.proposals for item in entry.offers]
     record = programme.similar_agreements(
         session=session, pairs=[(p, item.offer.organisation_id) for p, item in listed]

@@ -5,11 +5,12 @@ interested) and its ranked proposals, the researchers anonymous until an introdu
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from app.services import catalogue, matches
 from app.services.errors import NotFound
@@ -19,6 +20,9 @@ from models import Match, MatchStatus, Offer, OfferStatus, Organisation, Proposa
 INTERESTED = (MatchStatus.interested_academic, MatchStatus.interested_company)
 # Statuses a company sees on its dashboard; declined and withdrawn pairs are set aside.
 DASHBOARD_STATUSES = (MatchStatus.suggested, *INTERESTED, MatchStatus.introduced)
+# Offers per page of the dashboard: each brings its ranked proposals, so a page stays readable
+# (and as costly) however many offers the organisation has posted.
+DASHBOARD_PAGE_SIZE = 5
 
 
 @dataclass(frozen=True)
@@ -87,9 +91,28 @@ class OfferPanel:
 
 @dataclass(frozen=True)
 class CompanyDashboard:
+    """One page of the organisation's offers (`per_page` at most, so the page costs the same
+    however many offers it has posted), with `total` offers in all."""
+
     organisation: Organisation
     panels: list[OfferPanel]
     exclusions: list[str]
+    total: int = 0
+    page: int = 1
+    per_page: int = DASHBOARD_PAGE_SIZE
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def first_shown(self) -> int:
+        """The place of the first offer shown among all of them (1-based; 0 when none)."""
+        return (self.page - 1) * self.per_page + 1 if self.panels else 0
+
+    @property
+    def last_shown(self) -> int:
+        return (self.page - 1) * self.per_page + len(self.panels)
 
 
 def offer_takes_projects(offer: Offer, *, today: date | None = None) -> bool:
@@ -111,20 +134,31 @@ def _proposal_is_public(session: Session, proposal: Proposal) -> bool:
 
 
 def company_dashboard(
-    *, session: Session, user_id: int, today: date | None = None
+    *,
+    session: Session,
+    user_id: int,
+    page: int = 1,
+    per_page: int = DASHBOARD_PAGE_SIZE,
+    today: date | None = None,
 ) -> CompanyDashboard:
-    """Each offer of the member's organisation (newest first, drafts included) with what it
-    has promised and its ranked proposals (stored matches, by rank for the offer, then score).
+    """Page `page` (1-based, brought within range) of the offers of the member's
+    organisation (newest first, drafts included), each with what it has promised and its
+    ranked proposals (stored matches, by rank for the offer, then score).
 
     Suggestions show only while the offer takes projects and the proposal is public; pairs
     either side acted on stay listed."""
     member = membership(session=session, user_id=user_id)
     today = today or date.today()
+    theirs = col(Offer.organisation_id) == member.organisation.id
+    total = int(session.exec(select(func.count()).where(theirs)).one())
+    page = min(max(1, page), max(1, math.ceil(total / per_page)))
     offers = list(
         session.exec(
             select(Offer)
-            .where(Offer.organisation_id == member.organisation.id)
+            .where(theirs)
             .order_by(col(Offer.created_at).desc(), col(Offer.id).desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
         )
     )
     rows: dict[int, list[tuple[Match, Proposal]]] = defaultdict(list)
@@ -219,4 +253,7 @@ def company_dashboard(
         organisation=member.organisation,
         panels=panels,
         exclusions=organisation_exclusions(session=session, organisation_id=member.organisation.id),
+        total=total,
+        page=page,
+        per_page=per_page,
     )

@@ -8,13 +8,15 @@ commits.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from app.services import catalogue
 from app.services.errors import Conflict, InvalidInput, NotFound
@@ -41,6 +43,9 @@ ACTIVE_MATCHES = (
     MatchStatus.introduced,
 )
 SET_ASIDE_MATCHES = (MatchStatus.declined, MatchStatus.withdrawn)
+# Proposals per page of the dashboard: each brings up to top-k offer cards and its set-aside
+# ones, so a page stays readable (and as costly) however many proposals the author owns.
+DASHBOARD_PAGE_SIZE = 5
 
 
 def _own(session: Session, proposal_id: int, author_id: int) -> Proposal:
@@ -188,12 +193,27 @@ class ProposalOverview:
 
 @dataclass(frozen=True)
 class Dashboard:
+    """One page of the author's proposals (`per_page` at most, so the page costs the same
+    whatever the author owns), with `total` proposals in all."""
+
     proposals: list[ProposalOverview]
     publication_count: int
+    total: int = 0
+    page: int = 1
+    per_page: int = DASHBOARD_PAGE_SIZE
 
     @property
-    def open_count(self) -> int:
-        return sum(1 for item in self.proposals if item.proposal.status in MATCHABLE_PROPOSALS)
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def first_shown(self) -> int:
+        """The place of the first proposal shown among all of them (1-based; 0 when none)."""
+        return (self.page - 1) * self.per_page + 1 if self.proposals else 0
+
+    @property
+    def last_shown(self) -> int:
+        return (self.page - 1) * self.per_page + len(self.proposals)
 
 
 STATUS_ORDER = {
@@ -226,24 +246,48 @@ def _best_first(items: Iterable[RankedOffer]) -> list[RankedOffer]:
     )
 
 
-def dashboard(*, session: Session, author_id: int, today: date | None = None) -> Dashboard:
-    """Every proposal of the author (drafts included), open ones first, newest first; each
-    open or matched proposal with its stored matches ranked, and closed ones with their
-    introductions only."""
+def dashboard(
+    *,
+    session: Session,
+    author_id: int,
+    page: int = 1,
+    per_page: int = DASHBOARD_PAGE_SIZE,
+    today: date | None = None,
+) -> Dashboard:
+    """Page `page` (1-based, brought within range) of the author's proposals, drafts
+    included, open ones first, newest first; each open or matched proposal with its stored
+    matches ranked, and closed ones with their introductions only. Four statements whatever
+    the author owns: the count, the page, its matches with their offers, the publications."""
     today = today or date.today()
-    proposals = sorted(
-        session.exec(select(Proposal).where(Proposal.author_id == author_id)),
-        key=lambda p: (STATUS_ORDER[p.status], -(p.id or 0)),
+    own = col(Proposal.author_id) == author_id
+    total = int(session.exec(select(func.count()).where(own)).one())
+    page = min(max(1, page), max(1, math.ceil(total / per_page)))
+    status_order = sa.case(
+        *((col(Proposal.status) == status, place) for status, place in STATUS_ORDER.items()),
+        else_=len(STATUS_ORDER),
+    )
+    proposals = list(
+        session.exec(
+            select(Proposal)
+            .where(own)
+            .order_by(status_order, col(Proposal.id).desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
     )
     ids = [p.id for p in proposals]
     ranked: dict[int, list[RankedOffer]] = {p.id: [] for p in proposals}  # type: ignore[misc]
     aside: dict[int, list[RankedOffer]] = {p.id: [] for p in proposals}  # type: ignore[misc]
     by_id = {p.id: p for p in proposals}
-    rows = session.exec(
-        select(Match, Offer, Organisation)
-        .join(Offer, col(Offer.id) == Match.offer_id)
-        .join(Organisation, col(Organisation.id) == Offer.organisation_id)
-        .where(col(Match.proposal_id).in_(ids))
+    rows = (
+        session.exec(
+            select(Match, Offer, Organisation)
+            .join(Offer, col(Offer.id) == Match.offer_id)
+            .join(Organisation, col(Organisation.id) == Offer.organisation_id)
+            .where(col(Match.proposal_id).in_(ids))
+        )
+        if ids
+        else []
     )
     for match, offer, organisation in rows:
         item = RankedOffer(match=match, offer=offer, organisation=organisation)
@@ -255,8 +299,10 @@ def dashboard(*, session: Session, author_id: int, today: date | None = None) ->
             proposal.status in MATCHABLE_PROPOSALS or match.status == MatchStatus.introduced
         ):
             ranked[match.proposal_id].append(item)
-    publication_count = len(
-        session.exec(select(Publication.id).where(Publication.author_id == author_id)).all()
+    publication_count = int(
+        session.exec(
+            select(func.count()).select_from(Publication).where(Publication.author_id == author_id)
+        ).one()
     )
     return Dashboard(
         proposals=[
@@ -268,6 +314,9 @@ def dashboard(*, session: Session, author_id: int, today: date | None = None) ->
             for p in proposals
         ],
         publication_count=publication_count,
+        total=total,
+        page=page,
+        per_page=per_page,
     )
 
 
