@@ -8,6 +8,12 @@ The packaged model runs on one of three backends, chosen per process (`encoder_b
 fp32 torch, or onnxruntime fp32 or int8 (`matching.onnx_encoder`). int8 vectors differ from
 fp32 ones, so they are cached under their own model name; onnxruntime fp32 gives torch's
 vectors (within 1e-5) and shares its name.
+
+The pooling (`encoder_pooling`, `TANDEM_ENCODER_POOLING`) turns one forward pass into one
+vector: `mean`, the model's own sentence vector (the mean over tokens for the packaged model),
+or `mean+cls`, the normalised sum of that unit vector and the unit first-token (CLS) state.
+Other poolings give other vectors, so they are cached under their own model name too
+(`POOLING_SUFFIX`): changing the setting re-embeds every text once, never mixes the two.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ log = logging.getLogger(__name__)
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 # The model names of vectors that differ from the model's fp32 ones, by backend.
 BACKEND_SUFFIX = {"onnx-int8": "+onnx-int8"}
+POOLINGS = ("mean", "mean+cls")
+DEFAULT_POOLING = "mean"
+# The model names of vectors pooled otherwise than the model's own sentence vector (which
+# keeps the names vectors were stored under before the pooling was a setting).
+POOLING_SUFFIX = {"mean+cls": "+mean-cls"}
 
 
 class EmbeddingStore(Protocol):
@@ -62,6 +73,54 @@ def resolve_model(name_or_path: str | None = None) -> str:
     return chosen
 
 
+def encoder_pooling(requested: str | None = None) -> str:
+    """The pooling asked for: the argument, else `TANDEM_ENCODER_POOLING`, else
+    `DEFAULT_POOLING`; one of `POOLINGS` (anything else raises ValueError)."""
+    chosen = requested or os.environ.get("TANDEM_ENCODER_POOLING") or DEFAULT_POOLING
+    pooling = chosen.strip().lower()
+    if pooling not in POOLINGS:
+        raise ValueError(
+            f"TANDEM_ENCODER_POOLING must be one of {', '.join(POOLINGS)}, got {chosen!r}"
+        )
+    return pooling
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return (rows / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
+
+
+def pooled_vectors(
+    model: SentenceTransformer, texts: Sequence[str], pooling: str, *, batch_size: int = 64
+) -> np.ndarray:
+    """Unit float32 vectors of `texts` (len(texts), dimension), pooled as `pooling` says, from
+    one forward pass of `model` (sentence-transformers, or the ONNX model, whose graph gives
+    the CLS vector beside the mean)."""
+    if pooling == "mean":
+        vectors = model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+    if pooling != "mean+cls":
+        raise ValueError(f"unknown pooling {pooling!r}")
+    if not texts:
+        return np.zeros((0, int(model.get_embedding_dimension())), dtype=np.float32)
+    both = getattr(model, "encode_mean_and_cls", None)
+    if both is not None:
+        mean, cls = both(list(texts), batch_size=batch_size)
+    else:
+        outputs = model.encode(
+            list(texts), batch_size=batch_size, output_value=None, show_progress_bar=False
+        )
+        mean = np.stack([row["sentence_embedding"].float().numpy() for row in outputs])
+        cls = np.stack([row["token_embeddings"][0].float().numpy() for row in outputs])
+    return _unit(_unit(mean) + _unit(cls))
+
+
 @functools.lru_cache(maxsize=4)
 def load_model(name_or_path: str | None = None) -> SentenceTransformer:
     """Load a sentence-transformers model once per process, never from the network."""
@@ -80,7 +139,9 @@ class Encoder:
     """Turns texts into unit-length float32 vectors, through a cache.
 
     `encoded_count` counts the texts actually sent to the model (cache misses), which is how
-    callers and tests see that unchanged texts are not re-encoded.
+    callers and tests see that unchanged texts are not re-encoded. `pooling` (one of
+    `POOLINGS`) says how a forward pass becomes a vector; `model_name` must name it (see
+    `make_encoder`), since it keys the stored vectors.
     """
 
     def __init__(
@@ -92,9 +153,11 @@ class Encoder:
         memory_limit: int = 200_000,
         backend: str = "torch",
         backend_reason: str = "",
+        pooling: str = DEFAULT_POOLING,
     ) -> None:
         self.model = model
         self.model_name = model_name
+        self.pooling = pooling
         self.backend = backend
         self.backend_reason = backend_reason
         self.batch_size = batch_size
@@ -159,15 +222,9 @@ class Encoder:
 
     def _encode_uncached(self, texts: list[str]) -> np.ndarray:
         with self._lock:
-            vectors = self.model.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            vectors = pooled_vectors(self.model, texts, self.pooling, batch_size=self.batch_size)
             self.encoded_count += len(texts)
-        return np.asarray(vectors, dtype=np.float32)
+        return vectors
 
     def _remember(self, vectors: Mapping[str, np.ndarray]) -> None:
         """Keep the vectors not in memory yet; when they would pass `memory_limit`, start
@@ -205,10 +262,20 @@ def encoder_backend(name_or_path: str | None = None) -> tuple[str, str]:
     )
 
 
-def make_encoder(name_or_path: str | None = None, backend: str | None = None) -> Encoder:
-    """A new encoder of a model on `backend` (default: `encoder_backend`'s choice). Where
-    `auto` chose ONNX and the build fails, it falls back to torch and logs why."""
+def cache_model_name(chosen: str, backend: str, pooling: str) -> str:
+    """The name vectors of model `chosen` run on `backend` and pooled by `pooling` are stored
+    under: vectors that differ never share one."""
+    return chosen + BACKEND_SUFFIX.get(backend, "") + POOLING_SUFFIX.get(pooling, "")
+
+
+def make_encoder(
+    name_or_path: str | None = None, backend: str | None = None, pooling: str | None = None
+) -> Encoder:
+    """A new encoder of a model on `backend` (default: `encoder_backend`'s choice), pooling as
+    `pooling` says (default: `encoder_pooling`'s). Where `auto` chose ONNX and the build fails,
+    it falls back to torch and logs why."""
     chosen = model_name(name_or_path)
+    pooling = encoder_pooling(pooling)
     if backend is None:
         backend, reason = encoder_backend(chosen)
         automatic = reason.startswith("auto")
@@ -227,22 +294,29 @@ def make_encoder(name_or_path: str | None = None, backend: str | None = None) ->
         else:
             return Encoder(
                 model,  # type: ignore[arg-type]
-                model_name=chosen + BACKEND_SUFFIX.get(backend, ""),
+                model_name=cache_model_name(chosen, backend, pooling),
                 backend=backend,
                 backend_reason=reason,
+                pooling=pooling,
             )
-    return Encoder(load_model(chosen), model_name=chosen, backend="torch", backend_reason=reason)
+    return Encoder(
+        load_model(chosen),
+        model_name=cache_model_name(chosen, "torch", pooling),
+        backend="torch",
+        backend_reason=reason,
+        pooling=pooling,
+    )
 
 
-_encoders: dict[str, Encoder] = {}
+_encoders: dict[tuple[str, str], Encoder] = {}
 _encoders_lock = threading.Lock()
 
 
 def default_encoder(name_or_path: str | None = None) -> Encoder:
     """The encoder of a model (see `model_name`) on this process's backend (see
-    `encoder_backend`), made once per process."""
-    chosen = model_name(name_or_path)
+    `encoder_backend`) with the pooling set (see `encoder_pooling`), made once per process."""
+    key = (model_name(name_or_path), encoder_pooling())
     with _encoders_lock:
-        if chosen not in _encoders:
-            _encoders[chosen] = make_encoder(chosen)
-        return _encoders[chosen]
+        if key not in _encoders:
+            _encoders[key] = make_encoder(key[0], pooling=key[1])
+        return _encoders[key]

