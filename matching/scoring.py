@@ -210,6 +210,17 @@ class FitIndex:
         self.needed = incidence(needed)
         self.needed_count = np.maximum(self.needed.sum(axis=1), np.float32(1.0))
         self.offered_t = np.ascontiguousarray(incidence(offered).T)
+        # Up to 64 labels, each side's domains as the bits of one integer: the shared count
+        # is a popcount of their AND (the same small integers as the product, without a BLAS
+        # call per tile, which also wakes OpenBLAS's threads to spin through the next ones).
+        self.domain_bits: tuple[np.ndarray, np.ndarray] | None = None
+        if len(labels) <= 64:
+            powers = np.left_shift(np.uint64(1), np.arange(max(1, len(labels)), dtype=np.uint64))
+
+            def bits(matrix: np.ndarray) -> np.ndarray:
+                return (matrix.astype(np.uint64) * powers).sum(axis=1, dtype=np.uint64)
+
+            self.domain_bits = (bits(self.needed), bits(self.offered_t.T))
         wants = np.asarray(x.needs_data, dtype=bool)[rows] & np.array(
             [bool(d) for d in needed], dtype=bool
         )
@@ -250,7 +261,13 @@ class FitIndex:
         count += self.until_known[None, :]
         wants = self.wants_domains[positions]
         if wants.any():
-            shared = self.needed[positions] @ self.offered_t
+            if self.domain_bits is not None:
+                needed_bits, offered_bits = self.domain_bits
+                shared = np.bitwise_count(
+                    needed_bits[positions, None] & offered_bits[None, :]
+                ).astype(np.float32)
+            else:
+                shared = self.needed[positions] @ self.offered_t
             shared /= self.needed_count[positions, None]
             shared *= (wants[:, None] & self.has_data[None, :]).astype(np.float32)
             total += shared
