@@ -10,10 +10,14 @@ as it does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -38,6 +42,13 @@ from matching.scoring import (
     ScoreWeights,
     combine,
 )
+
+try:  # installed with scikit-learn; without it blocks are scored one after another
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
+_Result = TypeVar("_Result")
 
 DEFAULT_CHUNK_ROWS = 2048
 # The most publication-by-offer scores one block holds (float32: 64 MiB), which sets the
@@ -256,6 +267,7 @@ class Matcher:
         rows: np.ndarray | None = None,
         columns: np.ndarray | None = None,
         chunk_rows: int | None = None,
+        workers: int | None = None,
     ) -> Recommendations:
         """Top-k eligible offers per proposal and proposals per offer, among proposals `rows`
         and offers `columns` (corpus indices; default all), streaming over chunks of
@@ -266,7 +278,12 @@ class Matcher:
         The scores are those of `block` (equal within float32 rounding), computed by
         `BlockScorer` with everything about the offers prepared once. A full recompute uses
         the defaults; an incremental refresh asks for a few rows (all offers) or a few
-        columns (all proposals)."""
+        columns (all proposals).
+
+        With more than one block, `workers` threads (default: the CPUs this process may use)
+        score blocks side by side, each with single-threaded BLAS (see `_in_order`); the
+        blocks are merged in order, so the result does not depend on `workers`. Peak memory
+        then holds up to `workers + 1` blocks' scores and `workers` publication buffers."""
         n_proposals, n_offers = corpus.shape
         rows = np.arange(n_proposals) if rows is None else np.asarray(rows, dtype=np.int64)
         columns = np.arange(n_offers) if columns is None else np.asarray(columns, dtype=np.int64)
@@ -282,10 +299,17 @@ class Matcher:
         column_order = np.argsort(columns, kind="stable")
         scorer = BlockScorer(self, corpus, rows[row_order], columns[column_order])
         chunk = chunk_rows or scorer.default_chunk_rows()
-        for start in range(0, len(rows), chunk):
-            positions = np.arange(start, min(start + chunk, len(rows)))
+        blocks = [
+            np.arange(start, min(start + chunk, len(rows))) for start in range(0, len(rows), chunk)
+        ]
+
+        def score(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             scores = scorer.scores(positions)
-            _, best = top_k_rows(scores, k)
+            return scores, top_k_rows(scores, k)[1]
+
+        for positions, (scores, best) in zip(
+            blocks, _in_order(score, blocks, workers), strict=True
+        ):
             by_proposal[row_order[positions]] = np.where(
                 best >= 0, scorer.columns[np.maximum(best, 0)], -1
             )
@@ -338,6 +362,40 @@ class Matcher:
         return explanations
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the system says, else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _in_order(
+    work: Callable[[np.ndarray], _Result], blocks: Sequence[np.ndarray], workers: int | None
+) -> Iterator[_Result]:
+    """`work(block)` for each block, yielded in order; with several blocks and workers, in
+    `workers` threads at once, each with BLAS held to one thread, at most `workers + 1`
+    results ahead of the consumer.
+
+    The products are most of a block's work and numpy, scipy and BLAS release the GIL, so
+    the threads keep every core busy on useful work. With BLAS threaded inside one block
+    instead, every core but one waits through the block's single-threaded work (OpenBLAS's
+    threads spin on it for up to a tenth of a second after each product, which shows as
+    CPU time spent on nothing)."""
+    count = min(workers or available_cpus(), len(blocks))
+    if count <= 1 or threadpool_limits is None:
+        yield from map(work, blocks)
+        return
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(count) as pool:
+        pending: deque[Future[_Result]] = deque()
+        for block in blocks:
+            pending.append(pool.submit(work, block))
+            if len(pending) > count:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 class BlockScorer:
     """The masked total scores of `Matcher.block`, block after block, for one recompute.
 
@@ -366,8 +424,9 @@ class BlockScorer:
             self.bias = adjustment[1]
         offer_texts = [corpus.offer_texts[j] for j in columns]
         self.offer_vectors = matcher.encoder.encode(offer_texts, store=matcher.store)
-        # One buffer for every block's publication x offer similarities (see soft_maximum).
-        self._scratch = np.empty(0, dtype=np.float32)
+        # One buffer per thread for every block's publication x offer similarities (see
+        # soft_maximum).
+        self._buffers = threading.local()
         lexical = matcher.lexical
         self.offer_terms = (
             LexicalIndex(lexical, offer_texts)
@@ -415,13 +474,14 @@ class BlockScorer:
             if sizes.any():
                 flat = [text for profile in publications for text in profile]
                 needed = len(flat) * len(self.columns)
-                if self._scratch.size < needed:
-                    self._scratch = np.empty(needed, dtype=np.float32)
+                scratch = getattr(self._buffers, "scratch", None)
+                if scratch is None or scratch.size < needed:
+                    scratch = self._buffers.scratch = np.empty(needed, dtype=np.float32)
                 by_publications = soft_maximum(
                     matcher.encoder.encode(flat, store=matcher.store),
                     self.offer_vectors,
                     sizes,
-                    scratch=self._scratch,
+                    scratch=scratch,
                 )
                 empty = sizes == 0
                 by_publications[empty] = by_proposal[empty]

@@ -187,6 +187,14 @@ def test_recommendations_equal_the_reference(corpus: Corpus, chunk_rows: int | N
     assert any(p == 0 or o == 0 for p, o in ranks)
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_blocks_scored_in_several_threads_equal_the_reference(corpus: Corpus, workers: int) -> None:
+    new, reference = matchers(corpus)
+    assert_same(
+        new.recommend(corpus, 5, chunk_rows=23, workers=workers), reference.recommend(corpus, 5)
+    )
+
+
 def test_scores_equal_the_reference_block(corpus: Corpus) -> None:
     new, reference = matchers(corpus)
     rows = np.arange(len(corpus.proposal_texts))
