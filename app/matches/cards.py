@@ -14,9 +14,15 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.services.matches import OPEN_FOR_INTEREST, Contact, Side, counterpart
+from app.services.matches import (
+    OPEN_FOR_INTEREST,
+    Contact,
+    Side,
+    company_contact,
+    contact_of,
+)
 from matching import strength
-from models import Match, MatchStatus, Offer, Proposal, Role
+from models import Match, MatchStatus, Offer, Proposal, Role, User
 
 # The resource-fit parts as a person reads them (matching/fit.py computes them).
 FIT_PART_LABELS: Mapping[str, str] = {
@@ -198,11 +204,14 @@ def for_viewer(
     """The card of one match as `viewer` (the signed-in user, or anonymous) sees it: with the
     actions of their side, and the other side's contact once they are introduced."""
     side = viewer_side(viewer, proposal, offer)
-    contact = (
-        counterpart(session=session, match=match, viewer_id=viewer.id)
-        if side is not None and match.status == MatchStatus.introduced
-        else None
-    )
+    # The viewer's side is known from the signed-in user (`viewer_side` makes the checks of
+    # `matches.side_of`), so the other side's contact is read without loading the viewer
+    # again: one statement fewer per introduced card.
+    contact = None
+    if side == "company" and match.status == MatchStatus.introduced:
+        contact = contact_of(session, session.get(User, proposal.author_id))
+    elif side == "academic" and match.status == MatchStatus.introduced:
+        contact = company_contact(session, match)
     return build(
         match=match,
         proposal=proposal,

@@ -208,6 +208,15 @@ def mine() -> ResponseReturnValue:
         session=session, author_id=current_user.id, page=request.args.get("page", 1, type=int)
     )
     listed = [(entry.proposal, item) for entry in overview.proposals for item in entry.offers]
+    # The academic and the companies' contacts of introduced pairs, in two statements rather
+    # than some per card.
+    shown = [item for entry in overview.proposals for item in [*entry.offers, *entry.set_aside]]
+    catalogue.preload_people(
+        session=session,
+        proposals=[entry.proposal for entry in overview.proposals],
+        offers=[item.offer for item in shown],
+        matches=[item.match for item in shown],
+    )
     record = programme.similar_agreements(
         session=session, pairs=[(p, item.offer.organisation_id) for p, item in listed]
     )

@@ -82,12 +82,14 @@ def _pages(session: Session, ours: dict[str, Any]) -> dict[str, tuple[str, list[
         "anonymous": public,
         "academic": [
             "/proposals/mine",
+            "/proposals/mine?page=2",
             f"/proposals/{ours['proposals'][0]}",
             f"/offers/{ours['offers'][0]}",
             "/search/?q=learning+models",
         ],
         "company": [
             "/offers/mine",
+            "/offers/mine?page=2",
             f"/offers/{ours['offers'][0]}",
             f"/proposals/{ours['proposals'][0]}",
         ],
@@ -173,6 +175,26 @@ def test_main_pages_send_as_many_statements_whatever_the_catalogue_size(
     small = _count_pages(app, client, auth, pages, ours)
     shown_small = len(session.exec(select(Match).where(Match.offer_id == offers[0])).all())
 
+    # The dashboards show one page of what a person owns: at the larger size the academic and
+    # the company own more than a page (five), each proposal with an introduction.
+    proposals += [
+        make_proposal(
+            author_id=academic.id,
+            title=f"Learning models of grid batteries, part {n}",
+            research_areas=["machine learning", "energy"],
+            gpu_hours_needed=200,
+        ).id
+        for n in range(3, 10)
+    ]
+    offers += [
+        make_offer(
+            organisation_id=company.id,
+            title=f"GPU hours for learning models, batch {n}",
+            max_projects=50,
+            gpu_hours_budget=100_000,
+        ).id
+        for n in range(3, 10)
+    ]
     _grow(app, session, encoder, MORE)
     _introduce_first_matches(session, proposals)
     large = _count_pages(app, client, auth, pages, ours)
@@ -186,5 +208,5 @@ def test_main_pages_send_as_many_statements_whatever_the_catalogue_size(
         for page in small
         if len(small[page]) != len(large[page])
     }
-    statements = {page: [" ".join(st.split())[:120] for st in large[page]] for page in grown}
+    statements = {page: [" ".join(st.split())[:300] for st in large[page]] for page in grown}
     assert not grown, f"statements (small, large) per page that grew: {grown}; {statements}"
