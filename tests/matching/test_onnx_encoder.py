@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from matching.embeddings import PACKAGED_MODEL, Encoder, make_encoder, resolve_model
+from matching.embeddings import (
+    PACKAGED_MODEL,
+    Encoder,
+    make_encoder,
+    pooled_vectors,
+    resolve_model,
+)
 from matching.onnx_encoder import (
     BackendError,
     OnnxSentenceModel,
@@ -114,6 +120,42 @@ def test_onnx_int8_stays_close_to_fp32(
     assert np.abs(vectors - torch_vectors).max() > 1e-4  # it is int8: not the same vectors
     one_by_one = np.stack([onnx.encode([text])[0] for text in texts[:5]])
     np.testing.assert_allclose(one_by_one, vectors[:5], atol=2e-2)
+
+
+@pytest.fixture(scope="module")
+def torch_mean_cls(model: Any, texts: list[str]) -> np.ndarray:
+    return pooled_vectors(model, texts, "mean+cls", batch_size=16)
+
+
+def test_onnx_fp32_gives_torchs_mean_cls_vectors(
+    built: Path, texts: list[str], torch_mean_cls: np.ndarray, torch_vectors: np.ndarray
+) -> None:
+    onnx = OnnxSentenceModel(model_file(SOURCE, "fp32", built), SOURCE)
+    vectors = pooled_vectors(onnx, texts, "mean+cls", batch_size=16)
+    assert vectors.shape == torch_mean_cls.shape
+    assert np.abs(vectors - torch_mean_cls).max() < 1e-4
+    mean, _ = onnx.encode_mean_and_cls(texts, batch_size=16)
+    assert np.abs(mean - torch_vectors).max() < 1e-4  # the second output leaves the mean as is
+
+
+def test_onnx_int8_mean_cls_stays_close_to_fp32(
+    built: Path, texts: list[str], torch_mean_cls: np.ndarray
+) -> None:
+    onnx = OnnxSentenceModel(model_file(SOURCE, "int8", built), SOURCE)
+    vectors = pooled_vectors(onnx, texts, "mean+cls", batch_size=16)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.sum(vectors * torch_mean_cls, axis=1).min() >= 0.99
+
+
+def test_int8_mean_cls_vectors_are_cached_under_their_own_model_name(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TANDEM_ENCODER_BACKEND", "onnx-int8")
+    monkeypatch.setenv("TANDEM_ENCODER_POOLING", "mean+cls")
+    encoder = make_encoder()
+    assert (encoder.backend, encoder.pooling) == ("onnx-int8", "mean+cls")
+    assert encoder.model_name == f"{PACKAGED_MODEL}+onnx-int8+mean-cls"
+    assert make_encoder(backend="onnx-fp32").model_name == f"{PACKAGED_MODEL}+mean-cls"
 
 
 def test_int8_vectors_are_cached_under_their_own_model_name(
