@@ -20,6 +20,10 @@ repository and never copied into it) has 27 development researchers who rated th
 Lab variants (sentence and passage matching, BM25 over key phrases, recency, ...) are computed
 here from the same cached vectors; only what wins on held-out folds moves into `matching`.
 
+- "poolings": the default's family and the mean with each pooling of the product's encoder
+  (`TANDEM_ENCODER_POOLING`), on the backend this run uses, on the same folds; `--poolings-only`
+  prints that table alone (it embeds only the ~605 whole texts, once per pooling).
+
 Embeddings are cached on disk (`TANDEM_DEVLOSS_CACHE`, default /tmp/tandem-devloss): a cold run
 embeds about 7,000 texts, sentences and passages (about 6 minutes on two cores), a warm one
 takes a minute or two.
@@ -38,7 +42,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
@@ -53,7 +57,13 @@ sys.path.insert(0, str(ROOT))
 from devloss_cheap import cheap_families  # noqa: E402 - bench/, beside this script
 
 from matching.affinity import affinity, aggregate_profiles  # noqa: E402
-from matching.embeddings import Encoder, default_encoder, encoder_backend  # noqa: E402
+from matching.embeddings import (  # noqa: E402
+    POOLINGS,
+    Encoder,
+    default_encoder,
+    encoder_backend,
+    make_encoder,
+)
 from matching.lexical import TfidfSimilarity  # noqa: E402
 
 HARNESS = ROOT.parent / "shared" / "eval" / "goldstandard.py"
@@ -674,10 +684,71 @@ class Judge:
         return cv
 
 
+TEMPERATURES = (0.1, 0.2, 0.3)
+
+
+def pooling_section(bench: Bench, judge: Judge) -> None:
+    """The mean baseline and the default's family (soft maximum, t chosen in the training half)
+    with each pooling of the product's encoder, on this run's backend and the same folds.
+    'vs mean' is against the same pooling's mean; 'vs default' against today's default (mean
+    pooling, the default's family); a last line gives each family against the mean-pooled mean."""
+    backend = bench.encoder.backend
+    errors: dict[str, dict[str, np.ndarray]] = {}
+    for pooling in POOLINGS:
+        encoder = (
+            bench.encoder
+            if bench.encoder.pooling == pooling
+            else make_encoder(backend=backend, pooling=pooling)
+        )
+        other = Bench(bench.gs, encoder, bench.store)
+        other.__dict__.update(ds=bench.ds, pairs=bench.pairs)  # the same researchers and pairs
+        errors[pooling] = {
+            "mean": other.errors(other.product(how="mean"))[None],
+            "lse": np.stack(
+                [other.errors(other.product(how="lse", temperature=t)) for t in TEMPERATURES]
+            ),
+        }
+    today, _ = held_out(errors["mean"]["lse"], judge.weights, judge.splits)
+    print(
+        f"\npoolings of the encoder on backend {backend} ({bench.encoder.backend_reason}); "
+        "'vs mean': against the same pooling's mean; 'vs default': against the mean pooling's "
+        "soft maximum family"
+    )
+    held: dict[tuple[str, str], np.ndarray] = {}
+    for pooling in POOLINGS:
+        pooled = replace(judge, baseline=errors[pooling]["mean"][0], default=today)
+        held[pooling, "mean"] = pooled.report(
+            f"pooling {pooling} ({backend}): mean of cosines (baseline)",
+            ["mean"],
+            errors[pooling]["mean"],
+        )
+        held[pooling, "lse"] = pooled.report(
+            f"pooling {pooling} ({backend}): soft maximum, t in {{0.1, 0.2, 0.3}}",
+            [f"t={t}" for t in TEMPERATURES],
+            errors[pooling]["lse"],
+        )
+    total = judge.weights.sum()
+    reference = errors["mean"]["mean"][0]
+    for (pooling, family), cv in held.items():
+        if (pooling, family) == ("mean", "mean"):
+            continue
+        ci = interval((judge.counts @ (cv - reference)) / (judge.counts @ judge.weights))
+        print(
+            f"  pooling {pooling}, {'soft maximum' if family == 'lse' else 'mean'}: held-out "
+            f"{(cv - reference).sum() / total:+.3f} {ci} vs the mean-pooled mean of cosines"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=REPEATS, help="repeated 2-fold splits")
-    repeats = parser.parse_args().repeats
+    parser.add_argument(
+        "--poolings-only",
+        action="store_true",
+        help="only the default and the mean under each pooling (embeds whole texts only)",
+    )
+    arguments = parser.parse_args()
+    repeats = arguments.repeats
     if not HARNESS.exists() or not DATA_DIR.exists():
         print(f"development benchmark: harness or data not found ({HARNESS}); nothing measured")
         return
@@ -691,7 +762,8 @@ def main() -> None:
     backend, why = encoder_backend()
     print(
         f"development split: {n} researchers, {len(bench.ds.papers)} papers, "
-        f"{len(bench.ds.versions)} profile sets; encoder backend {backend} ({why}; "
+        f"{len(bench.ds.versions)} profile sets; encoder backend {backend} ({why}), pooling "
+        f"{bench.encoder.pooling} (vectors cached as {bench.encoder.model_name}; "
         f"TANDEM_ENCODER_BACKEND=torch gives the fp32 vectors bench/README.md reports)"
     )
     print(
@@ -716,6 +788,10 @@ def main() -> None:
         f"{'family (settings)':<80} {'dev':>6} {'held-out':>8} {'95% CI':>15} {'vs mean':>8} "
         f"{'95% CI':>17} {'LOO':>7} {'vs default, 95% CI':>26}  chosen in training halves"
     )
+    if arguments.poolings_only:
+        pooling_section(bench, judge)
+        print(f"\ntime {time.perf_counter() - started:.0f} s (embeddings cached in {CACHE_DIR})")
+        return
     candidates: list[np.ndarray] = []
     labels: list[str] = []
     every_family = families(bench)
@@ -739,6 +815,7 @@ def main() -> None:
     )
     chosen = labels[int(np.argmin(everything.sum(axis=1)))]
     print(f"(*) mean, soft maximum, maximum, top k; chosen on all {n} researchers: {chosen}")
+    pooling_section(bench, judge)
     print(
         "families named 'soft max t=0.2 ...' keep t=0.2, which was chosen earlier on these same "
         "researchers:\ncompare them with 'soft max t=0.2 alone', whose 'vs default' is what that "
