@@ -33,12 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from matching.embeddings import (  # noqa: E402
-    BACKEND_SUFFIX,
-    PACKAGED_MODEL,
+    POOLINGS,
     Encoder,
     encoder_backend,
+    encoder_pooling,
     load_model,
     make_encoder,
+    pooled_vectors,
 )
 
 # ---------------------------------------------------------------- helpers
@@ -314,7 +315,8 @@ def development_loss(encoder: Encoder) -> float | None:
 
 
 def section_encoder(args: argparse.Namespace) -> None:
-    """torch fp32 against onnxruntime fp32 and int8 on the same texts in the same run."""
+    """torch fp32 against onnxruntime fp32 and int8 on the same texts in the same run, each
+    pooled as `--pooling` says (default: the product's setting)."""
     import torch
 
     from matching.onnx_encoder import INT8_FLAGS, onnxruntime_available
@@ -331,16 +333,18 @@ def section_encoder(args: argparse.Namespace) -> None:
         + f"; torch threads {torch.get_num_threads()})"
     )
     backend, reason = encoder_backend()
+    pooling = encoder_pooling(args.pooling)
     flags = cpu_flags()
     row("int8 dot-product flags", " ".join(f for f in INT8_FLAGS if f in flags) or "none")
     row("the path this process runs (auto)", f"{backend}: {reason}")
+    row("pooling (every backend)", pooling)
     if not onnxruntime_available():
         row("onnxruntime", "not installed: only torch measured")
         return
     started = time.perf_counter()
-    encoders = {"torch fp32": make_encoder(backend="torch")}
+    encoders = {"torch fp32": make_encoder(backend="torch", pooling=pooling)}
     for name in ("onnx-fp32", "onnx-int8"):
-        encoders[name] = make_encoder(backend=name)
+        encoders[name] = make_encoder(backend=name, pooling=pooling)
     row("ONNX build or load (cached after the first)", f"{time.perf_counter() - started:6.1f} s")
     for encoder in encoders.values():
         encoder.model.encode(texts[:4])
@@ -349,7 +353,7 @@ def section_encoder(args: argparse.Namespace) -> None:
     def run(label: str) -> Callable[[], None]:
         model = encoders[label].model
         return lambda: vectors.__setitem__(
-            label, np.asarray(model.encode(texts, batch_size=32, normalize_embeddings=True))
+            label, pooled_vectors(model, texts, pooling, batch_size=32)
         )
 
     runs = {label: run(label) for label in encoders}
@@ -396,7 +400,7 @@ def section_encoder(args: argparse.Namespace) -> None:
         f"{'met' if gates else 'NOT met'} (slower of wall/CPU speed-up {speed:.2f}x"
         + (", dev loss not measured)" if delta is None else ")"),
     )
-    row("int8 vectors are cached under", PACKAGED_MODEL + BACKEND_SUFFIX["onnx-int8"])
+    row("int8 vectors are cached under", encoders["onnx-int8"].model_name)
     row("load average", load_average())
 
 
@@ -420,6 +424,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per backend")
     parser.add_argument(
         "--no-devloss", action="store_true", help="skip the development-split loss of int8"
+    )
+    parser.add_argument(
+        "--pooling", choices=POOLINGS, help="pooling of the encoder section (default: the setting)"
     )
     parser.add_argument("--bf16-texts", type=int, default=24, help="texts for bf16 (slow here)")
     args = parser.parse_args()
