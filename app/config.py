@@ -53,6 +53,9 @@ SETTINGS: tuple[Setting, ...] = (
     # How the packaged model runs: auto (int8 ONNX where the CPU has VNNI/AMX, else torch),
     # torch, onnx-fp32 or onnx-int8; read by matching.embeddings.encoder_backend.
     Setting("TANDEM_ENCODER_BACKEND", "auto"),
+    # How a forward pass becomes a vector: mean, or mean+cls (mean plus the first token's
+    # state, cached under its own model name); read by matching.embeddings.encoder_pooling.
+    Setting("TANDEM_ENCODER_POOLING", "mean"),
     # Set, it wins; unset, links name the running server (see served_address).
     Setting("TANDEM_BASE_URL"),
     Setting("TANDEM_TOP_K", 5, int),
