@@ -54,6 +54,8 @@ DEFAULT_CHUNK_ROWS = 2048
 # The most publication-by-offer scores one block holds (float32: 64 MiB), which sets the
 # default number of proposals per block of a recompute.
 CHUNK_ELEMENTS = 2**24
+# The fewest proposals per block worth a thread of their own.
+MIN_THREAD_ROWS = 256
 # Proposals x offers per tile when the components are added up (256 KiB of float32: fewer
 # calls than 128 KiB, still well inside the 1 MiB L2 per core of this host).
 TILE_ELEMENTS = 2**16
@@ -299,6 +301,10 @@ class Matcher:
         column_order = np.argsort(columns, kind="stable")
         scorer = BlockScorer(self, corpus, rows[row_order], columns[column_order])
         chunk = chunk_rows or scorer.default_chunk_rows()
+        workers = workers or available_cpus()
+        if chunk_rows is None and workers > 1:
+            # Enough blocks for every worker (a 2,000-proposal corpus is otherwise one block).
+            chunk = min(chunk, max(MIN_THREAD_ROWS, -(-len(rows) // workers)))
         blocks = [
             np.arange(start, min(start + chunk, len(rows))) for start in range(0, len(rows), chunk)
         ]
@@ -371,7 +377,7 @@ def available_cpus() -> int:
 
 
 def _in_order(
-    work: Callable[[np.ndarray], _Result], blocks: Sequence[np.ndarray], workers: int | None
+    work: Callable[[np.ndarray], _Result], blocks: Sequence[np.ndarray], workers: int
 ) -> Iterator[_Result]:
     """`work(block)` for each block, yielded in order; with several blocks and workers, in
     `workers` threads at once, each with BLAS held to one thread, at most `workers + 1`
@@ -382,7 +388,7 @@ def _in_order(
     instead, every core but one waits through the block's single-threaded work (OpenBLAS's
     threads spin on it for up to a tenth of a second after each product, which shows as
     CPU time spent on nothing)."""
-    count = min(workers or available_cpus(), len(blocks))
+    count = min(workers, len(blocks))
     if count <= 1 or threadpool_limits is None:
         yield from map(work, blocks)
         return
