@@ -81,4 +81,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     prometheus.init_app(app)
     # Last: its hook that serves a cached page goes first, its other hooks last.
     pagecache.init_app(app)
+    from app import dashcache  # the signed-in dashboards, kept per person
+
+    dashcache.init_app(app)
     return app

@@ -8,6 +8,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
+from app import dashcache
 from app.db import db_session
 from app.matcher import queued_rematch
 from app.matches import cards
@@ -238,6 +239,7 @@ def exclusions() -> ResponseReturnValue:
 @bp.route("/mine")
 @login_required
 @roles_required("company")
+@dashcache.cached
 def mine() -> ResponseReturnValue:
     """The company's dashboard: its offers, each with its ranked proposals and capacity."""
     dashboard = company_dashboard.company_dashboard(

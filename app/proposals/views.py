@@ -7,6 +7,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required, roles_required
 
+from app import dashcache
 from app.db import db_session
 from app.matcher import queued_rematch
 from app.matches import cards
@@ -201,6 +202,7 @@ def close(proposal_id: int) -> ResponseReturnValue:
 @bp.route("/mine")
 @login_required
 @roles_required("academic")
+@dashcache.cached
 def mine() -> ResponseReturnValue:
     """The academic's dashboard: one page of their proposals, each with its ranked offers."""
     session = db_session()

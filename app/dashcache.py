@@ -1,0 +1,192 @@
+"""Rendered dashboards, kept per signed-in person.
+
+A dashboard (`proposals.mine`, `offers.mine`) costs a few database reads and the rendering
+of up to a page of match cards; a person reloads it far more often than anything on it
+changes. So the page is rendered once and kept, as `app.pagecache` keeps public pages, under
+a key that names everything the page depends on:
+- the person: their user id AND their `fs_uniquifier` (changed when they sign out
+  everywhere or their password is reset), taken from the user Flask-Security has already
+  signed in and authorised for the page (the view is wrapped below `login_required` and
+  `roles_required`): nobody is ever served a page rendered for someone else;
+- the catalogue version (`app.catalogue_version`), read before anything else of the
+  request reads the database, the signed-in user included (a `before_request` hook placed
+  first): it changes after every committed write except to the tables no page of this kind
+  shows (outboxes, recorded events, stored embeddings, partner credentials) and to the
+  private columns of a user (sign-in secrets, mail preferences): matches, offers,
+  proposals, publications, collaborations, organisations, exclusions and the person's own
+  name, role and organisation all change it, whoever writes them;
+- the day (what an offer's deadline hides), the page's address and its query (only `page`,
+  once, a plain whole number), the code and the settings pages depend on, the database.
+
+Never kept, never served from the cache: a request with a message waiting to be flashed
+(the page would show it once and then keep it); an answer that is not a plain 200 HTML page,
+that sets a cookie or that changed the session. (Every signed-in page says `Cache-Control:
+private, no-store` to browsers and proxies, `app.headers`; a page served from this cache
+too. This cache is on the server and keyed by the person, which that header allows.)
+
+Each page holds the CSRF token of the session it was rendered for, in its forms. That token
+is replaced by a marker before the page is kept, and the marker by the token of the session
+being served when the page is served; the marker is derived from `SECRET_KEY`, so text that
+people write cannot contain it. Pages live `TANDEM_PAGE_CACHE_SECONDS` (0 turns this cache
+off with the public one), in Redis when `REDIS_URL` is set (bounded as `app.pagecache`
+bounds it) or in each process. `X-Tandem-Dash-Cache: hit` or `miss` says which answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import urllib.parse
+from collections.abc import Callable
+from datetime import date
+from functools import wraps
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request, request_finished, session
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+
+from app import catalogue_version
+from app.pagecache import MAX_BODY_BYTES, RENDER_SETTINGS, LocalPages, RedisPages, code_digest
+
+log = logging.getLogger(__name__)
+
+# The dashboards and the query parameters each reads.
+DASHBOARDS: dict[str, frozenset[str]] = {
+    "proposals.mine": frozenset({"page"}),
+    "offers.mine": frozenset({"page"}),
+}
+HEADER = "X-Tandem-Dash-Cache"
+EXTENSION = "tandem.dash_cache"
+_PLAIN_WHOLE_NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,8})?")
+_VERSION = "_tandem_dash_version"
+_PENDING = "_tandem_dash_pending"
+
+
+class DashCache:
+    """Where the pages live and what every key starts with."""
+
+    def __init__(self, pages: LocalPages | RedisPages, prefix: str, marker: str) -> None:
+        self.pages = pages
+        self.prefix = prefix
+        self.marker = marker
+
+    def key(self, version: str, user_id: int, uniquifier: str) -> str:
+        query = urllib.parse.urlencode(sorted(request.args.items(multi=True)))
+        address = f"{request.scheme}://{request.host}{request.root_path}{request.path}?{query}"
+        parts = (self.prefix, version, date.today().isoformat(), str(user_id), uniquifier)
+        digest = hashlib.sha256("|".join((*parts, address)).encode()).hexdigest()
+        return f"tandem:dash:{digest}"
+
+
+def _seconds() -> int:
+    return int(current_app.config.get("TANDEM_PAGE_CACHE_SECONDS") or 0)
+
+
+def _plain_query(endpoint: str) -> bool:
+    names = [name for name, _ in request.args.items(multi=True)]
+    if len(names) != len(set(names)) or not set(names) <= DASHBOARDS[endpoint]:
+        return False
+    return all(_PLAIN_WHOLE_NUMBER.fullmatch(value) for value in request.args.values())
+
+
+def _key_for_request(cache: DashCache) -> str | None:
+    """The key of this request's page, or None when it may be neither served nor kept."""
+    version = g.get(_VERSION)
+    if version is None or request.method != "GET" or _seconds() <= 0:
+        return None
+    if request.endpoint not in DASHBOARDS or not _plain_query(request.endpoint):
+        return None
+    if "_flashes" in session:
+        return None
+    user = current_user._get_current_object()
+    if not getattr(user, "is_authenticated", False) or not user.active:
+        return None
+    uniquifier = getattr(user, "fs_uniquifier", None)
+    if not user.id or not uniquifier:
+        return None
+    return cache.key(version, user.id, uniquifier)
+
+
+def cached(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
+    """`view` (a dashboard, below its sign-in and role checks) answered from the cache when
+    this person's page for this version is kept, else rendered and kept."""
+
+    @wraps(view)
+    def serve(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        cache: DashCache | None = current_app.extensions.get(EXTENSION)
+        key = _key_for_request(cache) if cache is not None else None
+        if cache is None or key is None:
+            return view(*args, **kwargs)
+        body = cache.pages.get(key)
+        if body is not None:
+            token = generate_csrf().encode()
+            response = Response(body.replace(cache.marker.encode(), token), 200)
+            response.mimetype = "text/html"
+            response.headers[HEADER] = "hit"
+            response.vary.add("Cookie")
+            return response
+        response = current_app.make_response(view(*args, **kwargs))
+        g.setdefault(_PENDING, (key, current_user.id))
+        response.headers[HEADER] = "miss"
+        response.vary.add("Cookie")
+        return response
+
+    return serve
+
+
+def _may_keep(response: Response, user_id: int) -> bool:
+    if response.status_code != 200 or response.mimetype != "text/html":
+        return False
+    if response.is_streamed or response.direct_passthrough or "Set-Cookie" in response.headers:
+        return False
+    if session.modified or "_flashes" in session:
+        return False
+    user = g.get("_login_user")
+    if user is None or not user.is_authenticated or user.id != user_id:
+        return False
+    return len(response.get_data()) <= MAX_BODY_BYTES
+
+
+def init_app(app: Flask) -> None:
+    seconds = int(app.config.get("TANDEM_PAGE_CACHE_SECONDS") or 0)
+    engine = app.extensions["tandem.engine"]
+    store = catalogue_version.version_store(engine)
+    if seconds <= 0 or store is None:
+        return
+    redis_url = app.config.get("REDIS_URL")
+    entries = int(app.config.get("TANDEM_PAGE_CACHE_ENTRIES") or 1000)
+    pages = RedisPages(redis_url, entries, "tandem:dash") if redis_url else LocalPages(entries)
+    settings = "|".join(f"{name}={app.config.get(name)!r}" for name in RENDER_SETTINGS)
+    prefix = "|".join((engine.url.render_as_string(hide_password=True), code_digest(), settings))
+    secret = str(app.config["SECRET_KEY"]).encode()
+    marker = "csrf-" + hmac.new(secret, b"tandem dashboard csrf marker", "sha256").hexdigest()
+    cache = DashCache(pages, prefix, marker)
+    app.extensions[EXTENSION] = cache
+
+    def read_version() -> None:
+        """Before any other hook reads the database (the signed-in user included), so a page
+        is never labelled with a version newer than what it was rendered from."""
+        if request.method != "GET" or request.endpoint not in DASHBOARDS:
+            return
+        try:
+            g.setdefault(_VERSION, store.read())
+        except Exception:  # the page is rendered as if there were no cache
+            log.warning("dashboard cache: could not read the catalogue version", exc_info=True)
+
+    app.before_request_funcs.setdefault(None, []).insert(0, read_version)
+
+    def keep_page(sender: Flask, response: Response, **_extra: object) -> None:
+        pending = g.pop(_PENDING, None)
+        if pending is None or not _may_keep(response, pending[1]):
+            return
+        body = response.get_data()
+        token = g.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+        if token:
+            body = body.replace(str(token).encode(), cache.marker.encode())
+        pages.put(pending[0], body, _seconds())
+
+    request_finished.connect(keep_page, app, weak=False)

@@ -1,0 +1,214 @@
+"""A dashboard is rendered once and then served from a cache kept per person (app/dashcache.py):
+nobody is ever served another person's page, a change shows on the next view whoever made
+it, a message waiting to be shown is never kept, and each session's forms carry that
+session's own CSRF token."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import Session, select
+
+from app import create_app
+from app.services import recommendations
+from matching import Encoder
+from models import Match, OrganisationKind, Publication, Role
+from tests.app.pages import text_of
+from tests.conftest import TEST_PASSWORD, AuthActions
+
+HEADER = "X-Tandem-Dash-Cache"
+
+
+def _tokens(html: bytes) -> set[str]:
+    return set(re.findall(r'name="csrf_token" value="([^"]+)"', html.decode()))
+
+
+def test_each_person_is_served_their_own_dashboard_only(
+    app: Flask,
+    auth: AuthActions,
+    make_user: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+    make_organisation: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    ada, bo = make_user(role=Role.academic), make_user(role=Role.academic)
+    for n in range(7):
+        make_proposal(author_id=ada.id, title=f"Ada's study {n}")
+    make_proposal(author_id=bo.id, title="Bo's only study")
+    acme = make_organisation(kind=OrganisationKind.company)
+    globex = make_organisation(kind=OrganisationKind.company)
+    sam = make_user(role=Role.company, organisation_id=acme.id)
+    kim = make_user(role=Role.company, organisation_id=globex.id)
+    make_offer(organisation_id=acme.id, title="Acme's GPU hours")
+    make_offer(organisation_id=globex.id, title="Globex's dataset")
+
+    views: dict[str, list[str]] = {}
+    # Each person views their dashboard three times, in turns (the first view after signing
+    # in changes the session, so is not kept); the last is the kept page.
+    people = [(ada, "/proposals/mine"), (bo, "/proposals/mine"), (sam, "/offers/mine")]
+    people += [(kim, "/offers/mine"), (ada, "/proposals/mine?page=2")]
+    clients = {}
+    for person, path in people:
+        client = clients.setdefault(person.email, app.test_client())
+        if len(clients) > len(views):
+            AuthActions(client).login(person.email)
+        for _ in range(3):
+            response = client.get(path)
+            assert response.status_code == 200
+            views.setdefault(person.email, []).append(response.headers.get(HEADER, ""))
+            page = text_of(response.data)
+            if person is ada:
+                assert "Bo's only study" not in page and "Ada's study" in page
+            if person is bo:
+                assert "Bo's only study" in page and "Ada's study" not in page
+            if person is sam:
+                assert "Acme's GPU hours" in page and "Globex's dataset" not in page
+            if person is kim:
+                assert "Globex's dataset" in page and "Acme's GPU hours" not in page
+    assert views[ada.email] == ["miss", "miss", "hit", "miss", "hit", "hit"]  # pages 1 and 2
+    for person in (bo, sam, kim):
+        assert views[person.email] == ["miss", "miss", "hit"]
+    # Page 2 is its own page: the two oldest of Ada's seven proposals.
+    page = text_of(clients[ada.email].get("/proposals/mine?page=2").data)
+    assert "Ada's study 0" in page and "Ada's study 6" not in page
+
+    # Signing out ends the kept page's use: the next person on that browser gets theirs.
+    client = clients[bo.email]
+    client.post("/logout")
+    assert client.get("/proposals/mine").status_code == 302
+    AuthActions(client).login(ada.email)
+    response = client.get("/proposals/mine")
+    assert "Ada's study 6" in text_of(response.data)
+    assert "Bo's only study" not in text_of(response.data)
+
+
+def test_a_change_shows_on_the_next_view_whoever_made_it(
+    client: FlaskClient,
+    session: Session,
+    auth: AuthActions,
+    encoder: Encoder,
+    make_user: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+    make_organisation: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    ada = make_user(role=Role.academic)
+    proposal = make_proposal(author_id=ada.id, title="Battery dispatch with reinforcement learning")
+    acme = make_organisation(kind=OrganisationKind.company)
+    sam = make_user(role=Role.company, organisation_id=acme.id)
+    make_offer(organisation_id=acme.id, title="GPU hours for reinforcement learning")
+    recommendations.recompute_all(session=session, encoder=encoder, k=5)
+    session.commit()
+    match = session.exec(select(Match).where(Match.proposal_id == proposal.id)).one()
+    auth.login(ada.email)
+
+    def dashboard() -> str:
+        """The page as kept: the views before show what was flashed, or settle the session
+        after signing in, and keep the page."""
+        client.get("/proposals/mine")
+        client.get("/proposals/mine")
+        response = client.get("/proposals/mine")
+        assert response.headers[HEADER] == "hit"
+        return text_of(response.data)
+
+    assert "Suggested by Tandem" in dashboard() and "Your publications (0)" in dashboard()
+    # Her own action, through the page's form.
+    client.post(f"/matches/{match.id}/interest", data={"next": "/proposals/mine"})
+    assert "You said you are interested" in text_of(client.get("/proposals/mine").data)
+    assert "You said you are interested" in dashboard()
+    # The company's action, from another browser.
+    other = client.application.test_client()
+    AuthActions(other).login(sam.email)
+    assert other.post(f"/matches/{match.id}/interest", data={"next": "/offers/mine"}).status_code
+    assert "Introduced: contact" in text_of(client.get("/proposals/mine").data)
+    # A write outside any request (a CLI command, a worker): her publications.
+    session.add(Publication(title="Grid storage dispatch", year=2023, author_id=ada.id))
+    session.commit()
+    assert "Your publications (1)" in text_of(client.get("/proposals/mine").data)
+    # Closing the proposal.
+    client.post(f"/proposals/{proposal.id}/close")
+    assert "Closed: not listed and not matched" in dashboard()
+
+
+def test_a_message_waiting_to_be_shown_is_shown_once_and_never_kept(
+    client: FlaskClient,
+    session: Session,
+    auth: AuthActions,
+    encoder: Encoder,
+    make_user: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+    make_organisation: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    ada = make_user(role=Role.academic)
+    proposal = make_proposal(author_id=ada.id, title="Battery dispatch with reinforcement learning")
+    acme = make_organisation(kind=OrganisationKind.company)
+    make_offer(organisation_id=acme.id, title="GPU hours for reinforcement learning")
+    recommendations.recompute_all(session=session, encoder=encoder, k=5)
+    session.commit()
+    match = session.exec(select(Match).where(Match.proposal_id == proposal.id)).one()
+    auth.login(ada.email)
+    client.get("/proposals/mine")  # the first view after signing in changes the session
+    client.get("/proposals/mine")
+    assert client.get("/proposals/mine").headers[HEADER] == "hit"
+
+    client.post(f"/matches/{match.id}/interest", data={"next": "/proposals/mine"})
+    response = client.get("/proposals/mine")
+    assert HEADER not in response.headers  # neither served from nor kept in the cache
+    flashed = re.search(r'<p class="flash flash-success">([^<]+)</p>', response.data.decode())
+    assert flashed is not None
+    for _ in range(2):
+        response = client.get("/proposals/mine")
+        assert flashed.group(1) not in response.data.decode()
+    assert response.headers[HEADER] == "hit"
+
+
+@pytest.fixture
+def protected(app: Flask) -> Iterator[Flask]:
+    """The same application with CSRF checks on, as it is served."""
+    protected = create_app({**app.config, "WTF_CSRF_ENABLED": True})
+    protected.extensions["tandem.encoder"] = app.extensions["tandem.encoder"]
+    yield protected
+    protected.extensions["tandem.engine"].dispose()
+
+
+def _sign_in(client: FlaskClient, email: str) -> None:
+    login = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login)
+    assert token is not None
+    response = client.post(
+        "/login", data={"email": email, "password": TEST_PASSWORD, "csrf_token": token.group(1)}
+    )
+    assert response.status_code == 302
+
+
+def test_each_session_gets_its_own_csrf_token_in_a_kept_page(
+    protected: Flask,
+    make_user: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+) -> None:
+    ada = make_user(role=Role.academic)
+    proposal = make_proposal(author_id=ada.id, title="Battery dispatch")
+    laptop, phone = protected.test_client(), protected.test_client()
+    _sign_in(laptop, ada.email)
+    _sign_in(phone, ada.email)
+
+    laptop.get("/proposals/mine")  # the first view after signing in changes the session
+    rendered = laptop.get("/proposals/mine")
+    assert rendered.headers[HEADER] == "miss"
+    served = phone.get("/proposals/mine")
+    assert served.headers[HEADER] == "hit"
+    laptop_tokens, phone_tokens = _tokens(rendered.data), _tokens(served.data)
+    assert laptop_tokens and phone_tokens and not laptop_tokens & phone_tokens
+    assert "csrf-" not in served.data.decode()  # no marker left in the page
+    # The laptop's token is refused on the phone; the phone's own, from the kept page, works.
+    close = f"/proposals/{proposal.id}/close"
+    assert phone.post(close, data={"csrf_token": laptop_tokens.pop()}).status_code == 400
+    response = phone.post(close, data={"csrf_token": phone_tokens.pop()})
+    assert response.status_code == 302
+    assert "Closed: not listed" in text_of(phone.get("/proposals/mine").data)
