@@ -23,12 +23,14 @@ What it does, in order (issue 14, point 5):
    ratio to the bare route, p50 and p99 latency, and errors (wrk counts a redirect as an
    answer; the script's own client counts anything but 200 as an error);
 6. the public pages are answered from the page cache for visitors who are not signed in
-   (app/pagecache.py: in Redis when REDIS_URL is set, else in each web process); the
-   `cache` column says what the page's next answer after its window was (`hit`, `miss`, or
-   `-` for a page never cached). Unless `--no-rendered`, a third server with the cache off
-   (TANDEM_PAGE_CACHE_SECONDS=0) loads the same public pages again, rows marked
-   "(rendered)": what a page costs when it must be rendered (after each change to the
-   catalogue, or a URL seen for the first time).
+   (app/pagecache.py: in Redis when REDIS_URL is set, else in each web process), and the
+   signed-in dashboard from the cache kept per person (app/dashcache.py); the `cache`
+   column says what the page's next answer after its window was (`hit`, `miss`, or `-` for
+   a page never cached). Unless `--no-rendered`, a third server with the caches off
+   (TANDEM_PAGE_CACHE_SECONDS=0) loads the same public pages and the dashboard (same
+   session) again, rows marked "(rendered)": what a page costs when it must be rendered
+   (after each change to the catalogue, or a URL seen for the first time). The session
+   used is the cookie of the sign-in and of the page it leads to, as a browser keeps it.
 
 Only 127.0.0.1 is ever contacted. Run from the project root:
 
@@ -525,13 +527,18 @@ def start_gunicorn(name: str, extra: list[str], env: dict[str, str], logs: Path)
 
 
 def cache_state(port: int, path: str, headers: dict[str, str]) -> str:
-    """What the page cache did for one more request to `path` (`-` when it was not asked)."""
+    """What the page cache (or, for a signed-in dashboard, the dashboard cache of
+    app/dashcache.py) did for one more request to `path` (`-` when it was not asked)."""
     connection = http.client.HTTPConnection(HOST, port, timeout=120)
     try:
         connection.request("GET", path, headers={"User-Agent": USER_AGENT, **headers})
         response = connection.getresponse()
         response.read()
-        return response.getheader("X-Tandem-Page-Cache") or "-"
+        return (
+            response.getheader("X-Tandem-Page-Cache")
+            or response.getheader("X-Tandem-Dash-Cache")
+            or "-"
+        )
     finally:
         connection.close()
 
@@ -602,6 +609,17 @@ def sign_in(port: int, email: str, password: str) -> dict[str, str]:
         remember(response)
         if response.status != 302:
             sys.exit(f"signing in as {email} answered {response.status}:\n{answer[:2000]}")
+        # Follow the redirect as a browser does and keep the cookie it sets: the first page
+        # after signing in settles the session (a fixed cookie from the sign-in alone would
+        # have every request change the session, as no browser does).
+        connection.request(
+            "GET",
+            urllib.parse.urlsplit(response.headers["Location"]).path or "/",
+            headers={"User-Agent": USER_AGENT, **cookie()},
+        )
+        response = connection.getresponse()
+        response.read()
+        remember(response)
     finally:
         connection.close()
     return cookie()
@@ -802,6 +820,19 @@ def page_urls(
             plain | signed_in,
         ),
         *(public_urls(rendered, targets, " (rendered)") if rendered is not None else []),
+        # The same session on the server with the caches off: what rendering the page costs.
+        *(
+            [
+                Url(
+                    "/proposals/mine (dashboard, rendered)",
+                    rendered,
+                    ("/proposals/mine",),
+                    plain | signed_in,
+                )
+            ]
+            if rendered is not None
+            else []
+        ),
         Url("bare JSON (after)", bare, ("/bare",), plain),
     ]
 
