@@ -36,29 +36,46 @@ def top_k_desc(values: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray,
     return best_values, best_ids
 
 
+# Columns per group when bounding a row's k-th value from below (see `top_k_rows`).
+GROUP_COLUMNS = 128
+
+
 def top_k_rows(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """`top_k_desc(values, positions, k)` without sorting whole rows: per row, the k largest
     finite values and their column positions, best first, ties by lower position, padded with
-    (-inf, -1). One np.partition per row finds the k-th largest value; the values above it
-    are kept, and only rows with a tie at the k-th value (including rows with fewer than k
-    finite values) choose among the values equal to it, by lower position."""
+    (-inf, -1).
+
+    A row's k-th largest value is bounded from below by the k-th largest of the maxima of its
+    groups of `GROUP_COLUMNS` columns (k groups hold k values at least that large), so only
+    the values at or above that bound (a few per row) are found with one comparison over the
+    block and ranked; rows with fewer than k groups, or fewer than k finite values, rank all
+    their finite values (NaN counts as missing, as in `top_k_desc`)."""
     rows, cols = values.shape
     kk = max(0, min(k, cols))
     if kk == 0 or rows == 0:
         return top_k_desc(values[:, :0], np.zeros((rows, 0), dtype=np.int64), k)
-    # Partitioning the negated values is several times faster than asking for the
-    # (cols - k)-th of many equal -inf values.
-    kth = -np.partition(-values, kk - 1, axis=1)[:, kk - 1]
-    keep = values >= kth[:, None]
-    tied = np.flatnonzero(np.count_nonzero(keep, axis=1) > kk)
-    if tied.size:
-        sub = values[tied]
-        above = sub > kth[tied, None]
-        equal = sub == kth[tied, None]
-        room = kk - np.count_nonzero(above, axis=1)
-        keep[tied] = above | (equal & (np.cumsum(equal, axis=1) <= room[:, None]))
-    chosen = np.nonzero(keep)[1].reshape(rows, kk).astype(np.int64, copy=False)
-    return top_k_desc(np.take_along_axis(values, chosen, axis=1), chosen, k)
+    lowest = np.finfo(values.dtype).min  # the bound never admits -inf
+    groups = cols // GROUP_COLUMNS
+    if groups >= kk:
+        grouped = values[:, : groups * GROUP_COLUMNS].reshape(rows, groups, GROUP_COLUMNS)
+        maxima = grouped.max(axis=2)
+        maxima *= -1
+        bound = -np.partition(maxima, kk - 1, axis=1)[:, kk - 1]
+        np.fmax(bound, lowest, out=bound)  # NaN maxima (no NaN scores expected) bound nothing
+    else:
+        bound = np.full(rows, lowest, dtype=values.dtype)
+    # A flat index: np.nonzero over two dimensions is an order of magnitude slower.
+    row, column = np.divmod(np.flatnonzero(values >= bound[:, None]), cols)
+    found = values[row, column]
+    order = np.lexsort((column, -found, row))
+    row, column, found = row[order], column[order], found[order]
+    rank = np.arange(row.size) - np.searchsorted(row, row)
+    top = rank < k
+    best_values = np.full((rows, k), -np.inf, dtype=values.dtype)
+    best_ids = np.full((rows, k), -1, dtype=np.int64)
+    best_values[row[top], rank[top]] = found[top]
+    best_ids[row[top], rank[top]] = column[top]
+    return best_values, best_ids
 
 
 def merge_top_k(
@@ -84,7 +101,7 @@ def merge_top_k(
         columns, place = np.nonzero(best >= 0)
         rows = best[columns, place]
     else:
-        rows, columns = np.nonzero(above)
+        rows, columns = np.divmod(np.flatnonzero(above), values.shape[1])
     if rows.size == 0:
         return best_values, best_ids
     touched = np.unique(columns)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from matching import top_k
-from matching.recommend import top_k_desc
+from matching.recommend import top_k_desc, top_k_rows
 
 
 @pytest.mark.parametrize("k", [1, 3, 7, 10, 15])
@@ -130,3 +130,20 @@ def test_top_k_desc_nothing_in_nothing_out() -> None:
     assert best_ids.shape == (2, 3) and (best_ids == -1).all() and (best_values == -np.inf).all()
     values = np.ones((2, 4), dtype=np.float32)
     assert top_k_desc(values, column_ids(values), 0)[1].shape == (2, 0)
+
+
+@pytest.mark.parametrize("columns", [3, 130, 700, 2000])
+@pytest.mark.parametrize("k", [1, 5, 12])
+def test_top_k_rows_equals_top_k_desc(columns: int, k: int) -> None:
+    """The bounded search finds what a full ranking does: ties by the lower column, rows
+    with fewer than k (or no) allowed values padded, NaN never chosen."""
+    rng = np.random.default_rng(columns * 100 + k)
+    values = rng.integers(0, 40, size=(50, columns)).astype(np.float32) / 8  # many ties
+    values[rng.random(values.shape) < 0.8] = -np.inf
+    values[0] = -np.inf
+    values[1, 2:] = -np.inf
+    values[2, :: max(1, columns // 7)] = 9.0  # the best value in several groups
+    values[3, 0] = np.nan
+    expected = top_k_desc(values, column_ids(values), k)
+    assert_same_top_k(top_k_rows(values, k), expected)
+    assert_same_top_k(top_k_rows(np.asfortranarray(values), k), expected)
