@@ -609,17 +609,22 @@ def sign_in(port: int, email: str, password: str) -> dict[str, str]:
         remember(response)
         if response.status != 302:
             sys.exit(f"signing in as {email} answered {response.status}:\n{answer[:2000]}")
-        # Follow the redirect as a browser does and keep the cookie it sets: the first page
-        # after signing in settles the session (a fixed cookie from the sign-in alone would
-        # have every request change the session, as no browser does).
-        connection.request(
-            "GET",
-            urllib.parse.urlsplit(response.headers["Location"]).path or "/",
-            headers={"User-Agent": USER_AGENT, **cookie()},
-        )
-        response = connection.getresponse()
-        response.read()
-        remember(response)
+        # Follow the redirects to the dashboard as a browser does and keep the cookie each
+        # answer sets: the first page after signing in settles the session (a fixed cookie
+        # from the sign-in alone would have every request change the session, as no
+        # browser's does).
+        for _ in range(5):
+            location = response.headers.get("Location")
+            if response.status not in (301, 302, 303, 307, 308) or not location:
+                break
+            connection.request(
+                "GET",
+                urllib.parse.urlsplit(location).path or "/",
+                headers={"User-Agent": USER_AGENT, **cookie()},
+            )
+            response = connection.getresponse()
+            response.read()
+            remember(response)
     finally:
         connection.close()
     return cookie()
