@@ -212,3 +212,40 @@ def test_each_session_gets_its_own_csrf_token_in_a_kept_page(
     response = phone.post(close, data={"csrf_token": phone_tokens.pop()})
     assert response.status_code == 302
     assert "Closed: not listed" in text_of(phone.get("/proposals/mine").data)
+
+
+def test_the_kept_page_is_never_served_once_the_person_may_no_longer_see_it(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    auth: AuthActions,
+    make_user: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+) -> None:
+    ada = make_user(role=Role.academic)
+    make_proposal(author_id=ada.id, title="Battery dispatch")
+    auth.login(ada.email)
+    for _ in range(2):
+        client.get("/proposals/mine")
+    assert client.get("/proposals/mine").headers[HEADER] == "hit"
+
+    # Her sessions ended elsewhere (a password reset, "sign out everywhere"): this browser's
+    # session no longer signs her in, and nothing of the kept page is served.
+    with app.app_context():
+        app.extensions["security"].datastore.set_uniquifier(
+            app.extensions["security"].datastore.find_user(email=ada.email)
+        )
+        app.extensions["security"].datastore.commit()
+    response = client.get("/proposals/mine")
+    assert response.status_code == 302 and "Battery dispatch" not in response.get_data(True)
+
+    # Signed in again, then deactivated by an administrator: refused, never the kept page.
+    auth.login(ada.email)
+    for _ in range(2):
+        client.get("/proposals/mine")
+    assert client.get("/proposals/mine").headers[HEADER] == "hit"
+    ada.active = False
+    session.add(ada)
+    session.commit()
+    response = client.get("/proposals/mine")
+    assert response.status_code != 200 and "Battery dispatch" not in response.get_data(True)
