@@ -180,6 +180,7 @@ def soft_maximum(
     *,
     temperature: float = DEFAULT_TEMPERATURE,
     scratch: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """The default affinity ("lse" of `aggregate_profiles`) from vectors, profile-major.
 
@@ -196,12 +197,18 @@ def soft_maximum(
     `scratch`, a 1-D float32 array of at least sum(profile_sizes) x n_queries elements, holds
     the similarities instead of a new array: a caller scoring block after block reuses one
     (a fresh block of tens of MB costs its page faults on every call). Its contents are
-    overwritten.
+    overwritten. `out`, a float32 array of the result's shape, receives the result instead
+    of a new array.
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     sizes = np.asarray(profile_sizes, dtype=np.int64)
-    result = np.zeros((len(sizes), query_vectors.shape[0]), dtype=np.float32)
+    shape_out = (len(sizes), query_vectors.shape[0])
+    if out is not None and out.shape == shape_out and out.dtype == np.float32:
+        result = out
+        result[sizes == 0] = 0.0
+    else:
+        result = np.zeros(shape_out, dtype=np.float32)
     nonempty = np.flatnonzero(sizes > 0)
     if nonempty.size == 0 or query_vectors.shape[0] == 0:
         return result
@@ -228,7 +235,8 @@ def soft_maximum(
         shift = np.float32(top)
         values -= shift
     np.exp(values, out=values)
-    sums = _segment_sums(values, counts)
+    # One text per profile: its row is its sum (1 * x + 0 is exact).
+    sums = values if (counts == 1).all() else _segment_sums(values, counts)
     sums /= counts[:, None].astype(np.float32)
     np.log(sums, out=sums)
     sums += shift

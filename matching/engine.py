@@ -11,6 +11,7 @@ as it does.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -309,17 +310,26 @@ class Matcher:
             np.arange(start, min(start + chunk, len(rows))) for start in range(0, len(rows), chunk)
         ]
 
-        def score(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            scores = scorer.scores(positions)
-            return scores, top_k_rows(scores, k)[1]
+        # Each block's scores go into a buffer that returns here once merged (at most
+        # workers + 2 exist), instead of a fresh block of tens of MB and its page faults.
+        free: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
 
-        for positions, (scores, best) in zip(
+        def score(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            try:
+                buffer = free.get_nowait()
+            except queue.Empty:
+                buffer = np.empty((chunk, len(columns)), dtype=np.float32)
+            scores = scorer.scores(positions, out=buffer[: len(positions)])
+            return buffer, scores, top_k_rows(scores, k)[1]
+
+        for positions, (buffer, scores, best) in zip(
             blocks, _in_order(score, blocks, workers), strict=True
         ):
             by_proposal[row_order[positions]] = np.where(
                 best >= 0, scorer.columns[np.maximum(best, 0)], -1
             )
             merge_top_k(column_values, column_ids, scores, scorer.rows[positions], k)
+            free.put(buffer)
         proposals_for_offer = np.empty_like(column_ids)
         proposals_for_offer[column_order] = column_ids
         return Recommendations(by_proposal, proposals_for_offer, rows, columns)
@@ -430,8 +440,9 @@ class BlockScorer:
             self.bias = adjustment[1]
         offer_texts = [corpus.offer_texts[j] for j in columns]
         self.offer_vectors = matcher.encoder.encode(offer_texts, store=matcher.store)
-        # One buffer per thread for every block's publication x offer similarities (see
-        # soft_maximum).
+        # Per thread, one buffer for every block's publication x offer similarities (see
+        # soft_maximum) and one for each component: fresh blocks of tens of MB would cost
+        # their page faults on every block.
         self._buffers = threading.local()
         lexical = matcher.lexical
         self.offer_terms = (
@@ -465,29 +476,37 @@ class BlockScorer:
         per_row = (1 + texts / max(len(self.rows), 1)) * max(len(self.columns), 1)
         return int(np.clip(CHUNK_ELEMENTS // per_row, 16, DEFAULT_CHUNK_ROWS))
 
-    def scores(self, positions: np.ndarray) -> np.ndarray:
+    def _buffer(self, name: str, shape: tuple[int, int]) -> np.ndarray:
+        """This thread's float32 buffer `name`, as an array of `shape` (grown when needed)."""
+        size = shape[0] * shape[1]
+        buffer = getattr(self._buffers, name, None)
+        if buffer is None or buffer.size < size:
+            buffer = np.empty(size, dtype=np.float32)
+            setattr(self._buffers, name, buffer)
+        return buffer[:size].reshape(shape)
+
+    def scores(self, positions: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         """Masked totals of proposals `rows[positions]` x all `columns`: float32, ineligible
-        and dismissed pairs at -inf (equal to `Matcher.block(...).masked()`)."""
+        and dismissed pairs at -inf (equal to `Matcher.block(...).masked()`), written to
+        `out` (a C-contiguous float32 array of that shape) when given."""
         matcher, corpus, shares = self.matcher, self.corpus, self.shares
         ids = self.rows[positions]
         texts = [corpus.proposal_texts[i] for i in ids]
         proposal_vectors = matcher.encoder.encode(texts, store=matcher.store)
-        by_proposal = proposal_vectors @ self.offer_vectors.T
+        shape = (len(positions), len(self.columns))
+        by_proposal = np.matmul(proposal_vectors, self.offer_vectors.T, out=out)
         publications = [corpus.author_publications[i] for i in ids]
         sizes = np.array([len(p) for p in publications], dtype=np.int64)
         by_publications = None
         if self.active["publications"]:
             if sizes.any():
                 flat = [text for profile in publications for text in profile]
-                needed = len(flat) * len(self.columns)
-                scratch = getattr(self._buffers, "scratch", None)
-                if scratch is None or scratch.size < needed:
-                    scratch = self._buffers.scratch = np.empty(needed, dtype=np.float32)
                 by_publications = soft_maximum(
                     matcher.encoder.encode(flat, store=matcher.store),
                     self.offer_vectors,
                     sizes,
-                    scratch=scratch,
+                    scratch=self._buffer("scratch", (len(flat), len(self.columns))).ravel(),
+                    out=self._buffer("publications", shape),
                 )
                 empty = sizes == 0
                 by_publications[empty] = by_proposal[empty]
@@ -495,7 +514,7 @@ class BlockScorer:
                 by_publications = by_proposal.copy()
         lexical = None
         if self.offer_terms is not None and self.active["lexical"]:
-            lexical = self.offer_terms.similarity(texts)
+            lexical = self.offer_terms.similarity(texts, out=self._buffer("lexical", shape))
         # The weighted sum, as `combine` adds it (same float32 operations, same order), tile
         # by tile so that the dozen passes of the sum, the fit and the mask stay in cache.
         total = by_proposal

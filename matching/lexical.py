@@ -8,6 +8,7 @@ rows L2-normalised so that a dot product is a cosine similarity.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -175,14 +176,32 @@ class LexicalIndex:
         self.common, self.rare = common, rare
         self.common_rows = np.ascontiguousarray(rows[:, common].toarray().T)
         self.rare_rows = rows[:, rare].T.tocsr()
+        self._buffers = threading.local()
 
-    def similarity(self, queries: Sequence[str]) -> np.ndarray:
-        """float32 (len(queries), len(texts)): each query's cosine to each text."""
+    def similarity(self, queries: Sequence[str], *, out: np.ndarray | None = None) -> np.ndarray:
+        """float32 (len(queries), len(texts)): each query's cosine to each text.
+
+        `out`, a C-contiguous float32 array of that shape, receives the scores (a caller
+        scoring block after block reuses one instead of faulting in a fresh one each time);
+        the dense part then goes through a buffer this index keeps per thread."""
         rows = self.model.transform(queries)
-        scores = (rows[:, self.rare] @ self.rare_rows).toarray()
+        shape = (rows.shape[0], self.n_texts)
+        rare = rows[:, self.rare] @ self.rare_rows
+        if out is None or out.shape != shape or out.dtype != np.float32 or rare.dtype != np.float32:
+            scores = rare.toarray()
+            if self.common.size:
+                scores += rows[:, self.common].toarray() @ self.common_rows
+            return np.asarray(scores, dtype=np.float32)
+        rare.toarray(out=out)
         if self.common.size:
-            scores += rows[:, self.common].toarray() @ self.common_rows
-        return np.asarray(scores, dtype=np.float32)
+            size = shape[0] * shape[1]
+            buffer = getattr(self._buffers, "dense", None)
+            if buffer is None or buffer.size < size:
+                buffer = self._buffers.dense = np.empty(size, dtype=np.float32)
+            common = buffer[:size].reshape(shape)
+            np.matmul(rows[:, self.common].toarray(), self.common_rows, out=common)
+            out += common
+        return out
 
 
 def shared_terms(

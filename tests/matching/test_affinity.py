@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from matching import Encoder, affinity, aggregate_profiles
+from matching.affinity import soft_maximum
 
 RL = "Deep reinforcement learning agents that learn robot locomotion policies in simulation."
 PROTEIN = "Protein structure prediction with graph neural networks on molecular data."
@@ -67,3 +68,23 @@ def test_unchanged_texts_are_never_encoded_twice(fresh_encoder: Encoder) -> None
     np.testing.assert_array_equal(again, first[[1, 0]])
     fresh_encoder.encode([RL, PROTEIN + " Edited."])
     assert fresh_encoder.encoded_count == 3
+
+
+@pytest.mark.parametrize("sizes", [[1, 1, 1, 1], [0, 2, 1, 5]])
+def test_soft_maximum_into_reused_buffers_equals_a_fresh_result(sizes: list[int]) -> None:
+    """Buffers holding an earlier block's numbers change nothing; one text per profile
+    (its sum skipped) gives that text's cosine, as the mean-of-exponentials form does."""
+    rng = np.random.default_rng(3)
+    texts = rng.normal(size=(sum(sizes), 16)).astype(np.float32)
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    queries = rng.normal(size=(6, 16)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    fresh = soft_maximum(texts, queries, sizes)
+    out = np.full((len(sizes), 6), 7.0, dtype=np.float32)
+    scratch = np.full(sum(sizes) * 6 + 5, 7.0, dtype=np.float32)
+    reused = soft_maximum(texts, queries, sizes, scratch=scratch, out=out)
+    assert reused is out
+    np.testing.assert_array_equal(reused, fresh)
+    expected = aggregate_profiles(queries @ texts.T, sizes, "lse").T
+    np.testing.assert_allclose(fresh, expected, atol=1e-6)
+    assert (fresh[np.array(sizes) == 0] == 0.0).all()

@@ -9,7 +9,12 @@ from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from matching import Encoder, affinity, aggregate_profiles
-from matching.lexical import TfidfSimilarity, explanation_vectorizer, shared_terms
+from matching.lexical import (
+    LexicalIndex,
+    TfidfSimilarity,
+    explanation_vectorizer,
+    shared_terms,
+)
 
 ROBOTS = "Reinforcement learning policies for legged robots trained in physics simulation."
 WALKING = "Legged robots learn to walk: reinforcement learning from simulation to the real world."
@@ -202,3 +207,18 @@ def test_explanations_name_the_topic_not_the_ask_or_common_words() -> None:
     assert {"cryo", "folding", "maps"} <= set(terms)
     ask_or_common = {"needed", "gb", "fine", "published", "openly", "code", "learning", "systems"}
     assert not ask_or_common & set(terms)
+
+
+def test_lexical_index_into_a_reused_buffer_equals_similarity() -> None:
+    """Common terms (dense) and rare ones (sparse) add up to the plain similarity, also when
+    the scores go into a buffer that holds an earlier block's numbers."""
+    texts = CORPUS * 20 + ["robots and proteins", "legged speech"]
+    model = TfidfSimilarity().fit(texts)
+    index = LexicalIndex(model, texts, dense_terms=4)
+    assert index.common.size and index.rare.size
+    queries = [ROBOTS, "proteins folding robots", "nothing known here"]
+    expected = model.similarity(queries, texts)
+    out = np.full(expected.shape, 7.0, dtype=np.float32)
+    assert index.similarity(queries, out=out) is out
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    np.testing.assert_array_equal(out, index.similarity(queries))
