@@ -510,6 +510,7 @@ class EligibilityIndex:
             matrix.sum_duplicates()
             return matrix
 
+        self._prepare_fails()
         self.proposal_tokens = incidence(author, proposals.excluded)
         offer_first = [a | b for a, b in zip(off.identities, off.excluded, strict=True)]
         self.offer_tokens = incidence(offer_first, company).T.tocsr()
@@ -524,27 +525,61 @@ class EligibilityIndex:
 
     def fails(self, rows: np.ndarray) -> np.ndarray:
         """(len(rows), O) bool, True where a constraint on the facts fails (every constraint
-        but the identity ones, see `conflicts`)."""
-        prop, off = self.proposals, self.offers
-        hours = prop.gpu_hours_needed[rows]
-        needs_compute = hours > 0
-        needs_data = prop.needs_data[rows]
-        compute_pair = needs_compute[:, None] & off.has_compute[None, :]
-        covered = compute_pair | (needs_data[:, None] & off.has_data[None, :])
-        fails = ~covered
-        fails &= (needs_compute | needs_data)[:, None]
-        fails |= self.always_fails[None, :]
-        fails |= prop.requires_open_publication[rows][:, None] & self.not_publishable[None, :]
-        fails |= prop.requires_open_source[rows][:, None] & self.no_code_release[None, :]
-        fails |= off.ip_rank[None, :] > prop.max_ip_rank[rows][:, None]
-        compute_fails = hours[:, None] > off.max_hours_per_project[None, :]
-        compute_fails |= hours[:, None] > off.hours_left[None, :]
-        compute_fails |= prop.gpu_memory_min_gb[rows][:, None] > self.memory_have[None, :]
-        tier = prop.gpu_tier[rows]
-        compute_fails |= (tier > 0)[:, None] & (tier[:, None] > self.tier_have[None, :])
-        compute_fails &= compute_pair
-        fails |= compute_fails
+        but the identity ones, see `conflicts`).
+
+        The constraints between flags and ranks (what is needed and provided, publication,
+        code and IP terms, the offer closed or full) depend on a proposal only through a few
+        flags, so each distinct combination's row is computed once (`_flag_rows`) and a
+        block gathers its rows; the compute limits are three comparisons against per-offer
+        thresholds in which offers without compute (and proposals needing none) never fail."""
+        fails = self._flag_rows[self._flag_kind[rows]]
+        if self._needs_compute[rows].any():
+            compute = self._hours[rows][:, None] > self._hours_cap[None, :]
+            compute |= self._memory_min[rows][:, None] > self._memory_cap[None, :]
+            compute |= self._tier[rows][:, None] > self._tier_cap[None, :]
+            fails |= compute
         return fails
+
+    def _prepare_fails(self) -> None:
+        """The per-kind rows and per-offer thresholds `fails` reads (see there)."""
+        prop, off = self.proposals, self.offers
+        needs_compute = prop.gpu_hours_needed > 0
+        flags = np.stack(
+            [
+                needs_compute,
+                prop.needs_data,
+                prop.requires_open_publication,
+                prop.requires_open_source,
+                prop.max_ip_rank.astype(np.int64),
+            ],
+            axis=1,
+        ).astype(np.int64)
+        kinds, self._flag_kind = np.unique(flags, axis=0, return_inverse=True)
+        self._flag_kind = self._flag_kind.ravel()
+        compute, data, publication, source, ip = (kinds[:, c] for c in range(5))
+        compute, data = compute.astype(bool), data.astype(bool)
+        covered = (compute[:, None] & off.has_compute[None, :]) | (
+            data[:, None] & off.has_data[None, :]
+        )
+        rows = ~covered & (compute | data)[:, None]
+        rows |= self.always_fails[None, :]
+        rows |= publication.astype(bool)[:, None] & self.not_publishable[None, :]
+        rows |= source.astype(bool)[:, None] & self.no_code_release[None, :]
+        rows |= off.ip_rank[None, :] > ip[:, None]
+        self._flag_rows = rows
+        # Compute limits: a proposal needing no compute compares as NaN (never greater) and an
+        # offer without compute has no limit; fmin keeps a stated limit beside a NaN one.
+        self._needs_compute = needs_compute
+        self._hours = np.where(needs_compute, prop.gpu_hours_needed, np.nan)
+        self._memory_min = np.where(needs_compute, prop.gpu_memory_min_gb, np.nan)
+        self._tier = np.where(needs_compute, prop.gpu_tier, 0).astype(np.int8)
+        has_compute = off.has_compute
+        cap = np.fmin(off.max_hours_per_project, off.hours_left)
+        self._hours_cap = np.where(has_compute, cap, np.inf)
+        self._memory_cap = np.where(has_compute, self.memory_have, np.inf)
+        self._tier_cap = np.where(has_compute, self.tier_have, np.iinfo(np.int8).max).astype(
+            np.int8
+        )
 
     def conflicts(self, rows: np.ndarray) -> sparse.coo_matrix:
         """The pairs (row i of `rows`, offer j) that a conflict of interest or an exclusion

@@ -10,6 +10,7 @@ import pytest
 
 from matching.eligibility import (
     CONSTRAINTS,
+    EligibilityIndex,
     OfferFacts,
     ProposalFacts,
     check_eligibility,
@@ -177,3 +178,49 @@ def test_subdomains_are_covered_but_sibling_domains_do_not_conflict() -> None:
         offer(excluded=["northbridge.example.org"]),
     )
     assert excluded_parent.failed_constraints(0, 0) == ["excluded_by_offer"]
+
+
+def test_the_recompute_index_rules_out_exactly_what_check_eligibility_does() -> None:
+    """Every flag combination, unstated limits (memory, GPU type, hours per project), an
+    overdrawn offer and proposals needing nothing: the per-kind rows and per-offer thresholds
+    of `EligibilityIndex` agree with the plain checks pair by pair."""
+    rng = np.random.default_rng(11)
+    proposals = [
+        proposal(
+            gpu_hours_needed=float(rng.choice([0, 500, 3_000, 12_000])),
+            gpu_memory_min_gb=rng.choice([None, 0, 24, 80]),
+            gpu_type=rng.choice([None, "a10g", "h100", "unknown"]),
+            needs_data=bool(rng.random() < 0.4),
+            requires_open_publication=bool(rng.random() < 0.5),
+            requires_open_source=bool(rng.random() < 0.5),
+            ip_stance=str(rng.choice(["open", "joint", "company_owned"])),
+            identities=[f"uni{rng.integers(4)}.example.org"],
+            excluded=[f"company{rng.integers(6)}.example.com"] if rng.random() < 0.3 else [],
+        )
+        for _ in range(80)
+    ]
+    offers = [
+        offer(
+            kind=str(rng.choice(["compute", "data", "compute+data"])),
+            deadline=rng.choice([None, date(2026, 11, 1), date(2027, 1, 1)]),
+            is_open=bool(rng.random() < 0.9),
+            gpu_memory_gb=rng.choice([None, 24, 141]),
+            gpu_type=rng.choice([None, "l40s", "h200"]),
+            max_hours_per_project=rng.choice([None, 1_000, 5_000]),
+            hours_left=float(rng.choice([-10, 0, 2_000, 50_000])),
+            projects_left=int(rng.choice([0, 1, 3])),
+            publication_terms=str(rng.choice(["allowed", "after_review", "not_allowed"])),
+            code_release_allowed=bool(rng.random() < 0.6),
+            ip_stance=str(rng.choice(["open", "joint", "company_owned"])),
+            identities=[f"company{j}.example.com"]
+            + ([f"uni{rng.integers(4)}.example.org"] if rng.random() < 0.1 else []),
+        )
+        for j in range(30)
+    ]
+    facts = ProposalFacts.from_records(proposals), OfferFacts.from_records(offers)
+    expected = check_eligibility(*facts, today=TODAY).mask
+    index = EligibilityIndex(*facts, today=TODAY)
+    rows = np.arange(len(proposals))
+    np.testing.assert_array_equal(index.mask(rows), expected)
+    np.testing.assert_array_equal(index.mask(rows[5:17]), expected[5:17])
+    assert 0.01 < expected.mean() < 0.5  # some eligible pairs, most ruled out
