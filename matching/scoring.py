@@ -225,55 +225,75 @@ class FitIndex:
             [bool(d) for d in needed], dtype=bool
         )
         self.wants_domains, self.has_data = wants, has_data
+        self._prepare_classes()
+
+    def _prepare_classes(self) -> None:
+        """Per kind of proposal (needs compute, states a memory minimum, wants data domains:
+        8 kinds), the number of parts that apply against each offer, and the offers' limits
+        with the parts that do not apply to an offer set so that they come out 0 by themselves
+        (0 hours, 0 GB, availability ending at -inf, no domains): `fit` then needs no masks."""
+        compute_rows = self.hours > 0
+        memory_rows = (np.nan_to_num(self.memory_needed) > 0) & compute_rows
+        self.kind = (
+            compute_rows.astype(np.int8) + 2 * memory_rows + 4 * self.wants_domains
+        ).astype(np.intp)
+        self.safe_hours = np.where(compute_rows, self.hours, np.float32(np.inf))
+        self.safe_memory = np.where(memory_rows, self.memory_needed, np.float32(np.inf))
+        self.any_memory = bool(memory_rows.any())
+        self.hours_offered = np.where(self.has_compute, self.max_hours_finite, 0).astype(np.float32)
+        self.memory_offered = np.where(self.memory_columns > 0, self.memory_finite, 0).astype(
+            np.float32
+        )
+        self.until_or_never = np.where(self.until_known, self.until, -np.inf).astype(np.float32)
+        kinds = np.arange(8)
+        count = (
+            (kinds & 1).astype(np.float32)[:, None] * self.has_compute[None, :]
+            + ((kinds >> 1) & 1).astype(np.float32)[:, None] * self.memory_columns[None, :]
+            + self.until_known[None, :]
+            + ((kinds >> 2) & 1).astype(np.float32)[:, None] * self.has_data[None, :]
+        ).astype(np.float32)
+        self.divisor = np.maximum(count, np.float32(1.0))
+        self.nothing = (count == 0).astype(np.float32)
+        self.kind_has_nothing = self.nothing.any(axis=1)
+        if self.domain_bits is not None:
+            needed_bits, offered_bits = self.domain_bits
+            self.domain_bits = (
+                np.where(self.wants_domains, needed_bits, np.uint64(0)),
+                np.where(self.has_data, offered_bits, np.uint64(0)),
+            )
 
     def fit(self, positions: np.ndarray) -> np.ndarray:
         """float32 (len(positions), O): the fit of proposals `rows[positions]`.
 
-        Each part is computed where it cannot be NaN or infinite and multiplied by the 0/1
-        mask of where it applies (x * 1 and x + 0 are exact), so no masked loops."""
+        Each part is computed where it cannot be NaN or infinite; a part that does not apply
+        comes out 0 from the limits `_prepare_classes` set (as x * 0 did), and the mean divides
+        by the kind's count of parts, 1.0 where none applies (0 + 1)."""
         if self.unusual is not None:
             inputs, rows, columns = self.unusual
             return resource_fit(inputs.take(rows[positions], columns), today=self.today).fit
-        hours = self.hours[positions]
-        compute_rows = hours > 0
-        compute_columns = self.has_compute.astype(np.float32)
-        safe_hours = np.where(compute_rows, hours, np.float32(np.inf))
-        total = self.max_hours_finite[None, :] / safe_hours[:, None]
+        total = self.hours_offered[None, :] / self.safe_hours[positions, None]
         np.clip(total, 0.0, 1.0, out=total)
-        total *= compute_columns[None, :]
-        count = compute_rows[:, None] * compute_columns[None, :]
-        need = self.memory_needed[positions]
-        memory_rows = (np.nan_to_num(need) > 0) & compute_rows
-        if memory_rows.any():
-            memory = (
-                self.memory_finite[None, :]
-                / np.where(memory_rows, need, np.float32(np.inf))[:, None]
-            )
+        if self.any_memory:
+            memory = self.memory_offered[None, :] / self.safe_memory[positions, None]
             np.clip(memory, 0.0, 1.0, out=memory)
-            memory *= self.memory_columns[None, :]
             total += memory
-            count += memory_rows[:, None] * self.memory_columns[None, :]
-        timeline = self.until[None, :] - self.start[positions, None]
+        timeline = self.until_or_never[None, :] - self.start[positions, None]
         timeline /= self.days[positions, None]
         np.clip(timeline, 0.0, 1.0, out=timeline)
-        timeline *= self.until_known[None, :]
         total += timeline
-        count += self.until_known[None, :]
         wants = self.wants_domains[positions]
         if wants.any():
             if self.domain_bits is not None:
                 needed_bits, offered_bits = self.domain_bits
-                shared = np.bitwise_count(
-                    needed_bits[positions, None] & offered_bits[None, :]
-                ).astype(np.float32)
+                shared = np.bitwise_count(needed_bits[positions, None] & offered_bits[None, :])
+                shared = np.divide(shared, self.needed_count[positions, None], dtype=np.float32)
             else:
                 shared = self.needed[positions] @ self.offered_t
-            shared /= self.needed_count[positions, None]
-            shared *= (wants[:, None] & self.has_data[None, :]).astype(np.float32)
+                shared /= self.needed_count[positions, None]
+                shared *= (wants[:, None] & self.has_data[None, :]).astype(np.float32)
             total += shared
-            count += wants[:, None] * self.has_data[None, :]
-        nothing = count == 0
-        np.maximum(count, np.float32(1.0), out=count)
-        total /= count
-        total[nothing] = 1.0
+        kind = self.kind[positions]
+        total /= self.divisor[kind]
+        if self.kind_has_nothing[kind].any():
+            total += self.nothing[kind]
         return total

@@ -106,3 +106,43 @@ def test_a_compute_only_offer_is_judged_on_compute_alone() -> None:
     assert not result.applies["domains"][0, 0] and not result.applies["hours"][0, 1]
     assert result.fit[0, 0] == pytest.approx(1.0)
     assert result.fit[0, 1] == pytest.approx(1.0)
+
+
+def test_the_recompute_fit_equals_resource_fit_for_every_kind_of_pair() -> None:
+    """`FitIndex` (a recompute's fit, block by block) against `resource_fit`: proposals with
+    and without compute, a memory minimum and wanted domains, offers with and without
+    compute, memory, data and an end date, including pairs where no part applies (1.0)."""
+    from matching.scoring import FitIndex
+
+    rng = np.random.default_rng(5)
+    n, m = 64, 40
+    labels = ["health", "climate", "vision"]
+
+    def domains(count: int) -> list[frozenset[str]]:
+        return [
+            frozenset(rng.choice(labels, size=rng.integers(0, 3), replace=False))
+            for _ in range(count)
+        ]
+
+    nat = np.datetime64("NaT", "D")
+    today = np.datetime64(TODAY, "D")
+    fit_inputs = FitInputs(
+        hours_needed=rng.choice([0.0, 100.0, 3_000.0], size=n),
+        memory_needed_gb=rng.choice([np.nan, 0.0, 40.0, 80.0], size=n),
+        needs_data=rng.random(n) < 0.5,
+        proposal_domains=domains(n),
+        start=np.where(rng.random(n) < 0.5, nat, today + rng.integers(-30, 90, n)),
+        duration_months=rng.choice([1.0, 6.0, 12.0], size=n),
+        has_compute=rng.random(m) < 0.6,
+        has_data=rng.random(m) < 0.5,
+        max_hours_per_project=rng.choice([0.0, 500.0, 5_000.0], size=m),
+        memory_gb=rng.choice([np.nan, 24.0, 80.0], size=m),
+        offer_domains=domains(m),
+        available_until=np.where(rng.random(m) < 0.5, nat, today + rng.integers(-10, 400, m)),
+    )
+    expected = resource_fit(fit_inputs, today=TODAY).fit
+    rows, columns = np.arange(n), np.arange(m)
+    index = FitIndex(fit_inputs, rows, columns, today=TODAY)
+    np.testing.assert_allclose(index.fit(rows), expected, atol=1e-6)
+    np.testing.assert_allclose(index.fit(rows[7:30]), expected[7:30], atol=1e-6)
+    assert (expected == 1.0).any() and (expected < 1.0).any()
