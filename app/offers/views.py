@@ -246,6 +246,7 @@ def mine() -> ResponseReturnValue:
         session=db_session(),
         user_id=current_user.id,
         page=request.args.get("page", 1, type=int),
+        suggestions_per_offer=current_app.config["TANDEM_TOP_K"],
     )
     proposal_cards = {
         row.match.id: cards.build(

@@ -87,6 +87,8 @@ class OfferPanel:
     proposals: list[ProposalRow] = field(default_factory=list)
     takes_projects: bool = False
     set_aside: list[ProposalRow] = field(default_factory=list)
+    # Suggestions (no one has acted on them yet) that fit less well than those listed.
+    more_suggestions: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,14 +141,16 @@ def company_dashboard(
     user_id: int,
     page: int = 1,
     per_page: int = DASHBOARD_PAGE_SIZE,
+    suggestions_per_offer: int | None = None,
     today: date | None = None,
 ) -> CompanyDashboard:
     """Page `page` (1-based, brought within range) of the offers of the member's
     organisation (newest first, drafts included), each with what it has promised and its
     ranked proposals (stored matches, by rank for the offer, then score).
 
-    Suggestions show only while the offer takes projects and the proposal is public; pairs
-    either side acted on stay listed."""
+    Suggestions show only while the offer takes projects and the proposal is public, the
+    best `suggestions_per_offer` of them (all when None; the others are counted), so that a
+    page's length does not grow with the catalogue; pairs either side acted on stay listed."""
     member = membership(session=session, user_id=user_id)
     today = today or date.today()
     theirs = col(Offer.organisation_id) == member.organisation.id
@@ -192,6 +196,7 @@ def company_dashboard(
         places = {"introduced": 0, "interested": 0}
         listed: list[ProposalRow] = []
         set_aside: list[ProposalRow] = []
+        suggested = more = 0
         for match, proposal in rows[offer.id]:
             if match.status == MatchStatus.declined:
                 # What this side dismissed can be undone while the proposal is still public.
@@ -223,6 +228,11 @@ def company_dashboard(
             if stage:
                 hours[stage] += proposal.gpu_hours_needed
                 places[stage] += 1
+            elif suggestions_per_offer is not None and suggested >= suggestions_per_offer:
+                more += 1
+                continue
+            else:
+                suggested += 1
             listed.append(
                 ProposalRow(
                     match=match,
@@ -247,6 +257,7 @@ def company_dashboard(
                 proposals=listed,
                 takes_projects=takes_projects,
                 set_aside=set_aside,
+                more_suggestions=more,
             )
         )
     return CompanyDashboard(

@@ -13,7 +13,15 @@ from sqlmodel import Session, select
 
 from app.services import recommendations
 from matching import Encoder
-from models import Match, OfferStatus, OrganisationKind, ProposalStatus, Role
+from models import (
+    Match,
+    MatchStatus,
+    OfferStatus,
+    OrganisationKind,
+    ProposalStatus,
+    Role,
+    utcnow,
+)
 from tests.app.pages import text_of
 from tests.conftest import AuthActions
 
@@ -145,3 +153,43 @@ def test_the_company_dashboard_pages_through_the_organisations_offers(
     assert [t for t in newest_first if t in first] == newest_first[:5]
     assert [t for t in newest_first if t in second] == newest_first[5:]
     assert other.title not in first + second
+
+
+def test_each_offer_lists_its_best_suggestions_and_every_pair_someone_acted_on(
+    client: FlaskClient,
+    session: Session,
+    auth: AuthActions,
+    encoder: Encoder,
+    make_organisation: Callable[..., Any],
+    make_user: Callable[..., Any],
+    make_offer: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+) -> None:
+    company = make_organisation(kind=OrganisationKind.company)
+    member = make_user(role=Role.company, organisation_id=company.id)
+    offer = make_offer(organisation_id=company.id, title="H100 hours for open research")
+    for n in range(8):
+        make_proposal(
+            title=f"Battery dispatch with reinforcement learning, part {n}",
+            gpu_hours_needed=1000,
+        )
+    recommendations.recompute_all(session=session, encoder=encoder, k=5)
+    session.commit()
+    # The offer's ranking: by its rank for the offer (the best k ranked), then by score.
+    ranked = sorted(
+        session.exec(select(Match).where(Match.offer_id == offer.id)),
+        key=lambda m: (m.rank_for_offer is None, m.rank_for_offer or 0, -m.score, m.proposal_id),
+    )
+    assert len(ranked) == 8
+    # The researcher of the least fitting pair says they are interested.
+    ranked[-1].status = MatchStatus.interested_academic
+    ranked[-1].academic_interested_at = utcnow()
+    session.add(ranked[-1])
+    session.commit()
+    auth.login(member.email)
+
+    html = client.get("/offers/mine").data.decode()
+    cards = re.findall(r'<article class="card match-card[^"]*" id="match-(\d+)"', html)
+    shown = {int(match_id) for match_id in cards}
+    assert shown == {match.id for match in ranked[:5]} | {ranked[-1].id}
+    assert "2 more proposals fit this offer less well" in text_of(html.encode())
