@@ -24,7 +24,7 @@ and small, so that it becomes one more fp32 product like the embedding one:
   the mean-pooled vector with either (an ensemble of two poolings). "mean" alone reproduces
   the default (a check of this code).
 
-Each returns `(name, {label: scorer})`; `bench/devloss.py` turns them into families.
+Each returns `(name, {label: scorer})`; `bench/_devloss_signals.py` turns them into families.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def poolings(texts: list[str], cache: Path) -> dict[str, np.ndarray]:
 
 
 def cheap_families(bench: Any, cached: Callable[[Scorer], Scorer]) -> list[tuple[str, dict]]:
-    """The families of this module for `bench` (a `bench/devloss.py` Bench)."""
+    """The families of this module for `bench` (a `bench/_devloss_bench.py` Bench)."""
     queries, flat = bench.queries, bench.flat
     call = list(dict.fromkeys(queries + flat))
     catalogue = list(dict.fromkeys(flat))
