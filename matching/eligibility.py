@@ -471,49 +471,56 @@ class EligibilityIndex:
         # it excludes in the second; an offer marks its identities and the institutions it
         # excludes in the first, its identities with parent domains in the second. Any shared
         # token is a conflict of interest or an exclusion, whichever side declared it.
-        # Many people share an organisation's token set: each distinct set is expanded and
-        # numbered once.
-        expanded: dict[frozenset[str], frozenset[str]] = {}
-
-        def parents(tokens: frozenset[str]) -> frozenset[str]:
-            if tokens not in expanded:
-                expanded[tokens] = with_parent_domains(tokens)
-            return expanded[tokens]
-
-        author = [parents(tokens) for tokens in proposals.identities]
-        company = [parents(tokens) for tokens in off.identities]
+        # Each distinct token is numbered (with its parent domains) once, each distinct set
+        # once: many people share an organisation's.
         vocabulary: dict[str, int] = {}
-        for group in (author, proposals.excluded, off.identities, off.excluded, company):
-            for tokens in set(group):
-                for token in tokens:
-                    vocabulary.setdefault(token, len(vocabulary))
+        with_parents: dict[str, list[int]] = {}
+
+        def number(tokens: frozenset[str], expand: bool) -> list[int]:
+            if not expand:
+                return [vocabulary.setdefault(token, len(vocabulary)) for token in tokens]
+            found: list[int] = []
+            for token in tokens:
+                if token not in with_parents:
+                    with_parents[token] = [
+                        vocabulary.setdefault(name, len(vocabulary))
+                        for name in sorted(with_parent_domains(frozenset([token])))
+                    ]
+                found.extend(with_parents[token])
+            return found
+
+        def half(sets: Sequence[frozenset[str]], expand: bool) -> tuple[np.ndarray, np.ndarray]:
+            """(row, token number) of every token of `sets`."""
+            seen: dict[frozenset[str], list[int]] = {}
+            rows: list[int] = []
+            cols: list[int] = []
+            for i, tokens in enumerate(sets):
+                if tokens not in seen:
+                    seen[tokens] = number(tokens, expand)
+                cols.extend(seen[tokens])
+                rows.extend([i] * len(seen[tokens]))
+            return np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)
+
+        offer_first = [a | b for a, b in zip(off.identities, off.excluded, strict=True)]
+        halves = (
+            half(proposals.identities, True),
+            half(proposals.excluded, False),
+            half(offer_first, False),
+            half(off.identities, True),
+        )
         size = max(1, len(vocabulary))
 
         def incidence(
-            first: Sequence[frozenset[str]], second: Sequence[frozenset[str]]
+            first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], count: int
         ) -> sparse.csr_matrix:
-            numbered: dict[tuple[int, frozenset[str]], list[int]] = {}
-            pointers = [0]
-            cols: list[int] = []
-            for tokens_first, tokens_second in zip(first, second, strict=True):
-                for half, tokens in ((0, tokens_first), (size, tokens_second)):
-                    key = (half, tokens)
-                    if key not in numbered:
-                        numbered[key] = sorted(half + vocabulary[t] for t in tokens)
-                    cols.extend(numbered[key])
-                pointers.append(len(cols))
-            values = np.ones(len(cols), dtype=np.int32)
-            matrix = sparse.csr_matrix(
-                (values, np.array(cols, dtype=np.int64), np.array(pointers, dtype=np.int64)),
-                shape=(len(first), 2 * size),
-            )
-            matrix.sum_duplicates()
-            return matrix
+            rows = np.concatenate([first[0], second[0]])
+            cols = np.concatenate([first[1], second[1] + size])
+            values = np.ones(len(rows), dtype=np.int32)  # duplicates are summed: still > 0
+            return sparse.csr_matrix((values, (rows, cols)), shape=(count, 2 * size))
 
         self._prepare_fails()
-        self.proposal_tokens = incidence(author, proposals.excluded)
-        offer_first = [a | b for a, b in zip(off.identities, off.excluded, strict=True)]
-        self.offer_tokens = incidence(offer_first, company).T.tocsr()
+        self.proposal_tokens = incidence(halves[0], halves[1], len(proposals))
+        self.offer_tokens = incidence(halves[2], halves[3], len(off)).T.tocsr()
 
     def mask(self, rows: np.ndarray) -> np.ndarray:
         """(len(rows), O) bool, True where pair (proposal rows[i], offer j) is eligible;
