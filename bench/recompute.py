@@ -389,8 +389,10 @@ def profile(shape: str) -> None:
     encoder.encode([*corpus.proposal_texts, *corpus.offer_texts])
     encoder.encode([t for pubs in corpus.author_publications for t in pubs])
     matcher = make_matcher(corpus, encoder)
-    profiler = cProfile.Profile()
-    profiler.runcall(matcher.recommend, corpus, K)
+    # CPU time of the process (steadier than wall time on a shared machine), one worker:
+    # cProfile sees only the thread it runs in (BLAS keeps its own threads).
+    profiler = cProfile.Profile(time.process_time)
+    profiler.runcall(matcher.recommend, corpus, K, workers=1)
     pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
 
 
