@@ -221,11 +221,13 @@ def soft_maximum(
     else:
         values = scaled @ queries
     shift: float | np.ndarray = np.float32(0.0)
+
     # |cos / temperature| <= |t| |q| / temperature: with unit vectors the values are known
     # to stay far inside exp's range without two more passes over them.
-    bound = float(np.linalg.norm(scaled, axis=1).max()) * float(
-        np.linalg.norm(query_vectors, axis=1).max()
-    )
+    def largest_norm(rows: np.ndarray) -> float:
+        return float(np.sqrt(np.einsum("ij,ij->i", rows, rows).max()))
+
+    bound = largest_norm(scaled) * largest_norm(queries.T)
     top, bottom = (bound, -bound) if bound < 80.0 else (float(values.max()), float(values.min()))
     if top - bottom >= 80.0:
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
