@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
-from flask import current_app, flash, redirect, render_template, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_security import current_user, login_required
 
@@ -32,8 +32,13 @@ class Labels:
 @bp.get("/")
 @login_required
 def index() -> ResponseReturnValue:
-    views = collaborations.visible(session=db_session(), user_id=current_user.id)
-    return render_template("collaborations/index.html", views=views)
+    page = collaborations.visible(
+        session=db_session(),
+        user_id=current_user.id,
+        page=request.args.get("page", 1, type=int),
+        per_page=current_app.config["TANDEM_PAGE_SIZE"],
+    )
+    return render_template("collaborations/index.html", page=page)
 
 
 @bp.get("/match/<int:match_id>")

@@ -16,6 +16,7 @@ or weekly digest, or not at all. Services flush, never commit.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.services import notices
+from app.services.catalogue import Page
 from app.services.errors import Conflict, InvalidInput, NotFound
 from models import (
     AgreementKind,
@@ -206,33 +208,38 @@ def for_match(*, session: Session, match_id: int, user_id: int) -> View:
     return get(session=session, collaboration_id=collaboration.id, user_id=user_id)  # type: ignore[arg-type]
 
 
-def visible(*, session: Session, user_id: int, limit: int = 200) -> list[View]:
-    """The collaborations the user may see, most recently moved first: their own (either
-    side), or every one for an administrator."""
+def visible(*, session: Session, user_id: int, page: int = 1, per_page: int = 20) -> Page[View]:
+    """One page of the collaborations the user may see, most recently moved first: their own
+    (either side), or every one for an administrator. A page number past the end shows the
+    last page."""
     user = session.get(User, user_id)
-    if user is None or not user.active:
-        return []
     query = (
         select(Collaboration, Match, Proposal, Offer)
         .join(Match, col(Match.id) == col(Collaboration.match_id))
         .join(Proposal, col(Proposal.id) == col(Match.proposal_id))
         .join(Offer, col(Offer.id) == col(Match.offer_id))
     )
+    nothing: Page[View] = Page(items=[], total=0, page=1, per_page=per_page)
+    if user is None or not user.active:
+        return nothing
     if user.role == Role.academic:
         query = query.where(Proposal.author_id == user.id)
     elif user.role == Role.company:
         if user.organisation_id is None:
-            return []
+            return nothing
         query = query.where(Offer.organisation_id == user.organisation_id)
     elif user.role != Role.admin:
-        return []
+        return nothing
     viewer: Viewer = "admin" if user.role == Role.admin else user.role.value  # type: ignore[assignment]
+    total = int(session.exec(select(sa.func.count()).select_from(query.subquery())).one())
+    page = min(max(1, page), max(1, math.ceil(total / per_page)))
     rows = session.exec(
-        query.order_by(
-            col(Collaboration.stage_changed_at).desc(), col(Collaboration.id).desc()
-        ).limit(limit)
+        query.order_by(col(Collaboration.stage_changed_at).desc(), col(Collaboration.id).desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
     ).all()
-    return [View(c, m, p, o, viewer) for c, m, p, o in rows]
+    views = [View(c, m, p, o, viewer) for c, m, p, o in rows]
+    return Page(items=views, total=total, page=page, per_page=per_page)
 
 
 def history(*, session: Session, collaboration_id: int) -> list[tuple[CollaborationEvent, str]]:

@@ -540,7 +540,7 @@ def test_the_demo_shows_collaborations_at_every_stage(
         if role == "admin":
             continue  # sees every record (tested above); signs in with a second factor
         user = session.exec(select(User).where(User.email == email)).one()
-        mine = collaborations.visible(session=session, user_id=user.id)
+        mine = collaborations.visible(session=session, user_id=user.id).items
         assert mine, role
         auth.login(email, demo.DEMO_PASSWORD)
         page = text_of(client.get("/collaborations/").data)
