@@ -212,18 +212,20 @@ def load_collaborations(
         candidates,
         key=lambda row: -(row[1].author_id in login_ids) - (row[2].organisation_id in login_orgs),
     )
+    login_academics = {u.id for u in login_users if u.role == Role.academic}
     used_proposals: set[int] = set()
     used_offers: set[int] = set()
     written = 0
-    for script in scripts:
-        row = next(
-            (
-                (m, p, o)
-                for m, p, o in candidates
-                if p.id not in used_proposals and o.id not in used_offers
-            ),
-            None,
-        )
+    # A script `"with": "academic"` goes to the demo academic's best free pair (else to any),
+    # before the others take theirs: the login then has a record to move on itself.
+    for script in sorted(scripts, key=lambda script: "with" not in script):
+        free = [
+            (m, p, o)
+            for m, p, o in candidates
+            if p.id not in used_proposals and o.id not in used_offers
+        ]
+        theirs = [row for row in free if row[1].author_id in login_academics]
+        row = next(iter(theirs if script.get("with") == "academic" and theirs else free), None)
         if row is None:
             break
         match, proposal, offer = row
