@@ -16,6 +16,7 @@ from app.db import db_session
 from app.services import collaborations
 from app.services.collaborations import AGREEMENT_LABELS, REASON_LABELS, STAGE_LABELS
 from app.transaction import Blueprint, attempt
+from models import CollaborationStage
 
 bp = Blueprint("collaborations", __name__, url_prefix="/collaborations")
 
@@ -82,6 +83,9 @@ def show(collaboration_id: int) -> ResponseReturnValue:
         view=view,
         form=form,
         history=collaborations.history(session=session, collaboration_id=collaboration_id),
+        # From "Completed" the only step left is "Published": no reason to end is asked.
+        can_end=CollaborationStage.ended_without_result
+        in collaborations.next_stages(view.collaboration.stage),
     ), status
 
 
