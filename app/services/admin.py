@@ -10,14 +10,13 @@ leaves (or re-enters) other people's lists at once.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from app.services import visibility
-from app.services.catalogue import Page
+from app.services.catalogue import Page, page_within
 from app.services.errors import Conflict, Forbidden, NotFound
 from app.services.rematching import Rematcher
 from models import (
@@ -53,7 +52,7 @@ def _touch_matches(session: Session, which: sa.ColumnElement[bool]) -> None:
 def _page(session: Session, statement: sa.Select, page: int, per_page: int) -> Page:
     """One page of `statement`'s rows; an out-of-range page number shows the nearest page."""
     total = int(session.exec(select(func.count()).select_from(statement.subquery())).one())
-    page = min(max(1, page), max(1, math.ceil(total / per_page)))
+    page = page_within(page, total, per_page)
     items = list(session.exec(statement.offset((page - 1) * per_page).limit(per_page)).all())
     return Page(items=items, total=total, page=page, per_page=per_page)
 

@@ -38,16 +38,52 @@ LISTED_MATCH_STATUSES = (
 )
 
 
+def page_count(total: int, per_page: int) -> int:
+    """How many pages `total` rows fill, `per_page` a page (an empty list is one page)."""
+    return max(1, math.ceil(total / per_page))
+
+
+def page_within(page: int, total: int, per_page: int) -> int:
+    """`page` brought within 1..the last page: a page past the end shows the last one."""
+    return min(max(1, page), page_count(total, per_page))
+
+
+class Paged:
+    """Where one page stands among `total` rows, `per_page` a page: for a dataclass with
+    those fields that says in `shown` how many rows its page holds."""
+
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def shown(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def pages(self) -> int:
+        return page_count(self.total, self.per_page)
+
+    @property
+    def first_shown(self) -> int:
+        """The place of the page's first row among all of them (1-based; 0 when none)."""
+        return (self.page - 1) * self.per_page + 1 if self.shown else 0
+
+    @property
+    def last_shown(self) -> int:
+        return (self.page - 1) * self.per_page + self.shown
+
+
 @dataclass(frozen=True)
-class Page(Generic[T]):
+class Page(Paged, Generic[T]):
     items: list[T]
     total: int
     page: int
     per_page: int
 
     @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
+    def shown(self) -> int:
+        return len(self.items)
 
 
 @dataclass(frozen=True)

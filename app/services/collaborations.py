@@ -16,7 +16,6 @@ or weekly digest, or not at all. Services flush, never commit.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -26,7 +25,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.services import notices
-from app.services.catalogue import Page
+from app.services.catalogue import Page, page_within
 from app.services.errors import Conflict, InvalidInput, NotFound
 from models import (
     AgreementKind,
@@ -232,7 +231,7 @@ def visible(*, session: Session, user_id: int, page: int = 1, per_page: int = 20
         return nothing
     viewer: Viewer = "admin" if user.role == Role.admin else user.role.value  # type: ignore[assignment]
     total = int(session.exec(select(sa.func.count()).select_from(query.subquery())).one())
-    page = min(max(1, page), max(1, math.ceil(total / per_page)))
+    page = page_within(page, total, per_page)
     rows = session.exec(
         query.order_by(col(Collaboration.stage_changed_at).desc(), col(Collaboration.id).desc())
         .offset((page - 1) * per_page)

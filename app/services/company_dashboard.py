@@ -5,7 +5,6 @@ interested) and its ranked proposals, the researchers anonymous until an introdu
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -92,7 +91,7 @@ class OfferPanel:
 
 
 @dataclass(frozen=True)
-class CompanyDashboard:
+class CompanyDashboard(catalogue.Paged):
     """One page of the organisation's offers (`per_page` at most, so the page costs the same
     however many offers it has posted), with `total` offers in all."""
 
@@ -104,17 +103,8 @@ class CompanyDashboard:
     per_page: int = DASHBOARD_PAGE_SIZE
 
     @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def first_shown(self) -> int:
-        """The place of the first offer shown among all of them (1-based; 0 when none)."""
-        return (self.page - 1) * self.per_page + 1 if self.panels else 0
-
-    @property
-    def last_shown(self) -> int:
-        return (self.page - 1) * self.per_page + len(self.panels)
+    def shown(self) -> int:
+        return len(self.panels)
 
 
 def offer_takes_projects(offer: Offer, *, today: date | None = None) -> bool:
@@ -155,7 +145,7 @@ def company_dashboard(
     today = today or date.today()
     theirs = col(Offer.organisation_id) == member.organisation.id
     total = int(session.exec(select(func.count()).where(theirs)).one())
-    page = min(max(1, page), max(1, math.ceil(total / per_page)))
+    page = catalogue.page_within(page, total, per_page)
     offers = list(
         session.exec(
             select(Offer)

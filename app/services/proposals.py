@@ -8,7 +8,6 @@ commits.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -192,7 +191,7 @@ class ProposalOverview:
 
 
 @dataclass(frozen=True)
-class Dashboard:
+class Dashboard(catalogue.Paged):
     """One page of the author's proposals (`per_page` at most, so the page costs the same
     whatever the author owns), with `total` proposals in all."""
 
@@ -203,17 +202,8 @@ class Dashboard:
     per_page: int = DASHBOARD_PAGE_SIZE
 
     @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def first_shown(self) -> int:
-        """The place of the first proposal shown among all of them (1-based; 0 when none)."""
-        return (self.page - 1) * self.per_page + 1 if self.proposals else 0
-
-    @property
-    def last_shown(self) -> int:
-        return (self.page - 1) * self.per_page + len(self.proposals)
+    def shown(self) -> int:
+        return len(self.proposals)
 
 
 STATUS_ORDER = {
@@ -261,7 +251,7 @@ def dashboard(
     today = today or date.today()
     own = col(Proposal.author_id) == author_id
     total = int(session.exec(select(func.count()).where(own)).one())
-    page = min(max(1, page), max(1, math.ceil(total / per_page)))
+    page = catalogue.page_within(page, total, per_page)
     status_order = sa.case(
         *((col(Proposal.status) == status, place) for status, place in STATUS_ORDER.items()),
         else_=len(STATUS_ORDER),

@@ -35,7 +35,6 @@ the database, newest first.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from app.services.catalogue import (
     author_label,
     distinct_tags,
     has_tag,
+    page_within,
     preload_people,
     research_areas,
 )
@@ -418,7 +418,7 @@ def _browse(session: Session, criteria: SearchCriteria, page: int, per_page: int
         int(session.exec(select(func.count()).select_from(statement.subquery())).one())
         for statement, _ in statements
     )
-    page = min(max(1, page), max(1, math.ceil(total / per_page)))
+    page = page_within(page, total, per_page)
     candidates = [
         (_proposal_candidate if model is Proposal else _offer_candidate)(item)
         for statement, model in statements
@@ -477,8 +477,7 @@ def _score(query: _Query, candidate: _Candidate, cosine: float) -> _Scored | Non
 
 def _page_of(items: list[T], page: int, per_page: int) -> tuple[list[T], int]:
     """The items of page `page` (clamped to 1..last) and that page's number."""
-    pages = max(1, math.ceil(len(items) / per_page))
-    page = min(max(1, page), pages)
+    page = page_within(page, len(items), per_page)
     return items[(page - 1) * per_page : page * per_page], page
 
 
