@@ -285,8 +285,10 @@ class Matcher:
 
         With more than one block, `workers` threads (default: the CPUs this process may use)
         score blocks side by side, each with single-threaded BLAS (see `_in_order`); the
-        blocks are merged in order, so the result does not depend on `workers`. Peak memory
-        then holds up to `workers + 1` blocks' scores and `workers` publication buffers."""
+        blocks are merged in order, so the result does not depend on `workers`. The default
+        blocks are then `workers` times smaller, so that the buffers of all threads together
+        (each thread's publication scores and components, up to `workers + 2` blocks of
+        totals) take about what one thread's would."""
         n_proposals, n_offers = corpus.shape
         rows = np.arange(n_proposals) if rows is None else np.asarray(rows, dtype=np.int64)
         columns = np.arange(n_offers) if columns is None else np.asarray(columns, dtype=np.int64)
@@ -301,11 +303,12 @@ class Matcher:
         row_order = np.argsort(rows, kind="stable")
         column_order = np.argsort(columns, kind="stable")
         scorer = BlockScorer(self, corpus, rows[row_order], columns[column_order])
-        chunk = chunk_rows or scorer.default_chunk_rows()
         workers = workers or available_cpus()
-        if chunk_rows is None and workers > 1:
+        threads = min(workers, len(rows)) if threadpool_limits is not None else 1
+        chunk = chunk_rows or scorer.default_chunk_rows(threads)
+        if chunk_rows is None and threads > 1:
             # Enough blocks for every worker (a 2,000-proposal corpus is otherwise one block).
-            chunk = min(chunk, max(MIN_THREAD_ROWS, -(-len(rows) // workers)))
+            chunk = min(chunk, max(MIN_THREAD_ROWS, -(-len(rows) // threads)))
         blocks = [
             np.arange(start, min(start + chunk, len(rows))) for start in range(0, len(rows), chunk)
         ]
@@ -470,11 +473,13 @@ class BlockScorer:
         self.set_aside_rows = row_at[known][order]
         self.set_aside_columns = column_at[known][order]
 
-    def default_chunk_rows(self) -> int:
-        """Proposals per block: the publication scores of a block fit `CHUNK_ELEMENTS`."""
+    def default_chunk_rows(self, workers: int = 1) -> int:
+        """Proposals per block: the publication scores of `workers` blocks (one per thread)
+        fit `CHUNK_ELEMENTS` together, so threads do not multiply the buffers' memory."""
         texts = sum(len(self.corpus.author_publications[i]) for i in self.rows)
         per_row = (1 + texts / max(len(self.rows), 1)) * max(len(self.columns), 1)
-        return int(np.clip(CHUNK_ELEMENTS // per_row, 16, DEFAULT_CHUNK_ROWS))
+        share = CHUNK_ELEMENTS // max(workers, 1)
+        return int(np.clip(share // per_row, 16, DEFAULT_CHUNK_ROWS))
 
     def _buffer(self, name: str, shape: tuple[int, int]) -> np.ndarray:
         """This thread's float32 buffer `name`, as an array of `shape` (grown when needed)."""
