@@ -93,6 +93,25 @@ def on_starting(server: Any) -> None:
             path.unlink(missing_ok=True)
 
 
+def post_worker_init(worker: Any) -> None:
+    """The app is loaded in this web process: freeze what it holds (modules, routes,
+    templates: about 240,000 objects) out of the garbage collector's reach, and have the
+    embedding model's (about 170,000 more) frozen once it is loaded. A full collection would
+    otherwise walk them all, holding every thread of the process for 130-220 ms, which is
+    where the pages' p99 under load went (`gc.collect(2)` measured in such a process: 216 ms
+    before, 0.3 ms after 800 requests once frozen). Nothing frozen is ever freed: it is
+    what the process keeps until it ends anyway."""
+    import gc
+
+    from app.matcher import FREEZE_HEAP
+
+    app = getattr(worker, "wsgi", None)
+    if hasattr(app, "config"):
+        app.config[FREEZE_HEAP] = True
+    gc.collect()
+    gc.freeze()
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """A web process ended: its live gauges no longer count (its totals still do)."""
     from prometheus_client import multiprocess

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from flask import current_app
 
 from app.db import db_session
@@ -17,6 +19,9 @@ from matching.stand_in import StandInEncoder
 # semantic. For load benchmarks on a catalogue generated with `--encoder stand-in` only, so
 # that searches are ranked against the vectors that catalogue was stored with.
 STAND_IN = "stand-in"
+# Set on the app by gunicorn.conf.py in each web process: objects that live as long as the
+# process are moved out of the garbage collector's reach once loaded (`gc.freeze`).
+FREEZE_HEAP = "TANDEM_FREEZE_HEAP"
 
 
 def get_encoder() -> Encoder:
@@ -27,6 +32,10 @@ def get_encoder() -> Encoder:
         chosen = model_name(current_app.config["TANDEM_MODEL"])
         encoder = StandInEncoder() if chosen == STAND_IN else default_encoder(chosen)
         current_app.extensions["tandem.encoder"] = encoder
+        if current_app.config.get(FREEZE_HEAP):
+            # The model's objects live as long as the process: a full collection need not
+            # walk them again (gunicorn.conf.py froze the app's own the same way).
+            gc.freeze()
     return encoder
 
 
