@@ -103,11 +103,9 @@ def post_worker_init(worker: Any) -> None:
     what the process keeps until it ends anyway."""
     import gc
 
-    from app.matcher import FREEZE_HEAP
-
     app = getattr(worker, "wsgi", None)
-    if hasattr(app, "config"):
-        app.config[FREEZE_HEAP] = True
+    if hasattr(app, "config"):  # app.matcher.FREEZE_HEAP; not imported: any app is served
+        app.config["TANDEM_FREEZE_HEAP"] = True
     gc.collect()
     gc.freeze()
 
