@@ -216,16 +216,23 @@ def load_collaborations(
     used_proposals: set[int] = set()
     used_offers: set[int] = set()
     written = 0
-    # A script `"with": "academic"` goes to the demo academic's best free pair (else to any),
-    # before the others take theirs: the login then has a record to move on itself.
+    # A script `"with": "academic"` (or "company") goes to the best free pair of that demo
+    # login (else to any), before the others take theirs: the login then has a record to
+    # move on itself.
     for script in sorted(scripts, key=lambda script: "with" not in script):
         free = [
             (m, p, o)
             for m, p, o in candidates
             if p.id not in used_proposals and o.id not in used_offers
         ]
-        theirs = [row for row in free if row[1].author_id in login_academics]
-        row = next(iter(theirs if script.get("with") == "academic" and theirs else free), None)
+        side = script.get("with")
+        theirs = [
+            (m, p, o)
+            for m, p, o in free
+            if (side == "academic" and p.author_id in login_academics)
+            or (side == "company" and o.organisation_id in login_orgs)
+        ]
+        row = next(iter(theirs or free), None)
         if row is None:
             break
         match, proposal, offer = row

@@ -1,7 +1,7 @@
 """The collaborations list in pages (a person or an administrator with many records gets
 Previous and Next, not one long page), read with as many statements whatever the number of
-records; the record's form asks only what the next steps can take; the demo academic has a
-record at the start to walk through."""
+records; the record's form asks only what the next steps can take; the demo academic and company
+each have a record at an early stage to walk through."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from models import (
     CollaborationStage,
     Match,
     MatchStatus,
+    Offer,
     OrganisationKind,
     Proposal,
     Role,
@@ -184,22 +185,30 @@ def test_the_form_asks_only_what_the_next_steps_take_and_says_when_it_is_over(
     assert "reached its outcome: there is nothing more to record" in published
 
 
-def test_the_demo_academic_has_a_record_at_the_start_to_walk_through(
+def test_the_demo_academic_and_company_each_have_an_early_record_to_walk_through(
     demo_loaded: str, session: Session, client: FlaskClient, auth: AuthActions
 ) -> None:
-    (academic_email,) = [
-        e for r, e, _ in demo.demo_logins(demo.read_demo_data()) if r == "academic"
-    ]
-    academic = session.exec(select(User).where(User.email == academic_email)).one()
-    theirs = session.exec(
-        select(Collaboration.stage)
-        .join(Match, Match.id == Collaboration.match_id)
-        .join(Proposal, Proposal.id == Match.proposal_id)
-        .where(Proposal.author_id == academic.id)
+    logins = {role: email for role, email, _ in demo.demo_logins(demo.read_demo_data())}
+    academic = session.exec(select(User).where(User.email == logins["academic"])).one()
+    member = session.exec(select(User).where(User.email == logins["company"])).one()
+    records = select(Collaboration.stage).join(Match, Match.id == Collaboration.match_id)
+    academic_stages = session.exec(
+        records.join(Proposal, Proposal.id == Match.proposal_id).where(
+            Proposal.author_id == academic.id
+        )
     ).all()
-    assert CollaborationStage.introduced in theirs
+    company_stages = session.exec(
+        records.join(Offer, Offer.id == Match.offer_id).where(
+            Offer.organisation_id == member.organisation_id
+        )
+    ).all()
+    assert CollaborationStage.introduced in academic_stages
+    assert CollaborationStage.talking in company_stages
     # Every stage is still shown somewhere in the demo.
     stages = set(session.exec(sa.select(Collaboration.stage)).scalars())
     assert stages == set(CollaborationStage)
-    auth.login(academic_email, demo.DEMO_PASSWORD)
-    assert "Introduced" in text_of(client.get("/collaborations/").data)
+    auth.login(logins["academic"], demo.DEMO_PASSWORD)
+    assert "Introduced since" in text_of(client.get("/collaborations/").data)
+    auth.logout()
+    auth.login(logins["company"], demo.DEMO_PASSWORD)
+    assert "Talking since" in text_of(client.get("/collaborations/").data)
