@@ -110,6 +110,9 @@ def _save(page: Page, stage: str) -> None:
     expect(flash(page)).to_contain_text(f"now at “{stage}”")
     expect(page.locator(".collaboration-facts")).to_contain_text(stage)
     assert page.evaluate(NO_HORIZONTAL_SCROLL)
+    # Each date of the record reads on one line, never "2026-" then "12-04".
+    dates = page.locator(".collaboration-facts time")
+    assert dates.evaluate_all("ts => ts.filter(t => t.getClientRects().length > 1).length") == 0
 
 
 def test_the_demo_academic_walks_their_own_record_from_introduced_to_published(
