@@ -21,6 +21,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from matching.affinity import affinity, soft_maximum
 from matching.eligibility import (
@@ -43,11 +44,6 @@ from matching.scoring import (
     ScoreWeights,
     combine,
 )
-
-try:  # installed with scikit-learn; without it blocks are scored one after another
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
 
 _Result = TypeVar("_Result")
 
@@ -304,7 +300,7 @@ class Matcher:
         column_order = np.argsort(columns, kind="stable")
         scorer = BlockScorer(self, corpus, rows[row_order], columns[column_order])
         workers = workers or available_cpus()
-        threads = min(workers, len(rows)) if threadpool_limits is not None else 1
+        threads = min(workers, len(rows))
         chunk = chunk_rows or scorer.default_chunk_rows(threads)
         if chunk_rows is None and threads > 1:
             # Enough blocks for every worker (a 2,000-proposal corpus is otherwise one block).
@@ -402,7 +398,7 @@ def _in_order(
     threads spin on it for up to a tenth of a second after each product, which shows as
     CPU time spent on nothing)."""
     count = min(workers, len(blocks))
-    if count <= 1 or threadpool_limits is None:
+    if count <= 1:
         yield from map(work, blocks)
         return
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(count) as pool:

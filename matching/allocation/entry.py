@@ -8,6 +8,7 @@ import time
 from typing import cast
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from matching.allocation.equity import _solve_maxmin
 from matching.allocation.problem import (
@@ -20,11 +21,6 @@ from matching.allocation.problem import (
 )
 from matching.allocation.result import Allocation, Equity, Mode, SolvedMode
 from matching.allocation.solving import _solve, _Solved
-
-try:  # installed with scikit-learn; optional, see `_single_threaded_blas`
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
 
 AUTO_EXACT_EDGE_LIMIT = 2_000
 """`mode="auto"` solves exactly up to this many allowed pairs. Measured on realistic random
@@ -44,8 +40,6 @@ def _single_threaded_blas() -> contextlib.AbstractContextManager[object]:
     The BLAS calls here (inside L-BFGS-B) are on vectors of a few thousand entries; OpenBLAS
     threads them anyway, and on a busy two-core machine that made the whole solve 5-8x slower.
     """
-    if threadpool_limits is None:  # pragma: no cover
-        return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
 
 
