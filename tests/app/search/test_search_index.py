@@ -8,14 +8,27 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from app.services.search import MEANING_POOL, SearchCriteria, search
+from app.services.search_index import MeaningIndex, build_index, meaning_index, update_index
 from app.services.search_words import word_condition
+from app.services.texts import offer_text, proposal_text
 from matching import Encoder
-from models import Offer, OfferKind, OfferStatus, OrganisationKind, Proposal, utcnow
+from models import (
+    Offer,
+    OfferKind,
+    OfferStatus,
+    Organisation,
+    OrganisationKind,
+    Proposal,
+    ProposalStatus,
+    User,
+    utcnow,
+)
 
 MOLECULES = {
     "title": "GPU time for molecular structure prediction",
@@ -110,6 +123,112 @@ def test_the_meaning_index_follows_the_catalogue_version(
     session.add(added)
     session.commit()
     assert set(_found(session, encoder, "protein folding")) == {old.id, added.id}
+
+
+def _index(session: Session, encoder: Encoder) -> MeaningIndex:
+    """The meaning index as a search would get it now, checked against a whole build of the
+    same catalogue: the same ids in the same order, the same vectors."""
+    index = meaning_index(session=session, encoder=encoder)
+    whole = build_index(session, encoder, index.version)
+    session.commit()
+    for kept, built in ((index.proposals, whole.proposals), (index.offers, whole.offers)):
+        assert kept.ids.tolist() == built.ids.tolist()
+        assert kept.matrix.shape == built.matrix.shape
+        assert np.array_equal(kept.matrix, built.matrix)
+    return index
+
+
+def _vector(index: MeaningIndex, item: Proposal | Offer) -> np.ndarray:
+    kind = index.proposals if isinstance(item, Proposal) else index.offers
+    return kind.matrix[kind.ids.tolist().index(item.id)]
+
+
+def test_the_meaning_index_is_updated_from_the_changed_rows_only(
+    session: Session,
+    encoder: Encoder,
+    make_proposal: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    proposals = [make_proposal(title=f"Proposal {n} on grid batteries") for n in range(4)]
+    offers = [make_offer(title=f"Offer {n} of H100 hours") for n in range(3)]
+    first = _index(session, encoder)
+    assert first.read_texts == 7  # the first index of the process is built whole
+    assert first.proposals.ids.tolist() == [p.id for p in proposals]
+    before = first.offers.matrix.copy()
+
+    added = make_proposal(title="Protein folding at scale", abstract="Structures of enzymes.")
+    index = _index(session, encoder)
+    assert index.read_texts == 1  # the new proposal's texts only
+    assert np.array_equal(_vector(index, added), encoder.encode([proposal_text(added)])[0])
+    assert _found(session, encoder, "enzymes") == [added.id]
+
+    edited = offers[0]
+    edited.description = "Hours on our cluster for enzyme structure prediction."
+    session.add(edited)
+    session.commit()
+    index = _index(session, encoder)
+    assert index.read_texts == 1
+    assert np.array_equal(_vector(index, edited), encoder.encode([offer_text(edited)])[0])
+    assert set(_found(session, encoder, "enzyme structure")) >= {edited.id}
+    assert np.array_equal(first.offers.matrix, before)  # an earlier index is never modified
+
+    withdrawn, hidden = proposals[0], offers[1]
+    withdrawn.status = ProposalStatus.closed
+    hidden.hidden = True
+    session.add_all([withdrawn, hidden])
+    session.commit()
+    index = _index(session, encoder)
+    assert index.read_texts == 0  # rows dropped, nothing read
+    assert withdrawn.id not in index.proposals.ids.tolist()
+    assert hidden.id not in index.offers.ids.tolist()
+    assert set(_found(session, encoder, "grid batteries", kind="proposals")) == {
+        p.id for p in proposals[1:]
+    }
+
+    # An author suspended: the proposal's own row did not change, it is no longer public.
+    suspended = proposals[1]
+    author = session.get(User, suspended.author_id)
+    assert author is not None
+    author.active = False
+    session.add(author)
+    session.commit()
+    index = _index(session, encoder)
+    assert index.read_texts == 0
+    assert suspended.id not in index.proposals.ids.tolist()
+    assert suspended.id not in _found(session, encoder, "grid batteries", kind="proposals")
+
+    # An organisation removed (organisations have no visibility of their own): its offers go.
+    gone = offers[0]
+    session.execute(sa.delete(Organisation).where(Organisation.id == gone.organisation_id))
+    session.commit()
+    session.expire_all()
+    index = _index(session, encoder)
+    assert index.read_texts == 0
+    assert index.offers.ids.tolist() == [offers[2].id]
+    assert _found(session, encoder, "enzyme structure") == [added.id]
+
+
+def test_the_meaning_index_is_built_whole_when_it_cannot_be_updated(
+    session: Session,
+    encoder: Encoder,
+    make_proposal: Callable[..., Any],
+    make_offer: Callable[..., Any],
+) -> None:
+    proposals = [make_proposal(title=f"Proposal {n}") for n in range(3)]
+    make_offer()
+    index = _index(session, encoder)
+    assert update_index(session, encoder, index.version, None).read_texts == 4
+    other = MeaningIndex(
+        index.version, "another-model", index.proposals, index.offers, index.read_texts
+    )
+    assert update_index(session, encoder, index.version, other).read_texts == 4
+    assert update_index(session, encoder, index.version, index).read_texts == 0
+
+    for proposal in proposals:  # most rows changed: one whole build
+        proposal.abstract = f"A new abstract for {proposal.title}."
+        session.add(proposal)
+    session.commit()
+    assert _index(session, encoder).read_texts == 4
 
 
 def test_keyword_candidates_come_from_the_full_text_index_on_postgresql(
