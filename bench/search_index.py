@@ -113,7 +113,7 @@ def measure(url: str, repeat: int) -> None:
         with Session(engine) as session:
             version = store.read()  # before the catalogue, as `for_version` does
             started = time.perf_counter()
-            index = build_index(session, encoder, version)
+            index = build_index(session=session, encoder=encoder, version=version)
             elapsed = time.perf_counter() - started
             session.commit()
         return elapsed, index
@@ -141,10 +141,10 @@ def measure(url: str, repeat: int) -> None:
             version = store.read()
             assert version != before.version
             started = time.perf_counter()
-            after = update_index(session, warm, version, before)
+            after = update_index(session=session, encoder=warm, version=version, previous=before)
             updates.append(time.perf_counter() - started)
             session.commit()
-            built = build_index(session, warm, version)
+            built = build_index(session=session, encoder=warm, version=version)
             session.commit()
         read = after.read_texts
         same = all(

@@ -134,7 +134,7 @@ def meaning_index(*, session: Session, encoder: Encoder) -> MeaningIndex:
     def make(version: str | None) -> MeaningIndex:
         entry = _BUILT.get(engine, {}).get(name)  # under `for_version`'s lock
         previous = entry[1] if entry is not None else None
-        return update_index(session, encoder, version, previous)
+        return update_index(session=session, encoder=encoder, version=version, previous=previous)
 
     return for_version(session, name, make)
 
@@ -168,7 +168,7 @@ def _encode(session: Session, encoder: Encoder, texts: list[str]) -> np.ndarray:
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def build_index(session: Session, encoder: Encoder, version: str | None) -> MeaningIndex:
+def build_index(*, session: Session, encoder: Encoder, version: str | None) -> MeaningIndex:
     """The whole index: every public row's texts read and looked up (or encoded) at once."""
     rows = {model: session.execute(_visible(model, *_texts(model))).all() for model in _KINDS}
     texts = [_text(model, row) for model in _KINDS for row in rows[model]]
@@ -192,7 +192,7 @@ def _kind(rows: Sequence[Any], matrix: np.ndarray) -> _Kind:
 
 
 def update_index(
-    session: Session, encoder: Encoder, version: str | None, previous: MeaningIndex | None
+    *, session: Session, encoder: Encoder, version: str | None, previous: MeaningIndex | None
 ) -> MeaningIndex:
     """The index for `version` made from `previous` (that of an earlier version): only
     (id, updated_at) of the public rows is read; rows whose pair is unchanged keep their
@@ -202,7 +202,7 @@ def update_index(
     from, the model differs, or most rows changed."""
     dimension = 0 if previous is None else previous.dimension
     if previous is None or previous.model_name != encoder.model_name or not dimension:
-        return build_index(session, encoder, version)
+        return build_index(session=session, encoder=encoder, version=version)
     kept = {Proposal: previous.proposals, Offer: previous.offers}
     stamps = {model: session.execute(_visible(model)).all() for model in _KINDS}
     before = {model: kept[model].positions() for model in _KINDS}
@@ -215,8 +215,8 @@ def update_index(
         for model in _KINDS
     }
     total = sum(len(rows) for rows in stamps.values())
-    if 2 * sum(len(ids) for ids in changed.values()) > total:
-        return build_index(session, encoder, version)
+    if not total or 2 * sum(len(ids) for ids in changed.values()) > total:  # little to keep
+        return build_index(session=session, encoder=encoder, version=version)
 
     fresh: dict[Any, dict[int, tuple[Any, int]]] = {model: {} for model in _KINDS}
     texts: list[str] = []

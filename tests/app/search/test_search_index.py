@@ -129,7 +129,7 @@ def _index(session: Session, encoder: Encoder) -> MeaningIndex:
     """The meaning index as a search would get it now, checked against a whole build of the
     same catalogue: the same ids in the same order, the same vectors."""
     index = meaning_index(session=session, encoder=encoder)
-    whole = build_index(session, encoder, index.version)
+    whole = build_index(session=session, encoder=encoder, version=index.version)
     session.commit()
     for kept, built in ((index.proposals, whole.proposals), (index.offers, whole.offers)):
         assert kept.ids.tolist() == built.ids.tolist()
@@ -217,12 +217,19 @@ def test_the_meaning_index_is_built_whole_when_it_cannot_be_updated(
     proposals = [make_proposal(title=f"Proposal {n}") for n in range(3)]
     make_offer()
     index = _index(session, encoder)
-    assert update_index(session, encoder, index.version, None).read_texts == 4
+
+    def reads(previous: MeaningIndex | None) -> int:
+        made = update_index(
+            session=session, encoder=encoder, version=index.version, previous=previous
+        )
+        return made.read_texts
+
     other = MeaningIndex(
         index.version, "another-model", index.proposals, index.offers, index.read_texts
     )
-    assert update_index(session, encoder, index.version, other).read_texts == 4
-    assert update_index(session, encoder, index.version, index).read_texts == 0
+    assert reads(None) == 4  # nothing kept
+    assert reads(other) == 4  # kept for another model
+    assert reads(index) == 0  # nothing changed
 
     for proposal in proposals:  # most rows changed: one whole build
         proposal.abstract = f"A new abstract for {proposal.title}."
