@@ -15,8 +15,14 @@ a key that names everything the page depends on:
   private columns of a user (sign-in secrets, mail preferences): matches, offers,
   proposals, publications, collaborations, organisations, exclusions and the person's own
   name, role and organisation all change it, whoever writes them;
-- the day (what an offer's deadline hides), the page's address and its query (only `page`,
-  once, a plain whole number), the code and the settings pages depend on, the database.
+- the day (what an offer's deadline hides), the page's path and its query (only `page`,
+  once, a plain whole number), the code and the settings pages depend on, the database and
+  the secret key.
+
+A page is kept only under the address its own links use (no `page` for the first page, else
+the number of the page shown, `shown_page`): a person cannot fill the cache with other
+spellings of the same page (`?page=0`, `?page=999`, ...). The host is not in the key (the
+dashboards hold no absolute address), so forwarded host names make no new entries either.
 
 Never kept, never served from the cache: a request with a message waiting to be flashed
 (the page would show it once and then keep it); an answer that is not a plain 200 HTML page,
@@ -24,12 +30,16 @@ that sets a cookie or that changed the session. (Every signed-in page says `Cach
 private, no-store` to browsers and proxies, `app.headers`; a page served from this cache
 too. This cache is on the server and keyed by the person, which that header allows.)
 
+Pages are kept in each web process only, never in Redis: they hold a person's contacts and
+unpublished drafts, which have no business in a store shared with the job queue (and
+perhaps written to its disk), and a person's next view often reaches the same process.
+Each process keeps at most `TANDEM_PAGE_CACHE_ENTRIES` pages and `MAX_BYTES` of them.
+
 Each page holds the CSRF token of the session it was rendered for, in its forms. That token
 is replaced by a marker before the page is kept, and the marker by the token of the session
 being served when the page is served; the marker is derived from `SECRET_KEY`, so text that
 people write cannot contain it. Pages live `TANDEM_PAGE_CACHE_SECONDS` (0 turns this cache
-off with the public one), in Redis when `REDIS_URL` is set (bounded as `app.pagecache`
-bounds it) or in each process. `X-Tandem-Dash-Cache: hit` or `miss` says which answered.
+off with the public one). `X-Tandem-Dash-Cache: hit` or `miss` says which answered.
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from app import catalogue_version
-from app.pagecache import MAX_BODY_BYTES, RENDER_SETTINGS, LocalPages, RedisPages, code_digest
+from app.pagecache import MAX_BODY_BYTES, RENDER_SETTINGS, LocalPages, code_digest
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +74,41 @@ EXTENSION = "tandem.dash_cache"
 _PLAIN_WHOLE_NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,8})?")
 _VERSION = "_tandem_dash_version"
 _PENDING = "_tandem_dash_pending"
+_SHOWN = "_tandem_dash_shown_page"
+# The most bytes of pages one process keeps (a company's busiest page is ~300 KB).
+MAX_BYTES = 64 << 20
 
 
 class DashCache:
     """Where the pages live and what every key starts with."""
 
-    def __init__(self, pages: LocalPages | RedisPages, prefix: str, marker: str) -> None:
+    def __init__(self, pages: LocalPages, prefix: str, marker: str) -> None:
         self.pages = pages
         self.prefix = prefix
         self.marker = marker
 
     def key(self, version: str, user_id: int, uniquifier: str) -> str:
         query = urllib.parse.urlencode(sorted(request.args.items(multi=True)))
-        address = f"{request.scheme}://{request.host}{request.root_path}{request.path}?{query}"
+        address = f"{request.root_path}{request.path}?{query}"
         parts = (self.prefix, version, date.today().isoformat(), str(user_id), uniquifier)
         digest = hashlib.sha256("|".join((*parts, address)).encode()).hexdigest()
         return f"tandem:dash:{digest}"
+
+
+def shown_page(number: int) -> None:
+    """The view says which page of its list it showed (after bringing the asked number within
+    range), so that only the page's own address is kept."""
+    g.setdefault(_SHOWN, number)
+
+
+def _canonical_address() -> bool:
+    """Whether this request asked for the page it was shown by the address that page's links
+    use: no `page` for the first, `page=N` for the Nth."""
+    shown = g.get(_SHOWN)
+    asked = request.args.get("page")
+    if shown is None:
+        return False
+    return asked is None if shown == 1 else asked == str(shown)
 
 
 def _seconds() -> int:
@@ -143,7 +172,7 @@ def _may_keep(response: Response, user_id: int) -> bool:
         return False
     if response.is_streamed or response.direct_passthrough or "Set-Cookie" in response.headers:
         return False
-    if session.modified or "_flashes" in session:
+    if session.modified or "_flashes" in session or not _canonical_address():
         return False
     user = g.get("_login_user")
     if user is None or not user.is_authenticated or user.id != user_id:
@@ -157,13 +186,13 @@ def init_app(app: Flask) -> None:
     store = catalogue_version.version_store(engine)
     if seconds <= 0 or store is None:
         return
-    redis_url = app.config.get("REDIS_URL")
     entries = int(app.config.get("TANDEM_PAGE_CACHE_ENTRIES") or 1000)
-    pages = RedisPages(redis_url, entries, "tandem:dash") if redis_url else LocalPages(entries)
+    pages = LocalPages(entries, MAX_BYTES)
     settings = "|".join(f"{name}={app.config.get(name)!r}" for name in RENDER_SETTINGS)
-    prefix = "|".join((engine.url.render_as_string(hide_password=True), code_digest(), settings))
     secret = str(app.config["SECRET_KEY"]).encode()
     marker = "csrf-" + hmac.new(secret, b"tandem dashboard csrf marker", "sha256").hexdigest()
+    database = engine.url.render_as_string(hide_password=True)
+    prefix = "|".join((database, code_digest(), settings, marker))
     cache = DashCache(pages, prefix, marker)
     app.extensions[EXTENSION] = cache
 

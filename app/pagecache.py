@@ -76,11 +76,13 @@ _KEY = "_tandem_page_cache_key"
 
 class LocalPages:
     """A bounded least-recently-used map of key to (expiry, body), shared by the threads of
-    one process."""
+    one process: at most `entries` pages and, where given, `max_bytes` of bodies together."""
 
-    def __init__(self, entries: int) -> None:
+    def __init__(self, entries: int, max_bytes: int | None = None) -> None:
         self.entries = entries
+        self.max_bytes = max_bytes
         self._pages: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: str) -> bytes | None:
@@ -89,17 +91,23 @@ class LocalPages:
             if found is None:
                 return None
             if found[0] < time.monotonic():
-                del self._pages[key]
+                self._bytes -= len(self._pages.pop(key)[1])
                 return None
             self._pages.move_to_end(key)
             return found[1]
 
     def put(self, key: str, body: bytes, seconds: int) -> None:
         with self._lock:
+            replaced = self._pages.get(key)
+            if replaced is not None:
+                self._bytes -= len(replaced[1])
             self._pages[key] = (time.monotonic() + seconds, body)
             self._pages.move_to_end(key)
-            while len(self._pages) > self.entries:
-                self._pages.popitem(last=False)
+            self._bytes += len(body)
+            while len(self._pages) > self.entries or (
+                self.max_bytes is not None and self._bytes > self.max_bytes and self._pages
+            ):
+                self._bytes -= len(self._pages.popitem(last=False)[1][1])
 
 
 class RedisPages:

@@ -248,6 +248,7 @@ def mine() -> ResponseReturnValue:
         page=request.args.get("page", 1, type=int),
         suggestions_per_offer=current_app.config["TANDEM_TOP_K"],
     )
+    dashcache.shown_page(dashboard.page)
     proposal_cards = {
         row.match.id: cards.build(
             match=row.match,

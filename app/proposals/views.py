@@ -209,6 +209,7 @@ def mine() -> ResponseReturnValue:
     overview = proposals.dashboard(
         session=session, author_id=current_user.id, page=request.args.get("page", 1, type=int)
     )
+    dashcache.shown_page(overview.page)
     listed = [(entry.proposal, item) for entry in overview.proposals for item in entry.offers]
     # The academic and the companies' contacts of introduced pairs, in two statements rather
     # than some per card.

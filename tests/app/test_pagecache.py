@@ -299,3 +299,18 @@ def test_the_cache_can_be_turned_off(app: Flask, catalogue: dict[str, Any]) -> N
 )
 def test_which_statements_change_the_catalogue(statement: str, changes: bool) -> None:
     assert changes_catalogue(statement) is changes
+
+
+def test_pages_kept_in_a_process_stay_within_their_byte_budget() -> None:
+    from app.pagecache import LocalPages
+
+    pages = LocalPages(entries=100, max_bytes=250)
+    for n in range(5):
+        pages.put(f"page-{n}", bytes([n]) * 100, seconds=60)
+    # Only the two most recent fit in 250 bytes; the oldest went first.
+    assert [pages.get(f"page-{n}") is not None for n in range(5)] == [False] * 3 + [True] * 2
+    pages.put("page-4", b"x" * 10, seconds=60)  # a new body under a kept key counts once
+    pages.put("page-5", b"y" * 140, seconds=60)
+    assert pages.get("page-3") is not None and pages.get("page-4") == b"x" * 10
+    pages.put("huge", b"z" * 1000, seconds=60)  # larger than the budget: kept by nobody
+    assert pages.get("huge") is None and pages.get("page-5") is None

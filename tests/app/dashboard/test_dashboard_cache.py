@@ -249,3 +249,55 @@ def test_the_kept_page_is_never_served_once_the_person_may_no_longer_see_it(
     session.commit()
     response = client.get("/proposals/mine")
     assert response.status_code != 200 and "Battery dispatch" not in response.get_data(True)
+
+
+def test_only_the_address_a_page_links_to_is_kept(
+    client: FlaskClient,
+    auth: AuthActions,
+    make_user: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+) -> None:
+    """Other spellings of a page (the first page asked as `?page=1` or `?page=0`, a number
+    past the end) are served but never kept: nobody can fill the cache with one page under
+    endless addresses."""
+    ada = make_user(role=Role.academic)
+    for n in range(7):  # two pages of five
+        make_proposal(author_id=ada.id, title=f"Ada's study {n}")
+    auth.login(ada.email)
+    client.get("/proposals/mine")  # settles the session after signing in
+
+    def views(path: str) -> list[str]:
+        return [client.get(path).headers[HEADER] for _ in range(3)]
+
+    for spelling in ("?page=1", "?page=0", "?page=", "?page=3", "?page=99"):
+        assert views(f"/proposals/mine{spelling}") == ["miss", "miss", "miss"], spelling
+    assert views("/proposals/mine") == ["miss", "hit", "hit"]
+    assert views("/proposals/mine?page=2") == ["miss", "hit", "hit"]
+    # What a page past the end shows is the last page, from its own address.
+    assert "Ada's study 0" in text_of(client.get("/proposals/mine?page=99").data)
+
+
+def test_dashboards_are_kept_in_the_process_never_in_redis(
+    database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person's page (their contacts, unpublished drafts) stays out of the Redis the job
+    queue shares, and each process keeps a bounded number of bytes of pages."""
+    from app.dashcache import EXTENSION, MAX_BYTES
+    from app.pagecache import LocalPages
+
+    monkeypatch.setenv("TANDEM_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key",
+            "REDIS_URL": "redis://127.0.0.1:6379/15",
+            "TANDEM_QUEUE": "immediate",
+        }
+    )
+    try:
+        pages = app.extensions[EXTENSION].pages
+        assert isinstance(pages, LocalPages)
+        assert pages.max_bytes == MAX_BYTES
+    finally:
+        app.extensions["tandem.engine"].dispose()
