@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 
 from flask import current_app
 
@@ -22,20 +23,27 @@ STAND_IN = "stand-in"
 # Set on the app by gunicorn.conf.py in each web process: objects that live as long as the
 # process are moved out of the garbage collector's reach once loaded (`gc.freeze`).
 FREEZE_HEAP = "TANDEM_FREEZE_HEAP"
+_LOADING = threading.Lock()
 
 
 def get_encoder() -> Encoder:
     """The encoder for the app's `TANDEM_MODEL`, or the stand-in for `stand-in` (tests may
     place one in `app.extensions`)."""
     encoder = current_app.extensions.get("tandem.encoder")
-    if encoder is None:
-        chosen = model_name(current_app.config["TANDEM_MODEL"])
-        encoder = StandInEncoder() if chosen == STAND_IN else default_encoder(chosen)
-        current_app.extensions["tandem.encoder"] = encoder
-        if current_app.config.get(FREEZE_HEAP):
-            # The model's objects live as long as the process: a full collection need not
-            # walk them again (gunicorn.conf.py froze the app's own the same way).
-            gc.freeze()
+    if encoder is not None:
+        return encoder
+    with _LOADING:  # one model per process, however many threads ask first
+        encoder = current_app.extensions.get("tandem.encoder")
+        if encoder is None:
+            chosen = model_name(current_app.config["TANDEM_MODEL"])
+            encoder = StandInEncoder() if chosen == STAND_IN else default_encoder(chosen)
+            current_app.extensions["tandem.encoder"] = encoder
+            if current_app.config.get(FREEZE_HEAP):
+                # The model's objects live as long as the process: a full collection need
+                # not walk them again (gunicorn.conf.py froze the app's own the same way).
+                # Garbage first, so that nothing dead is kept for good.
+                gc.collect()
+                gc.freeze()
     return encoder
 
 
