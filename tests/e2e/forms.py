@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flask_security.proxies import _security
 from playwright.sync_api import Locator, Page, expect
+from sqlmodel import Session, select
 
 from models import Organisation, OrganisationKind, Role, User, utcnow
 from tests.conftest import TEST_PASSWORD
@@ -58,6 +60,15 @@ def make_person(
         session.add(user)
         session.commit()
         return user
+
+
+def give_admin_an_authenticator(session: Session) -> None:
+    """The demo's admin signs in with an authenticator app (the admin pages ask for a second
+    factor); the caller commits. Inside the live server's app context."""
+    admin = session.exec(select(User).where(User.role == Role.admin)).one()
+    admin.tf_primary_method = "authenticator"
+    admin.tf_totp_secret = _security._totp_factory.generate_totp_secret()
+    session.add(admin)
 
 
 def sign_in(page: Page, server: LiveServer, email: str) -> None:

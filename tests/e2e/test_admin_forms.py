@@ -34,6 +34,7 @@ from tests.e2e.forms import (
     NO_HORIZONTAL_SCROLL,
     UNLABELLED_INPUTS,
     flash,
+    give_admin_an_authenticator,
 )
 
 SHOTS = Path("/tmp/shots")
@@ -52,10 +53,7 @@ def demo_server(live_server: LiveServer) -> LiveServer:
         recommendations.recompute_all(
             session=session, encoder=live_server.app.extensions["tandem.encoder"], k=5
         )
-        admin = session.exec(select(User).where(User.role == Role.admin)).one()
-        admin.tf_primary_method = "authenticator"
-        admin.tf_totp_secret = _security._totp_factory.generate_totp_secret()
-        session.add(admin)
+        give_admin_an_authenticator(session)
         session.commit()
     return live_server
 

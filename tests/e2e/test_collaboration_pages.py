@@ -34,7 +34,14 @@ from models import (
     utcnow,
 )
 from tests.e2e.conftest import LiveServer
-from tests.e2e.forms import EMAIL_LABEL, NO_HORIZONTAL_SCROLL, flash, make_sides, sign_in
+from tests.e2e.forms import (
+    EMAIL_LABEL,
+    NO_HORIZONTAL_SCROLL,
+    flash,
+    give_admin_an_authenticator,
+    make_sides,
+    sign_in,
+)
 
 ACADEMIC = "grace@kestrel.example.org"
 MEMBER = "sam@helios.example.com"
@@ -81,10 +88,7 @@ def demo_server(live_server: LiveServer) -> LiveServer:
         recommendations.recompute_all(session=session, encoder=encoder, k=5)
         assert demo.load_collaborations(session=session, data=data) == 7
         recommendations.recompute_all(session=session, encoder=encoder, k=5)
-        admin = session.exec(select(User).where(User.role == Role.admin)).one()
-        admin.tf_primary_method = "authenticator"
-        admin.tf_totp_secret = _security._totp_factory.generate_totp_secret()
-        session.add(admin)
+        give_admin_an_authenticator(session)
         session.commit()
     return live_server
 

@@ -12,6 +12,7 @@ from app.services import demo, matches, recommendations
 from app.services.rematching import DeferredRematch
 from models import Match, MatchStatus, Offer, Proposal, Role, User
 from tests.e2e.conftest import LiveServer, screenshot
+from tests.e2e.forms import give_admin_an_authenticator
 
 # Visible form controls a person fills in that have no label of their own.
 UNLABELLED_INPUTS = """() => Array.from(document.querySelectorAll('input, select, textarea'))
@@ -63,10 +64,7 @@ def demo_server(live_server: LiveServer) -> LiveServer:
         recommendations.recompute_all(
             session=session, encoder=live_server.app.extensions["tandem.encoder"], k=5
         )
-        admin = session.exec(select(User).where(User.role == Role.admin)).one()
-        admin.tf_primary_method = "authenticator"
-        admin.tf_totp_secret = _security._totp_factory.generate_totp_secret()
-        session.add(admin)
+        give_admin_an_authenticator(session)
         session.commit()
     return live_server
 

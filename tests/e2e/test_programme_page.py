@@ -29,7 +29,7 @@ from models import (
     utcnow,
 )
 from tests.e2e.conftest import LiveServer, screenshot
-from tests.e2e.forms import NO_HORIZONTAL_SCROLL
+from tests.e2e.forms import NO_HORIZONTAL_SCROLL, give_admin_an_authenticator
 
 
 @pytest.fixture
@@ -73,10 +73,7 @@ def programme_server(live_server: LiveServer) -> LiveServer:
         first = session.get(Proposal, suggested[0].proposal_id)
         first.lab_resource_level = LabResourceLevel.under_resourced
         session.add(first)
-        admin = session.exec(select(User).where(User.role == Role.admin)).one()
-        admin.tf_primary_method = "authenticator"
-        admin.tf_totp_secret = _security._totp_factory.generate_totp_secret()
-        session.add(admin)
+        give_admin_an_authenticator(session)
         session.commit()
     return live_server
 
