@@ -23,6 +23,8 @@ with the older version and rebuilt on the next search. Without a version store (
 
 from __future__ import annotations
 
+import itertools
+import operator
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -51,13 +53,6 @@ class _Kind:
     matrix: np.ndarray
     stamps: tuple[Any, ...] = ()
     """`updated_at` of each row, as read with the text its vector is of."""
-
-    def positions(self) -> dict[int, tuple[int, Any]]:
-        """Each id's row and `updated_at`."""
-        return {
-            int(i): (n, stamp)
-            for n, (i, stamp) in enumerate(zip(self.ids.tolist(), self.stamps, strict=True))
-        }
 
     def nearest(self, query: np.ndarray, *, threshold: float, limit: int) -> list[int]:
         """Ids of at most `limit` items whose cosine with `query` is at least `threshold`,
@@ -140,8 +135,10 @@ def meaning_index(*, session: Session, encoder: Encoder) -> MeaningIndex:
 
 
 def _visible(model: type[Proposal] | type[Offer], *columns: Any) -> sa.Select:
-    """(id, updated_at, *columns) of the public rows of one kind, in id order."""
-    statement = sa.select(col(model.id), col(model.updated_at), *columns)
+    """(id, updated_at, *columns) of the public rows of one kind, in id order; `updated_at`
+    as the driver returns it (only compared for equality: no conversion per row)."""
+    stamp = sa.type_coerce(col(model.updated_at), sa.types.NullType()).label("updated_at")
+    statement = sa.select(col(model.id), stamp, *columns)
     if model is Offer:
         statement = statement.join(
             Organisation, col(Organisation.id) == Offer.organisation_id
@@ -191,6 +188,26 @@ def _kind(rows: Sequence[Any], matrix: np.ndarray) -> _Kind:
     )
 
 
+def _public(session: Session, model: type[Proposal] | type[Offer]) -> tuple[np.ndarray, tuple]:
+    """The ids (ascending) and `updated_at` of the public rows of one kind."""
+    rows = session.connection().execute(_visible(model)).all()  # plain rows, no ORM layer
+    ids, stamps = tuple(zip(*rows, strict=True)) if rows else ((), ())
+    return np.array(ids, dtype=np.int64), stamps
+
+
+def _unchanged(old: _Kind, ids: np.ndarray, stamps: tuple) -> np.ndarray:
+    """For each public row: whether `old` holds its id with the same `updated_at`."""
+    if np.array_equal(ids, old.ids):
+        before = old.stamps
+    else:  # both in id order: find each id among the old ones
+        at = np.minimum(np.searchsorted(old.ids, ids), max(len(old.ids) - 1, 0))
+        held = (old.ids[at] == ids) if len(old.ids) else np.zeros(len(ids), dtype=bool)
+        before = tuple(
+            old.stamps[a] if h else None for a, h in zip(at.tolist(), held.tolist(), strict=True)
+        )
+    return np.fromiter(map(operator.eq, stamps, before), dtype=bool, count=len(ids))
+
+
 def update_index(
     *, session: Session, encoder: Encoder, version: str | None, previous: MeaningIndex | None
 ) -> MeaningIndex:
@@ -204,17 +221,10 @@ def update_index(
     if previous is None or previous.model_name != encoder.model_name or not dimension:
         return build_index(session=session, encoder=encoder, version=version)
     kept = {Proposal: previous.proposals, Offer: previous.offers}
-    stamps = {model: session.execute(_visible(model)).all() for model in _KINDS}
-    before = {model: kept[model].positions() for model in _KINDS}
-    changed = {
-        model: [
-            row.id
-            for row in stamps[model]
-            if before[model].get(row.id, (-1, None))[1] != row.updated_at
-        ]
-        for model in _KINDS
-    }
-    total = sum(len(rows) for rows in stamps.values())
+    public = {model: _public(session, model) for model in _KINDS}
+    same = {model: _unchanged(kept[model], *public[model]) for model in _KINDS}
+    changed = {model: public[model][0][~same[model]].tolist() for model in _KINDS}
+    total = sum(len(ids) for ids, _ in public.values())
     if not total or 2 * sum(len(ids) for ids in changed.values()) > total:  # little to keep
         return build_index(session=session, encoder=encoder, version=version)
 
@@ -232,32 +242,26 @@ def update_index(
 
     made = {}
     for model in _KINDS:
-        old = kept[model]
-        if not changed[model] and len(stamps[model]) == len(old.ids):
+        old, (ids, stamps), keep = kept[model], public[model], same[model]
+        if keep.all() and len(ids) == len(old.ids):
             made[model] = old  # the same rows: every pair unchanged, none dropped
             continue
-        ids: list[int] = []
-        when: list[Any] = []
-        keep_to, keep_from, new_to, new_from = [], [], [], []
-        for row in stamps[model]:
-            position, stamp = before[model].get(row.id, (-1, None))
-            if stamp == row.updated_at:
-                keep_to.append(len(ids))
-                keep_from.append(position)
-            elif row.id in fresh[model]:  # (else no longer public since the first read)
-                stamp, at = fresh[model][row.id]  # the pair read with the text
-                new_to.append(len(ids))
-                new_from.append(at)
-            else:
-                continue
-            ids.append(row.id)
-            when.append(stamp)
-        matrix = np.empty((len(ids), dimension), dtype=np.float32)
-        if keep_to:
-            matrix[keep_to] = old.matrix[keep_from]
-        if new_to:
-            matrix[new_to] = vectors[new_from]
-        made[model] = _Kind(np.array(ids, dtype=np.int64), matrix, tuple(when))
+        when = list(stamps)
+        new_from = []  # where each changed row's vector is in `vectors`, -1: not public now
+        for n in np.flatnonzero(~keep).tolist():
+            stamp, at = fresh[model].get(int(ids[n]), (None, -1))
+            when[n] = stamp  # the updated_at read with the text
+            new_from.append(at)
+        is_new = np.zeros(len(ids), dtype=bool)
+        is_new[np.flatnonzero(~keep)[np.array(new_from, dtype=np.int64) >= 0]] = True
+        chosen = keep | is_new
+        row = np.cumsum(chosen) - 1  # each chosen row's place in the new matrix
+        matrix = np.empty((int(chosen.sum()), dimension), dtype=np.float32)
+        if keep.any():
+            matrix[row[keep]] = old.matrix[np.searchsorted(old.ids, ids[keep])]
+        if is_new.any():
+            matrix[row[is_new]] = vectors[[at for at in new_from if at >= 0]]
+        made[model] = _Kind(ids[chosen], matrix, tuple(itertools.compress(when, chosen)))
     return MeaningIndex(
         version=version,
         model_name=encoder.model_name,
