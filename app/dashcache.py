@@ -19,9 +19,9 @@ a key that names everything the page depends on:
   once, a plain whole number), the code and the settings pages depend on, the database and
   the secret key.
 
-A page is kept only under the address its own links use (no `page` for the first page, else
-the number of the page shown, `shown_page`): a person cannot fill the cache with other
-spellings of the same page (`?page=0`, `?page=999`, ...). The host is not in the key (the
+A page is kept only under the addresses links lead to (`page=N` for the page shown,
+`shown_page`, and none for the first): a person cannot fill the cache with other spellings
+of the same page (`?page=0`, `?page=999`, ...). The host is not in the key (the
 dashboards hold no absolute address), so forwarded host names make no new entries either.
 
 Never kept, never served from the cache: a request with a message waiting to be flashed
@@ -102,13 +102,14 @@ def shown_page(number: int) -> None:
 
 
 def _canonical_address() -> bool:
-    """Whether this request asked for the page it was shown by the address that page's links
-    use: no `page` for the first, `page=N` for the Nth."""
+    """Whether this request asked for the page it was shown by an address the pages' links
+    use: `page=N` for the Nth, and for the first also none (the menu's link to the
+    dashboard)."""
     shown = g.get(_SHOWN)
     asked = request.args.get("page")
     if shown is None:
         return False
-    return asked is None if shown == 1 else asked == str(shown)
+    return asked == str(shown) or (shown == 1 and asked is None)
 
 
 def _seconds() -> int:

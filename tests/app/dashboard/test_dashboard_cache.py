@@ -257,9 +257,10 @@ def test_only_the_address_a_page_links_to_is_kept(
     make_user: Callable[..., Any],
     make_proposal: Callable[..., Any],
 ) -> None:
-    """Other spellings of a page (the first page asked as `?page=1` or `?page=0`, a number
+    """Other spellings of a page (the first page asked as `?page=0` or `?page=`, a number
     past the end) are served but never kept: nobody can fill the cache with one page under
-    endless addresses."""
+    endless addresses. The addresses links lead to are kept: the menu's (no number) and
+    the pages' own Previous/Next (`?page=1`, `?page=2`)."""
     ada = make_user(role=Role.academic)
     for n in range(7):  # two pages of five
         make_proposal(author_id=ada.id, title=f"Ada's study {n}")
@@ -269,9 +270,10 @@ def test_only_the_address_a_page_links_to_is_kept(
     def views(path: str) -> list[str]:
         return [client.get(path).headers[HEADER] for _ in range(3)]
 
-    for spelling in ("?page=1", "?page=0", "?page=", "?page=3", "?page=99"):
+    for spelling in ("?page=0", "?page=", "?page=3", "?page=99"):
         assert views(f"/proposals/mine{spelling}") == ["miss", "miss", "miss"], spelling
     assert views("/proposals/mine") == ["miss", "hit", "hit"]
+    assert views("/proposals/mine?page=1") == ["miss", "hit", "hit"]  # Previous from page 2
     assert views("/proposals/mine?page=2") == ["miss", "hit", "hit"]
     # What a page past the end shows is the last page, from its own address.
     assert "Ada's study 0" in text_of(client.get("/proposals/mine?page=99").data)
