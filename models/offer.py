@@ -102,7 +102,10 @@ class Offer(OfferBase, TimestampMixin, table=True):
 
     @property
     def matching_pending(self) -> bool:
-        """Its matches are being recomputed in the background after a change."""
+        """Its matches are being recomputed in the background after a change. Never for a
+        draft: nothing is matched with a draft, so there is nothing for its page to wait for."""
+        if self.status == OfferStatus.draft:
+            return False
         requested, done = self.rematch_requested_at, self.rematched_at
         return requested is not None and (done is None or done < requested)
 

@@ -276,6 +276,40 @@ def test_pages_say_matches_are_being_found_until_the_queued_reranking_ran(
         queued.extensions["tandem.engine"].dispose()
 
 
+def test_a_draft_page_never_waits_for_offers_as_nothing_is_matched_with_a_draft(
+    app: Flask, encoder: Encoder, tmp_path: Path, make_user: Callable[..., Any]
+) -> None:
+    """A draft is saved and edited with no job run: neither its page nor the dashboard says
+    offers are being found or refreshes itself, as a reload under the person's next click
+    would only take them back to the page they were leaving."""
+    queued = _app_with_queue(
+        app,
+        encoder,
+        TANDEM_QUEUE="sqlite",
+        TANDEM_QUEUE_PATH=str(tmp_path / "queue.sqlite"),
+        TANDEM_QUEUE_THREADS=0,  # nothing consumes: every re-ranking stays queued
+    )
+    huey = queued.extensions["tandem.queue"].huey
+    try:
+        ada = make_user(email="ada@nb.example.org", name="Ada Okafor")
+        client = queued.test_client()
+        AuthActions(client).login(ada.email)
+        response = client.post("/proposals/new", data={**FULL, "save_draft": "Save as draft"})
+        address = response.headers["Location"]
+        edited = client.post(f"{address}/edit", data={**FULL, "title": "A draft, edited once"})
+        assert edited.status_code == 302
+        for page in (client.get(address), client.get("/proposals/mine")):
+            text = page.get_data(as_text=True)
+            assert "draft" in text.lower()
+            assert "Finding offers" not in text and "tandem-refresh" not in text
+        # Published, it is matched: now its page waits for the queued ranking.
+        client.post(f"{address}/open")
+        assert "Finding offers for this proposal" in client.get(address).get_data(as_text=True)
+    finally:
+        huey.flush()
+        queued.extensions["tandem.engine"].dispose()
+
+
 def test_a_reranking_lost_with_a_killed_process_runs_when_the_next_one_starts(
     app: Flask,
     encoder: Encoder,

@@ -124,3 +124,49 @@ def test_the_page_never_reloads_under_a_person_typing_in_one_of_its_forms(
     with live_server.session() as session:
         reasons = session.exec(select(Match.decline_reason)).all()
     assert "We need more GPU memory than this offer has" in reasons
+
+
+def test_the_page_never_reloads_under_a_person_leaving_it(
+    page: Page, live_server: LiveServer
+) -> None:
+    """A researcher follows a link from a dashboard that is still waiting for a ranking, as
+    its reload falls due: they reach the page they chose, not the dashboard again. The page's
+    clock is the test's, so the reload falls due exactly when the test says."""
+    academic, _ = make_matched_pair(
+        live_server, member_email="sam@helios.example.com", member_name="Sam Reyes"
+    )
+    with live_server.session() as session:
+        session.add(
+            Proposal(
+                title=TITLE,
+                abstract="We learn dispatch policies for grid-scale batteries from logged data.",
+                research_areas=["reinforcement learning"],
+                gpu_hours_needed=2_000,
+                status=ProposalStatus.open,
+                author_id=academic.id,
+                rematch_requested_at=utcnow(),
+            )
+        )
+        session.commit()
+    sign_in(page, live_server, academic.email)
+    page.clock.install()
+    page.goto(live_server.url + "/proposals/mine")
+    expect(page.locator('meta[name="tandem-refresh"]')).to_have_count(1)
+
+    # Left alone, or after a jump within the page, it reloads itself when due.
+    page.get_by_role("link", name="Skip to content").focus()
+    page.keyboard.press("Enter")
+    page.clock.run_for(3_000)
+    expect(page).to_have_url(re.compile(r"waited=1$"))
+
+    # The person follows a link as the next reload falls due. The browser is kept from
+    # following it at once, so that the reload comes first for certain: the page asks for
+    # nothing more of its own, and the person's page is the next to load.
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.evaluate("document.addEventListener('click', (event) => event.preventDefault())")
+    page.get_by_role("navigation", name="Account").get_by_role("link", name="Account").click()
+    page.clock.run_for(3_000)
+    page.goto(live_server.url + "/account")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    assert not [url for url in requested if "waited=" in url]
