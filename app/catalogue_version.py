@@ -58,11 +58,12 @@ PRIVATE_TABLES = frozenset(
     }
 )
 # Columns of `user` that no public page shows: sign-in secrets and counters (every sign-in
-# with an authenticator code writes tf_totp_last_counter), mail preferences.
+# with an authenticator code writes tf_totp_last_counter), mail preferences. Not
+# `fs_uniquifier`: a new one ends the person's sessions, and a dashboard kept for a session
+# is answered before the person is loaded (app.dashcache), so it must see the version change.
 PRIVATE_USER_COLUMNS = frozenset(
     {
         "password_hash",
-        "fs_uniquifier",
         "tf_primary_method",
         "tf_totp_secret",
         "tf_totp_last_counter",

@@ -4,10 +4,10 @@ A dashboard (`proposals.mine`, `offers.mine`) costs a few database reads and the
 of up to a page of match cards; a person reloads it far more often than anything on it
 changes. So the page is rendered once and kept, as `app.pagecache` keeps public pages, under
 a key that names everything the page depends on:
-- the person: their user id AND their `fs_uniquifier` (changed when they sign out
-  everywhere or their password is reset), taken from the user Flask-Security has already
-  signed in and authorised for the page (the view is wrapped below `login_required` and
-  `roles_required`): nobody is ever served a page rendered for someone else;
+- the person: their `fs_uniquifier` (random, one per person, changed when they sign out
+  everywhere or their password is reset), kept only from the user Flask-Security has
+  already signed in and authorised for the page (the view is wrapped below `login_required`
+  and `roles_required`): nobody is ever served a page rendered for someone else;
 - the catalogue version (`app.catalogue_version`), read before anything else of the
   request reads the database, the signed-in user included (a `before_request` hook placed
   first): it changes after every committed write except to the tables no page of this kind
@@ -18,6 +18,17 @@ a key that names everything the page depends on:
 - the day (what an offer's deadline hides), the page's path and its query (only `page`,
   once, a plain whole number), the code and the settings pages depend on, the database and
   the secret key.
+
+A kept page is answered before the person is loaded (a `before_request` hook placed right
+after the version is read, ahead of Flask-Principal's): it is found under the version and the
+`fs_uniquifier` that Flask-Login keeps in the session, which is signed with `SECRET_KEY`. That
+is the answer loading the person would give. The page was kept by a request of this same
+session that loaded the person with that `fs_uniquifier`, found them active, and passed the
+view's `login_required` and `roles_required`; and everything those checks read (the user's
+`fs_uniquifier`, `active`, role and organisation) changes the catalogue version when written
+(`app.catalogue_version`), so under an unchanged version they would pass again. A page
+rendered for a person signed in by a remember-me cookie alone is never kept (the sign-in
+changes the session). A miss loads the person and renders the page as before.
 
 A page is kept only under the addresses links lead to (`page=N` for the page shown,
 `shown_page`, and none for the first): a person cannot fill the cache with other spellings
@@ -75,6 +86,9 @@ _PLAIN_WHOLE_NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,8})?")
 _VERSION = "_tandem_dash_version"
 _PENDING = "_tandem_dash_pending"
 _SHOWN = "_tandem_dash_shown_page"
+# Where Flask-Login keeps, in the signed session, who signed in (Flask-Security stores the
+# user's `fs_uniquifier` there).
+_SIGNED_IN = "_user_id"
 # The most bytes of pages one process keeps (a company's busiest page is ~300 KB).
 MAX_BYTES = 64 << 20
 
@@ -87,10 +101,10 @@ class DashCache:
         self.prefix = prefix
         self.marker = marker
 
-    def key(self, version: str, user_id: int, uniquifier: str) -> str:
+    def key(self, version: str, uniquifier: str) -> str:
         query = urllib.parse.urlencode(sorted(request.args.items(multi=True)))
         address = f"{request.root_path}{request.path}?{query}"
-        parts = (self.prefix, version, date.today().isoformat(), str(user_id), uniquifier)
+        parts = (self.prefix, version, date.today().isoformat(), uniquifier)
         digest = hashlib.sha256("|".join((*parts, address)).encode()).hexdigest()
         return f"tandem:dash:{digest}"
 
@@ -136,9 +150,37 @@ def _key_for_request(cache: DashCache) -> str | None:
     if not getattr(user, "is_authenticated", False) or not user.active:
         return None
     uniquifier = getattr(user, "fs_uniquifier", None)
-    if not user.id or not uniquifier:
+    # Signed in by this session (not a remember-me cookie): a kept page is found by the
+    # session's own record of who signed in, before anyone is loaded (`_serve_kept`).
+    if not user.id or not uniquifier or session.get(_SIGNED_IN) != uniquifier:
         return None
-    return cache.key(version, user.id, uniquifier)
+    return cache.key(version, uniquifier)
+
+
+def _serve_kept(cache: DashCache) -> Response | None:
+    """The kept page of the person this session signed in, answered before Flask-Security
+    loads them: found under the catalogue version read first, and the `fs_uniquifier` held in
+    the signed session. See the module docstring for why that is the same answer as loading
+    them and checking again."""
+    version = g.get(_VERSION)
+    uniquifier = session.get(_SIGNED_IN)
+    if version is None or not isinstance(uniquifier, str) or not uniquifier:
+        return None
+    if request.endpoint not in DASHBOARDS or _seconds() <= 0 or "_flashes" in session:
+        return None
+    if request.authorization is not None or not _plain_query(request.endpoint):
+        return None
+    body = cache.pages.get(cache.key(version, uniquifier))
+    return None if body is None else _hit(cache, body)
+
+
+def _hit(cache: DashCache, body: bytes) -> Response:
+    token = generate_csrf().encode()
+    response = Response(body.replace(cache.marker.encode(), token), 200)
+    response.mimetype = "text/html"
+    response.headers[HEADER] = "hit"
+    response.vary.add("Cookie")
+    return response
 
 
 def cached(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
@@ -153,12 +195,7 @@ def cached(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseRe
             return view(*args, **kwargs)
         body = cache.pages.get(key)
         if body is not None:
-            token = generate_csrf().encode()
-            response = Response(body.replace(cache.marker.encode(), token), 200)
-            response.mimetype = "text/html"
-            response.headers[HEADER] = "hit"
-            response.vary.add("Cookie")
-            return response
+            return _hit(cache, body)
         response = current_app.make_response(view(*args, **kwargs))
         g.setdefault(_PENDING, (key, current_user.id))
         response.headers[HEADER] = "miss"
@@ -207,7 +244,19 @@ def init_app(app: Flask) -> None:
         except Exception:  # the page is rendered as if there were no cache
             log.warning("dashboard cache: could not read the catalogue version", exc_info=True)
 
-    app.before_request_funcs.setdefault(None, []).insert(0, read_version)
+    def serve_kept() -> Response | None:
+        return _serve_kept(cache)
+
+    # The version is read first of all; a kept page is answered right after it, before the
+    # person is loaded. Where the operator set a limit for every page (RATELIMIT_DEFAULT or
+    # RATELIMIT_APPLICATION), a kept page counts against it too: it is answered last, after
+    # Flask-Limiter's check (and after the person is loaded, the cost of that setting).
+    hooks = app.before_request_funcs.setdefault(None, [])
+    hooks.insert(0, read_version)
+    if app.config.get("RATELIMIT_DEFAULT") or app.config.get("RATELIMIT_APPLICATION"):
+        hooks.append(serve_kept)
+    else:
+        hooks.insert(1, serve_kept)
 
     def keep_page(sender: Flask, response: Response, **_extra: object) -> None:
         pending = g.pop(_PENDING, None)

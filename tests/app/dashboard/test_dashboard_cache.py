@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
@@ -250,6 +251,20 @@ def test_the_kept_page_is_never_served_once_the_person_may_no_longer_see_it(
     response = client.get("/proposals/mine")
     assert response.status_code != 200 and "Battery dispatch" not in response.get_data(True)
 
+    # Active again, signed in, then no longer an academic: the academics' page is refused.
+    ada.active = True
+    session.add(ada)
+    session.commit()
+    auth.login(ada.email)
+    for _ in range(2):
+        client.get("/proposals/mine")
+    assert client.get("/proposals/mine").headers[HEADER] == "hit"
+    ada.role = Role.company
+    session.add(ada)
+    session.commit()
+    response = client.get("/proposals/mine")
+    assert response.status_code != 200 and "Battery dispatch" not in response.get_data(True)
+
 
 def test_only_the_address_a_page_links_to_is_kept(
     client: FlaskClient,
@@ -303,3 +318,53 @@ def test_dashboards_are_kept_in_the_process_never_in_redis(
         assert pages.max_bytes == MAX_BYTES
     finally:
         app.extensions["tandem.engine"].dispose()
+
+
+def test_a_kept_page_is_answered_without_loading_the_person(
+    app: Flask, client: FlaskClient, auth: AuthActions, make_user: Callable[..., Any]
+) -> None:
+    """The session says who signed in and the version says nothing changed since the page
+    was kept for that session: no statement reaches the database for the person (the
+    version itself is read from its own store)."""
+    ada = make_user(role=Role.academic)
+    auth.login(ada.email)
+    for _ in range(2):
+        client.get("/proposals/mine")
+    statements: list[str] = []
+    engine = app.extensions["tandem.engine"]
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.get("/proposals/mine")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert response.headers[HEADER] == "hit" and response.status_code == 200
+    assert statements == []
+
+
+def test_a_kept_page_counts_against_a_limit_set_for_every_page(
+    app: Flask, make_user: Callable[..., Any], tmp_path: Any
+) -> None:
+    """Where the operator limits every page (RATELIMIT_DEFAULT), a kept dashboard is answered
+    only after the limit's check: the request past the limit is refused, kept or not."""
+    limited = create_app(
+        {**app.config, "RATELIMIT_DEFAULT": "4 per minute", "RATELIMIT_KEY_PREFIX": tmp_path.name}
+    )
+    limited.extensions["tandem.encoder"] = app.extensions["tandem.encoder"]
+    try:
+        ada = make_user(role=Role.academic)
+        client = limited.test_client()
+        AuthActions(client).login(ada.email)
+        answers = [client.get("/proposals/mine") for _ in range(5)]
+        assert [answer.status_code for answer in answers] == [200, 200, 200, 200, 429]
+        assert [answer.headers.get(HEADER) for answer in answers[:4]] == [
+            "miss",
+            "miss",
+            "hit",
+            "hit",
+        ]
+    finally:
+        limited.extensions["tandem.engine"].dispose()
