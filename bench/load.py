@@ -15,20 +15,22 @@ What it does, in order (issue 14, point 5):
    `TANDEM_MODEL=stand-in` so searches are ranked against the vectors the catalogue was
    stored with, REDIS_URL if set) and, in the same run, bench/_bare_app.py with the same
    configuration on another port;
-5. signs in as the academic with the most proposals (given a new random password each run)
-   through the real /login form, checks that every URL answers 200, then loads each in turn
-   for a bounded time (longer, up to --longest, for a page too slow to answer a few requests
-   in --duration) with wrk when it is installed, else with this script's own load generator
-   (client processes with threads on persistent connections), and prints requests/s, the
-   ratio to the bare route, p50 and p99 latency, and errors (wrk counts a redirect as an
-   answer; the script's own client counts anything but 200 as an error);
+5. signs in as the academic with the most proposals and as a member of the company with the
+   most offers (each given a new random password each run) through the real /login form,
+   checks that every URL answers 200, then loads each in turn for a bounded time (longer, up
+   to --longest, for a page too slow to answer a few requests in --duration) with wrk when it
+   is installed, else with this script's own load generator (client processes with threads on
+   persistent connections), and prints requests/s, the ratio to the bare route, p50 and p99
+   latency, and errors (wrk counts a redirect as an answer; the script's own client counts
+   anything but 200 as an error);
 6. the public pages are answered from the page cache for visitors who are not signed in
    (app/pagecache.py: in Redis when REDIS_URL is set, else in each web process), and the
-   signed-in dashboard from the cache kept per person (app/dashcache.py); the `cache`
+   signed-in dashboards (academic and company) from the cache kept per person
+   (app/dashcache.py); the `cache`
    column says what the page's next answer after its window was (`hit`, `miss`, or `-` for
    a page never cached). Unless `--no-rendered`, a third server with the caches off
-   (TANDEM_PAGE_CACHE_SECONDS=0) loads the same public pages and the dashboard (same
-   session) again, rows marked "(rendered)": what a page costs when it must be rendered
+   (TANDEM_PAGE_CACHE_SECONDS=0) loads the same public pages and the dashboards (same
+   sessions) again, rows marked "(rendered)": what a page costs when it must be rendered
    (after each change to the catalogue, or a URL seen for the first time). The session
    used is the cookie of the sign-in and of the page it leads to, as a browser keeps it.
 
@@ -714,6 +716,8 @@ class Targets:
     proposal_id: int
     academic_email: str
     academic_proposals: int
+    company_email: str
+    company_offers: int
     queries: tuple[str, ...]
 
 
@@ -764,13 +768,23 @@ def choose_targets(url: str, secret_key: str, instance: Path, password: str) -> 
             .order_by(owned.desc(), col(User.id))
             .limit(1)
         ).one()
-        academic.password_hash = hash_password(password)
-        academic.confirmed_at = academic.confirmed_at or utcnow()
-        email = academic.email
+        listed = func.count(col(Offer.id))
+        member, offers = session.exec(
+            select(User, listed)
+            .join(Offer, col(Offer.organisation_id) == User.organisation_id)
+            .where(User.role == Role.company, col(User.active).is_(True))
+            .group_by(col(User.id))
+            .order_by(listed.desc(), col(User.id))
+            .limit(1)
+        ).one()
+        for person in (academic, member):
+            person.password_hash = hash_password(password)
+            person.confirmed_at = person.confirmed_at or utcnow()
+        email, member_email = academic.email, member.email
         session.commit()
     app.extensions["tandem.engine"].dispose()
     queries = tuple(area.topics[0] for area in AREAS[:: max(1, len(AREAS) // 3)][:3])
-    return Targets(offer_id, proposal_id, email, proposals, queries)
+    return Targets(offer_id, proposal_id, email, proposals, member_email, offers, queries)
 
 
 # ---------------------------------------------------------------- the run
@@ -804,11 +818,27 @@ def public_urls(server: Server, targets: Targets, suffix: str = "") -> list[Url]
     ]
 
 
+def dashboard_urls(
+    server: Server, signed_in: dict[str, str], member: dict[str, str], suffix: str
+) -> list[Url]:
+    """The two dashboards, each as its person's browser asks for it. /dashboard sends an
+    academic to their proposals, each with its ranked offers, and a company's member to
+    their organisation's offers, each with its ranked proposals."""
+    plain = {"User-Agent": USER_AGENT}
+    return [
+        Url(
+            f"/proposals/mine (academic, {suffix})", server, ("/proposals/mine",), plain | signed_in
+        ),
+        Url(f"/offers/mine (company, {suffix})", server, ("/offers/mine",), plain | member),
+    ]
+
+
 def page_urls(
     tandem: Server,
     bare: Server,
     targets: Targets,
     signed_in: dict[str, str],
+    member: dict[str, str],
     rendered: Server | None = None,
 ) -> list[Url]:
     """What is measured, in order; the bare route first and last (the machine is shared:
@@ -817,27 +847,10 @@ def page_urls(
     return [
         Url("bare JSON (before)", bare, ("/bare",), plain),
         *public_urls(tandem, targets),
-        # /dashboard sends an academic here: their proposals, each with its ranked offers.
-        Url(
-            "/proposals/mine (dashboard, signed in)",
-            tandem,
-            ("/proposals/mine",),
-            plain | signed_in,
-        ),
+        *dashboard_urls(tandem, signed_in, member, "dashboard"),
         *(public_urls(rendered, targets, " (rendered)") if rendered is not None else []),
-        # The same session on the server with the caches off: what rendering the page costs.
-        *(
-            [
-                Url(
-                    "/proposals/mine (dashboard, rendered)",
-                    rendered,
-                    ("/proposals/mine",),
-                    plain | signed_in,
-                )
-            ]
-            if rendered is not None
-            else []
-        ),
+        # The same sessions on the server with the caches off: what rendering a page costs.
+        *(dashboard_urls(rendered, signed_in, member, "rendered") if rendered is not None else []),
         Url("bare JSON (after)", bare, ("/bare",), plain),
     ]
 
@@ -1017,7 +1030,12 @@ def measure_size(args: argparse.Namespace, catalogue: Catalogue, wrk: str | None
             f"signed in as {targets.academic_email} ({targets.academic_proposals} proposals) "
             "through /login"
         )
-        urls = page_urls(tandem, bare, targets, signed_in, rendered)
+        member = sign_in(tandem.port, targets.company_email, password)
+        print(
+            f"signed in as {targets.company_email} ({targets.company_offers} offers of their "
+            "organisation) through /login"
+        )
+        urls = page_urls(tandem, bare, targets, signed_in, member, rendered)
         if args.only:
             wanted = [word.strip() for word in args.only.split(",") if word.strip()]
             urls = [
