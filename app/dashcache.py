@@ -71,6 +71,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from app import catalogue_version
+from app.headers import PERSONAL
 from app.pagecache import MAX_BODY_BYTES, RENDER_SETTINGS, LocalPages, code_digest
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,8 @@ def _hit(cache: DashCache, body: bytes) -> Response:
     response.mimetype = "text/html"
     response.headers[HEADER] = "hit"
     response.vary.add("Cookie")
+    # Said here, as the person may not be loaded (`app.headers` says it for those who are).
+    response.headers["Cache-Control"] = PERSONAL
     return response
 
 

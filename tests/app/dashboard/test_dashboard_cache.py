@@ -343,6 +343,9 @@ def test_a_kept_page_is_answered_without_loading_the_person(
         sa.event.remove(engine, "before_cursor_execute", record)
     assert response.headers[HEADER] == "hit" and response.status_code == 200
     assert statements == []
+    # Still a personal page: no browser or proxy keeps it.
+    assert response.headers["Cache-Control"] == "private, no-store"
+    assert "Cookie" in response.headers["Vary"]
 
 
 def test_a_kept_page_counts_against_a_limit_set_for_every_page(
