@@ -58,12 +58,12 @@ PRIVATE_TABLES = frozenset(
     }
 )
 # Columns of `user` that no public page shows: sign-in secrets and counters (every sign-in
-# with an authenticator code writes tf_totp_last_counter), mail preferences. Not
-# `fs_uniquifier`: a new one ends the person's sessions, and a dashboard kept for a session
-# is answered before the person is loaded (app.dashcache), so it must see the version change.
+# with an authenticator code writes tf_totp_last_counter), mail preferences. (A kept
+# dashboard reads its person's account itself: app.dashcache.)
 PRIVATE_USER_COLUMNS = frozenset(
     {
         "password_hash",
+        "fs_uniquifier",
         "tf_primary_method",
         "tf_totp_secret",
         "tf_totp_last_counter",
@@ -82,6 +82,10 @@ _FIRST_WORD = re.compile(r"\s*(\w+)")
 _TARGET = re.compile(r'\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)"?\s', re.IGNORECASE)
 _SET_CLAUSE = re.compile(r"\sSET\s(.*?)(?:\sWHERE\s|\sRETURNING\s|$)", re.IGNORECASE | re.DOTALL)
 _ASSIGNED = re.compile(r'(?:^|,)\s*"?(\w+)"?\s*=')
+
+# Whether the person signed in is active, and their role.
+Account = tuple[bool, str] | None
+_ACCOUNT = sa.text('SELECT active, role FROM "user" WHERE fs_uniquifier = :uniquifier')
 
 _STORES: weakref.WeakKeyDictionary[sa.Engine, VersionStore] = weakref.WeakKeyDictionary()
 _DIRTY = "tandem.catalogue_dirty"
@@ -125,6 +129,14 @@ class VersionStore:
     def bump(self, dbapi_connection: Any) -> None:
         """Make the token one never seen before. `dbapi_connection` is idle (committed)."""
         raise NotImplementedError
+
+    def read_with_account(self, engine: sa.Engine, uniquifier: str) -> tuple[str | None, Account]:
+        """The token, then (read after it) the account signed in as `uniquifier`: whether it
+        is active and its role, or None when no user has that `fs_uniquifier`."""
+        version = self.read()
+        with engine.connect() as connection:
+            row = connection.execute(_ACCOUNT, {"uniquifier": uniquifier}).first()
+        return version, None if row is None else (bool(row[0]), str(row[1]))
 
 
 class MemoryVersion(VersionStore):
@@ -173,6 +185,15 @@ class SequenceVersion(VersionStore):
         self._created = threading.Event()
         self._reader: sa.Engine | None = None
         self._reader_lock = threading.Lock()
+        # The reader's connections close with the engine's, not whenever it is collected (a
+        # process that makes many apps, a test run, would otherwise run out of connections).
+        sa.event.listen(engine, "engine_disposed", self._close_reader)
+
+    def _close_reader(self, _engine: sa.Engine) -> None:
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.dispose()
+                self._reader = None
 
     def _reading_engine(self) -> sa.Engine:
         with self._reader_lock:
@@ -186,30 +207,45 @@ class SequenceVersion(VersionStore):
                 )
             return self._reader
 
-    def _read_once(self) -> tuple[Any, Any]:
+    # The version and, in the same statement (one round trip, one snapshot), the account.
+    _READ_WITH_ACCOUNT = (
+        f"{_READ}, account.active, account.role::text FROM (SELECT 1) AS one "
+        'LEFT JOIN "user" AS account ON account.fs_uniquifier = %s'
+    )
+
+    def _read_once(self, statement: str, parameters: tuple[Any, ...] = ()) -> tuple[Any, ...]:
         connection = self._reading_engine().raw_connection()  # straight to the driver
         try:
             cursor = connection.cursor()
-            cursor.execute(self._READ)
-            oid, last_value = cursor.fetchone()
+            cursor.execute(statement, parameters or None)
+            row = cursor.fetchone()
             cursor.close()
         except Exception:
             connection.invalidate()  # a broken connection is never handed out again
             raise
         finally:
             connection.close()
-        return oid, last_value
+        return tuple(row)
 
-    def read(self) -> str | None:
+    def _read(self, statement: str, parameters: tuple[Any, ...] = ()) -> tuple[Any, ...]:
         try:
-            oid, last_value = self._read_once()
+            row = self._read_once(statement, parameters)
         except Exception:  # a server restarted, say: once more, on a new connection
             log.info("reading the catalogue version again", exc_info=True)
-            oid, last_value = self._read_once()
-        if oid is None:  # no write committed since the schema was made
+            row = self._read_once(statement, parameters)
+        if row[0] is None:  # no write committed since the schema was made
             self.bump(None)
-            oid, last_value = self._read_once()
+            row = self._read_once(statement, parameters)
+        return row
+
+    def read(self) -> str | None:
+        oid, last_value = self._read(self._READ)
         return None if oid is None else f"{oid}:{last_value or 0}"
+
+    def read_with_account(self, engine: sa.Engine, uniquifier: str) -> tuple[str | None, Account]:
+        oid, last_value, active, role = self._read(self._READ_WITH_ACCOUNT, (uniquifier,))
+        version = None if oid is None else f"{oid}:{last_value or 0}"
+        return version, None if active is None else (bool(active), str(role))
 
     def bump(self, dbapi_connection: Any) -> None:
         if dbapi_connection is None:

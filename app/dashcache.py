@@ -19,16 +19,17 @@ a key that names everything the page depends on:
   once, a plain whole number), the code and the settings pages depend on, the database and
   the secret key.
 
-A kept page is answered before the person is loaded (a `before_request` hook placed right
-after the version is read, ahead of Flask-Principal's): it is found under the version and the
-`fs_uniquifier` that Flask-Login keeps in the session, which is signed with `SECRET_KEY`. That
-is the answer loading the person would give. The page was kept by a request of this same
-session that loaded the person with that `fs_uniquifier`, found them active, and passed the
-view's `login_required` and `roles_required`; and everything those checks read (the user's
-`fs_uniquifier`, `active`, role and organisation) changes the catalogue version when written
-(`app.catalogue_version`), so under an unchanged version they would pass again. A page
-rendered for a person signed in by a remember-me cookie alone is never kept (the sign-in
-changes the session). A miss loads the person and renders the page as before.
+A kept page is answered before Flask-Security loads the person (a `before_request` hook
+placed right after the version is read, ahead of Flask-Principal's), with the checks that
+loading them makes, in the round trip that reads the version: the account whose
+`fs_uniquifier` the signed session holds (Flask-Login's `_user_id`) exists, is active, and
+has the role the dashboard requires (`DASHBOARD_ROLES`). A page is found under that
+`fs_uniquifier` and the version, and was kept by a request of a session signed in as that
+same person that passed `login_required` and `roles_required`. So suspending someone,
+changing their role, or ending their sessions (a new `fs_uniquifier`) takes effect on their
+next request, whether or not the version changed. A page rendered for a person signed in by
+a remember-me cookie alone is never kept (the sign-in changes the session). A miss loads the
+person and renders the page as before.
 
 A page is kept only under the addresses links lead to (`page=N` for the page shown,
 `shown_page`, and none for the first): a person cannot fill the cache with other spellings
@@ -81,12 +82,15 @@ DASHBOARDS: dict[str, frozenset[str]] = {
     "proposals.mine": frozenset({"page"}),
     "offers.mine": frozenset({"page"}),
 }
+# The role each dashboard's view requires (`roles_required`), checked again on a kept page.
+DASHBOARD_ROLES = {"proposals.mine": "academic", "offers.mine": "company"}
 HEADER = "X-Tandem-Dash-Cache"
 EXTENSION = "tandem.dash_cache"
 _PLAIN_WHOLE_NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,8})?")
 _VERSION = "_tandem_dash_version"
 _PENDING = "_tandem_dash_pending"
 _SHOWN = "_tandem_dash_shown_page"
+_ACCOUNT = "_tandem_dash_account"
 # Where Flask-Login keeps, in the signed session, who signed in (Flask-Security stores the
 # user's `fs_uniquifier` there).
 _SIGNED_IN = "_user_id"
@@ -171,6 +175,9 @@ def _serve_kept(cache: DashCache) -> Response | None:
         return None
     if request.authorization is not None or not _plain_query(request.endpoint):
         return None
+    # The account is read with the version: still active, still in the role the page needs.
+    if g.get(_ACCOUNT) != (True, DASHBOARD_ROLES[request.endpoint]):
+        return None
     body = cache.pages.get(cache.key(version, uniquifier))
     return None if body is None else _hit(cache, body)
 
@@ -239,11 +246,18 @@ def init_app(app: Flask) -> None:
 
     def read_version() -> None:
         """Before any other hook reads the database (the signed-in user included), so a page
-        is never labelled with a version newer than what it was rendered from."""
+        is never labelled with a version newer than what it was rendered from; with it, in
+        the same round trip, the account the session signed in as."""
         if request.method != "GET" or request.endpoint not in DASHBOARDS:
             return
         try:
-            g.setdefault(_VERSION, store.read())
+            uniquifier = session.get(_SIGNED_IN)
+            if isinstance(uniquifier, str) and uniquifier:
+                version, account = store.read_with_account(engine, uniquifier)
+                setattr(g, _ACCOUNT, account)
+            else:
+                version = store.read()
+            g.setdefault(_VERSION, version)
         except Exception:  # the page is rendered as if there were no cache
             log.warning("dashboard cache: could not read the catalogue version", exc_info=True)
 
