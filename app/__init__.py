@@ -84,4 +84,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app import dashcache  # the signed-in dashboards, kept per person
 
     dashcache.init_app(app)
+    from app import pagehits  # kept public pages answered before Flask
+
+    pagehits.init_app(app)
+    headers.trust_proxies(app)  # outermost, so every layer sees the proxies' addresses
     return app

@@ -48,11 +48,6 @@ def init_app(app: Flask) -> None:
         app.config[f"{cookie}_SAMESITE"] = app.config.get(f"{cookie}_SAMESITE") or "Lax"
         app.config[f"{cookie}_SECURE"] = bool(app.config.get(f"{cookie}_SECURE")) or secure
     app.config["MAX_CONTENT_LENGTH"] = app.config["TANDEM_MAX_REQUEST_BYTES"]
-    proxies = int(app.config.get("TANDEM_PROXY_COUNT") or 0)
-    if proxies > 0:
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
-        )
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -66,3 +61,13 @@ def init_app(app: Flask) -> None:
         if request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind `TANDEM_PROXY_COUNT` reverse proxies, take the scheme, host and client address
+    from their X-Forwarded-* headers. Outermost: every WSGI layer inside sees them so."""
+    proxies = int(app.config.get("TANDEM_PROXY_COUNT") or 0)
+    if proxies > 0:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
+        )

@@ -39,9 +39,12 @@ import threading
 import time
 import urllib.parse
 from collections import OrderedDict
+from typing import NamedTuple
 
 import redis
 from flask import Flask, Response, current_app, g, request, request_finished, session
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Request
 
 from app import catalogue_version
 from app.config import ROOT
@@ -71,6 +74,7 @@ NEUTRAL_SESSION_KEYS = frozenset({"csrf_token", "fs_cc", "_permanent", "_fresh",
 RENDER_SETTINGS = ("TANDEM_PAGE_SIZE", "TANDEM_TOP_K", "TANDEM_BASE_URL", "APPLICATION_ROOT")
 MAX_BODY_BYTES = 1 << 20
 HEADER = "X-Tandem-Page-Cache"
+EXTENSION = "tandem.page_cache"
 _KEY = "_tandem_page_cache_key"
 
 
@@ -176,15 +180,38 @@ def _anonymous_and_neutral() -> bool:
     return set(session.keys()) <= NEUTRAL_SESSION_KEYS
 
 
-def _plain_query(endpoint: str) -> bool:
+def plain_query(endpoint: str, args: MultiDict[str, str] | None = None) -> bool:
     """The query holds only parameters the page reads, once each, whole numbers plainly."""
-    names = [name for name, _ in request.args.items(multi=True)]
+    args = request.args if args is None else args
+    names = [name for name, _ in args.items(multi=True)]
     if len(names) != len(set(names)) or not set(names) <= PUBLIC_PAGES[endpoint]:
         return False
     return all(
-        _PLAIN_WHOLE_NUMBER.fullmatch(request.args[name])
+        _PLAIN_WHOLE_NUMBER.fullmatch(args[name])
         for name in WHOLE_NUMBER_PARAMETERS.intersection(names)
     )
+
+
+class PublicCache(NamedTuple):
+    """Where public pages are kept, the version they are kept under, and their keys."""
+
+    pages: LocalPages | RedisPages
+    store: catalogue_version.VersionStore
+    keys: PageKeys
+
+
+class PageKeys:
+    """The key of a public page: the database, the code and settings (`prefix`), the
+    catalogue version, and the address with its query sorted."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def key(self, version: str, asked: Request) -> str:
+        query = urllib.parse.urlencode(sorted(asked.args.items(multi=True)))
+        address = f"{asked.scheme}://{asked.host}{asked.root_path}{asked.path}?{query}"
+        digest = hashlib.sha256(f"{self.prefix}|{version}|{address}".encode()).hexdigest()
+        return f"tandem:page:{digest}"
 
 
 def _seconds() -> int:
@@ -204,18 +231,16 @@ def init_app(app: Flask) -> None:
         return
     settings = "|".join(f"{name}={app.config.get(name)!r}" for name in RENDER_SETTINGS)
     prefix = "|".join((engine.url.render_as_string(hide_password=True), code_digest(), settings))
-    app.extensions["tandem.page_cache"] = pages
+    keys = PageKeys(prefix)
+    app.extensions[EXTENSION] = PublicCache(pages, store, keys)
 
     def key_for(version: str) -> str:
-        query = urllib.parse.urlencode(sorted(request.args.items(multi=True)))
-        address = f"{request.scheme}://{request.host}{request.root_path}{request.path}?{query}"
-        digest = hashlib.sha256(f"{prefix}|{version}|{address}".encode()).hexdigest()
-        return f"tandem:page:{digest}"
+        return keys.key(version, request)
 
     def serve_cached_page() -> Response | None:
         if request.method != "GET" or request.endpoint not in PUBLIC_PAGES or _seconds() <= 0:
             return None
-        if not _anonymous_and_neutral() or not _plain_query(request.endpoint):
+        if not _anonymous_and_neutral() or not plain_query(request.endpoint):
             return None
         # Read before the page's data: a page is never labelled with a version newer than
         # the data it was rendered from.

@@ -102,10 +102,18 @@ def _request_finished(sender: Flask, response: Response, **_: Any) -> None:
     started = g.pop("tandem_request_started", None)
     if started is None:
         return
-    method = request.method if request.method in METHODS else "other"
+    observe_request(
+        request.endpoint, request.method, response.status_code, time.perf_counter() - started
+    )
+
+
+def observe_request(endpoint: str | None, method: str, status: int, seconds: float) -> None:
+    """Count one answered request (Flask's, or a kept page answered before Flask)."""
     REQUEST_SECONDS.labels(
-        endpoint=request.endpoint or UNMATCHED, method=method, status=str(response.status_code)
-    ).observe(time.perf_counter() - started)
+        endpoint=endpoint or UNMATCHED,
+        method=method if method in METHODS else "other",
+        status=str(status),
+    ).observe(seconds)
 
 
 class BacklogCollector:

@@ -1,0 +1,120 @@
+"""A public page kept for a visitor who sends no cookie is answered before Flask
+(app/pagehits.py): the same body and headers as Flask's own answer from the page cache,
+counted in the metrics, with none of Flask's hooks run; anything else reaches Flask."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+
+from app import create_app
+from app.prometheus import REQUEST_SECONDS
+from models import Role
+
+CACHE = "X-Tandem-Page-Cache"
+# Headers a kept page's answer carries from Flask and from the layer alike (Date and Server
+# are the web server's).
+COMPARED = (
+    "Content-Type",
+    "Content-Length",
+    "Vary",
+    CACHE,
+    "Content-Security-Policy",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Referrer-Policy",
+    "Cross-Origin-Opener-Policy",
+    "Strict-Transport-Security",
+    "Cache-Control",
+    "Set-Cookie",
+)
+
+
+def _count_flask_requests(app: Flask) -> list[str]:
+    seen: list[str] = []
+    app.before_request_funcs.setdefault(None, []).insert(0, lambda: seen.append("flask"))
+    return seen
+
+
+def _catalogue(make_user: Callable[..., Any], make_proposal: Callable[..., Any]) -> str:
+    author = make_user(role=Role.academic)
+    proposal = make_proposal(author_id=author.id, title=f"Graph networks {uuid.uuid4().hex}")
+    return f"/proposals/{proposal.id}"
+
+
+def test_a_cookieless_hit_is_answered_before_flask_as_flask_would_answer_it(
+    app: Flask, make_user: Callable[..., Any], make_proposal: Callable[..., Any]
+) -> None:
+    path = _catalogue(make_user, make_proposal)
+    flask_seen = _count_flask_requests(app)
+    visitor = app.test_client()
+    miss = visitor.get(path)
+    assert miss.headers[CACHE] == "miss" and flask_seen == ["flask"]
+
+    counted = _requests_counted("proposals.show")
+    before_flask = visitor.get(path)
+    assert before_flask.status_code == 200 and before_flask.headers[CACHE] == "hit"
+    assert flask_seen == ["flask"]  # Flask's hooks did not run
+    assert _requests_counted("proposals.show") == counted + 1
+
+    # A visitor with a cookie (one Flask set, say) is answered by Flask, from the cache.
+    with_cookie = app.test_client()
+    with_cookie.set_cookie("tandem_seen", "1")
+    through_flask = with_cookie.get(path)
+    assert through_flask.headers[CACHE] == "hit" and flask_seen == ["flask", "flask"]
+    assert before_flask.get_data() == through_flask.get_data() == miss.get_data()
+    for name in COMPARED:
+        assert before_flask.headers.get(name) == through_flask.headers.get(name), name
+
+
+def _requests_counted(endpoint: str) -> float:
+    for metric in REQUEST_SECONDS.collect():
+        for sample in metric.samples:
+            labels = sample.labels
+            if (
+                sample.name.endswith("_count")
+                and labels.get("endpoint") == endpoint
+                and labels.get("status") == "200"
+            ):
+                return sample.value
+    return 0.0
+
+
+def test_behind_a_proxy_the_layer_sees_what_it_forwarded(
+    app: Flask, make_user: Callable[..., Any], make_proposal: Callable[..., Any]
+) -> None:
+    """With TANDEM_PROXY_COUNT, the scheme and host are the proxy's: an HTTPS page is kept and
+    answered as HTTPS (with HSTS), apart from the same page over HTTP."""
+    proxied = create_app({**app.config, "TANDEM_PROXY_COUNT": 1})
+    proxied.extensions["tandem.encoder"] = app.extensions["tandem.encoder"]
+    try:
+        path = _catalogue(make_user, make_proposal)
+        flask_seen = _count_flask_requests(proxied)
+        https = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "tandem.example.org"}
+        answers = [proxied.test_client().get(path, headers=https) for _ in range(2)]
+        assert [a.headers[CACHE] for a in answers] == ["miss", "hit"]
+        assert len(flask_seen) == 1
+        assert answers[1].headers["Strict-Transport-Security"].startswith("max-age=")
+        plain = proxied.test_client().get(path)
+        assert plain.headers[CACHE] == "miss" and "Strict-Transport-Security" not in plain.headers
+    finally:
+        proxied.extensions["tandem.engine"].dispose()
+
+
+def test_where_every_page_is_limited_every_request_reaches_flask(
+    app: Flask, make_user: Callable[..., Any], make_proposal: Callable[..., Any], tmp_path: Any
+) -> None:
+    limited = create_app(
+        {**app.config, "RATELIMIT_DEFAULT": "3 per minute", "RATELIMIT_KEY_PREFIX": tmp_path.name}
+    )
+    limited.extensions["tandem.encoder"] = app.extensions["tandem.encoder"]
+    try:
+        path = _catalogue(make_user, make_proposal)
+        answers = [limited.test_client().get(path) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert [a.headers.get(CACHE) for a in answers[:3]] == ["miss", "hit", "hit"]
+    finally:
+        limited.extensions["tandem.engine"].dispose()
