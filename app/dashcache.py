@@ -70,6 +70,8 @@ from flask import Flask, Response, current_app, g, request, request_finished, se
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Request
 
 from app import catalogue_version
 from app.headers import PERSONAL
@@ -106,9 +108,10 @@ class DashCache:
         self.prefix = prefix
         self.marker = marker
 
-    def key(self, version: str, uniquifier: str) -> str:
-        query = urllib.parse.urlencode(sorted(request.args.items(multi=True)))
-        address = f"{request.root_path}{request.path}?{query}"
+    def key(self, version: str, uniquifier: str, asked: Request | None = None) -> str:
+        asked = request if asked is None else asked
+        query = urllib.parse.urlencode(sorted(asked.args.items(multi=True)))
+        address = f"{asked.root_path}{asked.path}?{query}"
         parts = (self.prefix, version, date.today().isoformat(), uniquifier)
         digest = hashlib.sha256("|".join((*parts, address)).encode()).hexdigest()
         return f"tandem:dash:{digest}"
@@ -135,11 +138,12 @@ def _seconds() -> int:
     return int(current_app.config.get("TANDEM_PAGE_CACHE_SECONDS") or 0)
 
 
-def _plain_query(endpoint: str) -> bool:
-    names = [name for name, _ in request.args.items(multi=True)]
+def plain_query(endpoint: str, args: MultiDict[str, str] | None = None) -> bool:
+    args = request.args if args is None else args
+    names = [name for name, _ in args.items(multi=True)]
     if len(names) != len(set(names)) or not set(names) <= DASHBOARDS[endpoint]:
         return False
-    return all(_PLAIN_WHOLE_NUMBER.fullmatch(value) for value in request.args.values())
+    return all(_PLAIN_WHOLE_NUMBER.fullmatch(value) for value in args.values())
 
 
 def _key_for_request(cache: DashCache) -> str | None:
@@ -147,7 +151,7 @@ def _key_for_request(cache: DashCache) -> str | None:
     version = g.get(_VERSION)
     if version is None or request.method != "GET" or _seconds() <= 0:
         return None
-    if request.endpoint not in DASHBOARDS or not _plain_query(request.endpoint):
+    if request.endpoint not in DASHBOARDS or not plain_query(request.endpoint):
         return None
     if "_flashes" in session:
         return None
@@ -173,7 +177,7 @@ def _serve_kept(cache: DashCache) -> Response | None:
         return None
     if request.endpoint not in DASHBOARDS or _seconds() <= 0 or "_flashes" in session:
         return None
-    if request.authorization is not None or not _plain_query(request.endpoint):
+    if request.authorization is not None or not plain_query(request.endpoint):
         return None
     # The account is read with the version: still active, still in the role the page needs.
     if g.get(_ACCOUNT) != (True, DASHBOARD_ROLES[request.endpoint]):

@@ -1,5 +1,5 @@
-"""Kept public pages answered before Flask: the page cache's hits (`app.pagecache`) for a
-visitor who sends no cookie at all.
+"""Kept pages answered before Flask: the page cache's hits (`app.pagecache`) for a visitor
+who sends no cookie at all, and the dashboard cache's (`app.dashcache`) for a signed-in person.
 
 Most visitors who are not signed in send no cookie (nothing sets one until they sign in or
 open a form), and their hits are the bulk of a busy catalogue's traffic. A hit through Flask
@@ -18,6 +18,19 @@ HSTS over HTTPS), `Vary: Cookie` and `X-Tandem-Page-Cache: hit`, and it is count
 request metrics under its endpoint. Anything else (a cookie, a miss, a version that cannot
 be read, an address that does not match a public page) goes to Flask unchanged.
 
+A kept dashboard is answered here on the terms `app.dashcache` answers it before the person
+is loaded: a GET of a dashboard with only its own query, no `Authorization` header, a session
+(Flask's signed cookie, opened by Flask's own session interface) that holds who signed in and
+nothing this layer does not know (no message waiting to be flashed, no remember-me operation
+pending), and the account read with the version in one round trip: it exists, is active and
+has the dashboard's role. The page is found under the same key (the version, the person's
+`fs_uniquifier`, the day and the address); its marker is replaced by the session's CSRF
+token, signed as Flask-WTF signs it; and the session is saved as Flask saves it (a permanent
+session's cookie is renewed), with `Cache-Control: private, no-store`. Flask-Login's "basic"
+session protection only marks a session no longer fresh, and does so again on the next
+request that reaches Flask (which every page needing a fresh sign-in does), so it is left to
+Flask.
+
 Not installed where the operator limits every page (RATELIMIT_DEFAULT or
 RATELIMIT_APPLICATION): every request must then reach Flask-Limiter's check.
 """
@@ -30,51 +43,74 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
+from itsdangerous import URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request
+from werkzeug.wrappers import Request, Response
 
-from app import headers, pagecache, prometheus
+from app import catalogue_version, dashcache, headers, pagecache, prometheus
 
 log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+EXTENSIONS = frozenset({pagecache.EXTENSION, dashcache.EXTENSION})
+CSRF_FIELD = "csrf_token"
+# What a signed-in session may hold for its dashboard to be answered here: who signed in and
+# the marks Flask-Login and Flask-Security keep beside it (freshness, the session's identifier,
+# when the password was given, the CSRF secret). Anything else (`_flashes`, a pending
+# `_remember`) sends the request to Flask.
+SIGNED_IN_SESSION_KEYS = pagecache.NEUTRAL_SESSION_KEYS | {"_user_id", "fs_paa"}
+# A kept page's answer: its endpoint, its own headers, its body.
+Kept = tuple[str, list[tuple[str, str]], bytes]
 
 
-class PublicHits:
+class KeptPages:
     """The WSGI layer: `wsgi_app` is Flask's (inside ProxyFix, where there is one)."""
 
-    def __init__(self, app: Flask, wsgi_app: WSGIApp, cache: pagecache.PublicCache) -> None:
+    def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
-        self.cache = cache
-        self.headers = [
-            ("Content-Type", "text/html; charset=utf-8"),
-            (pagecache.HEADER, "hit"),
-            ("Vary", "Cookie"),
-            *headers.HEADERS.items(),
-        ]
+        self.public: pagecache.PublicCache | None = app.extensions.get(pagecache.EXTENSION)
+        self.dashboards: dashcache.DashCache | None = app.extensions.get(dashcache.EXTENSION)
+        self.engine = app.extensions["tandem.engine"]
+        self.store = catalogue_version.version_store(self.engine)
+        self.headers = [("Vary", "Cookie"), *headers.HEADERS.items()]
+        # The dashboards' own paths (their rules take no arguments): no routing needed.
+        self.dashboard_paths = {
+            rule.rule: rule.endpoint
+            for rule in app.url_map.iter_rules()
+            if rule.endpoint in dashcache.DASHBOARDS and not rule.arguments
+        }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         started = time.perf_counter()
-        found = self._kept(environ)
+        try:
+            found = self._kept(environ)
+        except Exception:  # Flask answers, and says what went wrong if it goes wrong again
+            log.warning("kept pages: answering through Flask", exc_info=True)
+            found = None
         if found is None:
             return self.wsgi_app(environ, start_response)
-        endpoint, body = found
-        answer = [*self.headers, ("Content-Length", str(len(body)))]
+        endpoint, extra, body = found
+        answer = [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            *extra,
+            *self.headers,
+        ]
         if environ.get("wsgi.url_scheme") == "https":
             answer.append(("Strict-Transport-Security", headers.HSTS))
         start_response("200 OK", answer)
         prometheus.observe_request(endpoint, "GET", 200, time.perf_counter() - started)
         return [body]
 
-    def _kept(self, environ: dict[str, Any]) -> tuple[str, bytes] | None:
-        if environ.get("REQUEST_METHOD") != "GET":
-            return None
-        if environ.get("HTTP_COOKIE") or environ.get("HTTP_AUTHORIZATION"):
+    def _kept(self, environ: dict[str, Any]) -> Kept | None:
+        if environ.get("REQUEST_METHOD") != "GET" or environ.get("HTTP_AUTHORIZATION"):
             return None
         if int(self.app.config.get("TANDEM_PAGE_CACHE_SECONDS") or 0) <= 0:
             return None
-        asked = Request(environ)
+        if environ.get("HTTP_COOKIE"):
+            endpoint = self.dashboard_paths.get(environ.get("PATH_INFO", ""))
+            return None if endpoint is None else self._dashboard(endpoint, Request(environ))
         try:
             adapter = self.app.url_map.bind_to_environ(
                 environ, server_name=self.app.config.get("SERVER_NAME")
@@ -84,25 +120,57 @@ class PublicHits:
             return None
         if endpoint not in pagecache.PUBLIC_PAGES:
             return None
-        if not pagecache.plain_query(endpoint, asked.args):
+        return self._public(str(endpoint), Request(environ))
+
+    def _public(self, endpoint: str, asked: Request) -> Kept | None:
+        if self.public is None or not pagecache.plain_query(endpoint, asked.args):
             return None
-        try:
-            version = self.cache.store.read()
-        except Exception:  # Flask's path renders the page as if there were no cache
-            log.warning("page cache: could not read the catalogue version", exc_info=True)
-            return None
+        version = self.public.store.read()
         if version is None:
             return None
-        body = self.cache.pages.get(self.cache.keys.key(version, asked))
-        return None if body is None else (str(endpoint), body)
+        body = self.public.pages.get(self.public.keys.key(version, asked))
+        return None if body is None else (endpoint, [(pagecache.HEADER, "hit")], body)
+
+    def _dashboard(self, endpoint: str, asked: Request) -> Kept | None:
+        if self.dashboards is None or self.store is None:
+            return None
+        if not dashcache.plain_query(endpoint, asked.args):
+            return None
+        interface = self.app.session_interface
+        session = interface.open_session(self.app, asked)  # type: ignore[arg-type]
+        if session is None or not set(session.keys()) <= SIGNED_IN_SESSION_KEYS:
+            return None
+        uniquifier, secret = session.get("_user_id"), session.get(CSRF_FIELD)
+        if not isinstance(uniquifier, str) or not uniquifier or not isinstance(secret, str):
+            return None
+        version, account = self.store.read_with_account(self.engine, uniquifier)
+        if version is None or account != (True, dashcache.DASHBOARD_ROLES[endpoint]):
+            return None
+        body = self.dashboards.pages.get(self.dashboards.key(version, uniquifier, asked))
+        if body is None:
+            return None
+        token = self._signer().dumps(secret).encode()
+        extra = [(dashcache.HEADER, "hit"), ("Cache-Control", headers.PERSONAL)]
+        if interface.should_set_cookie(self.app, session):  # type: ignore[arg-type]
+            # A permanent session's cookie is renewed, as Flask renews it.
+            carrier = Response()
+            interface.save_session(self.app, session, carrier)  # type: ignore[arg-type]
+            extra += [("Set-Cookie", value) for value in carrier.headers.getlist("Set-Cookie")]
+        return endpoint, extra, body.replace(self.dashboards.marker.encode(), token)
+
+    def _signer(self) -> URLSafeTimedSerializer:
+        """The CSRF token's signer, as Flask-WTF makes it (`generate_csrf`)."""
+        secret = self.app.config.get("WTF_CSRF_SECRET_KEY") or self.app.secret_key
+        return URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
 
 
 def init_app(app: Flask) -> None:
     """Put the layer in front of Flask (inside ProxyFix: `app.headers.trust_proxies` wraps
-    after this), where the public page cache is on and no limit applies to every page."""
-    cache = app.extensions.get(pagecache.EXTENSION)
-    if cache is None:
+    after this), where a page cache is on and no limit applies to every page."""
+    if EXTENSIONS.isdisjoint(app.extensions):
         return
     if app.config.get("RATELIMIT_DEFAULT") or app.config.get("RATELIMIT_APPLICATION"):
         return
-    app.wsgi_app = PublicHits(app, app.wsgi_app, cache)  # type: ignore[method-assign]
+    if app.config.get("WTF_CSRF_FIELD_NAME", CSRF_FIELD) != CSRF_FIELD:
+        return  # kept dashboards are then answered by Flask alone
+    app.wsgi_app = KeptPages(app, app.wsgi_app)  # type: ignore[method-assign]

@@ -1,20 +1,26 @@
-"""A public page kept for a visitor who sends no cookie is answered before Flask
-(app/pagehits.py): the same body and headers as Flask's own answer from the page cache,
-counted in the metrics, with none of Flask's hooks run; anything else reaches Flask."""
+"""Kept pages are answered before Flask (app/pagehits.py): a public page for a visitor who
+sends no cookie, with the same body and headers as Flask's own answer from the page cache,
+and a signed-in person's dashboard, private and with their session's CSRF token; both
+counted in the metrics, with none of Flask's hooks run. Anything else reaches Flask."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
+from flask.testing import FlaskClient
+from sqlmodel import Session
 
 from app import create_app
 from app.prometheus import REQUEST_SECONDS
-from models import Role
+from models import Proposal, ProposalStatus, Role
+from tests.conftest import TEST_PASSWORD, AuthActions
 
 CACHE = "X-Tandem-Page-Cache"
+HEADER = "X-Tandem-Dash-Cache"
 # Headers a kept page's answer carries from Flask and from the layer alike (Date and Server
 # are the web server's).
 COMPARED = (
@@ -118,3 +124,72 @@ def test_where_every_page_is_limited_every_request_reaches_flask(
         assert [a.headers.get(CACHE) for a in answers[:3]] == ["miss", "hit", "hit"]
     finally:
         limited.extensions["tandem.engine"].dispose()
+
+
+def _form_token(page: str, action: str) -> str:
+    form = re.search(rf'<form[^>]*action="{re.escape(action)}"[^>]*>(.*?)</form>', page, re.S)
+    assert form is not None, action
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.group(1))
+    assert token is not None
+    return token.group(1)
+
+
+def test_a_kept_dashboard_is_answered_before_flask_with_the_sessions_own_token(
+    app: Flask,
+    session: Session,
+    make_user: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+) -> None:
+    """Signed in with CSRF protection on: the third view of the dashboard is the kept page,
+    answered before Flask, private, and its forms carry a token Flask-WTF accepts for this
+    session (the draft is published with it)."""
+    protected = create_app({**app.config, "WTF_CSRF_ENABLED": True})
+    protected.extensions["tandem.encoder"] = app.extensions["tandem.encoder"]
+    try:
+        ada = make_user(role=Role.academic)
+        draft = make_proposal(author_id=ada.id, status=ProposalStatus.draft, title="A draft")
+        flask_seen = _count_flask_requests(protected)
+        client = protected.test_client()
+        sign_in = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', sign_in)
+        assert token is not None
+        signed_in = client.post(
+            "/login",
+            data={"email": ada.email, "password": TEST_PASSWORD, "csrf_token": token.group(1)},
+        )
+        assert signed_in.status_code == 302
+        views = [client.get("/proposals/mine") for _ in range(3)]
+        assert [view.headers[HEADER] for view in views] == ["miss", "miss", "hit"]
+        assert len(flask_seen) == 2 + 2  # the sign-in's two requests, then two misses
+        kept = views[2]
+        assert kept.status_code == 200
+        assert kept.headers["Cache-Control"] == "private, no-store"
+        assert "Cookie" in kept.headers["Vary"]
+        assert kept.headers["X-Frame-Options"] == "DENY"
+
+        action = f"/proposals/{draft.id}/open"
+        published = client.post(action, data={"csrf_token": _form_token(kept.text, action)})
+        assert published.status_code == 302
+        session.expire_all()
+        assert session.get(Proposal, draft.id).status == ProposalStatus.open  # type: ignore[union-attr]
+    finally:
+        protected.extensions["tandem.engine"].dispose()
+
+
+def test_a_dashboard_reaches_flask_when_the_session_holds_more_than_who_signed_in(
+    app: Flask, auth: AuthActions, client: FlaskClient, make_user: Callable[..., Any]
+) -> None:
+    """A message waiting to be flashed (or anything else the layer does not know) is
+    Flask's to show: the kept page is not answered before it."""
+    ada = make_user(role=Role.academic)
+    flask_seen = _count_flask_requests(app)
+    auth.login(ada.email)
+    for _ in range(2):
+        client.get("/proposals/mine")
+    before = len(flask_seen)
+    assert client.get("/proposals/mine").headers[HEADER] == "hit"
+    assert len(flask_seen) == before
+    with client.session_transaction() as stored:
+        stored["_flashes"] = [("message", "Saved.")]
+    shown = client.get("/proposals/mine")
+    assert len(flask_seen) == before + 1 and "Saved." in shown.text
