@@ -93,6 +93,8 @@ _VERSION = "_tandem_dash_version"
 _PENDING = "_tandem_dash_pending"
 _SHOWN = "_tandem_dash_shown_page"
 _ACCOUNT = "_tandem_dash_account"
+# The version and account app.pagehits read for this request before Flask (its WSGI environ).
+READ_ACCOUNT = "tandem.dash_account"
 # Where Flask-Login keeps, in the signed session, who signed in (Flask-Security stores the
 # user's `fs_uniquifier` there).
 _SIGNED_IN = "_user_id"
@@ -256,7 +258,11 @@ def init_app(app: Flask) -> None:
             return
         try:
             uniquifier = session.get(_SIGNED_IN)
-            if isinstance(uniquifier, str) and uniquifier:
+            read = request.environ.get(READ_ACCOUNT)  # by app.pagehits, before Flask
+            if isinstance(uniquifier, str) and uniquifier and read and read[0] == uniquifier:
+                _, version, account = read
+                setattr(g, _ACCOUNT, account)
+            elif isinstance(uniquifier, str) and uniquifier:
                 version, account = store.read_with_account(engine, uniquifier)
                 setattr(g, _ACCOUNT, account)
             else:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
-from flask import Flask, render_template
+from flask import Flask, Response, render_template
 from werkzeug.exceptions import Conflict as HttpConflict
 from werkzeug.exceptions import Forbidden as HttpForbidden
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
 
 from app import api
 from app.db import rollback_request
@@ -72,6 +72,11 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        if isinstance(exc, SecurityError):
+            # A host outside TRUSTED_HOSTS: no page can be built for it (no URL adapter).
+            return Response(
+                "Bad request: this address is not served here.\n", 400, mimetype="text/plain"
+            )
         if api.is_api_request():
             headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
             return api.problem_response(

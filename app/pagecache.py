@@ -75,6 +75,8 @@ RENDER_SETTINGS = ("TANDEM_PAGE_SIZE", "TANDEM_TOP_K", "TANDEM_BASE_URL", "APPLI
 MAX_BODY_BYTES = 1 << 20
 HEADER = "X-Tandem-Page-Cache"
 EXTENSION = "tandem.page_cache"
+# The version app.pagehits read for this request before Flask (its WSGI environ).
+READ_VERSION = "tandem.page_version"
 _KEY = "_tandem_page_cache_key"
 
 
@@ -245,7 +247,10 @@ def init_app(app: Flask) -> None:
         # Read before the page's data: a page is never labelled with a version newer than
         # the data it was rendered from.
         try:
-            version = store.read()
+            if READ_VERSION in request.environ:  # read by app.pagehits, before Flask
+                version = request.environ[READ_VERSION]
+            else:
+                version = store.read()
         except Exception:  # the page is rendered as if there were no cache
             log.warning("page cache: could not read the catalogue version", exc_info=True)
             return None

@@ -44,7 +44,7 @@ from typing import Any
 
 from flask import Flask
 from itsdangerous import URLSafeTimedSerializer
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.wrappers import Request, Response
 
 from app import catalogue_version, dashcache, headers, pagecache, prometheus
@@ -110,7 +110,8 @@ class KeptPages:
             return None
         if environ.get("HTTP_COOKIE"):
             endpoint = self.dashboard_paths.get(environ.get("PATH_INFO", ""))
-            return None if endpoint is None else self._dashboard(endpoint, Request(environ))
+            asked = self._request(environ) if endpoint is not None else None
+            return None if asked is None else self._dashboard(endpoint, asked)  # type: ignore[arg-type]
         try:
             adapter = self.app.url_map.bind_to_environ(
                 environ, server_name=self.app.config.get("SERVER_NAME")
@@ -120,12 +121,28 @@ class KeptPages:
             return None
         if endpoint not in pagecache.PUBLIC_PAGES:
             return None
-        return self._public(str(endpoint), Request(environ))
+        asked = self._request(environ)
+        return None if asked is None else self._public(str(endpoint), asked)
+
+    def _request(self, environ: dict[str, Any]) -> Request | None:
+        """The request, or None when its host is not one Flask serves (`TRUSTED_HOSTS`):
+        Flask refuses it."""
+        asked = Request(environ)
+        trusted = self.app.config.get("TRUSTED_HOSTS")
+        if trusted:
+            asked.trusted_hosts = trusted
+            try:
+                asked.host  # noqa: B018 (checked as it is read)
+            except SecurityError:
+                return None
+        return asked
 
     def _public(self, endpoint: str, asked: Request) -> Kept | None:
         if self.public is None or not pagecache.plain_query(endpoint, asked.args):
             return None
         version = self.public.store.read()
+        # On a miss Flask's page cache reads no version again: this one was read first too.
+        asked.environ[pagecache.READ_VERSION] = version
         if version is None:
             return None
         body = self.public.pages.get(self.public.keys.key(version, asked))
@@ -144,12 +161,17 @@ class KeptPages:
         if not isinstance(uniquifier, str) or not uniquifier or not isinstance(secret, str):
             return None
         version, account = self.store.read_with_account(self.engine, uniquifier)
+        # On a miss the dashboard cache reads neither again (read before anyone is loaded).
+        asked.environ[dashcache.READ_ACCOUNT] = (uniquifier, version, account)
         if version is None or account != (True, dashcache.DASHBOARD_ROLES[endpoint]):
             return None
         body = self.dashboards.pages.get(self.dashboards.key(version, uniquifier, asked))
         if body is None:
             return None
-        token = self._signer().dumps(secret).encode()
+        signer = self._signer()
+        if signer is None:
+            return None
+        token = signer.dumps(secret).encode()
         extra = [(dashcache.HEADER, "hit"), ("Cache-Control", headers.PERSONAL)]
         if interface.should_set_cookie(self.app, session):  # type: ignore[arg-type]
             # A permanent session's cookie is renewed, as Flask renews it.
@@ -158,10 +180,11 @@ class KeptPages:
             extra += [("Set-Cookie", value) for value in carrier.headers.getlist("Set-Cookie")]
         return endpoint, extra, body.replace(self.dashboards.marker.encode(), token)
 
-    def _signer(self) -> URLSafeTimedSerializer:
-        """The CSRF token's signer, as Flask-WTF makes it (`generate_csrf`)."""
-        secret = self.app.config.get("WTF_CSRF_SECRET_KEY") or self.app.secret_key
-        return URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
+    def _signer(self) -> URLSafeTimedSerializer | None:
+        """The CSRF token's signer, as Flask-WTF makes it (`generate_csrf`); None where it
+        would refuse to make one (Flask then says why)."""
+        secret = self.app.config.get("WTF_CSRF_SECRET_KEY", self.app.secret_key)
+        return None if secret is None else URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
 
 
 def init_app(app: Flask) -> None:

@@ -193,3 +193,33 @@ def test_a_dashboard_reaches_flask_when_the_session_holds_more_than_who_signed_i
         stored["_flashes"] = [("message", "Saved.")]
     shown = client.get("/proposals/mine")
     assert len(flask_seen) == before + 1 and "Saved." in shown.text
+
+
+def test_a_host_outside_trusted_hosts_is_refused_with_a_400_kept_page_or_not(
+    app: Flask,
+    auth: AuthActions,
+    client: FlaskClient,
+    make_user: Callable[..., Any],
+    make_proposal: Callable[..., Any],
+) -> None:
+    """With TRUSTED_HOSTS set, Flask refuses another host; so does the layer, even for a page
+    it keeps (a public page, and the dashboard of the person whose cookie it is)."""
+    path = _catalogue(make_user, make_proposal)
+    ada = make_user(role=Role.academic)
+    auth.login(ada.email)
+    for _ in range(3):
+        client.get("/proposals/mine")
+    assert client.get("/proposals/mine").headers[HEADER] == "hit"
+    app.test_client().get(path)
+    assert app.test_client().get(path).headers[CACHE] == "hit"
+
+    app.config["TRUSTED_HOSTS"] = ["localhost"]
+    elsewhere = {"Host": "elsewhere.example.org"}
+    for asked in (
+        app.test_client().get(path, headers=elsewhere),
+        client.get("/proposals/mine", headers=elsewhere),
+    ):
+        assert asked.status_code == 400, asked.text[:300]
+        assert "not served here" in asked.text
+    # The trusted host is still answered from the cache.
+    assert client.get("/proposals/mine").headers[HEADER] == "hit"
