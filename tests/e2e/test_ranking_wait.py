@@ -4,6 +4,7 @@ itself until the offers appear, without the person reloading it."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from playwright.sync_api import Page, expect
 from sqlmodel import select
@@ -92,22 +93,7 @@ def test_the_page_never_reloads_under_a_person_typing_in_one_of_its_forms(
     still being ranked: the dashboard stops refreshing itself, keeps the open form and the
     words typed, says to reload later, and the dismissal is sent with its reason."""
     page = any_width_page
-    academic, _ = make_matched_pair(
-        live_server, member_email="sam@helios.example.com", member_name="Sam Reyes"
-    )
-    with live_server.session() as session:
-        session.add(
-            Proposal(
-                title=TITLE,
-                abstract="We learn dispatch policies for grid-scale batteries from logged data.",
-                research_areas=["reinforcement learning"],
-                gpu_hours_needed=2_000,
-                status=ProposalStatus.open,
-                author_id=academic.id,
-                rematch_requested_at=utcnow(),
-            )
-        )
-        session.commit()
+    academic = _academic_with_a_proposal_being_ranked(live_server)
     sign_in(page, live_server, academic.email)
     page.goto(live_server.url + "/proposals/mine")
     expect(page.locator('meta[name="tandem-refresh"]')).to_have_count(1)
@@ -132,22 +118,7 @@ def test_the_page_never_reloads_under_a_person_leaving_it(
     """A researcher follows a link from a dashboard that is still waiting for a ranking, as
     its reload falls due: they reach the page they chose, not the dashboard again. The page's
     clock is the test's, so the reload falls due exactly when the test says."""
-    academic, _ = make_matched_pair(
-        live_server, member_email="sam@helios.example.com", member_name="Sam Reyes"
-    )
-    with live_server.session() as session:
-        session.add(
-            Proposal(
-                title=TITLE,
-                abstract="We learn dispatch policies for grid-scale batteries from logged data.",
-                research_areas=["reinforcement learning"],
-                gpu_hours_needed=2_000,
-                status=ProposalStatus.open,
-                author_id=academic.id,
-                rematch_requested_at=utcnow(),
-            )
-        )
-        session.commit()
+    academic = _academic_with_a_proposal_being_ranked(live_server)
     sign_in(page, live_server, academic.email)
     page.clock.install()
     page.goto(live_server.url + "/proposals/mine")
@@ -170,3 +141,25 @@ def test_the_page_never_reloads_under_a_person_leaving_it(
     page.goto(live_server.url + "/account")
     expect(page.get_by_role("heading", level=1)).to_be_visible()
     assert not [url for url in requested if "waited=" in url]
+
+
+def _academic_with_a_proposal_being_ranked(live_server: LiveServer) -> Any:
+    """An academic with a matched proposal, and another whose ranking is asked for and not
+    yet run (no job was queued for it): their dashboard waits for it."""
+    academic, _ = make_matched_pair(
+        live_server, member_email="sam@helios.example.com", member_name="Sam Reyes"
+    )
+    with live_server.session() as session:
+        session.add(
+            Proposal(
+                title=TITLE,
+                abstract="We learn dispatch policies for grid-scale batteries from logged data.",
+                research_areas=["reinforcement learning"],
+                gpu_hours_needed=2_000,
+                status=ProposalStatus.open,
+                author_id=academic.id,
+                rematch_requested_at=utcnow(),
+            )
+        )
+        session.commit()
+    return academic

@@ -20,6 +20,7 @@ from app.services import recommendations
 from matching import Encoder
 from models import Match, OrganisationKind, Publication, Role
 from tests.app.pages import text_of
+from tests.app.test_page_queries import counted
 from tests.conftest import TEST_PASSWORD, AuthActions
 
 HEADER = "X-Tandem-Dash-Cache"
@@ -370,17 +371,8 @@ def test_a_kept_page_is_answered_without_loading_the_person(
     auth.login(ada.email)
     for _ in range(2):
         client.get("/proposals/mine")
-    statements: list[str] = []
-    engine = app.extensions["tandem.engine"]
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
+    with counted(app) as statements:
         response = client.get("/proposals/mine")
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
     assert response.headers[HEADER] == "hit" and response.status_code == 200
     # At most the account's check, read with the version (on PostgreSQL, in the version's
     # own statement): never Flask-Security's load of the whole user.
