@@ -22,6 +22,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -99,6 +100,24 @@ def _wait_until_listening(host: str, port: int, deadline_s: float) -> None:
                 raise RuntimeError(f"the test server on {host}:{port} did not answer") from exc
 
 
+def _whole_bodies(app: Any) -> Any:
+    """The app, handing the test server whole bodies: its iterator (an open static file, say)
+    is closed before a byte is sent. werkzeug's development server skips closing it when the
+    browser drops the connection mid-answer (a cancelled favicon), and the file then left
+    open fails the test that happened to be running as a ResourceWarning."""
+
+    def serve(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        answer = app(environ, start_response)
+        try:
+            return [b"".join(answer)]
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+
+    return serve
+
+
 @pytest.fixture
 def live_server(
     sqlite_template: Path, encoder: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -129,7 +148,7 @@ def live_server(
     errors = _ServerErrors()
     app_logger = logging.getLogger("app")
     app_logger.addHandler(errors)
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, _whole_bodies(app), threaded=True)
     # Links in mails point at the public address: here, this server.
     app.config["TANDEM_BASE_URL"] = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
