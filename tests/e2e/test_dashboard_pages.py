@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlmodel import select
 
-from models import Offer, OfferKind, Proposal, User
+from models import Offer, OfferKind, Proposal, ProposalStatus, User
 from tests.e2e.conftest import LiveServer, screenshot
-from tests.e2e.forms import NO_HORIZONTAL_SCROLL, make_sides, sign_in
+from tests.e2e.forms import NO_HORIZONTAL_SCROLL, flash, make_sides, sign_in
 
 PROPOSALS = 7
 OFFERS = 6
@@ -102,3 +103,32 @@ def test_the_company_closes_an_offer_on_the_second_page_and_stays_there(
     expect(panel).to_contain_text("This offer is closed and takes no new projects")
     assert page.evaluate(NO_HORIZONTAL_SCROLL)
     screenshot(page, f"company-dashboard-page-2-{page.viewport_size['width']}")
+
+
+def test_a_button_on_the_kept_dashboard_works_as_on_a_rendered_one(
+    any_width_page: Page, owners: tuple[LiveServer, User, User]
+) -> None:
+    """Viewed again, the dashboard comes from the page kept for this person, answered before
+    Flask (app/pagehits.py) with this session's form token put in: its Publish button works."""
+    page = any_width_page
+    server, academic, _ = owners
+    sign_in(page, server, academic.email)
+    answered = []
+    for _ in range(3):
+        with page.expect_navigation() as arrived:
+            page.get_by_role("navigation", name="Main").get_by_role(
+                "link", name="Dashboard"
+            ).click()
+        response = arrived.value
+        assert response is not None
+        answered.append(response.header_value("x-tandem-dash-cache"))
+    assert answered[-1] == "hit", answered
+
+    title = f"Protein folding study {PROPOSALS}"
+    page.get_by_role("button", name=f"Publish “{title}”").click()
+    expect(flash(page)).to_be_visible()
+    card = page.get_by_role("article").filter(has=page.get_by_role("heading", name=title))
+    expect(card).to_contain_text("Open")
+    with server.session() as session:
+        published = session.exec(select(Proposal).where(Proposal.title == title)).one()
+        assert published.status == ProposalStatus.open
