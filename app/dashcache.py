@@ -19,17 +19,18 @@ a key that names everything the page depends on:
   once, a plain whole number), the code and the settings pages depend on, the database and
   the secret key.
 
-A kept page is answered before Flask-Security loads the person (a `before_request` hook
-placed right after the version is read, ahead of Flask-Principal's), with the checks that
-loading them makes, in the round trip that reads the version: the account whose
-`fs_uniquifier` the signed session holds (Flask-Login's `_user_id`) exists, is active, and
-has the role the dashboard requires (`DASHBOARD_ROLES`). A page is found under that
-`fs_uniquifier` and the version, and was kept by a request of a session signed in as that
-same person that passed `login_required` and `roles_required`. So suspending someone,
-changing their role, or ending their sessions (a new `fs_uniquifier`) takes effect on their
-next request, whether or not the version changed. A page rendered for a person signed in by
-a remember-me cookie alone is never kept (the sign-in changes the session). A miss loads the
-person and renders the page as before.
+A kept page is answered before Flask-Security loads the person, by `app.pagehits` (before
+Flask itself), with the checks that loading them makes, in the round trip that reads the
+version: the account whose `fs_uniquifier` the signed session holds (Flask-Login's
+`_user_id`) exists, is active, and has the role the dashboard requires (`DASHBOARD_ROLES`).
+A page is found under that `fs_uniquifier` and the version, and was kept by a request of a
+session signed in as that same person that passed `login_required` and `roles_required`. So
+suspending someone, changing their role, or ending their sessions (a new `fs_uniquifier`)
+takes effect on their next request, whether or not the version changed. A page rendered for
+a person signed in by a remember-me cookie alone is never kept (the sign-in changes the
+session). Where that layer does not answer (a limit set for every page, a session holding
+more than who signed in), `cached` below answers from the cache once the person is loaded
+and checked; a miss renders the page.
 
 A page is kept only under the addresses links lead to (`page=N` for the page shown,
 `shown_page`, and none for the first): a person cannot fill the cache with other spellings
@@ -84,7 +85,7 @@ DASHBOARDS: dict[str, frozenset[str]] = {
     "proposals.mine": frozenset({"page"}),
     "offers.mine": frozenset({"page"}),
 }
-# The role each dashboard's view requires (`roles_required`), checked again on a kept page.
+# The role each dashboard's view requires (`roles_required`), checked again by app.pagehits.
 DASHBOARD_ROLES = {"proposals.mine": "academic", "offers.mine": "company"}
 HEADER = "X-Tandem-Dash-Cache"
 EXTENSION = "tandem.dash_cache"
@@ -92,7 +93,6 @@ _PLAIN_WHOLE_NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,8})?")
 _VERSION = "_tandem_dash_version"
 _PENDING = "_tandem_dash_pending"
 _SHOWN = "_tandem_dash_shown_page"
-_ACCOUNT = "_tandem_dash_account"
 # The version and account app.pagehits read for this request before Flask (its WSGI environ).
 READ_ACCOUNT = "tandem.dash_account"
 # Where Flask-Login keeps, in the signed session, who signed in (Flask-Security stores the
@@ -162,30 +162,10 @@ def _key_for_request(cache: DashCache) -> str | None:
         return None
     uniquifier = getattr(user, "fs_uniquifier", None)
     # Signed in by this session (not a remember-me cookie): a kept page is found by the
-    # session's own record of who signed in, before anyone is loaded (`_serve_kept`).
+    # session's own record of who signed in, before anyone is loaded (`app.pagehits`).
     if not user.id or not uniquifier or session.get(_SIGNED_IN) != uniquifier:
         return None
     return cache.key(version, uniquifier)
-
-
-def _serve_kept(cache: DashCache) -> Response | None:
-    """The kept page of the person this session signed in, answered before Flask-Security
-    loads them: found under the catalogue version read first, and the `fs_uniquifier` held in
-    the signed session. See the module docstring for why that is the same answer as loading
-    them and checking again."""
-    version = g.get(_VERSION)
-    uniquifier = session.get(_SIGNED_IN)
-    if version is None or not isinstance(uniquifier, str) or not uniquifier:
-        return None
-    if request.endpoint not in DASHBOARDS or _seconds() <= 0 or "_flashes" in session:
-        return None
-    if request.authorization is not None or not plain_query(request.endpoint):
-        return None
-    # The account is read with the version: still active, still in the role the page needs.
-    if g.get(_ACCOUNT) != (True, DASHBOARD_ROLES[request.endpoint]):
-        return None
-    body = cache.pages.get(cache.key(version, uniquifier))
-    return None if body is None else _hit(cache, body)
 
 
 def _hit(cache: DashCache, body: bytes) -> Response:
@@ -252,38 +232,16 @@ def init_app(app: Flask) -> None:
 
     def read_version() -> None:
         """Before any other hook reads the database (the signed-in user included), so a page
-        is never labelled with a version newer than what it was rendered from; with it, in
-        the same round trip, the account the session signed in as."""
+        is never labelled with a version newer than what it was rendered from."""
         if request.method != "GET" or request.endpoint not in DASHBOARDS:
             return
         try:
-            uniquifier = session.get(_SIGNED_IN)
             read = request.environ.get(READ_ACCOUNT)  # by app.pagehits, before Flask
-            if isinstance(uniquifier, str) and uniquifier and read and read[0] == uniquifier:
-                _, version, account = read
-                setattr(g, _ACCOUNT, account)
-            elif isinstance(uniquifier, str) and uniquifier:
-                version, account = store.read_with_account(engine, uniquifier)
-                setattr(g, _ACCOUNT, account)
-            else:
-                version = store.read()
-            g.setdefault(_VERSION, version)
+            g.setdefault(_VERSION, read[1] if read else store.read())
         except Exception:  # the page is rendered as if there were no cache
             log.warning("dashboard cache: could not read the catalogue version", exc_info=True)
 
-    def serve_kept() -> Response | None:
-        return _serve_kept(cache)
-
-    # The version is read first of all; a kept page is answered right after it, before the
-    # person is loaded. Where the operator set a limit for every page (RATELIMIT_DEFAULT or
-    # RATELIMIT_APPLICATION), a kept page counts against it too: it is answered last, after
-    # Flask-Limiter's check (and after the person is loaded, the cost of that setting).
-    hooks = app.before_request_funcs.setdefault(None, [])
-    hooks.insert(0, read_version)
-    if app.config.get("RATELIMIT_DEFAULT") or app.config.get("RATELIMIT_APPLICATION"):
-        hooks.append(serve_kept)
-    else:
-        hooks.insert(1, serve_kept)
+    app.before_request_funcs.setdefault(None, []).insert(0, read_version)
 
     def keep_page(sender: Flask, response: Response, **_extra: object) -> None:
         pending = g.pop(_PENDING, None)

@@ -236,9 +236,6 @@ def init_app(app: Flask) -> None:
     keys = PageKeys(prefix)
     app.extensions[EXTENSION] = PublicCache(pages, store, keys)
 
-    def key_for(version: str) -> str:
-        return keys.key(version, request)
-
     def serve_cached_page() -> Response | None:
         if request.method != "GET" or request.endpoint not in PUBLIC_PAGES or _seconds() <= 0:
             return None
@@ -256,7 +253,7 @@ def init_app(app: Flask) -> None:
             return None
         if version is None:
             return None
-        key = key_for(version)
+        key = keys.key(version, request)
         body = pages.get(key)
         if body is None:
             setattr(g, _KEY, key)
