@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import time
 import uuid
@@ -238,6 +239,17 @@ class AuthActions:
 
     def logout(self) -> None:
         self._client.post("/logout")
+
+    def login_with_form_token(self, email: str) -> None:
+        """Sign in as a browser does where CSRF protection is on: with the token the sign-in
+        page put in its form."""
+        page = self._client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+        assert token is not None
+        response = self._client.post(
+            "/login", data={"email": email, "password": TEST_PASSWORD, "csrf_token": token.group(1)}
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)[:2000]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from app import create_app
 from app.prometheus import REQUEST_SECONDS
 from models import Proposal, ProposalStatus, Role
-from tests.conftest import TEST_PASSWORD, AuthActions
+from tests.conftest import AuthActions
 
 CACHE = "X-Tandem-Page-Cache"
 HEADER = "X-Tandem-Dash-Cache"
@@ -150,14 +150,7 @@ def test_a_kept_dashboard_is_answered_before_flask_with_the_sessions_own_token(
         draft = make_proposal(author_id=ada.id, status=ProposalStatus.draft, title="A draft")
         flask_seen = _count_flask_requests(protected)
         client = protected.test_client()
-        sign_in = client.get("/login").get_data(as_text=True)
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', sign_in)
-        assert token is not None
-        signed_in = client.post(
-            "/login",
-            data={"email": ada.email, "password": TEST_PASSWORD, "csrf_token": token.group(1)},
-        )
-        assert signed_in.status_code == 302
+        AuthActions(client).login_with_form_token(ada.email)
         views = [client.get("/proposals/mine") for _ in range(3)]
         assert [view.headers[HEADER] for view in views] == ["miss", "miss", "hit"]
         assert len(flask_seen) == 2 + 2  # the sign-in's two requests, then two misses
