@@ -308,15 +308,18 @@ def make_encoder(
     )
 
 
-_encoders: dict[tuple[str, str], Encoder] = {}
+_encoders: dict[tuple[str, str, str], Encoder] = {}
 _encoders_lock = threading.Lock()
 
 
 def default_encoder(name_or_path: str | None = None) -> Encoder:
     """The encoder of a model (see `model_name`) on this process's backend (see
-    `encoder_backend`) with the pooling set (see `encoder_pooling`), made once per process."""
-    key = (model_name(name_or_path), encoder_pooling())
+    `encoder_backend`) with the pooling set (see `encoder_pooling`), made once per process
+    for each model, backend setting and pooling: a changed setting never gets the encoder
+    made under the old one."""
+    setting = (os.environ.get("TANDEM_ENCODER_BACKEND") or "auto").strip().lower()
+    key = (model_name(name_or_path), setting, encoder_pooling())
     with _encoders_lock:
         if key not in _encoders:
-            _encoders[key] = make_encoder(key[0], pooling=key[1])
+            _encoders[key] = make_encoder(key[0], pooling=key[2])
         return _encoders[key]
