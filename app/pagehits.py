@@ -22,7 +22,8 @@ A kept dashboard is answered here on the terms `app.dashcache` answers it before
 is loaded: a GET of a dashboard with only its own query, no `Authorization` header, a session
 (Flask's signed cookie, opened by Flask's own session interface) that holds who signed in and
 nothing this layer does not know (no message waiting to be flashed, no remember-me operation
-pending), and the account read with the version in one round trip: it exists, is active and
+pending; its signature checked once per `Cookie` header and its age on every request, see
+`OpenedSessions`), and the account read with the version in one round trip: it exists, is active and
 has the dashboard's role. The page is found under the same key (the version, the person's
 `fs_uniquifier`, the day and the address); its marker is replaced by the session's CSRF
 token, signed as Flask-WTF signs it; and the session is saved as Flask saves it (a permanent
@@ -43,7 +44,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
-from itsdangerous import URLSafeTimedSerializer
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.wrappers import Request, Response
 
@@ -80,6 +82,9 @@ class KeptPages:
             for rule in app.url_map.iter_rules()
             if rule.endpoint in dashcache.DASHBOARDS and not rule.arguments
         }
+        self.sessions = OpenedSessions(app)
+        self._signers: dict[Any, URLSafeTimedSerializer] = {}
+        self._split: dict[int, tuple[bytes, list[bytes]]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         started = time.perf_counter()
@@ -154,7 +159,7 @@ class KeptPages:
         if not dashcache.plain_query(endpoint, asked.args):
             return None
         interface = self.app.session_interface
-        session = interface.open_session(self.app, asked)  # type: ignore[arg-type]
+        session = self.sessions.open(asked)
         if session is None or not set(session.keys()) <= SIGNED_IN_SESSION_KEYS:
             return None
         uniquifier, secret = session.get("_user_id"), session.get(CSRF_FIELD)
@@ -178,13 +183,79 @@ class KeptPages:
             carrier = Response()
             interface.save_session(self.app, session, carrier)  # type: ignore[arg-type]
             extra += [("Set-Cookie", value) for value in carrier.headers.getlist("Set-Cookie")]
-        return endpoint, extra, body.replace(self.dashboards.marker.encode(), token)
+        return endpoint, extra, token.join(self._parts(body))
+
+    def _parts(self, body: bytes) -> list[bytes]:
+        """The kept page split at its token's marker, once per kept body (a dashboard is
+        tens of kilobytes: splitting it costs more than joining it)."""
+        found = self._split.get(id(body))
+        if found is None or found[0] is not body:
+            found = (body, body.split(self.dashboards.marker.encode()))  # type: ignore[union-attr]
+            if len(self._split) >= 256:
+                self._split.clear()
+            self._split[id(body)] = found
+        return found[1]
 
     def _signer(self) -> URLSafeTimedSerializer | None:
         """The CSRF token's signer, as Flask-WTF makes it (`generate_csrf`); None where it
         would refuse to make one (Flask then says why)."""
         secret = self.app.config.get("WTF_CSRF_SECRET_KEY", self.app.secret_key)
-        return None if secret is None else URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
+        if secret is None:
+            return None
+        signer = self._signers.get(secret)
+        if signer is None:
+            signer = URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
+            self._signers = {secret: signer}  # only the key in use now
+        return signer
+
+
+class OpenedSessions:
+    """The signed sessions this process has opened, by the `Cookie` header that carried them.
+
+    The same header always opens to the same session, so its signature is checked once, by
+    Flask's own serializer (`SecureCookieSessionInterface.get_signing_serializer`: the secret
+    key and its fallbacks, which are part of the key here, so a rotated key checks again);
+    its age is checked on every request, as Flask checks it (`PERMANENT_SESSION_LIFETIME`).
+    A header that does not open to a signed session is not kept. Another session interface
+    is asked every time. Bounded: at most `LIMIT` headers, then it starts again.
+    """
+
+    LIMIT = 4096
+    LONGEST = 4096  # characters of a header worth keeping
+
+    def __init__(self, app: Flask, clock: Callable[[], float] = time.time) -> None:
+        self.app = app
+        self.clock = clock
+        self._opened: dict[tuple[Any, ...], tuple[dict[str, Any], int]] = {}
+
+    def open(self, asked: Request) -> SessionMixin | None:
+        """The request's session as Flask would open it, or None where Flask would open an
+        empty one (no cookie, a bad signature, too old)."""
+        app, interface = self.app, self.app.session_interface
+        if type(interface) is not SecureCookieSessionInterface:
+            return interface.open_session(app, asked)  # type: ignore[arg-type]
+        max_age = int(app.permanent_session_lifetime.total_seconds())
+        header = asked.environ.get("HTTP_COOKIE", "")
+        key = (header, app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        found = self._opened.get(key)
+        if found is None:
+            serializer = interface.get_signing_serializer(app)
+            value = asked.cookies.get(interface.get_cookie_name(app))
+            if serializer is None or not value:
+                return None
+            try:
+                data, signed = serializer.loads(value, max_age=max_age, return_timestamp=True)
+            except BadSignature:  # tampered, or too old: Flask opens an empty session
+                return None
+            found = (data, int(signed.timestamp()))
+            if len(header) <= self.LONGEST:
+                if len(self._opened) >= self.LIMIT:
+                    self._opened.clear()
+                self._opened[key] = found
+        data, signed_at = found
+        if not 0 <= int(self.clock()) - signed_at <= max_age:
+            return None
+        return interface.session_class(data)
 
 
 def init_app(app: Flask) -> None:

@@ -6,6 +6,7 @@ counted in the metrics, with none of Flask's hooks run. Anything else reaches Fl
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from flask.testing import FlaskClient
 from sqlmodel import Session
 
 from app import create_app
+from app.pagehits import KeptPages
 from app.prometheus import REQUEST_SECONDS
 from models import Proposal, ProposalStatus, Role
 from tests.conftest import AuthActions
@@ -216,3 +218,67 @@ def test_a_host_outside_trusted_hosts_is_refused_with_a_400_kept_page_or_not(
         assert "not served here" in asked.text
     # The trusted host is still answered from the cache.
     assert client.get("/proposals/mine").headers[HEADER] == "hit"
+
+
+def _layer(app: Flask) -> KeptPages:
+    layer = app.wsgi_app
+    while not isinstance(layer, KeptPages):
+        layer = layer.app  # type: ignore[attr-defined]  # ProxyFix, where there is one
+    return layer
+
+
+def test_a_session_checked_once_is_still_checked_for_age_and_key_on_every_request(
+    app: Flask, auth: AuthActions, client: FlaskClient, make_user: Callable[..., Any]
+) -> None:
+    """The layer checks a session cookie's signature once per Cookie header; its age and the
+    keys it was signed with are checked again on every request, as Flask checks them."""
+    ada = make_user(role=Role.academic)
+    flask_seen = _count_flask_requests(app)
+    auth.login(ada.email)
+    for _ in range(2):
+        client.get("/proposals/mine")
+    before = len(flask_seen)
+    assert client.get("/proposals/mine").headers[HEADER] == "hit"
+    assert len(flask_seen) == before  # opened here, and kept opened
+
+    # Past PERMANENT_SESSION_LIFETIME by the layer's clock: not answered here.
+    sessions = _layer(app).sessions
+    lifetime = app.permanent_session_lifetime.total_seconds()
+    sessions.clock = lambda: time.time() + lifetime + 2
+    client.get("/proposals/mine")
+    assert len(flask_seen) == before + 1
+    sessions.clock = time.time
+    assert client.get("/proposals/mine").headers[HEADER] == "hit"
+    assert len(flask_seen) == before + 1
+
+    # A new secret key: the cookie signed with the old one opens to nothing, here and in
+    # Flask (which sends the person to sign in); kept as a fallback key, it opens again.
+    old_key, name = app.secret_key, app.config["SESSION_COOKIE_NAME"]
+    signed_in = client.get_cookie(name).value  # type: ignore[union-attr]
+    app.secret_key = app.config["SECRET_KEY"] = "a-rotated-secret-key"
+    refused = client.get("/proposals/mine")
+    assert refused.status_code == 302 and "/login" in refused.headers["Location"]
+    assert len(flask_seen) == before + 2
+    app.config["SECRET_KEY_FALLBACKS"] = [old_key]
+    client.set_cookie(name, signed_in)  # Flask's answer replaced it
+    assert client.get("/proposals/mine").status_code == 200
+
+
+def test_a_tampered_session_cookie_is_never_answered_before_flask(
+    app: Flask, auth: AuthActions, client: FlaskClient, make_user: Callable[..., Any]
+) -> None:
+    ada = make_user(role=Role.academic)
+    flask_seen = _count_flask_requests(app)
+    auth.login(ada.email)
+    for _ in range(3):
+        client.get("/proposals/mine")
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None
+    payload, _, signature = cookie.value.rpartition(".")
+    forged = f"{payload}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
+    for _ in range(2):  # nor the second time: a header that did not open is not kept
+        stranger = app.test_client()
+        stranger.set_cookie(app.config["SESSION_COOKIE_NAME"], forged)
+        before = len(flask_seen)
+        refused = stranger.get("/proposals/mine")
+        assert refused.status_code == 302 and len(flask_seen) == before + 1
