@@ -171,11 +171,11 @@ def test_a_kept_dashboard_is_answered_before_flask_with_the_sessions_own_token(
         protected.extensions["tandem.engine"].dispose()
 
 
-def test_a_dashboard_reaches_flask_when_the_session_holds_more_than_who_signed_in(
+def _signed_in_on_a_kept_dashboard(
     app: Flask, auth: AuthActions, client: FlaskClient, make_user: Callable[..., Any]
-) -> None:
-    """A message waiting to be flashed (or anything else the layer does not know) is
-    Flask's to show: the kept page is not answered before it."""
+) -> list[str]:
+    """Sign an academic in on `client` until their dashboard is answered before Flask; the
+    requests Flask saw (see `_count_flask_requests`) are counted from there on."""
     ada = make_user(role=Role.academic)
     flask_seen = _count_flask_requests(app)
     auth.login(ada.email)
@@ -184,6 +184,16 @@ def test_a_dashboard_reaches_flask_when_the_session_holds_more_than_who_signed_i
     before = len(flask_seen)
     assert client.get("/proposals/mine").headers[HEADER] == "hit"
     assert len(flask_seen) == before
+    return flask_seen
+
+
+def test_a_dashboard_reaches_flask_when_the_session_holds_more_than_who_signed_in(
+    app: Flask, auth: AuthActions, client: FlaskClient, make_user: Callable[..., Any]
+) -> None:
+    """A message waiting to be flashed (or anything else the layer does not know) is
+    Flask's to show: the kept page is not answered before it."""
+    flask_seen = _signed_in_on_a_kept_dashboard(app, auth, client, make_user)
+    before = len(flask_seen)
     with client.session_transaction() as stored:
         stored["_flashes"] = [("message", "Saved.")]
     shown = client.get("/proposals/mine")
@@ -232,14 +242,8 @@ def test_a_session_checked_once_is_still_checked_for_age_and_key_on_every_reques
 ) -> None:
     """The layer checks a session cookie's signature once per Cookie header; its age and the
     keys it was signed with are checked again on every request, as Flask checks them."""
-    ada = make_user(role=Role.academic)
-    flask_seen = _count_flask_requests(app)
-    auth.login(ada.email)
-    for _ in range(2):
-        client.get("/proposals/mine")
+    flask_seen = _signed_in_on_a_kept_dashboard(app, auth, client, make_user)
     before = len(flask_seen)
-    assert client.get("/proposals/mine").headers[HEADER] == "hit"
-    assert len(flask_seen) == before  # opened here, and kept opened
 
     # Past PERMANENT_SESSION_LIFETIME by the layer's clock: not answered here.
     sessions = _layer(app).sessions
@@ -267,11 +271,7 @@ def test_a_session_checked_once_is_still_checked_for_age_and_key_on_every_reques
 def test_a_tampered_session_cookie_is_never_answered_before_flask(
     app: Flask, auth: AuthActions, client: FlaskClient, make_user: Callable[..., Any]
 ) -> None:
-    ada = make_user(role=Role.academic)
-    flask_seen = _count_flask_requests(app)
-    auth.login(ada.email)
-    for _ in range(3):
-        client.get("/proposals/mine")
+    flask_seen = _signed_in_on_a_kept_dashboard(app, auth, client, make_user)
     cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
     assert cookie is not None
     payload, _, signature = cookie.value.rpartition(".")
