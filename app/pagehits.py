@@ -38,8 +38,11 @@ RATELIMIT_APPLICATION): every request must then reach Flask-Limiter's check.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -61,6 +64,8 @@ CSRF_FIELD = "csrf_token"
 # when the password was given, the CSRF secret). Anything else (`_flashes`, a pending
 # `_remember`) sends the request to Flask.
 SIGNED_IN_SESSION_KEYS = pagecache.NEUTRAL_SESSION_KEYS | {"_user_id", "fs_paa"}
+# The most bytes of kept dashboards one process holds split at their token (`_parts`).
+SPLIT_BYTES = 4 << 20
 # A kept page's answer: its endpoint, its own headers, its body.
 Kept = tuple[str, list[tuple[str, str]], bytes]
 
@@ -82,9 +87,11 @@ class KeptPages:
             for rule in app.url_map.iter_rules()
             if rule.endpoint in dashcache.DASHBOARDS and not rule.arguments
         }
-        self.sessions = OpenedSessions(app)
+        self.sessions = OpenedSessions(app, SIGNED_IN_SESSION_KEYS)
         self._signers: dict[Any, URLSafeTimedSerializer] = {}
         self._split: dict[int, tuple[bytes, list[bytes]]] = {}
+        self._split_bytes = 0
+        self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         started = time.perf_counter()
@@ -187,14 +194,20 @@ class KeptPages:
 
     def _parts(self, body: bytes) -> list[bytes]:
         """The kept page split at its token's marker, once per kept body (a dashboard is
-        tens of kilobytes: splitting it costs more than joining it)."""
-        found = self._split.get(id(body))
-        if found is None or found[0] is not body:
-            found = (body, body.split(self.dashboards.marker.encode()))  # type: ignore[union-attr]
-            if len(self._split) >= 256:
+        tens of kilobytes: splitting it costs more than joining it). At most `SPLIT_BYTES`
+        of bodies are held split, beside the cache's own."""
+        with self._lock:
+            found = self._split.get(id(body))
+        if found is not None and found[0] is body:
+            return found[1]
+        parts = body.split(self.dashboards.marker.encode())  # type: ignore[union-attr]
+        with self._lock:
+            self._split_bytes += len(body)
+            if self._split_bytes > SPLIT_BYTES:
                 self._split.clear()
-            self._split[id(body)] = found
-        return found[1]
+                self._split_bytes = len(body)
+            self._split[id(body)] = (body, parts)
+        return parts
 
     def _signer(self) -> URLSafeTimedSerializer | None:
         """The CSRF token's signer, as Flask-WTF makes it (`generate_csrf`); None where it
@@ -210,23 +223,30 @@ class KeptPages:
 
 
 class OpenedSessions:
-    """The signed sessions this process has opened, by the `Cookie` header that carried them.
+    """The signed-in sessions this process has opened, by the `Cookie` header that carried
+    them.
 
     The same header always opens to the same session, so its signature is checked once, by
-    Flask's own serializer (`SecureCookieSessionInterface.get_signing_serializer`: the secret
-    key and its fallbacks, which are part of the key here, so a rotated key checks again);
-    its age is checked on every request, as Flask checks it (`PERMANENT_SESSION_LIFETIME`).
-    A header that does not open to a signed session is not kept. Another session interface
-    is asked every time. Bounded: at most `LIMIT` headers, then it starts again.
+    Flask's own serializer (`SecureCookieSessionInterface.get_signing_serializer`); the
+    cookie's name, the secret key and its fallbacks are part of the key, so a renamed cookie
+    or a retired key checks again. Its age is checked on every request, as Flask checks it
+    (`PERMANENT_SESSION_LIFETIME`, and never signed in the future). Kept: only a session that
+    holds nothing but `keys` with plain values (what a kept dashboard may be answered for),
+    under a digest of the header, at most `LIMIT` of them, the least recently used leaving
+    first. Another session interface is asked every time.
     """
 
     LIMIT = 4096
-    LONGEST = 4096  # characters of a header worth keeping
+    PLAIN = (str, int, float, bool, type(None))
 
-    def __init__(self, app: Flask, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, app: Flask, keys: frozenset[str], clock: Callable[[], float] = time.time
+    ) -> None:
         self.app = app
+        self.keys = keys
         self.clock = clock
-        self._opened: dict[tuple[Any, ...], tuple[dict[str, Any], int]] = {}
+        self._opened: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], int]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def open(self, asked: Request) -> SessionMixin | None:
         """The request's session as Flask would open it, or None where Flask would open an
@@ -235,12 +255,17 @@ class OpenedSessions:
         if type(interface) is not SecureCookieSessionInterface:
             return interface.open_session(app, asked)  # type: ignore[arg-type]
         max_age = int(app.permanent_session_lifetime.total_seconds())
-        header = asked.environ.get("HTTP_COOKIE", "")
-        key = (header, app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
-        found = self._opened.get(key)
+        name = interface.get_cookie_name(app)
+        header = hashlib.sha256(asked.environ.get("HTTP_COOKIE", "").encode()).digest()
+        fallbacks = tuple(app.config.get("SECRET_KEY_FALLBACKS") or ())
+        key = (header, name, app.secret_key, fallbacks)
+        with self._lock:
+            found = self._opened.get(key)
+            if found is not None:
+                self._opened.move_to_end(key)
         if found is None:
             serializer = interface.get_signing_serializer(app)
-            value = asked.cookies.get(interface.get_cookie_name(app))
+            value = asked.cookies.get(name)
             if serializer is None or not value:
                 return None
             try:
@@ -248,10 +273,11 @@ class OpenedSessions:
             except BadSignature:  # tampered, or too old: Flask opens an empty session
                 return None
             found = (data, int(signed.timestamp()))
-            if len(header) <= self.LONGEST:
-                if len(self._opened) >= self.LIMIT:
-                    self._opened.clear()
-                self._opened[key] = found
+            if set(data) <= self.keys and all(isinstance(v, self.PLAIN) for v in data.values()):
+                with self._lock:
+                    self._opened[key] = found
+                    while len(self._opened) > self.LIMIT:
+                        self._opened.popitem(last=False)
         data, signed_at = found
         if not 0 <= int(self.clock()) - signed_at <= max_age:
             return None
