@@ -937,6 +937,11 @@ def main() -> None:
         help="skip the public pages on a server with the page cache off",
     )
     parser.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep the servers' logs (each request with its duration in ms) after a good run",
+    )
+    parser.add_argument(
         "--only",
         default="",
         help="measure only the rows whose label holds one of these comma-separated words "
@@ -1082,7 +1087,7 @@ def measure_size(args: argparse.Namespace, catalogue: Catalogue, wrk: str | None
             server.stop()
         if load is not None:
             load.close()
-        if ok or not servers:
+        if (ok and not args.keep_logs) or not servers:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"server logs kept in {workdir / 'logs'}")
