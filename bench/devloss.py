@@ -59,6 +59,7 @@ def pooling_section(bench: Bench, judge: Judge) -> None:
     pooling, the default's family); a last line gives each family against the mean-pooled mean."""
     backend = bench.encoder.backend
     errors: dict[str, dict[str, np.ndarray]] = {}
+    scores: dict[str, list[np.ndarray]] = {}
     for pooling in POOLINGS:
         encoder = (
             bench.encoder
@@ -67,12 +68,19 @@ def pooling_section(bench: Bench, judge: Judge) -> None:
         )
         other = Bench(bench.gs, encoder, bench.store)
         other.__dict__.update(ds=bench.ds, pairs=bench.pairs)  # the same researchers and pairs
+        scores[pooling] = [other.product(how="mean")] + [
+            other.product(how="lse", temperature=t) for t in TEMPERATURES
+        ]
         errors[pooling] = {
-            "mean": other.errors(other.product(how="mean"))[None],
-            "lse": np.stack(
-                [other.errors(other.product(how="lse", temperature=t)) for t in TEMPERATURES]
-            ),
+            "mean": bench.errors(scores[pooling][0])[None],
+            "lse": np.stack([bench.errors(score) for score in scores[pooling][1:]]),
         }
+    # Both poolings' affinities averaged (two views of one forward pass; scoring twice).
+    both = [sum(scores[pooling][i] for pooling in POOLINGS) / len(POOLINGS) for i in range(4)]
+    errors["both"] = {
+        "mean": bench.errors(both[0])[None],
+        "lse": np.stack([bench.errors(score) for score in both[1:]]),
+    }
     today, _ = held_out(errors["mean"]["lse"], judge.weights, judge.splits)
     print(
         f"\npoolings of the encoder on backend {backend} ({bench.encoder.backend_reason}); "
@@ -80,7 +88,7 @@ def pooling_section(bench: Bench, judge: Judge) -> None:
         "soft maximum family"
     )
     held: dict[tuple[str, str], np.ndarray] = {}
-    for pooling in POOLINGS:
+    for pooling in (*POOLINGS, "both"):
         pooled = replace(judge, baseline=errors[pooling]["mean"][0], default=today)
         held[pooling, "mean"] = pooled.report(
             f"pooling {pooling} ({backend}): mean of cosines (baseline)",
