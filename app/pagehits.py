@@ -23,8 +23,8 @@ is loaded: a GET of a dashboard with only its own query, no `Authorization` head
 (Flask's signed cookie, opened by Flask's own session interface) that holds who signed in and
 nothing this layer does not know (no message waiting to be flashed, no remember-me operation
 pending; its signature checked once per `Cookie` header and its age on every request, see
-`OpenedSessions`), and the account read with the version in one round trip: it exists, is active and
-has the dashboard's role. The page is found under the same key (the version, the person's
+`OpenedSessions`), and the account read with the version in one round trip: it exists, is
+active and has the dashboard's role. The page is found under the same key (the version, the person's
 `fs_uniquifier`, the day and the address); its marker is replaced by the session's CSRF
 token, signed as Flask-WTF signs it; and the session is saved as Flask saves it (a permanent
 session's cookie is renewed), with `Cache-Control: private, no-store`. Flask-Login's "basic"
