@@ -228,8 +228,10 @@ def throughput(texts: list[str], *, skip_workers: bool) -> None:
     backend, reason = encoder_backend()
     with tempfile.TemporaryDirectory(prefix="tandem-bench-") as scratch:
         folder = Path(scratch)
-        # On torch, as (a): what the chunking adds; then on the backend the app runs here.
-        for label, chosen in (("torch", "torch"), (backend, None)):
+        # On torch, as (a): what the chunking adds; then on the backend the app runs here,
+        # where that is another one (a second torch row would only read the stored vectors).
+        rows = [("torch", "torch")] + ([(backend, None)] if backend != "torch" else [])
+        for label, chosen in rows:
             app = make_app(
                 fresh_sqlite(folder, f"ours-{label}.db"), folder / "ours", TANDEM_QUEUE="immediate"
             )
