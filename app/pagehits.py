@@ -38,6 +38,7 @@ RATELIMIT_APPLICATION): every request must then reach Flask-Limiter's check.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -64,8 +65,6 @@ CSRF_FIELD = "csrf_token"
 # when the password was given, the CSRF secret). Anything else (`_flashes`, a pending
 # `_remember`) sends the request to Flask.
 SIGNED_IN_SESSION_KEYS = pagecache.NEUTRAL_SESSION_KEYS | {"_user_id", "fs_paa"}
-# The most bytes of kept dashboards one process holds split at their token (`_parts`).
-SPLIT_BYTES = 4 << 20
 # A kept page's answer: its endpoint, its own headers, its body.
 Kept = tuple[str, list[tuple[str, str]], bytes]
 
@@ -88,10 +87,6 @@ class KeptPages:
             if rule.endpoint in dashcache.DASHBOARDS and not rule.arguments
         }
         self.sessions = OpenedSessions(app, SIGNED_IN_SESSION_KEYS)
-        self._signers: dict[Any, URLSafeTimedSerializer] = {}
-        self._split: dict[int, tuple[bytes, list[bytes]]] = {}
-        self._split_bytes = 0
-        self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         started = time.perf_counter()
@@ -190,36 +185,18 @@ class KeptPages:
             carrier = Response()
             interface.save_session(self.app, session, carrier)  # type: ignore[arg-type]
             extra += [("Set-Cookie", value) for value in carrier.headers.getlist("Set-Cookie")]
-        return endpoint, extra, token.join(self._parts(body))
-
-    def _parts(self, body: bytes) -> list[bytes]:
-        """The kept page split at its token's marker, once per kept body (a dashboard is
-        tens of kilobytes: splitting it costs more than joining it). At most `SPLIT_BYTES`
-        of bodies are held split, beside the cache's own."""
-        with self._lock:
-            found = self._split.get(id(body))
-        if found is not None and found[0] is body:
-            return found[1]
-        parts = body.split(self.dashboards.marker.encode())  # type: ignore[union-attr]
-        with self._lock:
-            self._split_bytes += len(body)
-            if self._split_bytes > SPLIT_BYTES:
-                self._split.clear()
-                self._split_bytes = len(body)
-            self._split[id(body)] = (body, parts)
-        return parts
+        return endpoint, extra, body.replace(self.dashboards.marker.encode(), token)
 
     def _signer(self) -> URLSafeTimedSerializer | None:
         """The CSRF token's signer, as Flask-WTF makes it (`generate_csrf`); None where it
         would refuse to make one (Flask then says why)."""
         secret = self.app.config.get("WTF_CSRF_SECRET_KEY", self.app.secret_key)
-        if secret is None:
-            return None
-        signer = self._signers.get(secret)
-        if signer is None:
-            signer = URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
-            self._signers = {secret: signer}  # only the key in use now
-        return signer
+        return None if secret is None else _csrf_signer(secret)
+
+
+@functools.lru_cache(maxsize=4)
+def _csrf_signer(secret: str | bytes) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
 
 
 class OpenedSessions:
