@@ -317,7 +317,9 @@ def default_encoder(name_or_path: str | None = None) -> Encoder:
     `encoder_backend`) with the pooling set (see `encoder_pooling`), made once per process
     for each model, backend setting and pooling: a changed setting never gets the encoder
     made under the old one."""
-    setting = (os.environ.get("TANDEM_ENCODER_BACKEND") or "auto").strip().lower()
+    from matching.onnx_encoder import backend_setting
+
+    setting = backend_setting(os.environ.get("TANDEM_ENCODER_BACKEND"))
     key = (model_name(name_or_path), setting, encoder_pooling())
     with _encoders_lock:
         if key not in _encoders:

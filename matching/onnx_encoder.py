@@ -68,13 +68,18 @@ def onnxruntime_available() -> bool:
     return True
 
 
+def backend_setting(requested: str | None) -> str:
+    """`TANDEM_ENCODER_BACKEND` as written (unset: `auto`), trimmed and in lower case."""
+    return (requested or "auto").strip().lower()
+
+
 def choose_backend(
     requested: str | None, flags: frozenset[str] | None = None, *, packaged: bool = True
 ) -> tuple[str, str]:
     """The backend to run (`torch`, `onnx-fp32` or `onnx-int8`) and why, for a setting of
     `auto` (or unset) or a backend name. `flags` defaults to this CPU's; `packaged` says whether
     the model is the packaged MiniLM, the only one the ONNX build handles."""
-    choice = (requested or "auto").strip().lower()
+    choice = backend_setting(requested)
     if choice not in BACKENDS:
         raise BackendError(
             f"TANDEM_ENCODER_BACKEND must be one of {', '.join(BACKENDS)}, got {requested!r}"
