@@ -76,7 +76,7 @@ def pooling_section(bench: Bench, judge: Judge) -> None:
             "lse": np.stack([bench.errors(score) for score in scores[pooling][1:]]),
         }
     # Both poolings' affinities averaged (two views of one forward pass; scoring twice).
-    both = [sum(scores[pooling][i] for pooling in POOLINGS) / len(POOLINGS) for i in range(4)]
+    both = [sum(views) / len(POOLINGS) for views in zip(*scores.values(), strict=True)]
     errors["both"] = {
         "mean": bench.errors(both[0])[None],
         "lse": np.stack([bench.errors(score) for score in both[1:]]),
