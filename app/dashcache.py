@@ -48,11 +48,10 @@ unpublished drafts, which have no business in a store shared with the job queue 
 perhaps written to its disk), and a person's next view often reaches the same process.
 Each process keeps at most `TANDEM_PAGE_CACHE_ENTRIES` pages and `MAX_BYTES` of them.
 
-Each page holds the CSRF token of the session it was rendered for, in its forms. That token
-is replaced by a marker before the page is kept, and the marker by the token of the session
-being served when the page is served; the marker is derived from `SECRET_KEY`, so text that
-people write cannot contain it. Pages live `TANDEM_PAGE_CACHE_SECONDS` (0 turns this cache
-off with the public one). `X-Tandem-Dash-Cache: hit` or `miss` says which answered.
+Each page holds the CSRF token of the session it was rendered for, in its forms. The page
+is kept split at that token, and served joined with the token of the session being served
+(a company's page has dozens of forms; joining its parts is one copy of the page). Pages
+live `TANDEM_PAGE_CACHE_SECONDS` (0 turns this cache off with the public one). `X-Tandem-Dash-Cache: hit` or `miss` says which answered.
 """
 
 from __future__ import annotations
@@ -98,6 +97,8 @@ READ_ACCOUNT = "tandem.dash_account"
 # Where Flask-Login keeps, in the signed session, who signed in (Flask-Security stores the
 # user's `fs_uniquifier` there).
 _SIGNED_IN = "_user_id"
+# A kept page: its body split at the CSRF token it was rendered with.
+Parts = tuple[bytes, ...]
 # The most bytes of pages one process keeps (a company's busiest page is ~300 KB).
 MAX_BYTES = 64 << 20
 
@@ -105,10 +106,9 @@ MAX_BYTES = 64 << 20
 class DashCache:
     """Where the pages live and what every key starts with."""
 
-    def __init__(self, pages: LocalPages, prefix: str, marker: str) -> None:
+    def __init__(self, pages: LocalPages[Parts], prefix: str) -> None:
         self.pages = pages
         self.prefix = prefix
-        self.marker = marker
 
     def key(self, version: str, uniquifier: str, asked: Request | None = None) -> str:
         asked = request if asked is None else asked
@@ -117,6 +117,10 @@ class DashCache:
         parts = (self.prefix, version, date.today().isoformat(), uniquifier)
         digest = hashlib.sha256("|".join((*parts, address)).encode()).hexdigest()
         return f"tandem:dash:{digest}"
+
+
+def _bytes_in(parts: Parts) -> int:
+    return sum(map(len, parts))
 
 
 def shown_page(number: int) -> None:
@@ -168,9 +172,8 @@ def _key_for_request(cache: DashCache) -> str | None:
     return cache.key(version, uniquifier)
 
 
-def _hit(cache: DashCache, body: bytes) -> Response:
-    token = generate_csrf().encode()
-    response = Response(body.replace(cache.marker.encode(), token), 200)
+def _hit(parts: Parts) -> Response:
+    response = Response(generate_csrf().encode().join(parts), 200)
     response.mimetype = "text/html"
     response.headers[HEADER] = "hit"
     response.vary.add("Cookie")
@@ -189,9 +192,9 @@ def cached(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseRe
         key = _key_for_request(cache) if cache is not None else None
         if cache is None or key is None:
             return view(*args, **kwargs)
-        body = cache.pages.get(key)
-        if body is not None:
-            return _hit(cache, body)
+        parts = cache.pages.get(key)
+        if parts is not None:
+            return _hit(parts)
         response = current_app.make_response(view(*args, **kwargs))
         g.setdefault(_PENDING, (key, current_user.id))
         response.headers[HEADER] = "miss"
@@ -221,13 +224,14 @@ def init_app(app: Flask) -> None:
     if seconds <= 0 or store is None:
         return
     entries = int(app.config.get("TANDEM_PAGE_CACHE_ENTRIES") or 1000)
-    pages = LocalPages(entries, MAX_BYTES)
+    pages: LocalPages[Parts] = LocalPages(entries, MAX_BYTES, size=_bytes_in)
     settings = "|".join(f"{name}={app.config.get(name)!r}" for name in RENDER_SETTINGS)
     secret = str(app.config["SECRET_KEY"]).encode()
-    marker = "csrf-" + hmac.new(secret, b"tandem dashboard csrf marker", "sha256").hexdigest()
+    # Pages rendered under one secret key are never served under another.
+    signed = hmac.new(secret, b"tandem dashboard pages", "sha256").hexdigest()
     database = engine.url.render_as_string(hide_password=True)
-    prefix = "|".join((database, code_digest(), settings, marker))
-    cache = DashCache(pages, prefix, marker)
+    prefix = "|".join((database, code_digest(), settings, signed))
+    cache = DashCache(pages, prefix)
     app.extensions[EXTENSION] = cache
 
     def read_version() -> None:
@@ -249,8 +253,7 @@ def init_app(app: Flask) -> None:
             return
         body = response.get_data()
         token = g.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
-        if token:
-            body = body.replace(str(token).encode(), cache.marker.encode())
-        pages.put(pending[0], body, _seconds())
+        parts = tuple(body.split(str(token).encode())) if token else (body,)
+        pages.put(pending[0], parts, _seconds())
 
     request_finished.connect(keep_page, app, weak=False)

@@ -39,7 +39,8 @@ import threading
 import time
 import urllib.parse
 from collections import OrderedDict
-from typing import NamedTuple
+from collections.abc import Callable, Sized
+from typing import Generic, NamedTuple, TypeVar
 
 import redis
 from flask import Flask, Response, current_app, g, request, request_finished, session
@@ -77,43 +78,49 @@ HEADER = "X-Tandem-Page-Cache"
 EXTENSION = "tandem.page_cache"
 # The version app.pagehits read for this request before Flask (its WSGI environ).
 READ_VERSION = "tandem.page_version"
+# What `LocalPages` keeps: a body, or a body in parts (`app.dashcache`).
+Page = TypeVar("Page", bound=Sized)
 _KEY = "_tandem_page_cache_key"
 
 
-class LocalPages:
-    """A bounded least-recently-used map of key to (expiry, body), shared by the threads of
-    one process: at most `entries` pages and, where given, `max_bytes` of bodies together."""
+class LocalPages(Generic[Page]):
+    """A bounded least-recently-used map of key to (expiry, page), shared by the threads of
+    one process: at most `entries` pages and, where given, `max_bytes` of them together, each
+    counted by `size` (a body's length; `app.dashcache` keeps a body split at its token)."""
 
-    def __init__(self, entries: int, max_bytes: int | None = None) -> None:
+    def __init__(
+        self, entries: int, max_bytes: int | None = None, size: Callable[[Page], int] = len
+    ) -> None:
         self.entries = entries
         self.max_bytes = max_bytes
-        self._pages: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.size = size
+        self._pages: OrderedDict[str, tuple[float, Page]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> Page | None:
         with self._lock:
             found = self._pages.get(key)
             if found is None:
                 return None
             if found[0] < time.monotonic():
-                self._bytes -= len(self._pages.pop(key)[1])
+                self._bytes -= self.size(self._pages.pop(key)[1])
                 return None
             self._pages.move_to_end(key)
             return found[1]
 
-    def put(self, key: str, body: bytes, seconds: int) -> None:
+    def put(self, key: str, page: Page, seconds: int) -> None:
         with self._lock:
             replaced = self._pages.get(key)
             if replaced is not None:
-                self._bytes -= len(replaced[1])
-            self._pages[key] = (time.monotonic() + seconds, body)
+                self._bytes -= self.size(replaced[1])
+            self._pages[key] = (time.monotonic() + seconds, page)
             self._pages.move_to_end(key)
-            self._bytes += len(body)
+            self._bytes += self.size(page)
             while len(self._pages) > self.entries or (
                 self.max_bytes is not None and self._bytes > self.max_bytes and self._pages
             ):
-                self._bytes -= len(self._pages.popitem(last=False)[1][1])
+                self._bytes -= self.size(self._pages.popitem(last=False)[1][1])
 
 
 class RedisPages:
@@ -132,7 +139,7 @@ class RedisPages:
 
     def __init__(self, url: str, entries: int, namespace: str = "tandem:page") -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        self.near = LocalPages(entries)
+        self.near: LocalPages[bytes] = LocalPages(entries)
         self.entries = entries
         self.namespace = namespace
 
@@ -197,7 +204,7 @@ def plain_query(endpoint: str, args: MultiDict[str, str] | None = None) -> bool:
 class PublicCache(NamedTuple):
     """Where public pages are kept, the version they are kept under, and their keys."""
 
-    pages: LocalPages | RedisPages
+    pages: LocalPages[bytes] | RedisPages
     store: catalogue_version.VersionStore
     keys: PageKeys
 

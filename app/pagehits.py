@@ -25,7 +25,7 @@ nothing this layer does not know (no message waiting to be flashed, no remember-
 pending; its signature checked once per `Cookie` header and its age on every request, see
 `OpenedSessions`), and the account read with the version in one round trip: it exists, is
 active and has the dashboard's role. The page is found under the same key (the version, the person's
-`fs_uniquifier`, the day and the address); its marker is replaced by the session's CSRF
+`fs_uniquifier`, the day and the address); its parts are joined with the session's CSRF
 token, signed as Flask-WTF signs it; and the session is saved as Flask saves it (a permanent
 session's cookie is renewed), with `Cache-Control: private, no-store`. Flask-Login's "basic"
 session protection only marks a session no longer fresh, and does so again on the next
@@ -172,8 +172,8 @@ class KeptPages:
         asked.environ[dashcache.READ_ACCOUNT] = (uniquifier, version, account)
         if version is None or account != (True, dashcache.DASHBOARD_ROLES[endpoint]):
             return None
-        body = self.dashboards.pages.get(self.dashboards.key(version, uniquifier, asked))
-        if body is None:
+        parts = self.dashboards.pages.get(self.dashboards.key(version, uniquifier, asked))
+        if parts is None:
             return None
         signer = self._signer()
         if signer is None:
@@ -185,7 +185,7 @@ class KeptPages:
             carrier = Response()
             interface.save_session(self.app, session, carrier)  # type: ignore[arg-type]
             extra += [("Set-Cookie", value) for value in carrier.headers.getlist("Set-Cookie")]
-        return endpoint, extra, body.replace(self.dashboards.marker.encode(), token)
+        return endpoint, extra, token.join(parts)
 
     def _signer(self) -> URLSafeTimedSerializer | None:
         """The CSRF token's signer, as Flask-WTF makes it (`generate_csrf`); None where it

@@ -317,6 +317,10 @@ def test_dashboards_are_kept_in_the_process_never_in_redis(
         pages = app.extensions[EXTENSION].pages
         assert isinstance(pages, LocalPages)
         assert pages.max_bytes == MAX_BYTES
+        # A page is kept split at its token: its bytes count, not its number of parts.
+        pages.put("two-parts", (b"a" * (MAX_BYTES // 2), b"b" * (MAX_BYTES // 2)), seconds=60)
+        pages.put("one-byte", (b"c",), seconds=60)
+        assert pages.get("two-parts") is None and pages.get("one-byte") == (b"c",)
     finally:
         app.extensions["tandem.engine"].dispose()
 
