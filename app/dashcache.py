@@ -51,7 +51,8 @@ Each process keeps at most `TANDEM_PAGE_CACHE_ENTRIES` pages and `MAX_BYTES` of 
 Each page holds the CSRF token of the session it was rendered for, in its forms. The page
 is kept split at that token, and served joined with the token of the session being served
 (a company's page has dozens of forms; joining its parts is one copy of the page). Pages
-live `TANDEM_PAGE_CACHE_SECONDS` (0 turns this cache off with the public one). `X-Tandem-Dash-Cache: hit` or `miss` says which answered.
+live `TANDEM_PAGE_CACHE_SECONDS` (0 turns this cache off with the public one).
+`X-Tandem-Dash-Cache: hit` or `miss` says which answered.
 """
 
 from __future__ import annotations

@@ -20,9 +20,13 @@ What it does, in order (issue 14, point 5):
    checks that every URL answers 200, then loads each in turn for a bounded time (longer, up
    to --longest, for a page too slow to answer a few requests in --duration) with wrk when it
    is installed, else with this script's own load generator (client processes with threads on
-   persistent connections), and prints requests/s, the ratio to the bare route, p50 and p99
-   latency, and errors (wrk counts a redirect as an answer; the script's own client counts
-   anything but 200 as an error);
+   persistent connections), in --repeats rounds over every URL (the bare route's rows among
+   them), and prints per URL the median of its rounds: requests/s, the ratio to the bare
+   route of the same round, p50 and p99 latency, and errors (wrk counts a redirect as an
+   answer; the script's own client counts anything but 200 as an error), with the worst
+   round's ratio and p99 beside them. A pause of the whole machine (these are shared virtual
+   machines) lands in one window of one URL, where one long window per URL would carry it
+   into that URL's figures;
 6. the public pages are answered from the page cache for visitors who are not signed in
    (app/pagecache.py: in Redis when REDIS_URL is set, else in each web process), and the
    signed-in dashboards (academic and company) from the cache kept per person
@@ -36,9 +40,9 @@ What it does, in order (issue 14, point 5):
 
 Only 127.0.0.1 is ever contacted. Run from the project root:
 
-    .venv/bin/python bench/load.py              # about 6 minutes with the catalogue kept
+    .venv/bin/python bench/load.py              # about 10 minutes with the catalogues kept
     .venv/bin/python bench/load.py --fresh      # rebuild the catalogue first
-    .venv/bin/python bench/load.py --duration 20 --connections 16
+    .venv/bin/python bench/load.py --duration 8 --repeats 5 --connections 16
     .venv/bin/python bench/load.py --sizes 10000x2000 --prepare-only   # generate, measure nothing
 
 Prints figures, asserts nothing about them; exits non-zero when something could not be
@@ -913,7 +917,16 @@ def main() -> None:
     parser.add_argument("--publications-per-academic", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fresh", action="store_true", help="rebuild the catalogue")
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per URL")
+    parser.add_argument(
+        "--duration", type=float, default=4.0, help="seconds measured per URL and round"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="rounds: each URL is measured once per round, every URL in turn; the table gives "
+        "the median of the rounds and the worst",
+    )
     parser.add_argument(
         "--longest", type=float, default=30.0, help="most seconds measured for a slow page"
     )
@@ -1050,31 +1063,36 @@ def measure_size(args: argparse.Namespace, catalogue: Catalogue, wrk: str | None
 
         print(
             f"\n## load: {load.name}, {args.connections} connections, {args.warmup:g} s "
-            f"warm-up, then {args.duration:g} s per URL (up to {args.longest:g} s for slow pages)"
+            f"warm-up, then {args.repeats} rounds of {args.duration:g} s per URL (up to "
+            f"{args.longest:g} s for slow pages)"
         )
         print(f"load average before: {load_average()}")
-        results: list[tuple[Url, Measured, float, str]] = []
-        for url in urls:
-            phase = time.monotonic()
-            port = url.server.port
-            if args.warmup > 0:
-                load.run(port, url.paths, url.headers, args.warmup)
-                wait_until_idle(url.server)  # the window starts with no request in flight
-            seconds = window(args.duration, args.longest, first_s[url.label], args.connections)
-            measured = load.run(port, url.paths, url.headers, seconds)
-            wait_until_idle(url.server)
-            cache = cache_state(port, url.paths[0], url.headers)
-            results.append((url, measured, first_s[url.label], cache))
-            print(
-                f"  {url.label:<{LABEL}} {measured.per_second:9.2f} req/s over {seconds:.0f} s "
-                f"({time.monotonic() - phase:.0f} s with the warm-up and requests in flight)",
-                flush=True,
-            )
+        table = [Row(url, [], first_s[url.label]) for url in urls]
+        for round_number in range(1, args.repeats + 1):
+            print(f"round {round_number} of {args.repeats}")
+            for row in table:
+                phase = time.monotonic()
+                port = row.url.server.port
+                if args.warmup > 0 and round_number == 1:
+                    load.run(port, row.url.paths, row.url.headers, args.warmup)
+                    wait_until_idle(row.url.server)  # the window starts with no request in flight
+                seconds = window(args.duration, args.longest, row.first_s, args.connections)
+                measured = load.run(port, row.url.paths, row.url.headers, seconds)
+                wait_until_idle(row.url.server)
+                row.windows.append(measured)
+                print(
+                    f"  {row.url.label:<{LABEL}} {measured.per_second:9.2f} req/s over "
+                    f"{seconds:.0f} s ({time.monotonic() - phase:.0f} s with the warm-up and "
+                    "requests in flight)",
+                    flush=True,
+                )
+        for row in table:
+            row.cache = cache_state(row.url.server.port, row.url.paths[0], row.url.headers)
         print(f"load average after: {load_average()}")
         for server in servers:
             if server.process.poll() is not None:
                 sys.exit(f"{server.name} died during the run\n{server.log()}")
-        print_table(results, load.name)
+        print_table(table, load.name)
         print(
             f"\ncatalogue generation ({catalogue.proposals:,} proposals x "
             f"{catalogue.offers:,} offers x {catalogue.publications_per_academic} "
@@ -1093,36 +1111,74 @@ def measure_size(args: argparse.Namespace, catalogue: Catalogue, wrk: str | None
             print(f"server logs kept in {workdir / 'logs'}")
 
 
-def print_table(results: list[tuple[Url, Measured, float, str]], client: str) -> None:
-    """requests/s (answered 200 within the window), the ratio to the bare route, latency
-    percentiles of those requests and how many there were (few: read p50/p99 with care),
-    the p99 as a multiple of the bare route's, errors, the first request's time (before any
-    load), the load generator's own CPU, and what the page cache did after the window."""
-    bare = [m for url, m, _, _ in results if url.label.startswith("bare")]
-    baseline = sum(m.per_second for m in bare) / len(bare) if bare else float("nan")
-    bare_p99 = sum(m.p99_ms for m in bare) / len(bare) if bare else float("nan")
-    print(f"\n## results (x bare, p99 x: to the mean of the two bare JSON runs; client: {client})")
+@dataclass
+class Row:
+    """One URL of the table: its windows (one per round), its first request's time (before
+    any load) and what the page cache said after the last window."""
+
+    url: Url
+    windows: list[Measured]
+    first_s: float
+    cache: str = "-"
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def print_table(rows: list[Row], client: str) -> None:
+    """Per URL, over its windows: the median requests/s (answered 200 within the window), the
+    median and the lowest ratio to the bare route, the median p50 and p99 latency, the median
+    and the highest p99 as a multiple of the bare route's, how many requests there were in
+    all (few: read p50/p99 with care), errors, the first request's time, the load generator's
+    own CPU, and what the page cache did after the last window.
+
+    Each window's ratios are to the bare route's two rows (before and after) in the same
+    round, so that a slower or busier minute of the machine weighs on both sides alike; the
+    median of the rounds is the figure, and the lowest ratio and highest p99 multiple say
+    what the worst window read."""
+    bare = [row for row in rows if row.url.label.startswith("bare")]
+    rounds = min(len(row.windows) for row in rows)
+    bare_rate = [sum(b.windows[r].per_second for b in bare) / len(bare) for r in range(rounds)]
+    bare_p99 = [sum(b.windows[r].p99_ms for b in bare) / len(bare) for r in range(rounds)]
+    print(
+        f"\n## results ({rounds} rounds, medians; x bare, p99 x: to the mean of the bare JSON "
+        f"rows of the same round; lowest/highest: the worst round; client: {client})"
+    )
     header = (
-        f"{'URL':<{LABEL}} {'req/s':>8} {'x bare':>7} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'p99 x':>6} {'n':>6} {'errors':>6} {'first ms':>9} {'client':>7} {'cache':>6}"
+        f"{'URL':<{LABEL}} {'req/s':>8} {'x bare':>7} {'lowest':>7} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'p99 x':>6} {'highest':>7} {'n':>6} {'errors':>6} {'first ms':>9} "
+        f"{'client':>7} {'cache':>6}"
     )
     print(header)
     print("-" * len(header))
-    for url, measured, first_s, cache in results:
-        ratio = measured.per_second / baseline if baseline else float("nan")
-        p99_ratio = measured.p99_ms / bare_p99 if measured.requests and bare_p99 else float("nan")
-        p50, p99 = (
-            (f"{measured.p50_ms:8.1f}", f"{measured.p99_ms:8.1f}")
-            if measured.requests
-            else (f"{'-':>8}", f"{'-':>8}")
-        )
+    for row in rows:
+        windows = row.windows[:rounds]
+        answered = [w for w in windows if w.requests]
+        ratios = [w.per_second / bare_rate[r] for r, w in enumerate(windows)]
+        p99_ratios = [w.p99_ms / bare_p99[r] for r, w in enumerate(windows) if w.requests]
+        if answered:
+            p50 = f"{_median([w.p50_ms for w in answered]):7.1f}"
+            p99 = f"{_median([w.p99_ms for w in answered]):7.1f}"
+            p99_x = f"{_median(p99_ratios):6.2f} {max(p99_ratios):7.2f}"
+        else:
+            p50, p99, p99_x = f"{'-':>7}", f"{'-':>7}", f"{'-':>6} {'-':>7}"
+        seconds = sum(w.seconds for w in windows)
+        client_cpu = sum(w.client_cpu_s for w in windows) / seconds
         print(
-            f"{url.label:<{LABEL}} {measured.per_second:8.2f} {ratio:7.4f} {p50} {p99} "
-            f"{p99_ratio:6.2f} {measured.requests:6d} {measured.errors:6d} "
-            f"{first_s * 1000:9.1f} {measured.client_cpu_s / measured.seconds:6.2f}c {cache:>6}"
+            f"{row.url.label:<{LABEL}} {_median([w.per_second for w in windows]):8.2f} "
+            f"{_median(ratios):7.4f} {min(ratios):7.4f} {p50} {p99} {p99_x} "
+            f"{sum(w.requests for w in windows):6d} {sum(w.errors for w in windows):6d} "
+            f"{row.first_s * 1000:9.1f} {client_cpu:6.2f}c {row.cache:>6}"
         )
-        if measured.error_kinds:
-            print(f"{'':<{LABEL}} errors: {measured.error_kinds}")
+        kinds: dict[str, int] = {}
+        for w in windows:
+            for kind, count in w.error_kinds.items():
+                kinds[kind] = kinds.get(kind, 0) + count
+        if kinds:
+            print(f"{'':<{LABEL}} errors: {kinds}")
 
 
 if __name__ == "__main__":
