@@ -78,6 +78,9 @@ HEADER = "X-Tandem-Page-Cache"
 EXTENSION = "tandem.page_cache"
 # The version app.pagehits read for this request before Flask (its WSGI environ).
 READ_VERSION = "tandem.page_version"
+# The key app.pagehits looked up and did not serve (a miss, or it is to renew the page): Flask
+# renders that page without looking it up again (`LocalPages` renews a page by one request).
+MISSED = "tandem.page_missed"
 # What `LocalPages` keeps: a body, or a body in parts (`app.dashcache`).
 Page = TypeVar("Page", bound=Sized)
 _KEY = "_tandem_page_cache_key"
@@ -86,41 +89,71 @@ _KEY = "_tandem_page_cache_key"
 class LocalPages(Generic[Page]):
     """A bounded least-recently-used map of key to (expiry, page), shared by the threads of
     one process: at most `entries` pages and, where given, `max_bytes` of them together, each
-    counted by `size` (a body's length; `app.dashcache` keeps a body split at its token)."""
+    counted by `size` (a body's length; `app.dashcache` keeps a body split at its token).
+
+    A page is renewed before it expires, by one request: in the last tenth of its life (at
+    least its last second) the first `get` answers None, and that caller renders the page and
+    `put`s it again, while every other request is still served the kept page until then. A
+    popular page that simply expired would be missed by every request in flight at once,
+    each rendering it (at 10,000 proposals a listing or a search renders in 0.3 s under load).
+    A kept page is never served past its expiry."""
 
     def __init__(
-        self, entries: int, max_bytes: int | None = None, size: Callable[[Page], int] = len
+        self,
+        entries: int,
+        max_bytes: int | None = None,
+        size: Callable[[Page], int] = len,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.entries = entries
         self.max_bytes = max_bytes
         self.size = size
-        self._pages: OrderedDict[str, tuple[float, Page]] = OrderedDict()
+        self.clock = clock
+        # key -> (expiry, renew from, page)
+        self._pages: OrderedDict[str, tuple[float, float, Page]] = OrderedDict()
+        self._renewing: set[str] = set()
         self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Page | None:
+        """The kept page, or None: none kept, expired, or this caller is to renew it."""
         with self._lock:
             found = self._pages.get(key)
             if found is None:
                 return None
-            if found[0] < time.monotonic():
-                self._bytes -= self.size(self._pages.pop(key)[1])
+            expiry, renew_from, page = found
+            now = self.clock()
+            if expiry < now:
+                self._drop(key)
+                return None
+            if now >= renew_from and key not in self._renewing:
+                self._renewing.add(key)
                 return None
             self._pages.move_to_end(key)
-            return found[1]
+            return page
 
-    def put(self, key: str, page: Page, seconds: int) -> None:
+    def __contains__(self, key: str) -> bool:
+        """Whether a page is kept under `key` (one being renewed included)."""
         with self._lock:
-            replaced = self._pages.get(key)
-            if replaced is not None:
-                self._bytes -= self.size(replaced[1])
-            self._pages[key] = (time.monotonic() + seconds, page)
-            self._pages.move_to_end(key)
+            found = self._pages.get(key)
+            return found is not None and found[0] >= self.clock()
+
+    def put(self, key: str, page: Page, seconds: float) -> None:
+        with self._lock:
+            if key in self._pages:
+                self._drop(key)
+            now = self.clock()
+            renew_from = now + seconds - max(1.0, seconds / 10)
+            self._pages[key] = (now + seconds, renew_from, page)
             self._bytes += self.size(page)
             while len(self._pages) > self.entries or (
                 self.max_bytes is not None and self._bytes > self.max_bytes and self._pages
             ):
-                self._bytes -= self.size(self._pages.popitem(last=False)[1][1])
+                self._drop(next(iter(self._pages)))
+
+    def _drop(self, key: str) -> None:
+        self._bytes -= self.size(self._pages.pop(key)[2])
+        self._renewing.discard(key)
 
 
 class RedisPages:
@@ -145,7 +178,7 @@ class RedisPages:
 
     def get(self, key: str) -> bytes | None:
         body = self.near.get(key)
-        if body is not None:
+        if body is not None or key in self.near:  # kept here, or this caller renews it
             return body
         try:
             body, seconds = self.client.pipeline().get(key).ttl(key).execute()
@@ -261,7 +294,7 @@ def init_app(app: Flask) -> None:
         if version is None:
             return None
         key = keys.key(version, request)
-        body = pages.get(key)
+        body = None if request.environ.get(MISSED) == key else pages.get(key)
         if body is None:
             setattr(g, _KEY, key)
             return None

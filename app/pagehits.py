@@ -152,8 +152,12 @@ class KeptPages:
         asked.environ[pagecache.READ_VERSION] = version
         if version is None:
             return None
-        body = self.public.pages.get(self.public.keys.key(version, asked))
-        return None if body is None else (endpoint, [(pagecache.HEADER, "hit")], body)
+        key = self.public.keys.key(version, asked)
+        body = self.public.pages.get(key)
+        if body is None:
+            asked.environ[pagecache.MISSED] = key
+            return None
+        return endpoint, [(pagecache.HEADER, "hit")], body
 
     def _dashboard(self, endpoint: str, asked: Request) -> Kept | None:
         if self.dashboards is None or self.store is None:
@@ -172,8 +176,10 @@ class KeptPages:
         asked.environ[dashcache.READ_ACCOUNT] = (uniquifier, version, account)
         if version is None or account != (True, dashcache.DASHBOARD_ROLES[endpoint]):
             return None
-        parts = self.dashboards.pages.get(self.dashboards.key(version, uniquifier, asked))
+        key = self.dashboards.key(version, uniquifier, asked)
+        parts = self.dashboards.pages.get(key)
         if parts is None:
+            asked.environ[pagecache.MISSED] = key
             return None
         signer = self._signer()
         if signer is None:

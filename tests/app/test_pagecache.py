@@ -314,3 +314,24 @@ def test_pages_kept_in_a_process_stay_within_their_byte_budget() -> None:
     assert pages.get("page-3") is not None and pages.get("page-4") == b"x" * 10
     pages.put("huge", b"z" * 1000, seconds=60)  # larger than the budget: kept by nobody
     assert pages.get("huge") is None and pages.get("page-5") is None
+
+
+def test_a_page_is_renewed_by_one_request_before_it_expires_and_never_served_after() -> None:
+    from app.pagecache import LocalPages
+
+    now = [0.0]
+    pages: LocalPages[bytes] = LocalPages(entries=10, clock=lambda: now[0])
+    pages.put("page", b"old", seconds=100)
+    now[0] = 89.0
+    assert pages.get("page") == b"old"
+    now[0] = 91.0  # the last tenth of its life: one caller renders it again
+    assert pages.get("page") is None
+    assert [pages.get("page") for _ in range(3)] == [b"old"] * 3  # the others are served
+    assert "page" in pages
+    pages.put("page", b"new", seconds=100)  # renewed at 91: lives until 191
+    now[0] = 150.0
+    assert pages.get("page") == b"new"
+    now[0] = 182.0
+    assert pages.get("page") is None and pages.get("page") == b"new"
+    now[0] = 192.0  # nobody renewed it: expired, for every caller
+    assert pages.get("page") is None and pages.get("page") is None and "page" not in pages

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session
 
-from app import create_app
+from app import create_app, dashcache, pagecache
 from app.pagehits import KeptPages
 from app.prometheus import REQUEST_SECONDS
 from models import Proposal, ProposalStatus, Role
@@ -333,3 +333,47 @@ def test_one_person_signed_in_twice_gets_each_sessions_own_token_from_one_kept_p
         assert session.get(Proposal, draft.id).status == ProposalStatus.open  # type: ignore[union-attr]
     finally:
         protected.extensions["tandem.engine"].dispose()
+
+
+def _local_pages(pages: Any) -> Any:
+    """The pages this process keeps (in front of Redis, where there is one)."""
+    return pages.near if isinstance(pages, pagecache.RedisPages) else pages
+
+
+def test_a_kept_page_is_renewed_by_one_request_while_the_others_are_still_served(
+    app: Flask, make_user: Callable[..., Any], make_proposal: Callable[..., Any]
+) -> None:
+    """In the last tenth of a kept page's life one request renders it again through Flask;
+    the requests beside it are still answered before Flask, and the renewed page lives on."""
+    path = _catalogue(make_user, make_proposal)
+    now = [1_000.0]
+    _local_pages(app.extensions[pagecache.EXTENSION].pages).clock = lambda: now[0]
+    visitor = app.test_client()
+    assert visitor.get(path).headers[CACHE] == "miss"
+    flask_seen = _count_flask_requests(app)
+    assert visitor.get(path).headers[CACHE] == "hit" and flask_seen == []
+
+    now[0] += int(app.config["TANDEM_PAGE_CACHE_SECONDS"]) - 1
+    renewing = visitor.get(path)
+    assert renewing.status_code == 200 and renewing.headers[CACHE] == "miss"
+    assert flask_seen == ["flask"]
+    assert [visitor.get(path).headers[CACHE] for _ in range(2)] == ["hit", "hit"]
+    now[0] += 2  # past the first page's life, within the renewed one's
+    assert visitor.get(path).headers[CACHE] == "hit" and flask_seen == ["flask"]
+
+
+def test_a_kept_dashboard_is_renewed_by_one_request_while_the_others_are_still_served(
+    app: Flask, auth: AuthActions, client: FlaskClient, make_user: Callable[..., Any]
+) -> None:
+    now = [1_000.0]
+    app.extensions[dashcache.EXTENSION].pages.clock = lambda: now[0]
+    flask_seen = _signed_in_on_a_kept_dashboard(app, auth, client, make_user)
+    before = len(flask_seen)
+    now[0] += int(app.config["TANDEM_PAGE_CACHE_SECONDS"]) - 1
+    renewing = client.get("/proposals/mine")
+    assert renewing.status_code == 200 and renewing.headers[HEADER] == "miss"
+    assert len(flask_seen) == before + 1
+    assert [client.get("/proposals/mine").headers[HEADER] for _ in range(2)] == ["hit", "hit"]
+    now[0] += 2
+    assert client.get("/proposals/mine").headers[HEADER] == "hit"
+    assert len(flask_seen) == before + 1
