@@ -1080,14 +1080,14 @@ def measure_size(args: argparse.Namespace, catalogue: Catalogue, wrk: str | None
                 measured = load.run(port, row.url.paths, row.url.headers, seconds)
                 wait_until_idle(row.url.server)
                 row.windows.append(measured)
+                if round_number == args.repeats:
+                    row.cache = cache_state(port, row.url.paths[0], row.url.headers)
                 print(
                     f"  {row.url.label:<{LABEL}} {measured.per_second:9.2f} req/s over "
                     f"{seconds:.0f} s ({time.monotonic() - phase:.0f} s with the warm-up and "
                     "requests in flight)",
                     flush=True,
                 )
-        for row in table:
-            row.cache = cache_state(row.url.server.port, row.url.paths[0], row.url.headers)
         print(f"load average after: {load_average()}")
         for server in servers:
             if server.process.poll() is not None:
@@ -1114,7 +1114,8 @@ def measure_size(args: argparse.Namespace, catalogue: Catalogue, wrk: str | None
 @dataclass
 class Row:
     """One URL of the table: its windows (one per round), its first request's time (before
-    any load) and what the page cache said after the last window."""
+    any load) and what the page cache said right after the last window (a page in the last
+    tenth of its life says `miss` to the one request that renews it)."""
 
     url: Url
     windows: list[Measured]
