@@ -40,6 +40,7 @@ import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Sized
+from math import inf
 from typing import Generic, NamedTuple, TypeVar
 
 import redis
@@ -93,10 +94,14 @@ class LocalPages(Generic[Page]):
 
     A page is renewed before it expires, by one request: in the last tenth of its life (at
     least its last second) the first `get` answers None, and that caller renders the page and
-    `put`s it again, while every other request is still served the kept page until then. A
+    `put`s it again, while every other request is still served the kept page until then (or
+    until `RETRY_SECONDS` later, when another caller is asked, should the first not have
+    kept it: an error, or an answer that may not be kept). A
     popular page that simply expired would be missed by every request in flight at once,
     each rendering it (at 10,000 proposals a listing or a search renders in 0.3 s under load).
     A kept page is never served past its expiry."""
+
+    RETRY_SECONDS = 10.0
 
     def __init__(
         self,
@@ -111,7 +116,7 @@ class LocalPages(Generic[Page]):
         self.clock = clock
         # key -> (expiry, renew from, page)
         self._pages: OrderedDict[str, tuple[float, float, Page]] = OrderedDict()
-        self._renewing: set[str] = set()
+        self._renewing: dict[str, float] = {}  # key -> when a caller was asked to renew it
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -126,8 +131,8 @@ class LocalPages(Generic[Page]):
             if expiry < now:
                 self._drop(key)
                 return None
-            if now >= renew_from and key not in self._renewing:
-                self._renewing.add(key)
+            if now >= renew_from and now - self._renewing.get(key, -inf) >= self.RETRY_SECONDS:
+                self._renewing[key] = now
                 return None
             self._pages.move_to_end(key)
             return page
@@ -153,7 +158,7 @@ class LocalPages(Generic[Page]):
 
     def _drop(self, key: str) -> None:
         self._bytes -= self.size(self._pages.pop(key)[2])
-        self._renewing.discard(key)
+        self._renewing.pop(key, None)
 
 
 class RedisPages:

@@ -335,3 +335,11 @@ def test_a_page_is_renewed_by_one_request_before_it_expires_and_never_served_aft
     assert pages.get("page") is None and pages.get("page") == b"new"
     now[0] = 192.0  # nobody renewed it: expired, for every caller
     assert pages.get("page") is None and pages.get("page") is None and "page" not in pages
+
+    pages.put("slow", b"kept", seconds=300)  # asked to renew from 270
+    now[0] += 271.0
+    assert pages.get("slow") is None and pages.get("slow") == b"kept"
+    now[0] += 9.0  # the first caller kept nothing: another is asked 10 s on, only one
+    assert pages.get("slow") == b"kept"
+    now[0] += 1.0
+    assert pages.get("slow") is None and pages.get("slow") == b"kept"
