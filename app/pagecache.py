@@ -122,26 +122,30 @@ class LocalPages(Generic[Page]):
 
     def get(self, key: str) -> Page | None:
         """The kept page, or None: none kept, expired, or this caller is to renew it."""
+        return self.find(key)[0]
+
+    def find(self, key: str) -> tuple[Page | None, float]:
+        """The kept page and the seconds it has left; None and the seconds left when this
+        caller is to renew it; None and 0 when none is kept."""
         with self._lock:
             found = self._pages.get(key)
             if found is None:
-                return None
+                return None, 0.0
             expiry, renew_from, page = found
             now = self.clock()
             if expiry < now:
                 self._drop(key)
-                return None
+                return None, 0.0
             if now >= renew_from and now - self._renewing.get(key, -inf) >= self.RETRY_SECONDS:
                 self._renewing[key] = now
-                return None
+                return None, expiry - now
             self._pages.move_to_end(key)
-            return page
+            return page, expiry - now
 
-    def __contains__(self, key: str) -> bool:
-        """Whether a page is kept under `key` (one being renewed included)."""
+    def release(self, key: str) -> None:
+        """The caller asked to renew `key` kept nothing: the next one is asked."""
         with self._lock:
-            found = self._pages.get(key)
-            return found is not None and found[0] >= self.clock()
+            self._renewing.pop(key, None)
 
     def put(self, key: str, page: Page, seconds: float) -> None:
         with self._lock:
@@ -182,17 +186,24 @@ class RedisPages:
         self.namespace = namespace
 
     def get(self, key: str) -> bytes | None:
-        body = self.near.get(key)
-        if body is not None or key in self.near:  # kept here, or this caller renews it
+        """The page kept here, else Redis's copy; None when this caller is to render it: none
+        is kept, or this caller renews the copy kept here and no other process has yet (Redis
+        holds the same copy: its time to live, in whole seconds, is within one of ours)."""
+        body, left = self.near.find(key)
+        if body is not None:
             return body
         try:
             body, seconds = self.client.pipeline().get(key).ttl(key).execute()
         except redis.RedisError:
             log.warning("page cache: Redis did not answer; rendering", exc_info=True)
             return None
-        if body is not None and seconds > 0:
-            self.near.put(key, body, seconds)
+        if body is None or seconds <= 0 or (left and seconds <= left + 1):
+            return None
+        self.near.put(key, body, seconds)
         return body
+
+    def release(self, key: str) -> None:
+        self.near.release(key)
 
     def put(self, key: str, body: bytes, seconds: int) -> None:
         self.near.put(key, body, seconds)
@@ -333,8 +344,12 @@ def init_app(app: Flask) -> None:
         """Once the answer is complete (every `after_request` hook has run and the session
         is saved, so any Set-Cookie is on it), keep its body if it may be shared."""
         key = g.pop(_KEY, None)
-        if key is not None and _may_keep(response):
+        if key is None:
+            return
+        if _may_keep(response):
             pages.put(key, response.get_data(), _seconds())
+        else:
+            pages.release(key)  # were this request renewing the page, another one will
 
     request_finished.connect(keep_page, app, weak=False)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
@@ -325,16 +326,15 @@ def test_a_page_is_renewed_by_one_request_before_it_expires_and_never_served_aft
     now[0] = 89.0
     assert pages.get("page") == b"old"
     now[0] = 91.0  # the last tenth of its life: one caller renders it again
-    assert pages.get("page") is None
+    assert pages.find("page") == (None, 9.0)
     assert [pages.get("page") for _ in range(3)] == [b"old"] * 3  # the others are served
-    assert "page" in pages
     pages.put("page", b"new", seconds=100)  # renewed at 91: lives until 191
     now[0] = 150.0
     assert pages.get("page") == b"new"
     now[0] = 182.0
     assert pages.get("page") is None and pages.get("page") == b"new"
     now[0] = 192.0  # nobody renewed it: expired, for every caller
-    assert pages.get("page") is None and pages.get("page") is None and "page" not in pages
+    assert pages.find("page") == (None, 0.0) and pages.get("page") is None
 
     pages.put("slow", b"kept", seconds=300)  # asked to renew from 270
     now[0] += 271.0
@@ -343,3 +343,42 @@ def test_a_page_is_renewed_by_one_request_before_it_expires_and_never_served_aft
     assert pages.get("slow") == b"kept"
     now[0] += 1.0
     assert pages.get("slow") is None and pages.get("slow") == b"kept"
+    pages.release("slow")  # that one kept nothing either, and said so: the next is asked
+    assert pages.get("slow") is None and pages.get("slow") == b"kept"
+
+    pages.put("short", b"one", seconds=5)  # a short life is renewed in its last second
+    now[0] += 4.1
+    assert pages.get("short") is None and pages.get("short") == b"one"
+    pages.put("short", b"two", seconds=5)  # kept again: the claim is gone with the old page
+    now[0] += 4.1
+    assert pages.get("short") is None and pages.get("short") == b"two"
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+def test_a_page_another_process_renewed_in_redis_is_taken_not_rendered_again() -> None:
+    """Two web processes keep the same page from Redis: the first asked to renew it renders
+    it; the other, asked in turn, finds the renewed copy in Redis instead of rendering."""
+    from app.pagecache import RedisPages
+
+    namespace = f"tandem:test-page:{uuid.uuid4().hex}"
+    first = RedisPages(os.environ["REDIS_URL"], entries=10, namespace=namespace)
+    second = RedisPages(os.environ["REDIS_URL"], entries=10, namespace=namespace)
+    try:
+        first.client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"REDIS_URL is set but Redis does not answer: {exc}")
+    now = [0.0]
+    first.near.clock = second.near.clock = lambda: now[0]
+    key = f"{namespace}:page"
+    try:
+        first.put(key, b"old", 300)
+        assert second.get(key) == b"old"  # from Redis, kept in the second process too
+        now[0] = 271.0
+        first.client.expire(key, 29)  # 271 s on in Redis too
+        assert first.get(key) is None  # Redis holds the same copy: the first renders it
+        assert first.get(key) == b"old"
+        first.put(key, b"new", 300)
+        assert second.get(key) == b"new"  # asked to renew, it takes the renewed copy
+        assert first.get(key) == second.get(key) == b"new"
+    finally:
+        first.client.delete(key, *first.client.keys(f"{namespace}:puts:*"))

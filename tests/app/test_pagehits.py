@@ -340,6 +340,17 @@ def _local_pages(pages: Any) -> Any:
     return pages.near if isinstance(pages, pagecache.RedisPages) else pages
 
 
+def _age_public_pages(app: Flask, now: list[float], seconds: float) -> None:
+    """`seconds` pass for the public pages kept in this process and, where there is one, in
+    Redis (so Redis holds the same copy, with as long left)."""
+    now[0] += seconds
+    pages = app.extensions[pagecache.EXTENSION].pages
+    if isinstance(pages, pagecache.RedisPages):
+        left = int(app.config["TANDEM_PAGE_CACHE_SECONDS"]) - seconds
+        for key in pages.client.scan_iter("tandem:page:*"):
+            pages.client.expire(key, max(1, int(left)))
+
+
 def test_a_kept_page_is_renewed_by_one_request_while_the_others_are_still_served(
     app: Flask, make_user: Callable[..., Any], make_proposal: Callable[..., Any]
 ) -> None:
@@ -353,13 +364,34 @@ def test_a_kept_page_is_renewed_by_one_request_while_the_others_are_still_served
     flask_seen = _count_flask_requests(app)
     assert visitor.get(path).headers[CACHE] == "hit" and flask_seen == []
 
-    now[0] += int(app.config["TANDEM_PAGE_CACHE_SECONDS"]) - 1
+    _age_public_pages(app, now, int(app.config["TANDEM_PAGE_CACHE_SECONDS"]) - 1)
     renewing = visitor.get(path)
     assert renewing.status_code == 200 and renewing.headers[CACHE] == "miss"
     assert flask_seen == ["flask"]
     assert [visitor.get(path).headers[CACHE] for _ in range(2)] == ["hit", "hit"]
     now[0] += 2  # past the first page's life, within the renewed one's
     assert visitor.get(path).headers[CACHE] == "hit" and flask_seen == ["flask"]
+
+
+def test_a_renewing_request_whose_answer_may_not_be_kept_leaves_the_renewal_to_the_next(
+    app: Flask, make_user: Callable[..., Any], make_proposal: Callable[..., Any]
+) -> None:
+    """The request asked to renew a page is one whose answer sets a cookie (a permanent
+    session is renewed with every answer): the page is not kept from it, and the next request
+    renews it rather than the page expiring under every request in flight."""
+    path = _catalogue(make_user, make_proposal)
+    now = [1_000.0]
+    _local_pages(app.extensions[pagecache.EXTENSION].pages).clock = lambda: now[0]
+    visitor = app.test_client()
+    assert visitor.get(path).headers[CACHE] == "miss"
+    _age_public_pages(app, now, int(app.config["TANDEM_PAGE_CACHE_SECONDS"]) - 1)
+    permanent = app.test_client()
+    with permanent.session_transaction() as stored:
+        stored.permanent = True
+    first = permanent.get(path)
+    assert first.headers[CACHE] == "miss" and "Set-Cookie" in first.headers
+    assert visitor.get(path).headers[CACHE] == "miss"
+    assert visitor.get(path).headers[CACHE] == "hit"
 
 
 def test_a_kept_dashboard_is_renewed_by_one_request_while_the_others_are_still_served(
