@@ -966,6 +966,8 @@ def main() -> None:
         help="generate (or check) the catalogues and stop, measuring nothing",
     )
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     _prepare_imports()
 
     print_machine()
@@ -1123,6 +1125,10 @@ class Row:
     cache: str = "-"
 
 
+def _ratio(value: float, baseline: float) -> float:
+    return value / baseline if baseline else float("nan")
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -1142,8 +1148,12 @@ def print_table(rows: list[Row], client: str) -> None:
     what the worst window read."""
     bare = [row for row in rows if row.url.label.startswith("bare")]
     rounds = min(len(row.windows) for row in rows)
-    bare_rate = [sum(b.windows[r].per_second for b in bare) / len(bare) for r in range(rounds)]
-    bare_p99 = [sum(b.windows[r].p99_ms for b in bare) / len(bare) for r in range(rounds)]
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values) if values else float("nan")
+
+    bare_rate = [mean([b.windows[r].per_second for b in bare]) for r in range(rounds)]
+    bare_p99 = [mean([b.windows[r].p99_ms for b in bare]) for r in range(rounds)]
     print(
         f"\n## results ({rounds} rounds, medians; x bare, p99 x: to the mean of the bare JSON "
         f"rows of the same round; lowest/highest: the worst round; client: {client})"
@@ -1158,8 +1168,8 @@ def print_table(rows: list[Row], client: str) -> None:
     for row in rows:
         windows = row.windows[:rounds]
         answered = [w for w in windows if w.requests]
-        ratios = [w.per_second / bare_rate[r] for r, w in enumerate(windows)]
-        p99_ratios = [w.p99_ms / bare_p99[r] for r, w in enumerate(windows) if w.requests]
+        ratios = [_ratio(w.per_second, bare_rate[r]) for r, w in enumerate(windows)]
+        p99_ratios = [_ratio(w.p99_ms, bare_p99[r]) for r, w in enumerate(windows) if w.requests]
         if answered:
             p50 = f"{_median([w.p50_ms for w in answered]):7.1f}"
             p99 = f"{_median([w.p99_ms for w in answered]):7.1f}"
