@@ -76,7 +76,7 @@ from werkzeug.wrappers import Request
 
 from app import catalogue_version
 from app.headers import PERSONAL
-from app.pagecache import MAX_BODY_BYTES, MISSED, RENDER_SETTINGS, LocalPages, code_digest
+from app.pagecache import MAX_BODY_BYTES, RENDER_SETTINGS, LocalPages, code_digest, kept
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def cached(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseRe
         key = _key_for_request(cache) if cache is not None else None
         if cache is None or key is None:
             return view(*args, **kwargs)
-        parts = None if request.environ.get(MISSED) == key else cache.pages.get(key)
+        parts = kept(cache.pages, key, request.environ)
         if parts is not None:
             return _hit(parts)
         response = current_app.make_response(view(*args, **kwargs))

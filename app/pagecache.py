@@ -41,7 +41,7 @@ import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Sized
 from math import inf
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import redis
 from flask import Flask, Response, current_app, g, request, request_finished, session
@@ -79,11 +79,12 @@ HEADER = "X-Tandem-Page-Cache"
 EXTENSION = "tandem.page_cache"
 # The version app.pagehits read for this request before Flask (its WSGI environ).
 READ_VERSION = "tandem.page_version"
-# The key app.pagehits looked up and did not serve (a miss, or it is to renew the page): Flask
-# renders that page without looking it up again (`LocalPages` renews a page by one request).
+# The key this request looked up and did not find (a miss, or it is to renew the page): see
+# `kept`.
 MISSED = "tandem.page_missed"
 # What `LocalPages` keeps: a body, or a body in parts (`app.dashcache`).
 Page = TypeVar("Page", bound=Sized)
+Found = TypeVar("Found", covariant=True)
 _KEY = "_tandem_page_cache_key"
 
 
@@ -114,9 +115,8 @@ class LocalPages(Generic[Page]):
         self.max_bytes = max_bytes
         self.size = size
         self.clock = clock
-        # key -> (expiry, renew from, page)
-        self._pages: OrderedDict[str, tuple[float, float, Page]] = OrderedDict()
-        self._renewing: dict[str, float] = {}  # key -> when a caller was asked to renew it
+        # key -> (expiry, renewed from, when a caller was last asked to renew it, page)
+        self._pages: OrderedDict[str, tuple[float, float, float, Page]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -131,13 +131,13 @@ class LocalPages(Generic[Page]):
             found = self._pages.get(key)
             if found is None:
                 return None, 0.0
-            expiry, renew_from, page = found
+            expiry, renew_from, asked, page = found
             now = self.clock()
             if expiry < now:
                 self._drop(key)
                 return None, 0.0
-            if now >= renew_from and now - self._renewing.get(key, -inf) >= self.RETRY_SECONDS:
-                self._renewing[key] = now
+            if now >= renew_from and now - asked >= self.RETRY_SECONDS:
+                self._pages[key] = (expiry, renew_from, now, page)
                 return None, expiry - now
             self._pages.move_to_end(key)
             return page, expiry - now
@@ -145,7 +145,9 @@ class LocalPages(Generic[Page]):
     def release(self, key: str) -> None:
         """The caller asked to renew `key` kept nothing: the next one is asked."""
         with self._lock:
-            self._renewing.pop(key, None)
+            found = self._pages.get(key)
+            if found is not None:
+                self._pages[key] = (*found[:2], -inf, found[3])
 
     def put(self, key: str, page: Page, seconds: float) -> None:
         with self._lock:
@@ -153,7 +155,7 @@ class LocalPages(Generic[Page]):
                 self._drop(key)
             now = self.clock()
             renew_from = now + seconds - max(1.0, seconds / 10)
-            self._pages[key] = (now + seconds, renew_from, page)
+            self._pages[key] = (now + seconds, renew_from, -inf, page)
             self._bytes += self.size(page)
             while len(self._pages) > self.entries or (
                 self.max_bytes is not None and self._bytes > self.max_bytes and self._pages
@@ -161,8 +163,7 @@ class LocalPages(Generic[Page]):
                 self._drop(next(iter(self._pages)))
 
     def _drop(self, key: str) -> None:
-        self._bytes -= self.size(self._pages.pop(key)[2])
-        self._renewing.pop(key, None)
+        self._bytes -= self.size(self._pages.pop(key)[3])
 
 
 class RedisPages:
@@ -214,6 +215,25 @@ class RedisPages:
                 self.client.set(key, body, ex=seconds)
         except redis.RedisError:
             log.warning("page cache: Redis did not answer; page not kept", exc_info=True)
+
+
+class Pages(Protocol[Found]):
+    """Where pages are kept: `LocalPages`, `RedisPages`."""
+
+    def get(self, key: str) -> Found | None: ...
+
+
+def kept(pages: Pages[Page], key: str, environ: dict[str, Any]) -> Page | None:
+    """The page kept under `key` for this request, or None to render it. Looked up once per
+    request: a miss before Flask (`app.pagehits`) is remembered in the WSGI environ, so that
+    Flask's hook renders the page instead of looking again (a second look would find the page
+    this request was asked to renew)."""
+    if environ.get(MISSED) == key:
+        return None
+    page = pages.get(key)
+    if page is None:
+        environ[MISSED] = key
+    return page
 
 
 @functools.cache
@@ -310,7 +330,7 @@ def init_app(app: Flask) -> None:
         if version is None:
             return None
         key = keys.key(version, request)
-        body = None if request.environ.get(MISSED) == key else pages.get(key)
+        body = kept(pages, key, request.environ)
         if body is None:
             setattr(g, _KEY, key)
             return None

@@ -153,11 +153,8 @@ class KeptPages:
         if version is None:
             return None
         key = self.public.keys.key(version, asked)
-        body = self.public.pages.get(key)
-        if body is None:
-            asked.environ[pagecache.MISSED] = key
-            return None
-        return endpoint, [(pagecache.HEADER, "hit")], body
+        body = pagecache.kept(self.public.pages, key, asked.environ)
+        return None if body is None else (endpoint, [(pagecache.HEADER, "hit")], body)
 
     def _dashboard(self, endpoint: str, asked: Request) -> Kept | None:
         if self.dashboards is None or self.store is None:
@@ -177,9 +174,8 @@ class KeptPages:
         if version is None or account != (True, dashcache.DASHBOARD_ROLES[endpoint]):
             return None
         key = self.dashboards.key(version, uniquifier, asked)
-        parts = self.dashboards.pages.get(key)
+        parts = pagecache.kept(self.dashboards.pages, key, asked.environ)
         if parts is None:
-            asked.environ[pagecache.MISSED] = key
             return None
         signer = self._signer()
         if signer is None:
