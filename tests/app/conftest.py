@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from sqlmodel import Session, select
 
@@ -87,3 +90,26 @@ def smtp(app: Flask) -> Iterator[SmtpServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def page_namespace() -> Iterator[str]:
+    """A namespace of this test's own for pages kept in the Redis at REDIS_URL, emptied after
+    the test. Without REDIS_URL the test does not run (CI sets it); with REDIS_URL set, a
+    Redis that does not answer fails it."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.skip("needs REDIS_URL (CI sets it)")
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"REDIS_URL is set but Redis does not answer: {exc}")
+    namespace = f"tandem:test-page:{uuid.uuid4().hex}"
+    try:
+        yield namespace
+    finally:
+        keys = list(client.scan_iter(f"{namespace}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()

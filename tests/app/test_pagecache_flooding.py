@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import redis
 from flask import Flask
 
 from app.pagecache import RedisPages
@@ -76,23 +75,14 @@ def test_the_addresses_the_pages_link_to_are_still_kept(
     assert (first.headers[CACHE], second.headers[CACHE]) == ("miss", "hit"), address
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
-def test_redis_keeps_at_most_its_share_of_new_pages_per_window() -> None:
+def test_redis_keeps_at_most_its_share_of_new_pages_per_window(page_namespace: str) -> None:
     """Free-text parameters (a search's words) make endless addresses: past `entries` new
     pages in a page's lifetime, Redis keeps no more of them (the process still does)."""
-    namespace = f"tandem:test-page:{uuid.uuid4().hex}"
-    pages = RedisPages(os.environ["REDIS_URL"], entries=3, namespace=namespace)
-    try:
-        pages.client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"REDIS_URL is set but Redis does not answer: {exc}")
-    keys = [f"{namespace}:{n}" for n in range(10)]
-    try:
-        for key in keys:
-            pages.put(key, b"<html>page</html>", 300)
-        kept = [key for key in keys if pages.client.exists(key)]
-        assert len(kept) == 3
-        # Past the share, the process still serves the pages it kept itself (its own LRU).
-        assert all(pages.get(key) == b"<html>page</html>" for key in keys[-3:])
-    finally:
-        pages.client.delete(*keys, *pages.client.keys(f"{namespace}:puts:*"))
+    pages = RedisPages(os.environ["REDIS_URL"], entries=3, namespace=page_namespace)
+    keys = [f"{page_namespace}:{n}" for n in range(10)]
+    for key in keys:
+        pages.put(key, b"<html>page</html>", 300)
+    kept = [key for key in keys if pages.client.exists(key)]
+    assert len(kept) == 3
+    # Past the share, the process still serves the pages it kept itself (its own LRU).
+    assert all(pages.get(key) == b"<html>page</html>" for key in keys[-3:])
