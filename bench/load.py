@@ -63,12 +63,14 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1129,12 +1131,6 @@ def _ratio(value: float, baseline: float) -> float:
     return value / baseline if baseline else float("nan")
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def print_table(rows: list[Row], client: str) -> None:
     """Per URL, over its windows: the median requests/s (answered 200 within the window), the
     median and the lowest ratio to the bare route, the median p50 and p99 latency, the median
@@ -1171,25 +1167,22 @@ def print_table(rows: list[Row], client: str) -> None:
         ratios = [_ratio(w.per_second, bare_rate[r]) for r, w in enumerate(windows)]
         p99_ratios = [_ratio(w.p99_ms, bare_p99[r]) for r, w in enumerate(windows) if w.requests]
         if answered:
-            p50 = f"{_median([w.p50_ms for w in answered]):7.1f}"
-            p99 = f"{_median([w.p99_ms for w in answered]):7.1f}"
-            p99_x = f"{_median(p99_ratios):6.2f} {max(p99_ratios):7.2f}"
+            p50 = f"{statistics.median([w.p50_ms for w in answered]):7.1f}"
+            p99 = f"{statistics.median([w.p99_ms for w in answered]):7.1f}"
+            p99_x = f"{statistics.median(p99_ratios):6.2f} {max(p99_ratios):7.2f}"
         else:
             p50, p99, p99_x = f"{'-':>7}", f"{'-':>7}", f"{'-':>6} {'-':>7}"
         seconds = sum(w.seconds for w in windows)
         client_cpu = sum(w.client_cpu_s for w in windows) / seconds
         print(
-            f"{row.url.label:<{LABEL}} {_median([w.per_second for w in windows]):8.2f} "
-            f"{_median(ratios):7.4f} {min(ratios):7.4f} {p50} {p99} {p99_x} "
+            f"{row.url.label:<{LABEL}} {statistics.median([w.per_second for w in windows]):8.2f} "
+            f"{statistics.median(ratios):7.4f} {min(ratios):7.4f} {p50} {p99} {p99_x} "
             f"{sum(w.requests for w in windows):6d} {sum(w.errors for w in windows):6d} "
             f"{row.first_s * 1000:9.1f} {client_cpu:6.2f}c {row.cache:>6}"
         )
-        kinds: dict[str, int] = {}
-        for w in windows:
-            for kind, count in w.error_kinds.items():
-                kinds[kind] = kinds.get(kind, 0) + count
+        kinds = sum((Counter(w.error_kinds) for w in windows), Counter())
         if kinds:
-            print(f"{'':<{LABEL}} errors: {kinds}")
+            print(f"{'':<{LABEL}} errors: {dict(kinds)}")
 
 
 if __name__ == "__main__":
