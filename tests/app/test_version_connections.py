@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from app import create_app
 from app.catalogue_version import version_store
+from tests.conftest import POSTGRES_URL
 
 
 def _open_connections(url: str) -> int:
@@ -63,3 +64,45 @@ def test_an_app_whose_engine_is_disposed_leaves_no_connection_open(
         assert _open_connections(database_url) > before  # the reads held connections
         engine.dispose()
     assert _open_connections(database_url) == before
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs TANDEM_TEST_DATABASE_URL (PostgreSQL)")
+def test_the_version_is_read_again_after_the_server_dropped_every_reading_connection(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a restarted PostgreSQL does to the reader's kept connections: each is broken. The
+    next read is answered (on a new connection), and so is every one after it."""
+    database_url = postgres_url
+    monkeypatch.setenv("TANDEM_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key",
+            "TANDEM_QUEUE": "immediate",
+        }
+    )
+    engine = app.extensions["tandem.engine"]
+    store = version_store(engine)
+    assert store is not None
+    version = store.read()
+    assert version is not None
+    before = _open_connections(database_url)
+    assert before > 0
+    killer = sa.create_engine(database_url, poolclass=sa.NullPool)
+    try:
+        with killer.connect() as connection:
+            dropped = connection.execute(
+                sa.text(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
+                    "FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        assert dropped == before
+        for _ in range(3):
+            assert store.read() == version
+            assert store.read_with_account(engine, "nobody-signs-in-as-this") == (version, None)
+    finally:
+        killer.dispose()
+        engine.dispose()
