@@ -177,10 +177,10 @@ class KeptPages:
         parts = pagecache.kept(self.dashboards.pages, key, asked.environ)
         if parts is None:
             return None
-        signer = self._signer()
-        if signer is None:
+        tokens = self._tokens()
+        if tokens is None:
             return None
-        token = signer.dumps(secret).encode()
+        token = tokens.token(secret)
         extra = [(dashcache.HEADER, "hit"), ("Cache-Control", headers.PERSONAL)]
         if interface.should_set_cookie(self.app, session):  # type: ignore[arg-type]
             # A permanent session's cookie is renewed, as Flask renews it.
@@ -189,16 +189,34 @@ class KeptPages:
             extra += [("Set-Cookie", value) for value in carrier.headers.getlist("Set-Cookie")]
         return endpoint, extra, token.join(parts)
 
-    def _signer(self) -> URLSafeTimedSerializer | None:
-        """The CSRF token's signer, as Flask-WTF makes it (`generate_csrf`); None where it
+    def _tokens(self) -> CsrfTokens | None:
+        """The CSRF tokens' signer, as Flask-WTF makes it (`generate_csrf`); None where it
         would refuse to make one (Flask then says why)."""
         secret = self.app.config.get("WTF_CSRF_SECRET_KEY", self.app.secret_key)
-        return None if secret is None else _csrf_signer(secret)
+        return None if secret is None else _csrf_tokens(secret)
+
+
+class CsrfTokens:
+    """CSRF tokens as Flask-WTF signs them (`URLSafeTimedSerializer(...).dumps(secret)`), byte
+    for byte: the session's secret encoded (JSON, compressed where shorter, base64), then the
+    time and the signature. The encoded secret is the same on every request of a session, so
+    it is kept (a third of a token's cost); the time and the signature are made each time."""
+
+    def __init__(self, key: str | bytes) -> None:
+        self.serializer = URLSafeTimedSerializer(key, salt="wtf-csrf-token")
+        self.signer = self.serializer.make_signer(self.serializer.salt)
+
+    def token(self, secret: str) -> bytes:
+        return self.signer.sign(self._payload(secret))
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 (one per secret key, kept for the process)
+    def _payload(self, secret: str) -> bytes:
+        return self.serializer.dump_payload(secret)
 
 
 @functools.lru_cache(maxsize=4)
-def _csrf_signer(secret: str | bytes) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
+def _csrf_tokens(key: str | bytes) -> CsrfTokens:
+    return CsrfTokens(key)
 
 
 class OpenedSessions:

@@ -11,12 +11,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlmodel import Session
 
 from app import create_app, dashcache, pagecache
-from app.pagehits import KeptPages
+from app.pagehits import CsrfTokens, KeptPages
 from app.prometheus import REQUEST_SECONDS
 from models import Proposal, ProposalStatus, Role
 from tests.conftest import AuthActions
@@ -409,3 +411,16 @@ def test_a_kept_dashboard_is_renewed_by_one_request_while_the_others_are_still_s
     now[0] += 2
     assert client.get("/proposals/mine").headers[HEADER] == "hit"
     assert len(flask_seen) == before + 1
+
+
+def test_a_kept_dashboards_csrf_token_is_the_one_flask_wtf_would_sign(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Byte for byte, at the same second, for several sessions and each of them twice (the
+    second time from the kept encoding of the session's secret)."""
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: 1_796_000_000)
+    for key in ("a-secret-key", b"a-secret-key-as-bytes"):
+        tokens, serializer = CsrfTokens(key), URLSafeTimedSerializer(key, salt="wtf-csrf-token")
+        for secret in ("0" * 40, uuid.uuid4().hex, uuid.uuid4().hex):
+            for _ in range(2):
+                assert tokens.token(secret) == serializer.dumps(secret).encode()
