@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from app import create_app
-from app.catalogue_version import version_store
+from app.catalogue_version import VersionStore, version_store
 from tests.conftest import POSTGRES_URL
 
 
@@ -42,23 +42,29 @@ def _open_connections(url: str) -> int:
         counter.dispose()
 
 
+def _engine_and_store(database_url: str) -> tuple[sa.Engine, VersionStore]:
+    """A new app's engine and the catalogue version store that watches it."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key",
+            "TANDEM_QUEUE": "immediate",
+        }
+    )
+    engine = app.extensions["tandem.engine"]
+    store = version_store(engine)
+    assert store is not None
+    return engine, store
+
+
 def test_an_app_whose_engine_is_disposed_leaves_no_connection_open(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TANDEM_INSTANCE_PATH", str(tmp_path / "instance"))
     before = _open_connections(database_url)
     for _ in range(3):
-        app = create_app(
-            {
-                "TESTING": True,
-                "DATABASE_URL": database_url,
-                "SECRET_KEY": "test-secret-key",
-                "TANDEM_QUEUE": "immediate",
-            }
-        )
-        engine = app.extensions["tandem.engine"]
-        store = version_store(engine)
-        assert store is not None
+        engine, store = _engine_and_store(database_url)
         assert store.read() is not None
         assert store.read_with_account(engine, "nobody-signs-in-as-this")[1] is None
         assert _open_connections(database_url) > before  # the reads held connections
@@ -74,17 +80,7 @@ def test_the_version_is_read_again_after_the_server_dropped_every_reading_connec
     next read is answered (on a new connection), and so is every one after it."""
     database_url = postgres_url
     monkeypatch.setenv("TANDEM_INSTANCE_PATH", str(tmp_path / "instance"))
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "test-secret-key",
-            "TANDEM_QUEUE": "immediate",
-        }
-    )
-    engine = app.extensions["tandem.engine"]
-    store = version_store(engine)
-    assert store is not None
+    engine, store = _engine_and_store(database_url)
     version = store.read()
     assert version is not None
     before = _open_connections(database_url)
