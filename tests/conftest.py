@@ -32,6 +32,11 @@ from matching.stand_in import StandInEncoder  # noqa: E402
 
 POSTGRES_URL = os.environ.get("TANDEM_TEST_DATABASE_URL")
 DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+# A test that needs Redis runs where REDIS_URL is set (CI sets it), and fails there if Redis
+# does not answer.
+needs_redis = pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)"
+)
 
 
 @pytest.fixture(scope="session")

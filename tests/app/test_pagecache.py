@@ -25,7 +25,7 @@ from app import create_app
 from app.catalogue_version import changes_catalogue
 from models import Embedding, Offer, Role
 from tests.app.pages import text_of
-from tests.conftest import AuthActions
+from tests.conftest import AuthActions, needs_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = "X-Tandem-Page-Cache"
@@ -353,6 +353,7 @@ def test_a_page_is_renewed_by_one_request_before_it_expires_and_never_served_aft
     assert pages.get("short") is None and pages.get("short") == b"two"
 
 
+@needs_redis
 def test_a_page_another_process_renewed_in_redis_is_taken_not_rendered_again(
     page_namespace: str,
 ) -> None:

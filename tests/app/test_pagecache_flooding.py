@@ -15,6 +15,7 @@ from flask import Flask
 
 from app.pagecache import RedisPages
 from models import Role
+from tests.conftest import needs_redis
 
 CACHE = "X-Tandem-Page-Cache"
 
@@ -75,6 +76,7 @@ def test_the_addresses_the_pages_link_to_are_still_kept(
     assert (first.headers[CACHE], second.headers[CACHE]) == ("miss", "hit"), address
 
 
+@needs_redis
 def test_redis_keeps_at_most_its_share_of_new_pages_per_window(page_namespace: str) -> None:
     """Free-text parameters (a search's words) make endless addresses: past `entries` new
     pages in a page's lifetime, Redis keeps no more of them (the process still does)."""

@@ -38,7 +38,7 @@ from models import (
 )
 from tests.app.pages import FULL
 from tests.app.workers import start_worker
-from tests.conftest import AuthActions
+from tests.conftest import AuthActions, needs_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_DEADLINE_S = 120
@@ -160,7 +160,7 @@ def test_flask_commands_other_than_run_start_no_queue_threads(
             built.extensions["tandem.engine"].dispose()
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+@needs_redis
 def test_a_worker_process_delivers_from_the_redis_queue(
     app: Flask,
     encoder: Encoder,
@@ -417,7 +417,7 @@ def _still_finding(session: Session) -> list[str]:
     return [f"{type(item).__name__} {item.id}" for item in items if item.matching_pending]
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+@needs_redis
 def test_a_worker_killed_mid_reranking_leaves_nothing_unranked_a_minute_after_restart(
     app: Flask,
     encoder: Encoder,
@@ -489,7 +489,7 @@ def test_a_worker_killed_mid_reranking_leaves_nothing_unranked_a_minute_after_re
         queued.extensions["tandem.engine"].dispose()
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+@needs_redis
 def test_the_redis_reranking_lock_is_renewed_while_held_and_excludes_other_workers(
     app: Flask, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -525,7 +525,7 @@ def test_the_redis_reranking_lock_is_renewed_while_held_and_excludes_other_worke
             queued.extensions["tandem.engine"].dispose()
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+@needs_redis
 def test_the_sweep_requeues_a_lost_reranking_but_not_one_waiting_retrying_or_running(
     app: Flask,
     encoder: Encoder,

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from app import create_app
 from app.auth.passwords import is_common
 from models import Organisation, OrganisationKind, Role, User
-from tests.conftest import TEST_PASSWORD, AuthActions, totp_code
+from tests.conftest import TEST_PASSWORD, AuthActions, needs_redis, totp_code
 
 STRONG = "orchid-tractor-meadow-91"
 
@@ -350,7 +350,7 @@ def test_forms_are_refused_without_a_csrf_token(app: Flask, make_user: Callable[
     protected.extensions["tandem.engine"].dispose()
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+@needs_redis
 def test_sign_in_limits_are_shared_through_redis(
     app: Flask, client: FlaskClient, make_user: Callable[..., Any]
 ) -> None:

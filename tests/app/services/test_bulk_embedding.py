@@ -28,6 +28,7 @@ from matching.embeddings import content_hash
 from matching.stand_in import StandInEncoder
 from models import Embedding, Match
 from tests.app.workers import start_worker
+from tests.conftest import needs_redis
 
 WORKER_DEADLINE_S = 120
 
@@ -156,7 +157,7 @@ def _workers(app: Flask, tmp_path: Path, count: int) -> Iterator[None]:
             worker.wait(timeout=60)
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+@needs_redis
 def test_recompute_on_redis_has_worker_processes_embed_the_chunks(
     app: Flask,
     session: Session,
