@@ -199,11 +199,15 @@ class SequenceVersion(VersionStore):
         sa.event.listen(engine, "engine_disposed", self._close_idle)
 
     def _close_idle(self, _engine: sa.Engine | None = None) -> None:
+        """Close the idle connections, and those in use when they come back. A forked child
+        only forgets its parent's: closing them would end the parent's sessions."""
         with self._lock:
             idle, self._idle = self._idle, []
+            forked = self._owner[0] != os.getpid()
             self._owner = (os.getpid(), self._owner[1] + 1)
-        for connection, _cursor in idle:
-            connection.close()
+        if not forked:
+            for connection, _cursor in idle:
+                connection.close()
 
     def _connect(self) -> tuple[Any, Any]:
         dialect = self.engine.dialect
@@ -219,11 +223,9 @@ class SequenceVersion(VersionStore):
     )
 
     def _read_once(self, statement: str, parameters: tuple[Any, ...] = ()) -> tuple[Any, ...]:
+        if self._owner[0] != os.getpid():  # forked: the parent's connections are not ours
+            self._close_idle()
         owner = self._owner
-        if owner[0] != os.getpid():  # forked: the parent's connections are not ours
-            with self._lock:
-                self._idle, self._owner = [], (os.getpid(), owner[1] + 1)
-            owner = self._owner
         try:
             connection, cursor = self._idle.pop()
         except IndexError:

@@ -78,14 +78,13 @@ def test_the_version_is_read_again_after_the_server_dropped_every_reading_connec
 ) -> None:
     """What a restarted PostgreSQL does to the reader's kept connections: each is broken. The
     next read is answered (on a new connection), and so is every one after it."""
-    database_url = postgres_url
     monkeypatch.setenv("TANDEM_INSTANCE_PATH", str(tmp_path / "instance"))
-    engine, store = _engine_and_store(database_url)
+    engine, store = _engine_and_store(postgres_url)
     version = store.read()
     assert version is not None
-    before = _open_connections(database_url)
+    before = _open_connections(postgres_url)
     assert before > 0
-    killer = sa.create_engine(database_url, poolclass=sa.NullPool)
+    killer = sa.create_engine(postgres_url, poolclass=sa.NullPool)
     try:
         with killer.connect() as connection:
             dropped = connection.execute(
@@ -101,4 +100,33 @@ def test_the_version_is_read_again_after_the_server_dropped_every_reading_connec
             assert store.read_with_account(engine, "nobody-signs-in-as-this") == (version, None)
     finally:
         killer.dispose()
+        engine.dispose()
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs TANDEM_TEST_DATABASE_URL (PostgreSQL)")
+def test_a_forked_process_reads_on_its_own_connections_and_leaves_its_parents_open(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child forked after the parent read (a server that forks its workers) opens its own
+    reading connection, and disposing of its engine closes that one, not the parent's."""
+    monkeypatch.setenv("TANDEM_INSTANCE_PATH", str(tmp_path / "instance"))
+    engine, store = _engine_and_store(postgres_url)
+    try:
+        version = store.read()
+        held = _open_connections(postgres_url)
+        child = os.fork()
+        if child == 0:  # the child: no pytest from here on, only its exit status
+            status = 1
+            try:
+                status = 0 if store.read() == version else 2
+                if _open_connections(postgres_url) != held + 1:  # not a connection of its own
+                    status = 3
+                engine.dispose(close=False)  # the parent's pool is the parent's
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert _open_connections(postgres_url) == held  # the child's closed, the parent's open
+        assert store.read() == version
+    finally:
         engine.dispose()
